@@ -1,0 +1,208 @@
+# SPDX-License-Identifier: MIT
+"""The `pysg` command: a thin layer over library functions.
+
+Every subcommand parses its arguments, calls one library function and prints the
+result (a human summary, or JSON with --json). Errors in user input end with a one-line
+message and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+
+def _bar(total: int, desc: str, unit: str = "it", quiet: bool = False):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=quiet or None, leave=False, file=sys.stderr)
+
+
+# ------------------------------------------------------------------ synth
+
+
+def cmd_synth(args) -> int:
+    from .synth.dataset import synthesize_dataset
+
+    n_files = (args.train_users + args.test_users) * args.lightings_per_user
+    with _bar(n_files, "synthesising", "file", args.quiet) as bar:
+        summary = synthesize_dataset(args.out_dir, train_users=args.train_users, test_users=args.test_users,
+                                     seconds=args.seconds, seed=args.seed,
+                                     lightings_per_user=args.lightings_per_user, workers=args.workers,
+                                     progress=lambda *_: bar.update(1))
+    print(json.dumps(summary, indent=1, default=str) if args.json else
+          f"wrote {args.out_dir}: " + ", ".join(f"{k}={v}" for k, v in summary.items()
+                                                 if not isinstance(v, (list, dict))))
+    return 0
+
+
+# ------------------------------------------------------------------ train
+
+
+def cmd_train(args) -> int:
+    from .recipes import train_folder
+
+    bar = None
+
+    def on_binned(train, trainer):
+        nonlocal bar
+        remaining = trainer.cfg.epochs - trainer.epoch
+        bar = _bar(len(train) * remaining, "training", "sample", args.quiet)
+
+    def on_epoch(tr):
+        h = tr.history
+        msg = (f"epoch {h.epoch[-1]}/{tr.cfg.epochs}: loss {h.loss[-1]:.4f} "
+               f"train accuracy {h.train_accuracy[-1]:.3f} ({h.seconds[-1]:.1f} s)")
+        if bar is not None:
+            bar.write(msg, file=sys.stderr)
+        else:
+            print(msg, file=sys.stderr)
+
+    trainer = train_folder(args.data_dir, args.output, epochs=args.epochs, dt_ms=args.dt_ms, seed=args.seed,
+                           resume=args.resume, on_binned=on_binned, on_epoch=on_epoch,
+                           on_batch=lambda n, loss: bar.update(n) if bar is not None else None)
+    if bar is not None:
+        bar.close()
+    h = trainer.history
+    out = {"model": str(args.output), "epochs": trainer.epoch, "seconds": float(sum(h.seconds)),
+           "final_loss": h.loss[-1] if h.loss else None,
+           "train_accuracy": h.train_accuracy[-1] if h.train_accuracy else None}
+    if args.history:
+        Path(args.history).write_text(json.dumps(asdict(h)))
+    print(json.dumps(out) if args.json else
+          f"saved {args.output} after {out['epochs']} epochs ({out['seconds']:.0f} s), "
+          f"train accuracy {out['train_accuracy']:.3f}")
+    return 0
+
+
+# ------------------------------------------------------------------ eval
+
+
+def _eval_summary(r: dict) -> str:
+    return (f"accuracy {r['accuracy'] * 100:.2f} % on {r['n']} samples ({r['split']} split, dt {r['dt_us']} us); "
+            f"{r['spikes_per_sample']:.0f} spikes/sample, "
+            f"{r['spikes_per_neuron_per_second']:.1f} spikes/neuron/s, "
+            f"{r['synops_per_sample']:.3g} synaptic ops/sample vs {r['dense_macs_per_sample']:.3g} dense MACs")
+
+
+def cmd_eval(args) -> int:
+    from .recipes import evaluate_folder
+
+    result = evaluate_folder(args.model, args.data_dir, split=args.split, dt_ms=args.dt_ms)
+    if args.plot:
+        from .plots import plot_confusion
+
+        plot_confusion(np.array(result["confusion"]), result["classes"], args.plot)
+    result.pop("predictions", None) if not args.json else None
+    print(json.dumps(result) if args.json else _eval_summary(result))
+    return 0
+
+
+# ------------------------------------------------------------------ demo
+
+
+def cmd_demo(args) -> int:
+    from .recipes import BUNDLED_MODEL, BUNDLED_SAMPLES, demo
+
+    result = demo(BUNDLED_MODEL, BUNDLED_SAMPLES)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    for row in result["samples"]:
+        mark = "ok " if row["predicted"] == row["label"] else "MISS"
+        print(f"{mark} {row['file']} {row['t_start_us'] / 1e6:8.2f} s  true {row['label']:<28} "
+              f"predicted {row['predicted']}")
+    print(f"accuracy {result['accuracy'] * 100:.1f} % on {result['n']} bundled recordings "
+          f"(engine: {result['engine']})")
+    return 0
+
+
+# ------------------------------------------------------------------ plot
+
+
+def cmd_plot(args) -> int:
+    from . import plots
+
+    if args.what == "curves":
+        plots.plot_history(json.loads(Path(args.input).read_text()), args.output)
+    elif args.what == "confusion":
+        r = json.loads(Path(args.input).read_text())
+        plots.plot_confusion(np.array(r["confusion"]), r["classes"], args.output)
+    elif args.what == "events":
+        plots.plot_event_strip(args.input, args.output, sample=args.sample)
+    elif args.what == "raster":
+        if not args.model:
+            raise ValueError("pysg plot raster needs --model MODEL")
+        plots.plot_raster(args.model, args.input, args.output, sample=args.sample)
+    print(f"wrote {args.output}")
+    return 0
+
+
+# ------------------------------------------------------------------ main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pysg", description="SpikingGamma edge inference: train, convert, run.")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("synth", help="generate a synthetic DVS128-Gesture-layout dataset")
+    s.add_argument("out_dir")
+    s.add_argument("--train-users", type=int, default=20)
+    s.add_argument("--test-users", type=int, default=6)
+    s.add_argument("--lightings-per-user", type=int, default=2)
+    s.add_argument("--seconds", type=float, default=2.0, help="duration of each gesture")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--workers", type=int, default=None)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_synth)
+
+    s = sub.add_parser("train", help="train the default gesture network online")
+    s.add_argument("data_dir")
+    s.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
+    s.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
+    s.add_argument("--dt-ms", type=float, default=10.0)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--resume", action="store_true", help="continue from OUTPUT.ckpt")
+    s.add_argument("--history", help="write the training curves (JSON) here")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("eval", help="evaluate a model on a dataset split")
+    s.add_argument("model")
+    s.add_argument("data_dir")
+    s.add_argument("--split", default="test", choices=("train", "test"))
+    s.add_argument("--dt-ms", type=float, default=None, help="retarget the model to this step first")
+    s.add_argument("--plot", help="write the confusion matrix as PNG here")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("demo", help="recognise gestures in the bundled sample recordings")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("plot", help="PNG plots: training curves, confusion, event frames, spike raster")
+    s.add_argument("what", choices=("curves", "confusion", "events", "raster"))
+    s.add_argument("input", help="history JSON (curves), eval JSON (confusion), or a dataset folder")
+    s.add_argument("-o", "--output", required=True)
+    s.add_argument("--model", help="model for the spike raster")
+    s.add_argument("--sample", type=int, default=0, help="sample index in the folder's test split")
+    s.set_defaults(func=cmd_plot)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, NotADirectoryError) as e:
+        print(f"pysg {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+# SPDX-License-Identifier: MIT
+"""The jobs behind the `pysg` command, as library functions a user can call.
+
+`default_network` is the recommended gesture architecture; `train_folder` and
+`evaluate_folder` run the recommended recipe on a DVS128-Gesture-layout folder
+(the real dataset or one written by `pysg synth`).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .datasets.gesture import GESTURE_CLASSES, GestureDataset
+from .model import Dense, Flatten, Network, NetworkConfig, SumPool2d
+from .train.trainer import SequenceData, TrainConfig, Trainer, data_for, evaluate
+
+DATA_DIR = Path(__file__).parent / "data"
+BUNDLED_MODEL = DATA_DIR / "gesture_model.npz"
+BUNDLED_SAMPLES = DATA_DIR / "samples"
+
+
+def default_network(*, dt_us: int = 10_000, seed: int = 0, classes=GESTURE_CLASSES) -> Network:
+    """The recommended gesture network: 128x128 DVS -> 2x32x32 (ON/OFF counts) ->
+    sum-pool 2 -> 512 inputs -> 128 SpikingGamma neurons -> 11 output neurons, K = 4
+    buckets. Small enough for a Cortex-M4 (about 67 k weights)."""
+    cfg = NetworkConfig(
+        input_shape=(2, 32, 32),
+        layers=[SumPool2d(2), Flatten(), Dense(128), Dense(len(classes))],
+        n_buckets=4,
+        dt_us=dt_us,
+        input_gain=1.0,
+        classes=list(classes),
+        sensor_size=(128, 128),
+        downsample=4,
+    )
+    return Network(cfg, rng=np.random.default_rng(seed))
+
+
+def calibrate(net: Network, data: SequenceData, *, n: int = 32, target_std: float = 1.0,
+              theta_frac: float = 0.5) -> None:
+    """Data-dependent initialisation: scale each stage's weights so its x(t) has unit
+    spread on real input (layer by layer, analog network), then set each hidden
+    threshold to `theta_frac` x the mean of its positive outputs."""
+    idx = np.arange(min(n, len(data)))
+    t_steps = int(data.lengths[idx].max())
+    flat = data.frames[idx, :t_steps].reshape(len(idx), t_steps, -1)
+    for st in net.stages:
+        xs = []
+        state = net.init_state(len(idx))
+        for t in range(t_steps):
+            net.step(state, flat[:, t], spiking=False)
+            xs.append(state.x[st.index].copy())
+        x = np.stack(xs)
+        std = float(x.std())
+        if std > 0:
+            net.params[f"{st.index}.W"] *= target_std / std
+        if not st.is_output:
+            y = np.maximum(x * (target_std / std if std > 0 else 1.0), 0)
+            pos = y[y > 0]
+            net.params[f"{st.index}.theta"][:] = theta_frac * (float(pos.mean()) if pos.size else 1.0)
+
+
+def load_split(root, split: str, net: Network, *, dt_us: int | None = None,
+               progress: Callable[[int], None] | None = None) -> SequenceData:
+    return data_for(net, GestureDataset(root, split), dt_us=dt_us, progress=progress)
+
+
+def train_folder(data_dir, out_path, *, epochs: int | None = None, dt_ms: float = 10.0, seed: int = 0,
+                 resume: bool = False, on_batch=None, on_epoch=None, on_binned=None) -> Trainer:
+    """Train the default network with the default recipe on `data_dir`'s train split.
+
+    A checkpoint `<out_path>.ckpt` is written after every epoch; with `resume=True`
+    training continues from it. The final model is saved to `out_path`."""
+    out_path = Path(out_path)
+    ckpt = out_path.with_name(out_path.name + ".ckpt")
+    dt_us = int(round(dt_ms * 1000))
+    if resume and ckpt.exists():
+        trainer = Trainer.resume(ckpt, epochs=epochs)
+        net = trainer.net
+        if net.config.dt_us != dt_us:
+            raise ValueError(f"{ckpt}: checkpoint runs at dt={net.config.dt_us} us, asked for {dt_us} us")
+    else:
+        net = default_network(dt_us=dt_us, seed=seed)
+        cfg = TrainConfig(seed=seed)
+        if epochs is not None:
+            cfg.epochs = epochs
+        trainer = Trainer(net, cfg)
+    train = load_split(data_dir, "train", net)
+    if on_binned:
+        on_binned(train, trainer)
+    if trainer.epoch == 0:
+        calibrate(net, train)
+    trainer.fit(train, checkpoint=ckpt, on_batch=on_batch, on_epoch=on_epoch)
+    net.save(out_path)
+    return trainer
+
+
+def evaluate_folder(model, data_dir, *, split: str = "test", dt_ms: float | None = None,
+                    progress: Callable[[int], None] | None = None) -> dict:
+    """Evaluate a model (path or Network) on a folder split; `dt_ms` retargets the model's
+    time step first (decays re-derived, see Network.retarget_dt)."""
+    net = model if isinstance(model, Network) else Network.load(model)
+    if dt_ms is not None:
+        net = net.retarget_dt(int(round(dt_ms * 1000)))
+    data = load_split(data_dir, split, net)
+    result = evaluate(net, data, progress=progress)
+    result["classes"] = list(net.config.classes)
+    result["split"] = split
+    return result
+
+
+def train_config_dict(trainer: Trainer) -> dict:
+    return asdict(trainer.cfg)
+
+
+def demo(model_path=BUNDLED_MODEL, samples_dir=BUNDLED_SAMPLES) -> dict:
+    """The main job: recognise the gestures of the bundled recordings with the bundled
+    model. Returns per-sample rows (file, interval, true and predicted class) and the
+    accuracy."""
+    net = Network.load(model_path)
+    ds = GestureDataset(samples_dir, "test")
+    data = data_for(net, ds)
+    result = evaluate(net, data)
+    classes = net.config.classes
+    rows = [{"file": Path(s.source).name, "t_start_us": int(s.t_start), "label": classes[s.label],
+             "predicted": classes[p]} for s, p in zip(ds, result["predictions"])]
+    return {"engine": "float", "accuracy": result["accuracy"], "n": result["n"], "samples": rows}

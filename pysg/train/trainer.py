@@ -1,0 +1,306 @@
+# SPDX-License-Identifier: MIT
+"""Online training and evaluation of a SpikingGamma network on event sequences.
+
+The recipe (the defaults of `TrainConfig`, used by `pysg train`):
+* spikes in the loop: the forward pass is the deployed spiking network; gradients
+  use the online rule of `gradients.py` (sigma-delta pair = identity, no surrogate);
+* cross-entropy at every step after the first `warmup` fraction of each sample: the
+  device reports a running prediction, so every step's logits should be right; the
+  first steps are skipped because the buckets still fill up there;
+* a sample's prediction is the argmax of its logits summed over the same steps;
+* Adam with a cosine learning-rate decay, mini-batches, random spatial shifts;
+* an activity penalty on hidden outputs keeps spike rates low.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..model.network import Network
+from .gradients import cross_entropy, loss_weights, online_step_grads, zero_grads
+from .optim import Adam
+
+
+@dataclass
+class SequenceData:
+    """Binned samples ready for the network: frames (N, T, C, H, W) uint16 counts
+    (zero-padded past each sample's length), lengths (N,) in steps, labels (N,)."""
+
+    frames: np.ndarray
+    lengths: np.ndarray
+    labels: np.ndarray
+    dt_us: int
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def seconds(self) -> np.ndarray:
+        return self.lengths * (self.dt_us / 1e6)
+
+
+def bin_samples(samples: Sequence, *, dt_us: int, sensor_size=(128, 128), downsample: int = 4,
+                channels: int = 2, max_duration_us: int | None = None,
+                progress: Callable[[int], None] | None = None) -> SequenceData:
+    """Bin a sequence of dataset samples (with .events relative to the interval start,
+    .duration_us, .label) into one padded array."""
+    from ..datasets.binning import bin_events
+
+    frames, labels = [], []
+    for s in samples:
+        dur = int(s.duration_us) if max_duration_us is None else min(int(s.duration_us), max_duration_us)
+        ev = s.events[s.events["t"] < dur]
+        frames.append(bin_events(ev, duration_us=dur, dt_us=dt_us, sensor_size=sensor_size,
+                                 downsample=downsample, channels=channels))
+        labels.append(s.label)
+        if progress:
+            progress(1)
+    if not frames:
+        raise ValueError("no samples to bin")
+    lengths = np.array([f.shape[0] for f in frames])
+    out = np.zeros((len(frames), lengths.max(), *frames[0].shape[1:]), dtype=np.uint16)
+    for i, f in enumerate(frames):
+        out[i, : len(f)] = f
+    return SequenceData(out, lengths, np.asarray(labels, dtype=np.int64), dt_us)
+
+
+def data_for(net: Network, samples: Sequence, *, dt_us: int | None = None,
+             progress: Callable[[int], None] | None = None) -> SequenceData:
+    """Bin samples for this network's input geometry (at its dt unless given)."""
+    cfg = net.config
+    return bin_samples(samples, dt_us=dt_us or cfg.dt_us, sensor_size=cfg.sensor_size,
+                       downsample=cfg.downsample, channels=cfg.input_shape[0], progress=progress)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 25
+    batch_size: int = 16
+    lr: float = 3e-3
+    lr_final: float = 1e-4
+    warmup: float = 0.2
+    credit: str = "all"
+    spiking: bool = True
+    act_reg: float = 0.02
+    max_shift: int = 2
+    seed: int = 0
+
+
+@dataclass
+class History:
+    epoch: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+
+def shift_frames(frames: np.ndarray, rng: np.random.Generator, max_shift: int) -> np.ndarray:
+    """Shift each sample (axis 0 of (B, T, C, H, W)) by a random whole-pixel offset in
+    [-max_shift, max_shift]^2, zero-filled: robustness to where the person stands."""
+    if max_shift <= 0:
+        return frames
+    out = np.zeros_like(frames)
+    h, w = frames.shape[-2:]
+    for i in range(len(frames)):
+        dy, dx = rng.integers(-max_shift, max_shift + 1, size=2)
+        src_y = slice(max(0, -dy), h - max(0, dy))
+        dst_y = slice(max(0, dy), h - max(0, -dy))
+        src_x = slice(max(0, -dx), w - max(0, dx))
+        dst_x = slice(max(0, dx), w - max(0, -dx))
+        out[i, ..., dst_y, dst_x] = frames[i, ..., src_y, src_x]
+    return out
+
+
+def train_batch(net: Network, frames: np.ndarray, labels: np.ndarray, lengths: np.ndarray,
+                cfg: TrainConfig) -> tuple[float, dict[str, np.ndarray], np.ndarray]:
+    """One online pass over a batch (frames (B, T, ...)): returns loss, gradients and
+    the summed logits used for the batch's predictions."""
+    batch, t_steps = frames.shape[:2]
+    flat = frames.reshape(batch, t_steps, -1)
+    weights = loss_weights(lengths, t_steps, cfg.warmup)
+    state = net.init_state(batch, traces=True)
+    grads = zero_grads(net)
+    total = 0.0
+    score = np.zeros((batch, net.n_classes))
+    for t in range(t_steps):
+        logits = net.step(state, flat[:, t], spiking=cfg.spiking)
+        w = weights[t]
+        if not w.any():
+            continue
+        loss, g = cross_entropy(logits.astype(np.float64), labels, w)
+        total += loss + online_step_grads(net, state, g, w, grads, credit=cfg.credit, act_reg=cfg.act_reg)
+        score += (w > 0)[:, None] * logits
+    return total, grads, score
+
+
+def lr_at(cfg: TrainConfig, progress: float) -> float:
+    """Cosine decay from lr to lr_final over training (progress in [0, 1])."""
+    return cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+class Trainer:
+    """Owns the optimizer state, the history and checkpoints of one training run."""
+
+    def __init__(self, net: Network, cfg: TrainConfig):
+        self.net = net
+        self.cfg = cfg
+        self.opt = Adam(lr=cfg.lr)
+        self.history = History()
+        self.epoch = 0
+        self.rng = np.random.default_rng(cfg.seed)
+
+    def fit(self, train: SequenceData, val: SequenceData | None = None, *,
+            checkpoint: str | Path | None = None,
+            on_batch: Callable[[int, float], None] | None = None,
+            on_epoch: Callable[["Trainer"], None] | None = None) -> History:
+        import time
+
+        n = len(train)
+        nb = math.ceil(n / self.cfg.batch_size)
+        while self.epoch < self.cfg.epochs:
+            t0 = time.perf_counter()
+            order = self.rng.permutation(n)
+            total, correct = 0.0, 0
+            for bi in range(nb):
+                idx = order[bi * self.cfg.batch_size:(bi + 1) * self.cfg.batch_size]
+                lengths = train.lengths[idx]
+                frames = shift_frames(train.frames[idx, : lengths.max()], self.rng, self.cfg.max_shift)
+                loss, grads, score = train_batch(self.net, frames, train.labels[idx], lengths, self.cfg)
+                lr = lr_at(self.cfg, (self.epoch * nb + bi) / (self.cfg.epochs * nb))
+                self.opt.step(self.net.params, grads, lr=lr)
+                total += loss * len(idx)
+                correct += int(np.sum(score.argmax(1) == train.labels[idx]))
+                if on_batch:
+                    on_batch(len(idx), loss)
+            self.epoch += 1
+            h = self.history
+            h.epoch.append(self.epoch)
+            h.loss.append(total / n)
+            h.train_accuracy.append(correct / n)
+            h.val_accuracy.append(evaluate(self.net, val)["accuracy"] if val is not None else float("nan"))
+            h.seconds.append(time.perf_counter() - t0)
+            if checkpoint is not None:
+                self.save_checkpoint(checkpoint)
+            if on_epoch:
+                on_epoch(self)
+        return self.history
+
+    # -------------------------------------------------------- checkpoints
+
+    def save_checkpoint(self, path: str | Path) -> None:
+        """Model, optimizer moments, epoch, history and RNG state in one zip, written
+        to a temporary name and renamed, so an interrupted write never loses the last."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        meta = {"epoch": self.epoch, "train_config": asdict(self.cfg), "history": asdict(self.history),
+                "adam_steps": self.opt.steps, "rng": self.rng.bit_generator.state}
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("trainer.json", json.dumps(meta))
+            model = io.BytesIO()
+            self.net.save(model)
+            zf.writestr("model.npz", model.getvalue())
+            for kind, store in (("m", self.opt.m), ("v", self.opt.v)):
+                for name, arr in store.items():
+                    buf = io.BytesIO()
+                    np.save(buf, arr, allow_pickle=False)
+                    zf.writestr(f"adam_{kind}/{name}.npy", buf.getvalue())
+        tmp.replace(path)
+
+    @classmethod
+    def resume(cls, path: str | Path, epochs: int | None = None) -> "Trainer":
+        path = Path(path)
+        try:
+            zf = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError) as e:
+            raise ValueError(f"{path}: not a pysg training checkpoint ({e})") from None
+        with zf:
+            if "trainer.json" not in zf.namelist():
+                raise ValueError(f"{path}: not a pysg training checkpoint (no trainer.json)")
+            meta = json.loads(zf.read("trainer.json"))
+            net = Network.load(io.BytesIO(zf.read("model.npz")))
+            cfg = TrainConfig(**meta["train_config"])
+            if epochs is not None:
+                cfg.epochs = epochs
+            tr = cls(net, cfg)
+            tr.epoch = meta["epoch"]
+            tr.history = History(**meta["history"])
+            tr.opt.steps = meta["adam_steps"]
+            tr.rng.bit_generator.state = meta["rng"]
+            for name in zf.namelist():
+                for kind, store in (("m", tr.opt.m), ("v", tr.opt.v)):
+                    prefix = f"adam_{kind}/"
+                    if name.startswith(prefix):
+                        store[name[len(prefix):-4]] = np.load(io.BytesIO(zf.read(name)))
+        return tr
+
+
+def evaluate(net: Network, data: SequenceData, *, batch_size: int = 64, warmup: float = 0.2,
+             spiking: bool = True, progress: Callable[[int], None] | None = None) -> dict:
+    """Accuracy, confusion matrix and activity of a network on binned data.
+
+    A sample's prediction is the argmax of its logits summed over the steps from
+    `warmup` x length to its end (the same steps the training loss uses)."""
+    if data.dt_us != net.config.dt_us:
+        raise ValueError(f"data binned at dt={data.dt_us} us, network runs at dt={net.config.dt_us} us")
+    n, c = len(data), net.n_classes
+    preds = np.empty(n, dtype=np.int64)
+    spikes = np.zeros(n)
+    synops = np.zeros(n)
+    for s in range(0, n, batch_size):
+        idx = np.arange(s, min(n, s + batch_size))
+        lengths = data.lengths[idx]
+        t_steps = int(lengths.max())
+        flat = data.frames[idx, :t_steps].reshape(len(idx), t_steps, -1)
+        state = net.init_state(len(idx))
+        score = np.zeros((len(idx), c))
+        start = np.floor(warmup * lengths)
+        done_spikes = np.zeros(len(idx))
+        done_synops = np.zeros(len(idx))
+        for t in range(t_steps):
+            logits = net.step(state, flat[:, t], spiking=spiking)
+            live = (t >= start) & (t < lengths)
+            score += live[:, None] * logits
+            # A padded sample stops counting activity at its own end.
+            ended = t + 1 == lengths
+            if ended.any():
+                done_spikes[ended] = sum(sp[ended] for sp in state.spikes) if state.spikes else 0
+                done_synops[ended] = state.synops[ended]
+        preds[idx] = score.argmax(axis=1)
+        spikes[idx] = done_spikes
+        synops[idx] = done_synops
+        if progress:
+            progress(len(idx))
+    labels = data.labels
+    confusion = np.zeros((c, c), dtype=np.int64)
+    np.add.at(confusion, (labels, preds), 1)
+    hidden = sum(st.n_out for st in net.stages[:-1])
+    seconds = data.seconds
+    return {
+        "accuracy": float(np.mean(preds == labels)) if n else float("nan"),
+        "n": int(n),
+        "confusion": confusion.tolist(),
+        "predictions": preds.tolist(),
+        "spikes_per_sample": float(spikes.mean()),
+        "spikes_per_neuron_per_second": float(np.sum(spikes) / max(1, hidden) / np.sum(seconds)),
+        "synops_per_sample": float(synops.mean()),
+        "dense_macs_per_sample": float(dense_macs_per_step(net) * data.lengths.mean()),
+        "dt_us": int(net.config.dt_us),
+    }
+
+
+def dense_macs_per_step(net: Network) -> int:
+    """Multiply-accumulates per step of the equivalent frame-based network: every
+    synapse evaluated at every step (one tap; a K-tap frame network needs K times more)."""
+    total = 0
+    for st in net.stages:
+        w = st.syn.weight_shape
+        total += st.syn.n_out * int(np.prod(w[1:]))
+    return total

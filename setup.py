@@ -1,0 +1,21 @@
+# SPDX-License-Identifier: MIT
+"""Build and install pysg (the cffi extension of runtime_c/ will be added here)."""
+from setuptools import find_packages, setup
+
+setup(
+    name="pysg",
+    version="0.1.0",
+    description="Embedded edge-inference runtime for SpikingGamma spiking neural networks",
+    python_requires=">=3.10",
+    packages=find_packages(include=["pysg", "pysg.*"]),
+    package_data={"pysg": ["data/*"]},
+    install_requires=[
+        "numpy>=1.24",
+        "tqdm>=4.60",
+        "matplotlib>=3.7",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "hypothesis>=6", "evutils==0.3.18", "psutil>=5.9"],
+    },
+    entry_points={"console_scripts": ["pysg = pysg.cli:main"]},
+)

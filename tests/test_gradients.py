@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: MIT
+"""The exact reference against finite differences, and the online rule against it."""
+import numpy as np
+import pytest
+
+from pysg.model import Conv2d, Dense, Flatten, Network, NetworkConfig, SumPool2d
+from pysg.train.gradients import (analog_loss, bptt_gradients, cosine, loss_weights,
+                                  online_gradients)
+
+ARCHS = {
+    "dense": [Flatten(), Dense(6), Dense(3)],
+    "conv": [Conv2d(3, 3, 1, 1), SumPool2d(2), Flatten(), Dense(5), Dense(3)],
+    "deep": [Flatten(), Dense(8), Dense(6), Dense(3)],
+}
+
+
+def problem(arch, seed=1, delays=False):
+    rng = np.random.default_rng(seed)
+    net = Network(NetworkConfig((2, 6, 6), ARCHS[arch], n_buckets=3), rng=rng)
+    for k in net.params:
+        if k.endswith(".b"):
+            net.params[k] = rng.normal(0.2, 0.3, net.params[k].shape)
+        if k.endswith(".V"):
+            net.params[k] = rng.normal(0.3, 0.3, net.params[k].shape)
+    if delays:
+        net.params["1.delays"] = rng.integers(0, 4, net.stages[1].n_in).astype(np.uint8)
+    t_steps, batch = 24, 3
+    frames = (rng.random((t_steps, batch, 2, 6, 6)) < 0.15).astype(np.float64)
+    labels = rng.integers(0, 3, batch)
+    w = loss_weights(np.array([24, 18, 24]), t_steps, 0.2)
+    return net, frames, labels, w, rng
+
+
+@pytest.mark.parametrize("arch,delays", [("dense", False), ("conv", False), ("deep", False), ("dense", True)])
+def test_bptt_matches_finite_differences(arch, delays):
+    net, frames, labels, w, rng = problem(arch, delays=delays)
+    loss, grads = bptt_gradients(net, frames, labels, w, act_reg=0.1)
+    assert loss == pytest.approx(analog_loss(net, frames, labels, w, act_reg=0.1), rel=1e-12)
+    for key, g in grads.items():
+        p = net.params[key]
+        flat_nonzero = np.flatnonzero(np.abs(g) > 1e-6)
+        picks = rng.choice(flat_nonzero, size=min(4, flat_nonzero.size), replace=False)
+        assert picks.size, f"{key}: gradient is all zero, the test would prove nothing"
+        for i in picks:
+            idx = np.unravel_index(i, p.shape)
+            old, eps = p[idx], 1e-6
+            p[idx] = old + eps
+            up = analog_loss(net, frames, labels, w, act_reg=0.1)
+            p[idx] = old - eps
+            down = analog_loss(net, frames, labels, w, act_reg=0.1)
+            p[idx] = old
+            assert (up - down) / (2 * eps) == pytest.approx(g[idx], rel=1e-5, abs=1e-9), (key, idx)
+
+
+def test_online_equals_exact_for_a_single_layer():
+    # With no layer below, every step's gradient is local in time: the online rule is exact.
+    rng = np.random.default_rng(0)
+    net = Network(NetworkConfig((1, 4, 4), [Flatten(), Dense(3)], n_buckets=4), rng=rng)
+    frames = (rng.random((30, 2, 1, 4, 4)) < 0.2).astype(np.float64)
+    w = loss_weights(np.array([30, 30]), 30, 0.1)
+    labels = np.array([0, 2])
+    _, exact = bptt_gradients(net, frames, labels, w)
+    _, online = online_gradients(net, frames, labels, w)
+    for k in exact:
+        np.testing.assert_allclose(online[k], exact[k], rtol=1e-10, atol=1e-14)
+
+
+def alignment(arch, credit, seeds=(1, 2, 3)):
+    """Per tensor, the cosine similarity of the online and exact gradients, per seed."""
+    out = {}
+    for seed in seeds:
+        net, frames, labels, w, _ = problem(arch, seed)
+        _, exact = bptt_gradients(net, frames, labels, w, act_reg=0.1)
+        _, online = online_gradients(net, frames, labels, w, credit=credit, act_reg=0.1)
+        for k in exact:
+            out.setdefault(k, []).append(cosine(online[k], exact[k]))
+    return net, out
+
+
+@pytest.mark.parametrize("arch", ["dense", "conv", "deep"])
+def test_online_gradient_aligns_with_exact(arch):
+    """The output stage is exact; lower stages are approximations. With credit through
+    all taps (the default) every tensor stays well aligned (measured 0.75-1.0 on these
+    problems); through bucket 0 alone it is worse and can even point the wrong way."""
+    net, cos_all = alignment(arch, "all")
+    _, cos_b0 = alignment(arch, "bucket0")
+    top = len(net.stages) - 1
+    for k, cs in cos_all.items():
+        if k.startswith(f"{top}."):
+            assert min(cs) > 0.999999, k
+            assert min(cos_b0[k]) > 0.999999, k
+        else:
+            assert min(cs) > 0.7 and np.mean(cs) > 0.8, (k, cs)
+    hidden = [k for k in cos_all if not k.startswith(f"{top}.")]
+    assert np.mean([cos_all[k] for k in hidden]) > np.mean([cos_b0[k] for k in hidden]) + 0.05
