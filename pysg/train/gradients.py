@@ -36,18 +36,27 @@ from ..model.network import Network
 CREDIT_MODES = ("all", "bucket0")
 
 
+class LossSchedule:
+    """Per-step loss weights of a batch: the steps from `warmup` x length to the end of
+    each sample count, each with 1 / (steps counted x batch), so every sample weighs the
+    same and the total is the batch mean of each sample's time-averaged loss. Computed
+    per step (`at`), so nothing of size T is held."""
+
+    def __init__(self, lengths: np.ndarray, warmup: float):
+        if not 0.0 <= warmup < 1.0:
+            raise ValueError(f"warmup must be in [0, 1), got {warmup}")
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.start = np.floor(warmup * self.lengths).astype(np.int64)
+        self.scale = 1.0 / (np.maximum(self.lengths - self.start, 1) * len(self.lengths))
+
+    def at(self, t: int) -> np.ndarray:
+        return ((t >= self.start) & (t < self.lengths)) * self.scale
+
+
 def loss_weights(lengths: np.ndarray, t_steps: int, warmup: float) -> np.ndarray:
-    """(T, B) loss weights: the steps from `warmup` x length to the end of each sample,
-    each 1 / (steps counted x batch), so every sample weighs the same and the total is
-    the batch-mean of the per-sample time-averaged loss."""
-    lengths = np.asarray(lengths, dtype=np.int64)
-    if not 0.0 <= warmup < 1.0:
-        raise ValueError(f"warmup must be in [0, 1), got {warmup}")
-    t = np.arange(t_steps)[:, None]
-    start = np.floor(warmup * lengths).astype(np.int64)[None, :]
-    mask = (t >= start) & (t < lengths[None, :])
-    counts = np.maximum(mask.sum(axis=0), 1)
-    return mask / (counts * len(lengths))
+    """(T, B) matrix of `LossSchedule` weights (for the reference and tests)."""
+    sched = LossSchedule(lengths, warmup)
+    return np.stack([sched.at(t) for t in range(t_steps)])
 
 
 def cross_entropy(logits: np.ndarray, labels: np.ndarray, w: np.ndarray) -> tuple[float, np.ndarray]:

@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..model.network import Network
-from .gradients import cross_entropy, loss_weights, online_step_grads, zero_grads
+from .gradients import LossSchedule, cross_entropy, online_step_grads, zero_grads
 from .optim import Adam
 
 
@@ -125,14 +125,14 @@ def train_batch(net: Network, frames: np.ndarray, labels: np.ndarray, lengths: n
     the summed logits used for the batch's predictions."""
     batch, t_steps = frames.shape[:2]
     flat = frames.reshape(batch, t_steps, -1)
-    weights = loss_weights(lengths, t_steps, cfg.warmup)
+    schedule = LossSchedule(lengths, cfg.warmup)
     state = net.init_state(batch, traces=True)
     grads = zero_grads(net)
     total = 0.0
     score = np.zeros((batch, net.n_classes))
     for t in range(t_steps):
         logits = net.step(state, flat[:, t], spiking=cfg.spiking)
-        w = weights[t]
+        w = schedule.at(t)
         if not w.any():
             continue
         loss, g = cross_entropy(logits.astype(np.float64), labels, w)
