@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("out_dir")
     s.add_argument("--train-users", type=int, default=20)
     s.add_argument("--test-users", type=int, default=6)
-    s.add_argument("--lightings-per-user", type=int, default=2)
+    s.add_argument("--lightings-per-user", type=int, default=3)
     s.add_argument("--seconds", type=float, default=2.0, help="duration of each gesture")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=None)

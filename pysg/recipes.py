@@ -15,7 +15,7 @@ import numpy as np
 
 from .datasets.gesture import GESTURE_CLASSES, GestureDataset
 from .model import Dense, Flatten, Network, NetworkConfig, SumPool2d
-from .train.trainer import SequenceData, TrainConfig, Trainer, data_for, evaluate
+from .train.trainer import SequenceData, TrainConfig, Trainer, calibrate, data_for, evaluate
 
 DATA_DIR = Path(__file__).parent / "data"
 BUNDLED_MODEL = DATA_DIR / "gesture_model.npz"
@@ -37,30 +37,6 @@ def default_network(*, dt_us: int = 10_000, seed: int = 0, classes=GESTURE_CLASS
         downsample=4,
     )
     return Network(cfg, rng=np.random.default_rng(seed))
-
-
-def calibrate(net: Network, data: SequenceData, *, n: int = 32, target_std: float = 1.0,
-              theta_frac: float = 0.5) -> None:
-    """Data-dependent initialisation: scale each stage's weights so its x(t) has unit
-    spread on real input (layer by layer, analog network), then set each hidden
-    threshold to `theta_frac` x the mean of its positive outputs."""
-    idx = np.arange(min(n, len(data)))
-    t_steps = int(data.lengths[idx].max())
-    flat = data.frames[idx, :t_steps].reshape(len(idx), t_steps, -1)
-    for st in net.stages:
-        xs = []
-        state = net.init_state(len(idx))
-        for t in range(t_steps):
-            net.step(state, flat[:, t], spiking=False)
-            xs.append(state.x[st.index].copy())
-        x = np.stack(xs)
-        std = float(x.std())
-        if std > 0:
-            net.params[f"{st.index}.W"] *= target_std / std
-        if not st.is_output:
-            y = np.maximum(x * (target_std / std if std > 0 else 1.0), 0)
-            pos = y[y > 0]
-            net.params[f"{st.index}.theta"][:] = theta_frac * (float(pos.mean()) if pos.size else 1.0)
 
 
 def load_split(root, split: str, net: Network, *, dt_us: int | None = None,

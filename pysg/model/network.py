@@ -155,11 +155,16 @@ def compile_stages(input_shape: tuple[int, ...], layers: list) -> list[Stage]:
 
 
 def default_tau_ms(n_stages: int, k: int) -> list[list[float]]:
-    """Bucket time constants: a fast bucket 0 (it also sets the sigma-delta code's
-    decay) and slower taps that give delays of roughly 50..400 ms, the time scale of
-    arm movements (gesture periods are about 0.6-1.3 s)."""
-    taus = [20.0] + [max(25.0, 100.0 * (1 + i) / max(1, k - 1)) for i in range(k - 1)]
-    return [list(taus) for _ in range(n_stages)]
+    """Bucket time constants (ms) per stage.
+
+    Stage 0 sees input events: a fast bucket 0 (20 ms) smooths them, slower taps give
+    delays of roughly 30..200 ms, the time scale of arm movements (gesture periods are
+    about 0.6-1.3 s). In later stages bucket 0 is also the decoder of the sigma-delta
+    code of the stage below; a slower one (80 ms) lets a neuron code large outputs
+    finely at no more than one spike per step (see trainer.adapt_thresholds)."""
+    first = [20.0] + [max(25.0, 100.0 * (1 + i) / max(1, k - 1)) for i in range(k - 1)]
+    later = [80.0] + [50.0 + 70.0 * i / max(1, k - 2) for i in range(k - 1)]
+    return [list(first)] + [list(later) for _ in range(n_stages - 1)]
 
 
 class Network:

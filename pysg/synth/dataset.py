@@ -147,7 +147,7 @@ def _check_int(name: str, value, lo: int, hi: int | None = None) -> int:
 
 
 def synthesize_dataset(out_dir: str | os.PathLike, *, train_users: int = 20, test_users: int = 6,
-                       seconds: float = 2.0, seed: int = 0, lightings_per_user: int = 2,
+                       seconds: float = 2.0, seed: int = 0, lightings_per_user: int = 3,
                        workers: int | None = None, progress: ProgressFn | None = None,
                        fps: float = 250.0, dvs_config: DVSConfig = DEFAULT_DVS) -> dict:
     """Write a synthetic DVS128 Gesture dataset under ``out_dir`` (created if needed).

@@ -81,15 +81,17 @@ def data_for(net: Network, samples: Sequence, *, dt_us: int | None = None,
 
 @dataclass
 class TrainConfig:
-    epochs: int = 25
+    epochs: int = 40
     batch_size: int = 16
     lr: float = 3e-3
     lr_final: float = 1e-4
     warmup: float = 0.2
     credit: str = "all"
     spiking: bool = True
-    act_reg: float = 0.02
+    act_reg: float = 0.01
     max_shift: int = 2
+    theta_quantile: float = 99.0
+    theta_momentum: float = 0.5
     seed: int = 0
 
 
@@ -119,10 +121,16 @@ def shift_frames(frames: np.ndarray, rng: np.random.Generator, max_shift: int) -
     return out
 
 
+THETA_SAMPLE_EVERY = 8  # steps between samples of hidden outputs for threshold adaptation
+
+
 def train_batch(net: Network, frames: np.ndarray, labels: np.ndarray, lengths: np.ndarray,
-                cfg: TrainConfig) -> tuple[float, dict[str, np.ndarray], np.ndarray]:
+                cfg: TrainConfig, y_samples: list[list[np.ndarray]] | None = None
+                ) -> tuple[float, dict[str, np.ndarray], np.ndarray]:
     """One online pass over a batch (frames (B, T, ...)): returns loss, gradients and
-    the summed logits used for the batch's predictions."""
+    the summed logits used for the batch's predictions. If `y_samples` is given, every
+    THETA_SAMPLE_EVERY-th step's hidden outputs are appended to it (one list per
+    hidden stage): a bounded sample, not a history."""
     batch, t_steps = frames.shape[:2]
     flat = frames.reshape(batch, t_steps, -1)
     schedule = LossSchedule(lengths, cfg.warmup)
@@ -138,7 +146,62 @@ def train_batch(net: Network, frames: np.ndarray, labels: np.ndarray, lengths: n
         loss, g = cross_entropy(logits.astype(np.float64), labels, w)
         total += loss + online_step_grads(net, state, g, w, grads, credit=cfg.credit, act_reg=cfg.act_reg)
         score += (w > 0)[:, None] * logits
+        if y_samples is not None and t % THETA_SAMPLE_EVERY == 0:
+            for l, st in enumerate(net.stages[:-1]):
+                y_samples[l].append(np.maximum(state.x[l], 0.0))
     return total, grads, score
+
+
+def adapt_thresholds(net: Network, y_samples: list[list[np.ndarray]], *, quantile: float = 99.0,
+                     momentum: float = 1.0, floor_frac: float = 0.05) -> None:
+    """Scale hidden thresholds with activity, so the sigma-delta code neither saturates
+    nor coarsens as the weights grow.
+
+    A neuron emits at most one spike per step, and its decoder decays by alpha_0' (the
+    next stage's bucket-0 decay), so it can represent outputs up to 2 theta / (1 - alpha_0').
+    The threshold is moved (by `momentum`) towards (1 - alpha_0') / 2 x the `quantile`-th
+    percentile of the neuron's (channel's) outputs: the finest code that does not
+    saturate below that percentile. Silent channels get `floor_frac` x the stage median,
+    so every threshold stays positive. The function the network computes (analog) does
+    not depend on theta; only the quality and cost of the spike code do."""
+    for l, st in enumerate(net.stages[:-1]):
+        if not y_samples[l]:
+            continue
+        y = np.stack(y_samples[l])  # (S, B, N)
+        c, sp = st.syn.channels, st.syn.spatial
+        per_channel = y.reshape(-1, c, sp).transpose(1, 0, 2).reshape(c, -1)
+        q = np.percentile(per_channel, quantile, axis=1)
+        a0 = net.alphas(l + 1)[0]
+        target = (1 - a0) / 2 * q
+        live = target[target > 0]
+        floor = floor_frac * (float(np.median(live)) if live.size else 1.0)
+        target = np.maximum(target, floor)
+        theta = net.params[f"{l}.theta"]
+        theta += momentum * (target - theta)
+
+
+def calibrate(net: Network, data: SequenceData, *, n: int = 32, target_std: float = 1.0,
+              quantile: float = 99.0) -> None:
+    """Data-dependent initialisation, stage by stage on real input (analog network):
+    scale the weights so x(t) has unit spread, then set the hidden thresholds by the
+    rule of `adapt_thresholds`."""
+    idx = np.arange(min(n, len(data)))
+    t_steps = int(data.lengths[idx].max())
+    flat = data.frames[idx, :t_steps].reshape(len(idx), t_steps, -1)
+    for st in net.stages:
+        xs = []
+        state = net.init_state(len(idx))
+        for t in range(0, t_steps):
+            net.step(state, flat[:, t], spiking=False)
+            if t % THETA_SAMPLE_EVERY == 0:
+                xs.append(state.x[st.index].copy())
+        std = float(np.stack(xs).std())
+        scale = target_std / std if std > 0 else 1.0
+        net.params[f"{st.index}.W"] *= scale
+        if not st.is_output:
+            samples = [[] for _ in net.stages[:-1]]
+            samples[st.index] = [np.maximum(x * scale, 0.0) for x in xs]
+            adapt_thresholds(net, samples, quantile=quantile)
 
 
 def lr_at(cfg: TrainConfig, progress: float) -> float:
@@ -173,9 +236,13 @@ class Trainer:
                 idx = order[bi * self.cfg.batch_size:(bi + 1) * self.cfg.batch_size]
                 lengths = train.lengths[idx]
                 frames = shift_frames(train.frames[idx, : lengths.max()], self.rng, self.cfg.max_shift)
-                loss, grads, score = train_batch(self.net, frames, train.labels[idx], lengths, self.cfg)
+                y_samples = [[] for _ in self.net.stages[:-1]]
+                loss, grads, score = train_batch(self.net, frames, train.labels[idx], lengths, self.cfg,
+                                                 y_samples)
                 lr = lr_at(self.cfg, (self.epoch * nb + bi) / (self.cfg.epochs * nb))
                 self.opt.step(self.net.params, grads, lr=lr)
+                adapt_thresholds(self.net, y_samples, quantile=self.cfg.theta_quantile,
+                                 momentum=self.cfg.theta_momentum)
                 total += loss * len(idx)
                 correct += int(np.sum(score.argmax(1) == train.labels[idx]))
                 if on_batch:
