@@ -1,0 +1,90 @@
+# SPDX-License-Identifier: MIT
+"""The `pysg` command end to end on a tiny generated dataset, and its errors."""
+import json
+
+import numpy as np
+import pytest
+
+from pysg.cli import main
+from pysg.datasets.gesture import GESTURE_CLASSES, read_trials
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    data = root / "data"
+    assert main(["--quiet", "synth", str(data), "--train-users", "1", "--test-users", "1",
+                 "--lightings-per-user", "1", "--seconds", "0.6", "--workers", "1"]) == 0
+    model = root / "m.npz"
+    assert main(["--quiet", "train", str(data), "-o", str(model), "--epochs", "1",
+                 "--history", str(root / "h.json")]) == 0
+    return root, data, model
+
+
+def test_synth_writes_the_dataset_layout(tiny):
+    _, data, _ = tiny
+    assert len(read_trials(data, "train")) == 1 and len(read_trials(data, "test")) == 1
+
+
+def test_eval_json_has_the_promised_keys(tiny, capsys):
+    root, data, model = tiny
+    capsys.readouterr()
+    assert main(["eval", str(model), str(data), "--json", "--plot", str(root / "conf.png")]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["n"] == 11
+    assert np.array(r["confusion"]).shape == (11, 11) and np.sum(r["confusion"]) == 11
+    assert 0.0 <= r["accuracy"] <= 1.0
+    assert r["spikes_per_sample"] >= 0 and r["synops_per_sample"] > 0
+    assert r["classes"] == list(GESTURE_CLASSES)
+    assert (root / "conf.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_resume_runs_further_epochs(tiny, capsys):
+    root, data, model = tiny
+    capsys.readouterr()
+    assert main(["--quiet", "train", str(data), "-o", str(model), "--epochs", "2", "--resume", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["epochs"] == 2
+
+
+@pytest.mark.parametrize("what", ["curves", "events", "raster"])
+def test_plots_are_png(tiny, what):
+    root, data, model = tiny
+    src = root / "h.json" if what == "curves" else data
+    extra = ["--model", str(model)] if what == "raster" else []
+    out = root / f"{what}.png"
+    assert main(["plot", what, str(src), "-o", str(out), *extra]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
+
+
+def test_corrupt_recording_gives_a_clear_error(tiny, tmp_path, capsys):
+    _, data, model = tiny
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in data.iterdir():
+        (bad / f.name).write_bytes(f.read_bytes())
+    rec = bad / read_trials(data, "test")[0]
+    raw = rec.read_bytes()
+    rec.write_bytes(raw[: len(raw) - 5])  # cut inside the last packet
+    capsys.readouterr()
+    assert main(["eval", str(model), str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert rec.name in err and "byte offset" in err
+
+
+def test_bad_labels_and_missing_model_give_clear_errors(tiny, tmp_path, capsys):
+    _, data, model = tiny
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in data.iterdir():
+        (bad / f.name).write_bytes(f.read_bytes())
+    labels = next(bad.glob("*_labels.csv"))
+    lines = labels.read_text().splitlines()
+    lines[3] = "4,notanumber,12"
+    labels.write_text("\n".join(lines) + "\n")
+    capsys.readouterr()
+    split = "train" if labels.name.replace("_labels.csv", ".aedat") in read_trials(data, "train") else "test"
+    assert main(["eval", str(model), str(bad), "--split", split]) == 2
+    err = capsys.readouterr().err
+    assert labels.name in err and "line 4" in err
+    assert main(["eval", str(tmp_path / "nope.npz"), str(data)]) == 2
+    assert "nope.npz" in capsys.readouterr().err
