@@ -8,7 +8,7 @@ setup(
     description="Embedded edge-inference runtime for SpikingGamma spiking neural networks",
     python_requires=">=3.10",
     packages=find_packages(include=["pysg", "pysg.*"]),
-    package_data={"pysg": ["data/*"]},
+    package_data={"pysg": ["data/*.npz", "data/samples/*"]},
     install_requires=[
         "numpy>=1.24",
         "tqdm>=4.60",

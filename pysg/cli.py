@@ -116,7 +116,7 @@ def cmd_demo(args) -> int:
         mark = "ok " if row["predicted"] == row["label"] else "MISS"
         print(f"{mark} {row['file']} {row['t_start_us'] / 1e6:8.2f} s  true {row['label']:<28} "
               f"predicted {row['predicted']}")
-    print(f"accuracy {result['accuracy'] * 100:.1f} % on {result['n']} bundled recordings "
+    print(f"accuracy {result['accuracy'] * 100:.1f} % on the {result['n']} gestures of the bundled recordings "
           f"(engine: {result['engine']})")
     return 0
 

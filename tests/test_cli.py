@@ -88,3 +88,12 @@ def test_bad_labels_and_missing_model_give_clear_errors(tiny, tmp_path, capsys):
     assert labels.name in err and "line 4" in err
     assert main(["eval", str(tmp_path / "nope.npz"), str(data)]) == 2
     assert "nope.npz" in capsys.readouterr().err
+
+
+def test_demo_recognises_the_bundled_recordings(capsys):
+    # The shipped model and recording belong together: a person absent from training.
+    assert main(["demo", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["n"] == 11
+    assert sorted(s["label"] for s in r["samples"]) == sorted(GESTURE_CLASSES)
+    assert r["accuracy"] >= 10 / 11
