@@ -7,7 +7,7 @@ setup(
     version="0.1.0",
     description="Embedded edge-inference runtime for SpikingGamma spiking neural networks",
     python_requires=">=3.10",
-    packages=find_packages(include=["pysg", "pysg.*"]),
+    packages=find_packages(include=["pysg", "pysg.*", "converters", "converters.*"]),
     package_data={"pysg": ["data/*.npz", "data/samples/*"]},
     install_requires=[
         "numpy>=1.24",

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The `pysg` command end to end on a tiny generated dataset, and its errors."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -58,10 +59,7 @@ def test_plots_are_png(tiny, what):
 
 def test_corrupt_recording_gives_a_clear_error(tiny, tmp_path, capsys):
     _, data, model = tiny
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    for f in data.iterdir():
-        (bad / f.name).write_bytes(f.read_bytes())
+    bad = shutil.copytree(data, tmp_path / "bad")
     rec = bad / read_trials(data, "test")[0]
     raw = rec.read_bytes()
     rec.write_bytes(raw[: len(raw) - 5])  # cut inside the last packet
@@ -73,10 +71,7 @@ def test_corrupt_recording_gives_a_clear_error(tiny, tmp_path, capsys):
 
 def test_bad_labels_and_missing_model_give_clear_errors(tiny, tmp_path, capsys):
     _, data, model = tiny
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    for f in data.iterdir():
-        (bad / f.name).write_bytes(f.read_bytes())
+    bad = shutil.copytree(data, tmp_path / "bad")
     labels = next(bad.glob("*_labels.csv"))
     lines = labels.read_text().splitlines()
     lines[3] = "4,notanumber,12"
