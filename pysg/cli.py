@@ -90,15 +90,65 @@ def _eval_summary(r: dict) -> str:
 
 
 def cmd_eval(args) -> int:
-    from .recipes import evaluate_folder
+    if args.engine == "ref":
+        from .intref import evaluate_folder_ref
 
-    result = evaluate_folder(args.model, args.data_dir, split=args.split, dt_ms=args.dt_ms)
+        result = evaluate_folder_ref(args.model, args.data_dir, split=args.split, dt_ms=args.dt_ms)
+    else:
+        from .recipes import evaluate_folder
+
+        result = evaluate_folder(args.model, args.data_dir, split=args.split, dt_ms=args.dt_ms)
     if args.plot:
         from .plots import plot_confusion
 
         plot_confusion(np.array(result["confusion"]), result["classes"], args.plot)
     result.pop("predictions", None) if not args.json else None
     print(json.dumps(result) if args.json else _eval_summary(result))
+    return 0
+
+
+# ------------------------------------------------------------------ export / inspect / run
+
+
+def cmd_export(args) -> int:
+    from converters.sgm import export_file
+
+    info = export_file(args.model, args.output, dt_ms=args.dt_ms)
+    print(json.dumps(info) if args.json else
+          f"wrote {args.output}: {info['file_bytes']} bytes, arena {info['arena_bytes']} bytes, "
+          f"{info['parameters']} parameters, dt {info['dt_us']} us")
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from .sgm import inspect_sgm
+
+    info = inspect_sgm(str(args.model))
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    print(f"{args.model}: .sgm version {info['format_version']}, {info['file_bytes']} bytes, "
+          f"arena {info['arena_bytes']} bytes, dt {info['dt_us']} us, K = {info['n_buckets']}, "
+          f"input {info['input_shape']} from sensor {info['sensor_size']} / {info['downsample']}")
+    for l in info["layers"]:
+        print(f"  {l['index']}: {l['kind']:<6} {l['in_shape']} pool {l['pool']} -> {l['out_shape']}"
+              f"{' (output)' if l['output'] else ''}: {l['parameters']} parameters, "
+              f"weights {l['weight_bytes']} B, arena {l['arena_bytes']} B, alpha_q15 {l['alpha_q15']}"
+              f"{', delays <= ' + str(l['max_delay']) if l['delays'] else ''}")
+    print("  labels: " + ", ".join(info["labels"]))
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .intref import run_file
+
+    r = run_file(args.model, args.events)
+    logits = r.pop("logits")
+    if args.dump_logits:
+        np.save(args.dump_logits, logits)
+    print(json.dumps(r) if args.json else
+          f"prediction {r['prediction']} (class {r['label_index']}) after {r['steps']} steps; "
+          f"spikes per hidden stage {r['spikes']}, {r['synops']} synaptic events")
     return 0
 
 
@@ -178,8 +228,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", default="test", choices=("train", "test"))
     s.add_argument("--dt-ms", type=float, default=None, help="retarget the model to this step first")
     s.add_argument("--plot", help="write the confusion matrix as PNG here")
+    s.add_argument("--engine", choices=("float", "ref"), default="float",
+                   help="float model (.npz), or the int8 integer reference (.sgm, or an .npz quantised first)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("export", help="quantise a float model (.npz) into an int8 .sgm model file")
+    s.add_argument("model")
+    s.add_argument("-o", "--output", required=True, help=".sgm file to write")
+    s.add_argument("--dt-ms", type=float, default=None, help="retarget the model to this step first")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("inspect", help="validate an .sgm model file and describe it")
+    s.add_argument("model")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_inspect)
+
+    s = sub.add_parser("run", help="run an .sgm model on one AEDAT 3.1 recording")
+    s.add_argument("model")
+    s.add_argument("events", help="AEDAT 3.1 file (the whole file is one sample)")
+    s.add_argument("--engine", choices=("ref",), default="ref", help="ref: the Python integer reference")
+    s.add_argument("--dump-logits", help="save the per-step int32 logits (steps x classes) as .npy")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("demo", help="recognise gestures in the bundled sample recordings")
     s.add_argument("--json", action="store_true")

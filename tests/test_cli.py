@@ -92,3 +92,44 @@ def test_demo_recognises_the_bundled_recordings(capsys):
     assert r["n"] == 11
     assert sorted(s["label"] for s in r["samples"]) == sorted(GESTURE_CLASSES)
     assert r["accuracy"] >= 10 / 11
+
+
+def test_export_inspect_run_end_to_end(tiny, capsys):
+    root, data, model = tiny
+    sgm = root / "m.sgm"
+    assert main(["export", str(model), "-o", str(sgm), "--json"]) == 0
+    exported = json.loads(capsys.readouterr().out)
+    assert main(["inspect", str(sgm), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    for key in ("format_version", "layers", "file_bytes", "arena_bytes", "labels", "dt_us"):
+        assert key in info, key
+    assert info["file_bytes"] == sgm.stat().st_size == exported["file_bytes"]
+    assert info["labels"] == list(GESTURE_CLASSES) and info["dt_us"] == 10_000
+    rec = data / read_trials(data, "test")[0]
+    dump = root / "logits.npy"
+    assert main(["run", str(sgm), str(rec), "--json", "--dump-logits", str(dump)]) == 0
+    r = json.loads(capsys.readouterr().out)
+    logits = np.load(dump)
+    assert logits.dtype == np.int32 and logits.shape == (r["steps"], 11)
+    assert r["prediction"] == GESTURE_CLASSES[r["label_index"]]
+    assert r["synops"] > 0 and len(r["scores"]) == 11
+    # The reference engine agrees with the float model on the test split within a point.
+    assert main(["eval", str(sgm), str(data), "--engine", "ref", "--json"]) == 0
+    ref = json.loads(capsys.readouterr().out)
+    assert main(["eval", str(model), str(data), "--json"]) == 0
+    flt = json.loads(capsys.readouterr().out)
+    assert ref["n"] == flt["n"] == 11
+    assert sum(a == b for a, b in zip(ref["predictions"], flt["predictions"])) >= 10
+
+
+def test_inspect_names_the_bad_field(tiny, tmp_path, capsys):
+    root, data, model = tiny
+    sgm = tmp_path / "m.sgm"
+    assert main(["--quiet", "export", str(model), "-o", str(sgm)]) == 0
+    raw = bytearray(sgm.read_bytes())
+    raw[0] ^= 0xFF
+    sgm.write_bytes(bytes(raw))
+    capsys.readouterr()
+    assert main(["inspect", str(sgm)]) == 2
+    err = capsys.readouterr().err
+    assert "offset 0" in err or "byte offset 0" in err
