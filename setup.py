@@ -13,9 +13,12 @@ setup(
         "numpy>=1.24",
         "tqdm>=4.60",
         "matplotlib>=3.7",
+        "lz4>=4.0",        # AEDAT 4 packets (LZ4 frames)
+        "zstandard>=0.20", # AEDAT 4 packets (Zstandard)
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6", "evutils==0.3.18", "psutil>=5.9"],
+        "test": ["pytest>=7", "hypothesis>=6", "evutils==0.3.18", "psutil>=5.9",
+                 "faery==0.7.1", "dv-processing==2.0.4"],
     },
     entry_points={"console_scripts": ["pysg = pysg.cli:main"]},
 )

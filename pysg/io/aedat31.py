@@ -32,7 +32,7 @@ import numpy as np
 
 from pysg.events import EVENT_DTYPE, EventFileError
 
-__all__ = ["write_aedat31", "read_aedat31", "read_aedat31_header"]
+__all__ = ["write_aedat31", "read_aedat31", "read_aedat31_header", "iter_aedat31"]
 
 MAGIC = b"#!AER-DAT3.1"
 END_HEADER = b"#!END-HEADER"
@@ -337,3 +337,72 @@ def write_aedat31(path: str | os.PathLike, events: np.ndarray, *, width: int = 1
                 f.write(PACKET_HEADER.pack(POLARITY_EVENT, int(source_id), _POLARITY_SIZE, _POLARITY_TS_OFFSET,
                                            overflow, k, k, k))
                 f.write(rec[a:b].tobytes())
+
+
+# --------------------------------------------------------------------------- #
+# Chunked reader (bounded memory)
+# --------------------------------------------------------------------------- #
+def iter_aedat31(path: str | os.PathLike, *, chunk_events: int = 1_000_000,
+                 include_invalid: bool = False):
+    """Yield the polarity events of an AEDAT 3.1 file in chunks of at most
+    about ``chunk_events`` events, reading packet by packet (memory bounded by
+    the chunk plus the largest packet). Same decoding and errors as
+    ``read_aedat31``; the concatenated chunks equal its result."""
+    path = os.fspath(path)
+    if isinstance(chunk_events, bool) or not isinstance(chunk_events, (int, np.integer)) or chunk_events < 1:
+        raise ValueError(f"iter_aedat31: chunk_events must be a positive integer, got {chunk_events!r}")
+    with open(path, "rb") as f:
+        header = _parse_header(f, path)
+        if header["format"] != "RAW":
+            raise EventFileError(path, f"byte offset {header['format_offset']}",
+                                 f"unsupported '#Format: {header['format']}', only RAW is supported")
+        size = os.fstat(f.fileno()).st_size
+        pos = header["data_offset"]
+        pending: list[np.ndarray] = []
+        n_pending = 0
+        packet = 0
+        while pos < size:
+            f.seek(pos)
+            raw = f.read(PACKET_HEADER.size)
+            if len(raw) < PACKET_HEADER.size:
+                raise EventFileError(path, f"byte offset {pos}",
+                                     f"packet {packet}: truncated packet header, "
+                                     f"{len(raw)} of {PACKET_HEADER.size} bytes")
+            (ev_type, _source, ev_size, ts_offset, ts_overflow,
+             capacity, number, _valid) = PACKET_HEADER.unpack(raw)
+            body = pos + PACKET_HEADER.size
+            problem = _packet_problem(ev_type, ev_size, ts_offset, ts_overflow, capacity, number, size - body)
+            if problem is not None:
+                fld, what = problem
+                raise EventFileError(path, f"byte offset {pos + fld}",
+                                     f"packet {packet} (header at byte {pos}, eventType {ev_type}): {what}")
+            if ev_type == POLARITY_EVENT and number:
+                rec = np.frombuffer(f.read(number * _POLARITY_SIZE), dtype=_POLARITY_RECORD)
+                d, ts = rec["d"], rec["ts"]
+                if not include_invalid:
+                    keep = (d & np.uint32(1)).astype(bool)
+                    bad = (ts < 0) & keep
+                else:
+                    keep = None
+                    bad = ts < 0
+                if bad.any():
+                    i = int(np.argmax(bad))
+                    raise EventFileError(path, f"byte offset {body + i * _POLARITY_SIZE}",
+                                         f"polarity event {i} of a packet has a negative timestamp "
+                                         f"{int(ts[i])} (bit 31 set)")
+                if keep is not None:
+                    d, ts = d[keep], ts[keep]
+                out = np.empty(d.size, dtype=EVENT_DTYPE)
+                out["x"] = d >> np.uint32(17)
+                out["y"] = (d >> np.uint32(2)) & np.uint32(0x7FFF)
+                out["p"] = (d >> np.uint32(1)) & np.uint32(1)
+                out["t"] = (np.int64(ts_overflow) << _TS_BITS) | ts
+                pending.append(out)
+                n_pending += out.size
+                if n_pending >= chunk_events:
+                    yield np.concatenate(pending)
+                    pending, n_pending = [], 0
+            pos = body + capacity * ev_size
+            packet += 1
+        if n_pending:
+            yield np.concatenate(pending)

@@ -1,0 +1,517 @@
+# SPDX-License-Identifier: MIT
+"""Prophesee raw files: EVT 2.0, EVT 3.0 (``.raw``) and DAT (``.dat``).
+
+All three start with a text header of ``% ``-prefixed lines ending in ``\\n``
+(``% evt 3.0``, ``% format EVT3;height=720;width=1280``, ``% geometry 1280x720``,
+``% Width``/``% Height`` in DAT files, an optional ``% end`` line, and ``% t0 N``
+written by faery when it subtracted the first timestamp). The binary data
+follows the last header line.
+
+EVT 2.0: little-endian 32-bit words, type in bits 28..31::
+
+    0x0 CD_OFF / 0x1 CD_ON   bits 22..27 time low 6 bits, 11..21 x, 0..10 y
+    0x8 EVT_TIME_HIGH        bits 0..27 = t >> 6
+    0xA EXT_TRIGGER, 0xE OTHERS, 0xF CONTINUED (skipped)
+
+  ``t = time_high << 6 | low``: 34 bits, unwrapped (+2**34) whenever
+  TIME_HIGH goes backwards.
+
+EVT 3.0: little-endian 16-bit words, type in bits 12..15, stateful::
+
+    0x0 EVT_ADDR_Y    bits 0..10 y
+    0x2 EVT_ADDR_X    bit 11 polarity, bits 0..10 x: one event at (x, y)
+    0x3 VECT_BASE_X   bit 11 polarity, bits 0..10 base x
+    0x4 VECT_12       bits 0..11: an event at base x + i for each set bit i,
+                      then base x += 12
+    0x5 VECT_8        bits 0..7: same, base x += 8
+    0x6 EVT_TIME_LOW  bits 0..11 = t bits 0..11
+    0x8 EVT_TIME_HIGH bits 0..11 = t bits 12..23 (and t bits 0..11 = 0)
+    0xA EXT_TRIGGER, 0x7/0xF CONTINUED, 0xE OTHERS (skipped)
+
+  24-bit time, wrapping every 2**24 µs (16.78 s): unwrapped whenever TIME_HIGH
+  goes backwards. Events before the first ADDR_Y / TIME_HIGH / TIME_LOW (and
+  vectors before the first VECT_BASE_X) have no defined value and are dropped,
+  as Prophesee's decoders do.
+
+DAT: after the header, 1 byte event type (0x0C = CD) and 1 byte event size
+(8), then 8-byte events: uint32 t, uint32 data with x in bits 0..13, y in
+14..27, polarity in 28..31. ``t`` is unwrapped (+2**32) when it goes backwards.
+
+Decoding is vectorised: the EVT 3.0 state (last y, time, base x, polarity) is
+a forward fill of the index of the last word of each kind
+(``np.maximum.accumulate``), vectors are expanded with ``np.unpackbits``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Iterator
+
+import numpy as np
+
+from pysg.events import EVENT_DTYPE, EventFileError
+
+__all__ = ["read_evt", "iter_evt", "write_evt3", "read_dat", "read_prophesee_header", "EvtHeader"]
+
+_MAX_HEADER_LINE = 64 * 1024
+_MAX_HEADER_BYTES = 1 << 20
+
+EVT3_TIME_WRAP = 1 << 24
+EVT2_TIME_WRAP = 1 << 34
+DAT_TIME_WRAP = 1 << 32
+_DAT_CD = 0x0C
+_DAT_EVENT_SIZE = 8
+
+
+# --------------------------------------------------------------------------- #
+# Header
+# --------------------------------------------------------------------------- #
+@dataclass
+class EvtHeader:
+    """The ``% `` text header of a Prophesee file.
+
+    ``format`` is ``"evt2"``, ``"evt3"``, ``"dat"`` or None (header says
+    nothing); ``width``/``height`` are None when absent; ``t0`` is the offset
+    faery subtracted (0 when absent); ``data_offset`` is the first byte after
+    the header.
+    """
+    lines: list[str] = field(default_factory=list)
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    t0: int = 0
+    data_offset: int = 0
+    keys: dict[str, str] = field(default_factory=dict)
+
+
+def _parse_int(path: str, where: str, text: str, what: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise EventFileError(path, where, f"{what}: {text.strip()!r} is not an integer") from None
+    if value < 0:
+        raise EventFileError(path, where, f"{what}: negative value {value}")
+    return value
+
+
+def _parse_header(f: BinaryIO, path: str) -> EvtHeader:
+    """Read the ``%`` header lines from ``f`` (positioned at 0)."""
+    head = EvtHeader()
+    offset = 0
+    while True:
+        f.seek(offset)
+        peek = f.read(2)
+        if len(peek) < 2 or peek[:1] != b"%" or peek[1:2] not in (b" ", b"\n", b"\r"):
+            break
+        f.seek(offset)
+        line = f.readline(_MAX_HEADER_LINE)
+        where = f"byte offset {offset}"
+        if not line.endswith(b"\n"):
+            raise EventFileError(path, where, "truncated or overlong '%' header line")
+        try:
+            text = line.rstrip(b"\r\n").decode("ascii")
+        except UnicodeDecodeError:
+            break  # binary data that happens to start with '% '
+        offset += len(line)
+        if offset > _MAX_HEADER_BYTES:
+            raise EventFileError(path, where, f"'%' header longer than {_MAX_HEADER_BYTES} bytes")
+        head.lines.append(text)
+        body = text[1:].strip()
+        if body.lower() == "end":
+            break
+        key, _, value = body.partition(" ")
+        low = key.lower()
+        head.keys[key] = value
+        if low == "evt":
+            version = value.strip()
+            if version.startswith("3"):
+                head.format = "evt3"
+            elif version.startswith("2"):
+                head.format = "evt2"
+            else:
+                raise EventFileError(path, where, f"unsupported '% evt {version}'")
+        elif low == "format":
+            parts = value.split(";")
+            name = parts[0].strip().upper()
+            if name in ("EVT3", "EVT3.0"):
+                head.format = "evt3"
+            elif name in ("EVT2", "EVT2.0", "EVT21", "EVT2.1"):
+                if name in ("EVT21", "EVT2.1"):
+                    raise EventFileError(path, where, "EVT 2.1 is not supported")
+                head.format = "evt2"
+            for part in parts[1:]:
+                k, _, v = part.partition("=")
+                if k.strip().lower() == "width":
+                    head.width = _parse_int(path, where, v, "format width")
+                elif k.strip().lower() == "height":
+                    head.height = _parse_int(path, where, v, "format height")
+        elif low == "geometry":
+            w, sep, h = value.partition("x")
+            if not sep:
+                raise EventFileError(path, where, f"'% geometry {value}' is not WIDTHxHEIGHT")
+            head.width = _parse_int(path, where, w, "geometry width")
+            head.height = _parse_int(path, where, h, "geometry height")
+        elif low == "width":
+            head.width = _parse_int(path, where, value, "Width")
+        elif low == "height":
+            head.height = _parse_int(path, where, value, "Height")
+        elif low == "t0":
+            head.t0 = _parse_int(path, where, value, "t0")
+        elif low == "version" and head.format is None:
+            head.format = "dat"
+        elif low == "data" and "cd events" in value.lower() and head.format is None:
+            head.format = "dat"
+    head.data_offset = offset
+    return head
+
+
+def read_prophesee_header(path: str | os.PathLike) -> EvtHeader:
+    """Parse the ``%`` header of an EVT 2.0 / EVT 3.0 / DAT file."""
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        return _parse_header(f, path)
+
+
+# --------------------------------------------------------------------------- #
+# EVT 2.0
+# --------------------------------------------------------------------------- #
+@dataclass
+class _Evt2State:
+    time_high: int = -1      # last TIME_HIGH (unwrapped, << 6 not applied), -1 = none yet
+    raw_high: int = -1       # last raw 28-bit value, for wrap detection
+
+
+def _decode_evt2(words: np.ndarray, state: _Evt2State, t0: int) -> np.ndarray:
+    kind = words >> np.uint32(28)
+    is_high = kind == 8
+    high_idx = np.flatnonzero(is_high)
+    raw = (words[high_idx] & np.uint32(0x0FFFFFFF)).astype(np.int64)
+    # Unwrap: every decrease of the raw 28-bit value is one wrap.
+    prev = np.concatenate(([state.raw_high if state.raw_high >= 0 else raw[0] if raw.size else 0], raw))
+    loops = np.cumsum(np.diff(prev) < 0)
+    base_loops = state.time_high >> 28 if state.time_high >= 0 else 0
+    full = raw + ((loops + base_loops) << 28)
+    # Forward fill: index into [initial, full...] of the last TIME_HIGH.
+    last = np.zeros(words.size, dtype=np.int64)
+    last[high_idx] = np.arange(1, high_idx.size + 1)
+    np.maximum.accumulate(last, out=last)
+    highs = np.concatenate(([state.time_high], full))
+    if high_idx.size:
+        state.time_high = int(full[-1])
+        state.raw_high = int(raw[-1])
+    cd = (kind <= 1)
+    th = highs[last]
+    cd &= th >= 0
+    w = words[cd]
+    out = np.empty(w.size, dtype=EVENT_DTYPE)
+    out["x"] = (w >> np.uint32(11)) & np.uint32(0x7FF)
+    out["y"] = w & np.uint32(0x7FF)
+    out["p"] = (w >> np.uint32(28)).astype(np.uint8)
+    out["t"] = (th[cd] << 6) | ((w >> np.uint32(22)) & np.uint32(0x3F)).astype(np.int64)
+    if t0:
+        out["t"] += t0
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# EVT 3.0
+# --------------------------------------------------------------------------- #
+@dataclass
+class _Evt3State:
+    y: int = -1
+    time_high: int = -1      # unwrapped (includes loops << 12)
+    raw_high: int = -1
+    time_low: int = -1
+    base_x: int = -1         # already advanced past earlier vectors
+    pol: int = 0
+
+
+def _last(positions: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """For each row, 1 + index into ``positions`` (sorted word indices of one
+    word kind) of the last one at or before the row; 0 = none yet (the state
+    carried over from the previous chunk)."""
+    return np.searchsorted(positions, rows, side="right")
+
+
+def _decode_evt3(words: np.ndarray, state: _Evt3State, t0: int) -> np.ndarray:
+    n = words.size
+    kind = words >> np.uint16(12)
+    payload = words & np.uint16(0x0FFF)
+
+    y_pos = np.flatnonzero(kind == 0x0)
+    # TIME_HIGH also resets the low 12 bits (a TIME_HIGH not followed by a
+    # TIME_LOW means t = high << 12, as faery and OpenEB decode).
+    tl_pos = np.flatnonzero((kind == 0x6) | (kind == 0x8))
+    th_pos = np.flatnonzero(kind == 0x8)
+    base_pos = np.flatnonzero(kind == 0x3)
+    single = kind == 0x2
+    v12 = kind == 0x4
+    v8 = kind == 0x5
+    vect_pos = np.flatnonzero(v12 | v8)
+    rows = np.flatnonzero(single | v12 | v8)
+
+    y_val = np.concatenate(([state.y], (payload[y_pos] & 0x7FF).astype(np.int64)))
+    tl_val = np.concatenate(([state.time_low], np.where(kind[tl_pos] == 0x6, payload[tl_pos], 0).astype(np.int64)))
+    # TIME_HIGH unwrapped: every decrease of the 12-bit value is one wrap.
+    raw = payload[th_pos].astype(np.int64)
+    first = state.raw_high if state.raw_high >= 0 else (int(raw[0]) if raw.size else 0)
+    loops = np.cumsum(np.diff(np.concatenate(([first], raw))) < 0)
+    base_loops = state.time_high >> 12 if state.time_high >= 0 else 0
+    th_val = np.concatenate(([state.time_high], raw + ((loops + base_loops) << 12)))
+    # VECT_BASE_X: base x and polarity; each vector advances base x by 12 or 8.
+    bp = payload[base_pos].astype(np.int64)
+    bx_val = np.concatenate(([state.base_x], bp & 0x7FF))
+    pol_val = np.concatenate(([state.pol], bp >> 11))
+    inc = np.where(v12[vect_pos], 12, 8)
+    cs = np.concatenate(([0], np.cumsum(inc)))       # advance before vector j: cs[j]
+    cs_base = np.concatenate(([0], cs[np.searchsorted(vect_pos, base_pos)]))
+
+    # New state for the next chunk.
+    if n:
+        last = np.array([n - 1])
+        state.y = int(y_val[_last(y_pos, last)[0]])
+        state.time_low = int(tl_val[_last(tl_pos, last)[0]])
+        state.time_high = int(th_val[-1])
+        if raw.size:
+            state.raw_high = int(raw[-1])
+        b = int(_last(base_pos, last)[0])
+        state.base_x = int(bx_val[b] + cs[-1] - cs_base[b]) if bx_val[b] >= 0 else -1
+        state.pol = int(pol_val[b])
+
+    if rows.size == 0:
+        return np.empty(0, dtype=EVENT_DTYPE)
+    yi = y_val[_last(y_pos, rows)]
+    tli = tl_val[_last(tl_pos, rows)]
+    thi = th_val[_last(th_pos, rows)]
+    bi = _last(base_pos, rows)
+    k = kind[rows]
+    pl = payload[rows]
+    is_single = k == 0x2
+    # Vector base x of each row (meaningless for single rows).
+    vj = np.searchsorted(vect_pos, rows)  # index of this row among vectors
+    vx = bx_val[bi] + cs[np.minimum(vj, cs.size - 1)] - cs_base[bi]
+    keep = (yi >= 0) & (tli >= 0) & (thi >= 0) & (is_single | (bx_val[bi] >= 0))
+    if not keep.all():
+        rows, yi, tli, thi, bi, k, pl, is_single, vx = (
+            a[keep] for a in (rows, yi, tli, thi, bi, k, pl, is_single, vx))
+    bits = np.where(is_single, np.uint16(1), np.where(k == 0x4, pl, pl & np.uint16(0xFF))).astype("<u2")
+    mat = np.unpackbits(bits.view(np.uint8).reshape(-1, 2), axis=1, bitorder="little")[:, :12]
+    r, c = np.nonzero(mat)
+    s = is_single[r]
+    out = np.empty(r.size, dtype=EVENT_DTYPE)
+    out["x"] = np.where(s, pl[r] & np.uint16(0x7FF), vx[r] + c)
+    out["y"] = yi[r]
+    out["p"] = np.where(s, pl[r] >> np.uint16(11), pol_val[bi[r]])
+    out["t"] = ((thi[r] << 12) | tli[r]) + t0
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# Readers
+# --------------------------------------------------------------------------- #
+def _check_range(path: str, ev: np.ndarray, width: int | None, height: int | None, base: int,
+                 word_index: np.ndarray | None = None) -> None:
+    """x/y must lie inside the header geometry (when known)."""
+    for name, limit in (("x", width), ("y", height)):
+        if limit is None or ev.size == 0:
+            continue
+        bad = ev[name] >= limit
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise EventFileError(path, f"byte offset {base}",
+                                 f"event {i} of the data starting here has {name}={int(ev[name][i])}, "
+                                 f"outside the header's {width}x{height} geometry")
+
+
+def iter_evt(path: str | os.PathLike, *, chunk_events: int = 1_000_000, format: str | None = None,
+             add_t0: bool = True) -> Iterator[np.ndarray]:
+    """Decode an EVT 2.0 / EVT 3.0 file in bounded memory, chunk by chunk.
+
+    Args:
+        path: the ``.raw`` file.
+        chunk_events: words decoded per chunk (each chunk yields at most this
+            many events for EVT 2.0; EVT 3.0 vectors can yield up to 12 per
+            word, so a chunk reads ``chunk_events // 4`` words).
+        format: ``"evt2"`` or ``"evt3"`` when the header does not say.
+        add_t0: add the ``% t0`` offset that faery subtracts (``zero_t0``).
+
+    Yields:
+        EVENT_DTYPE arrays, in file order.
+    """
+    path = os.fspath(path)
+    if isinstance(chunk_events, bool) or not isinstance(chunk_events, (int, np.integer)) or chunk_events < 1:
+        raise ValueError(f"iter_evt: chunk_events must be a positive integer, got {chunk_events!r}")
+    with open(path, "rb") as f:
+        head = _parse_header(f, path)
+        fmt = head.format if head.format in ("evt2", "evt3") else format
+        if fmt not in ("evt2", "evt3"):
+            raise EventFileError(path, "byte offset 0",
+                                 f"not an EVT 2.0/3.0 file (header format {head.format!r}); "
+                                 "pass format='evt2' or 'evt3' for a headerless raw file")
+        word = 4 if fmt == "evt2" else 2
+        dtype = np.dtype("<u4" if fmt == "evt2" else "<u2")
+        n_words = max(1, chunk_events if fmt == "evt2" else chunk_events // 4)
+        t0 = head.t0 if add_t0 else 0
+        state: Any = _Evt2State() if fmt == "evt2" else _Evt3State()
+        f.seek(head.data_offset)
+        pos = head.data_offset
+        while True:
+            data = f.read(n_words * word)
+            if not data:
+                return
+            if len(data) % word:
+                raise EventFileError(path, f"byte offset {pos + len(data) - len(data) % word}",
+                                     f"file ends inside a {word * 8}-bit {fmt.upper()} word")
+            words = np.frombuffer(data, dtype=dtype)
+            ev = _decode_evt2(words, state, t0) if fmt == "evt2" else _decode_evt3(words, state, t0)
+            _check_range(path, ev, head.width, head.height, pos)
+            pos += len(data)
+            if ev.size:
+                yield ev
+
+
+def read_evt(path: str | os.PathLike, *, format: str | None = None, add_t0: bool = True) -> np.ndarray:
+    """Read every CD event of an EVT 2.0 or EVT 3.0 ``.raw`` file.
+
+    Args:
+        path: the file.
+        format: ``"evt2"``/``"evt3"``, used only when the header does not say.
+        add_t0: add back the ``% t0`` offset faery writes with ``zero_t0=True``.
+
+    Returns:
+        EVENT_DTYPE array in file order, ``t`` in µs (unwrapped), ``p`` 1 = ON.
+
+    Raises:
+        FileNotFoundError, EventFileError (with the byte offset).
+    """
+    chunks = list(iter_evt(path, chunk_events=1 << 24, format=format, add_t0=add_t0))
+    if not chunks:
+        return np.empty(0, dtype=EVENT_DTYPE)
+    return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+
+
+def read_dat(path: str | os.PathLike, *, add_t0: bool = True) -> np.ndarray:
+    """Read a Prophesee DAT (version 2) file of CD events.
+
+    Returns EVENT_DTYPE in file order; ``t`` (uint32 in the file) is unwrapped
+    by 2**32 whenever it goes backwards.
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        head = _parse_header(f, path)
+        f.seek(head.data_offset)
+        kind = f.read(2)
+        if len(kind) < 2:
+            if not kind:
+                return np.empty(0, dtype=EVENT_DTYPE)
+            raise EventFileError(path, f"byte offset {head.data_offset}", "file ends inside the event type/size bytes")
+        ev_type, ev_size = kind[0], kind[1]
+        if ev_type != _DAT_CD:
+            raise EventFileError(path, f"byte offset {head.data_offset}",
+                                 f"DAT event type 0x{ev_type:02x}, only CD events (0x0c) are supported")
+        if ev_size != _DAT_EVENT_SIZE:
+            raise EventFileError(path, f"byte offset {head.data_offset + 1}",
+                                 f"DAT event size {ev_size}, must be {_DAT_EVENT_SIZE}")
+        data = f.read()
+    base = head.data_offset + 2
+    if len(data) % _DAT_EVENT_SIZE:
+        raise EventFileError(path, f"byte offset {base + len(data) - len(data) % _DAT_EVENT_SIZE}",
+                             "file ends inside an 8-byte DAT event")
+    rec = np.frombuffer(data, dtype=[("t", "<u4"), ("d", "<u4")])
+    t = rec["t"].astype(np.int64)
+    if t.size > 1:
+        t += np.concatenate(([0], np.cumsum(np.diff(t) < -(1 << 31)))) << 32
+    d = rec["d"]
+    out = np.empty(rec.size, dtype=EVENT_DTYPE)
+    out["x"] = d & np.uint32(0x3FFF)
+    out["y"] = (d >> np.uint32(14)) & np.uint32(0x3FFF)
+    p = d >> np.uint32(28)
+    if p.size and int(p.max()) > 1:
+        i = int(np.argmax(p > 1))
+        raise EventFileError(path, f"byte offset {base + 8 * i + 4}", f"event {i} has polarity {int(p[i])}")
+    out["p"] = p
+    out["t"] = t + (head.t0 if add_t0 else 0)
+    _check_range(path, out, head.width, head.height, base)
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# EVT 3.0 writer
+# --------------------------------------------------------------------------- #
+def write_evt3(path: str | os.PathLike, events: np.ndarray, *, width: int = 1280, height: int = 720) -> None:
+    """Write events as an EVT 3.0 file (``% evt 3.0`` header, geometry).
+
+    Every event is written as its own ADDR_X word (vectors are not used),
+    preceded by ADDR_Y / TIME_LOW / TIME_HIGH words whenever those change; a
+    TIME_HIGH word is also emitted each 2**24 µs wrap so readers can unwrap.
+
+    Args:
+        events: fields x, y, t (µs, >= 0, non-decreasing), p (0/1).
+        width, height: sensor size (at most 2048, the 11-bit fields).
+
+    Raises:
+        ValueError: bad sizes, out-of-range or unsorted events.
+    """
+    for name, value in (("width", width), ("height", height)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= 2048:
+            raise ValueError(f"write_evt3: {name} must be an integer in [1, 2048], got {value!r}")
+    events = np.asarray(events)
+    names = getattr(events.dtype, "names", None) or ()
+    missing = [f for f in ("x", "y", "t", "p") if f not in names]
+    if missing:
+        raise ValueError(f"write_evt3: events need fields x, y, t, p (missing {', '.join(missing)})")
+    n = events.size
+    words = np.empty(0, dtype="<u2")
+    if n:
+        x = events["x"].astype(np.int64)
+        y = events["y"].astype(np.int64)
+        t = events["t"].astype(np.int64)
+        p = events["p"].astype(np.int64)
+        for name, arr, limit in (("x", x, width), ("y", y, height), ("p", p, 2)):
+            bad = (arr < 0) | (arr >= limit)
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise ValueError(f"write_evt3: event {i} has {name}={int(arr[i])}, must be in [0, {limit})")
+        if t[0] < 0:
+            raise ValueError(f"write_evt3: negative t={int(t[0])}")
+        dec = np.flatnonzero(np.diff(t) < 0)
+        if dec.size:
+            i = int(dec[0]) + 1
+            raise ValueError(f"write_evt3: events not sorted by t: event {i} has t={int(t[i])} < t={int(t[i - 1])}")
+        high = t >> 12            # unwrapped TIME_HIGH
+        low = t & 0xFFF
+        first = np.ones(n, dtype=bool)
+        new_high = first.copy()
+        new_high[1:] = high[1:] != high[:-1]
+        new_low = new_high.copy()
+        new_low[1:] |= low[1:] != low[:-1]
+        new_y = new_low.copy()
+        new_y[1:] |= y[1:] != y[:-1]
+        # A jump of a full wrap or more needs intermediate TIME_HIGH words so
+        # the reader counts every wrap: emit one per 4096 (each a decrease
+        # modulo 4096 is detected once per wrap).
+        prev_high = np.concatenate(([0], high[:-1]))
+        wraps = np.where(new_high, (high >> 12) - (prev_high >> 12), 0)
+        wraps[0] = high[0] >> 12
+        extra = np.maximum(wraps, 0) * 2  # 2 words per wrap: TIME_HIGH 4095 then 0
+        per = extra + new_high + new_low + new_y + 1
+        offs = np.concatenate(([0], np.cumsum(per)))
+        words = np.zeros(int(offs[-1]), dtype="<u2")
+        pos = offs[:-1].copy()
+        # Wrap words (rare): loop over events with wraps only.
+        for i in np.flatnonzero(extra):
+            k = int(pos[i])
+            for _ in range(int(wraps[i])):
+                words[k] = 0x8000 | 0xFFF
+                words[k + 1] = 0x8000
+                k += 2
+        pos += extra
+        for mask, value in ((new_high, 0x8000 | (high & 0xFFF)), (new_low, 0x6000 | low), (new_y, y)):
+            words[pos[mask]] = value[mask]
+            pos += mask
+        words[pos] = 0x2000 | (p << 11) | x
+    header = (f"% evt 3.0\n% format EVT3;height={height};width={width}\n"
+              f"% geometry {width}x{height}\n% end\n").encode("ascii")
+    with open(path, "wb") as f:
+        f.write(header)
+        f.write(words.astype("<u2").tobytes())
