@@ -152,6 +152,19 @@ def cmd_run(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ info
+
+
+def cmd_info(args) -> int:
+    from .io import info
+
+    r = info(args.events)
+    print(json.dumps(r) if args.json else
+          f"{args.events}: {r['format']}, {r['width']}x{r['height']}, {r['n_events']} events "
+          f"({r['n_on']} ON), t {r['t_first']} .. {r['t_last']} us")
+    return 0
+
+
 # ------------------------------------------------------------------ demo
 
 
@@ -252,6 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dump-logits", help="save the per-step int32 logits (steps x classes) as .npy")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("info", help="describe an event file (any supported format)")
+    s.add_argument("events")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_info)
 
     s = sub.add_parser("demo", help="recognise gestures in the bundled sample recordings")
     s.add_argument("--json", action="store_true")

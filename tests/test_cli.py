@@ -133,3 +133,17 @@ def test_inspect_names_the_bad_field(tiny, tmp_path, capsys):
     assert main(["inspect", str(sgm)]) == 2
     err = capsys.readouterr().err
     assert "offset 0" in err or "byte offset 0" in err
+
+
+def test_info_reports_the_recording(tiny, capsys):
+    from pysg.io.aedat31 import read_aedat31
+
+    _, data, _ = tiny
+    rec = data / read_trials(data, "test")[0]
+    ev = read_aedat31(rec)
+    capsys.readouterr()
+    assert main(["info", str(rec), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert (r["format"], r["width"], r["height"]) == ("aedat31", 128, 128)
+    assert r["n_events"] == ev.size and r["n_on"] == int(ev["p"].sum())
+    assert (r["t_first"], r["t_last"]) == (int(ev["t"][0]), int(ev["t"][-1]))
