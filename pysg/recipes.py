@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -86,10 +85,6 @@ def evaluate_folder(model, data_dir, *, split: str = "test", dt_ms: float | None
     result["classes"] = list(net.config.classes)
     result["split"] = split
     return result
-
-
-def train_config_dict(trainer: Trainer) -> dict:
-    return asdict(trainer.cfg)
 
 
 def demo(model_path=BUNDLED_MODEL, samples_dir=BUNDLED_SAMPLES) -> dict:

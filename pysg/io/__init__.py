@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from pysg.events import EVENT_DTYPE, EventFileError
+from pysg.events import EventFileError
 
 __all__ = ["EventFile", "FORMATS", "detect_format", "read_events", "iter_events", "info"]
 

@@ -177,6 +177,7 @@ def bptt_gradients(net: Network, frames: np.ndarray, labels: np.ndarray, weights
     lam0_hist = [np.zeros((t_steps + dmax[st.index] + 1, batch, st.n_in)) for st in stages]
     for t in range(t_steps - 1, -1, -1):
         delta = glog[t]
+        g_y = None  # dL/dy of the stage below, set by the stage above it
         for st in reversed(stages):
             l = st.index
             if not st.is_output:
