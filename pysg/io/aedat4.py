@@ -34,7 +34,8 @@ import numpy as np
 
 from pysg.events import EVENT_DTYPE, EventFileError
 
-__all__ = ["read_aedat4", "iter_aedat4", "read_aedat4_header", "write_aedat4", "Aedat4Header", "Aedat4Stream"]
+__all__ = ["read_aedat4", "iter_aedat4", "read_aedat4_header", "write_aedat4", "Aedat4Header", "Aedat4Stream",
+           "decode_io_header", "decode_event_packet"]
 
 MAGIC = b"#!AER-DAT4.0\r\n"
 COMPRESSIONS = {0: "none", 1: "lz4", 2: "lz4_high", 3: "zstd", 4: "zstd_high"}
@@ -154,7 +155,11 @@ def _parse_header(f: BinaryIO, path: str) -> Aedat4Header:
     if size <= 0 or size > remaining:
         raise EventFileError(path, f"byte offset {len(MAGIC)}",
                              f"IOHeader size {size} invalid ({remaining} bytes left in the file)")
-    buf = f.read(size)
+    return _decode_io_header(f.read(size), path, base)
+
+
+def _decode_io_header(buf: bytes, path: str, base: int) -> Aedat4Header:
+    """The IOHeader flatbuffer ``buf`` (which starts at byte ``base`` of ``path``)."""
     try:
         root = _u32(buf, 0)
         _, fields = _table_fields(buf, root)
@@ -177,7 +182,7 @@ def _parse_header(f: BinaryIO, path: str) -> Aedat4Header:
         streams = _parse_xml(xml)
     except ET.ParseError as e:
         raise EventFileError(path, f"byte offset {base + start}", f"IOHeader infoNode XML: {e}") from None
-    return Aedat4Header(COMPRESSIONS[compression], table_pos, xml, streams, base + size)
+    return Aedat4Header(COMPRESSIONS[compression], table_pos, xml, streams, base + len(buf))
 
 
 def read_aedat4_header(path: str | os.PathLike) -> Aedat4Header:
@@ -206,17 +211,34 @@ def _pick_stream(path: str, header: Aedat4Header, stream: int | None) -> Aedat4S
 # --------------------------------------------------------------------------- #
 # Packets
 # --------------------------------------------------------------------------- #
+_PIECE_BYTES = 1 << 20  # decompress in pieces: memory follows the data, not the cap
+
+
 def _decompress(path: str, compression: str, payload: bytes, at: int) -> bytes:
     try:
         if compression.startswith("lz4"):
             import lz4.frame
             d = lz4.frame.LZ4FrameDecompressor()
-            out = d.decompress(payload, max_length=MAX_PACKET_BYTES)
-            if not d.eof:
-                raise EventFileError(path, f"byte offset {at}", "truncated or oversized LZ4 frame")
-            return out
+            parts, total, data = [], 0, payload
+            while True:
+                # A single call with max_length=MAX_PACKET_BYTES would reserve that
+                # much per packet (1 GiB), whatever the packet's size.
+                piece = d.decompress(data, max_length=_PIECE_BYTES)
+                data = b""
+                parts.append(piece)
+                total += len(piece)
+                if total > MAX_PACKET_BYTES:
+                    raise EventFileError(path, f"byte offset {at}", "oversized LZ4 frame")
+                if d.eof:
+                    return b"".join(parts)
+                if d.needs_input:
+                    raise EventFileError(path, f"byte offset {at}", "truncated LZ4 frame")
         if compression.startswith("zstd"):
             import zstandard
+            declared = zstandard.frame_content_size(payload)
+            if declared > MAX_PACKET_BYTES:
+                raise EventFileError(path, f"byte offset {at}",
+                                     f"ZSTD frame declares {declared} bytes, more than {MAX_PACKET_BYTES}")
             d = zstandard.ZstdDecompressor().decompressobj()
             out = d.decompress(payload)
             if len(out) > MAX_PACKET_BYTES or not d.eof:
@@ -260,6 +282,42 @@ def _decode_packet(path: str, data: bytes, at: int) -> np.ndarray:
     out["y"] = rec["y"]
     out["p"] = rec["p"]
     return out
+
+
+def decode_io_header(buf: bytes, *, source: str = "<stream>", offset: int = 0) -> Aedat4Header:
+    """Decode an IOHeader flatbuffer given as bytes (without its ``int32`` size).
+
+    For DV's network stream, which sends ``int32 size`` + IOHeader first, with
+    no ``#!AER-DAT4.0`` line. ``source`` and ``offset`` (the position of
+    ``buf`` in the stream) only name the place in error messages;
+    ``data_offset`` of the result is ``offset + len(buf)``.
+
+    Raises:
+        EventFileError: malformed flatbuffer, unknown compression, bad XML.
+    """
+    return _decode_io_header(bytes(buf), source, offset)
+
+
+def decode_event_packet(payload: bytes, compression: str = "none", *, source: str = "<stream>",
+                        offset: int = 0) -> np.ndarray:
+    """EVENT_DTYPE events of one packet payload (the bytes after ``int32 stream
+    id, int32 size``), decompressed as the IOHeader says.
+
+    Args:
+        payload: the packet's ``size`` bytes.
+        compression: ``Aedat4Header.compression`` (``"none"``, ``"lz4"``,
+            ``"lz4_high"``, ``"zstd"``, ``"zstd_high"``).
+        source, offset: name the stream and the payload's byte offset in
+            error messages.
+
+    Raises:
+        EventFileError: bad compression frame, malformed flatbuffer, invalid events.
+    """
+    if compression not in COMPRESSIONS.values():
+        raise ValueError(f"decode_event_packet: compression must be one of {sorted(COMPRESSIONS.values())}, "
+                         f"got {compression!r}")
+    data = _decompress(source, compression, bytes(payload), offset)
+    return _decode_packet(source, data, offset)
 
 
 def iter_aedat4(path: str | os.PathLike, *, stream: int | None = None) -> Iterator[np.ndarray]:
