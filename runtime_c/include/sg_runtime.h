@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file sg_runtime.h
+ * @brief pysg C runtime: runs a SpikingGamma `.sgm` model (docs/FORMAT.md) event-driven,
+ *        in fixed point, bit-exact with the Python integer reference (pysg/intref.py).
+ *
+ * C99, no heap: the model stays where it is (e.g. in flash) and is never copied; all
+ * state lives in one caller-provided arena of sg_arena_size() bytes. Typical use:
+ *
+ *     sg_model m;  sg_runtime rt;
+ *     if (sg_model_load(&m, file, file_size) != SG_OK) ...   // validates in place
+ *     static int32_t arena[...];                              // >= sg_arena_size(&m) bytes
+ *     sg_runtime_init(&rt, &m, arena, sizeof arena);
+ *     sg_feed(&rt, events, n);          // events with absolute µs timestamps
+ *     sg_advance_to(&rt, t_now_us);     // close every step that ended by t_now_us
+ *     int c = sg_prediction(&rt);
+ *
+ * Time: step s covers [t0 + s dt, t0 + (s+1) dt) where t0 is the first event's time
+ * (or the origin set by sg_set_origin). A step runs in three phases (FORMAT.md §3):
+ * decays, input scatter (as events arrive), then layer by layer x, spikes and their
+ * scatter into the next layer.
+ */
+#ifndef SG_RUNTIME_H
+#define SG_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SG_FORMAT_VERSION 1u    /**< the .sgm format version this runtime reads */
+#define SG_MAX_STAGES 16        /**< synaptic layers per model (FORMAT.md: 1..16) */
+#define SG_MAX_BUCKETS 16       /**< Gamma buckets per layer (FORMAT.md: 1..16) */
+#define SG_MAX_CLASSES 64       /**< outputs this runtime keeps logits and scores for */
+#define SG_LABEL_SIZE 32        /**< bytes per class label slot, NUL-padded */
+
+/** Status of every public function that can fail: 0 ok, negative errors. */
+typedef enum sg_status {
+    SG_OK = 0,
+    SG_ERR_ARG = -1,          /**< NULL pointer or invalid argument */
+    SG_ERR_TRUNCATED = -2,    /**< buffer shorter than the header or than file_size */
+    SG_ERR_MAGIC = -3,        /**< not an .sgm file */
+    SG_ERR_VERSION = -4,      /**< format_version or header_size not supported */
+    SG_ERR_CRC = -5,          /**< header or payload CRC-32 mismatch */
+    SG_ERR_HEADER = -6,       /**< a header field out of range */
+    SG_ERR_LABEL = -7,        /**< a class label is empty, unterminated or not UTF-8 */
+    SG_ERR_LAYER = -8,        /**< a layer-table field out of range or inconsistent */
+    SG_ERR_BLOB = -9,         /**< a blob has the wrong size, alignment, bounds or overlaps */
+    SG_ERR_VALUE = -10,       /**< a blob holds a value out of range (shift, decay, threshold, delay) */
+    SG_ERR_ARENA = -11,       /**< arena_bytes inconsistent, or the caller's arena too small */
+    SG_ERR_UNSUPPORTED = -12, /**< valid file beyond this build's limits (e.g. > SG_MAX_CLASSES) */
+    SG_ERR_TIME = -13         /**< an event or time before the current step */
+} sg_status;
+
+/** Human-readable name of a status ("SG_ERR_CRC: ..."). Never NULL. */
+const char *sg_status_str(sg_status status);
+
+/** A parsed view of one layer-table entry; pointers point into the model buffer. */
+typedef struct sg_stage {
+    uint16_t kind;        /**< 1 dense, 2 conv2d */
+    uint16_t flags;       /**< bit 0 OUTPUT, bit 1 DELAYS */
+    uint16_t in_c, in_h, in_w;     /**< raw presynaptic geometry */
+    uint16_t pool;                 /**< sum-pooling factor (1 = none) */
+    uint16_t syn_c, syn_h, syn_w;  /**< synaptic input geometry after pooling */
+    uint16_t out_c, out_h, out_w;  /**< neurons: channels x rows x columns */
+    uint16_t kernel, stride, padding;
+    uint16_t max_delay;            /**< D: the delay ring has D + 1 slots */
+    uint32_t n_in;                 /**< syn_c syn_h syn_w */
+    uint32_t n_out;                /**< out_c out_h out_w */
+    const int8_t *weights;         /**< dense [out_c][n_in]; conv [out_c][syn_c][kernel][kernel] */
+    const int32_t *bias;           /**< [out_c], x units */
+    const int16_t *vweights;       /**< [out_c][K] bucket weights */
+    const uint8_t *vshift;         /**< [out_c] right shift 0..62 */
+    const int32_t *theta;          /**< [out_c] thresholds (NULL on the output stage) */
+    const uint16_t *alpha;         /**< [K] Q15 decays 0..32767 */
+    const uint8_t *delays;         /**< [n_in] axonal delays in steps, or NULL */
+} sg_stage;
+
+/** A validated model: header fields and stage views over the caller's buffer. */
+typedef struct sg_model {
+    const uint8_t *data;  /**< the file, used in place */
+    uint32_t size;
+    uint32_t dt_us;
+    uint32_t arena_bytes; /**< state bytes a runtime needs (FORMAT.md §4) */
+    uint16_t n_stages, n_buckets;
+    uint16_t in_c, in_h, in_w;
+    uint16_t sensor_w, sensor_h, downsample;
+    uint16_t n_classes;
+    const char *labels;   /**< n_classes slots of SG_LABEL_SIZE bytes, NUL-terminated */
+    sg_stage stages[SG_MAX_STAGES];
+    uint32_t error_offset; /**< after a failed load: byte offset of the first bad field */
+    const char *error_field; /**< after a failed load: its name (static string) */
+} sg_model;
+
+/**
+ * Validate an .sgm file in place (FORMAT.md §5, in that order) and fill @p model.
+ * @param[out] model  filled on success; on failure error_offset/error_field name the check
+ * @param[in]  data   the file bytes (any alignment is accepted for validation; running
+ *                    needs the 8-byte alignment the writer guarantees relative to @p data,
+ *                    so pass a buffer aligned to 8 bytes)
+ * @param[in]  size   bytes in @p data
+ * @return SG_OK or the status of the first failing check. Never reads outside [data, data+size).
+ */
+sg_status sg_model_load(sg_model *model, const void *data, size_t size);
+
+/** Label of class @p index (NUL-terminated, inside the model buffer), or NULL if out of range. */
+const char *sg_model_label(const sg_model *model, uint16_t index);
+
+/** Arena bytes the model needs (= model->arena_bytes): the caller allocates it. */
+size_t sg_arena_size(const sg_model *model);
+
+/** Counters since the last sg_runtime_reset(). */
+typedef struct sg_stats {
+    uint64_t steps;                 /**< completed time steps */
+    uint64_t events_in;             /**< input events accepted */
+    uint64_t events_dropped;        /**< input events outside the sensor or the pooled grid */
+    uint64_t synops;                /**< synaptic operations: weights added into buckets */
+    uint64_t spikes[SG_MAX_STAGES]; /**< spikes emitted per hidden stage */
+} sg_stats;
+
+/** Runtime state; the caller owns the struct and the arena. Fields are read-only for users. */
+typedef struct sg_runtime {
+    const sg_model *model;
+    uint8_t *arena;
+    size_t arena_size;
+    size_t arena_used;
+    int32_t *z[SG_MAX_STAGES];     /**< [K][n_out] bucket states per stage */
+    int32_t *enc[SG_MAX_STAGES];   /**< [n_out] encoder states per hidden stage */
+    int32_t *ring[SG_MAX_STAGES];  /**< [(D+1)][n_in] delay rings, or NULL */
+    int64_t t0_us;                 /**< time origin (start of step 0) */
+    uint32_t step;                 /**< index of the current (open or next) step */
+    uint8_t has_origin;            /**< t0_us is set */
+    uint8_t step_open;             /**< phase 1 of `step` has run, events go into it */
+    uint32_t score_start;          /**< first step summed into score[] */
+    int32_t logits[SG_MAX_CLASSES];/**< logits of the last completed step */
+    int64_t score[SG_MAX_CLASSES]; /**< sum of logits over steps >= score_start */
+    sg_stats stats;
+} sg_runtime;
+
+/**
+ * Bind a runtime to a loaded model and an arena, and reset it.
+ * @param[in] arena       caller memory, 4-byte aligned, at least sg_arena_size(model) bytes
+ * @return SG_ERR_ARENA if the arena is too small, SG_ERR_ARG on NULL or misalignment.
+ */
+sg_status sg_runtime_init(sg_runtime *rt, const sg_model *model, void *arena, size_t arena_size);
+
+/** Zero every state, the scores and the statistics; forget the time origin. */
+sg_status sg_runtime_reset(sg_runtime *rt);
+
+/** Bytes of the arena in use (equals sg_arena_size of the bound model). */
+size_t sg_arena_used(const sg_runtime *rt);
+
+/** Set the time origin (start of step 0) before the first event; SG_ERR_TIME once set. */
+sg_status sg_set_origin(sg_runtime *rt, int64_t t0_us);
+
+/** Event as fed to sg_feed: sensor coordinates, polarity (1 ON, 0 OFF), absolute µs. */
+typedef struct sg_event {
+    int64_t t_us;
+    uint16_t x, y;
+    uint8_t p;
+} sg_event;
+
+/**
+ * Feed events in time order. Steps that end before an event are completed first; the
+ * first event sets the origin if none is set. Events outside the sensor are counted in
+ * stats.events_dropped. Returns SG_ERR_TIME (and stops) at an event earlier than the
+ * current step.
+ */
+sg_status sg_feed(sg_runtime *rt, const sg_event *events, size_t n);
+
+/** Complete every step that ends at or before @p t_us (needs an origin). */
+sg_status sg_advance_to(sg_runtime *rt, int64_t t_us);
+
+/**
+ * Grain 2: one whole step from a dense frame of input event counts
+ * (@p counts: in_c x in_h x in_w, channel-major, or NULL for no input).
+ */
+sg_status sg_step(sg_runtime *rt, const uint16_t *counts);
+
+/** Logits of the last completed step (n_classes int32 in the output stage's x unit). */
+const int32_t *sg_logits(const sg_runtime *rt);
+
+/** Running prediction: the class with the largest score (smallest index on ties), -1 before any step. */
+int sg_prediction(const sg_runtime *rt);
+
+/** Sum logits into the scores only from step @p step on (default 0); also clears the scores. */
+sg_status sg_score_from(sg_runtime *rt, uint32_t step);
+
+/** Copy of the statistics. */
+sg_status sg_get_stats(const sg_runtime *rt, sg_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SG_RUNTIME_H */
