@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""Build and install pysg (the cffi extension of runtime_c/ will be added here)."""
+"""Build and install pysg, with the C runtime (runtime_c/) as the cffi extension
+`pysg._sg_runtime` (API mode, built by pysg/_build_runtime.py from runtime_c/src/*.c)."""
 from setuptools import find_packages, setup
 
 setup(
@@ -15,7 +16,10 @@ setup(
         "matplotlib>=3.7",
         "lz4>=4.0",        # AEDAT 4 packets (LZ4 frames)
         "zstandard>=0.20", # AEDAT 4 packets (Zstandard)
+        "cffi>=1.15",      # the C runtime extension pysg._sg_runtime
     ],
+    setup_requires=["cffi>=1.15"],
+    cffi_modules=["pysg/_build_runtime.py:ffibuilder"],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6", "evutils==0.3.18", "psutil>=5.9",
                  "faery==0.7.1", "dv-processing==2.0.4"],

@@ -89,8 +89,39 @@ def _eval_summary(r: dict) -> str:
             f"{r['synops_per_sample']:.3g} synaptic ops/sample vs {r['dense_macs_per_sample']:.3g} dense MACs")
 
 
+def _engine(requested: str | None, model) -> str:
+    """--engine default: the C runtime for an .sgm model (the integer reference, with a
+    warning, when the extension is not built), the float model otherwise."""
+    if requested is not None:
+        return requested
+    if Path(model).suffix.lower() != ".sgm":
+        return "float"
+    return _c_or_ref()
+
+
+def _c_or_ref() -> str:
+    try:
+        from . import runtime  # noqa: F401
+    except ImportError as e:
+        print(f"pysg: warning: {e}; falling back to --engine ref", file=sys.stderr)
+        return "ref"
+    return "c"
+
+
+def _c_runtime():
+    """pysg.runtime, or a ValueError the CLI reports in one line when it is not built."""
+    try:
+        from . import runtime
+    except ImportError as e:
+        raise ValueError(str(e)) from None
+    return runtime
+
+
 def cmd_eval(args) -> int:
-    if args.engine == "ref":
+    engine = _engine(args.engine, args.model)
+    if engine == "c":
+        result = _c_runtime().evaluate_folder_c(args.model, args.data_dir, split=args.split, dt_ms=args.dt_ms)
+    elif engine == "ref":
         from .intref import evaluate_folder_ref
 
         result = evaluate_folder_ref(args.model, args.data_dir, split=args.split, dt_ms=args.dt_ms)
@@ -140,9 +171,12 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .intref import run_file
+    if (args.engine or _c_or_ref()) == "c":
+        r = _c_runtime().run_file_c(args.model, args.events)
+    else:
+        from .intref import run_file
 
-    r = run_file(args.model, args.events)
+        r = run_file(args.model, args.events)
     logits = r.pop("logits")
     if args.dump_logits:
         np.save(args.dump_logits, logits)
@@ -171,7 +205,7 @@ def cmd_info(args) -> int:
 def cmd_demo(args) -> int:
     from .recipes import BUNDLED_MODEL, BUNDLED_SAMPLES, demo
 
-    result = demo(BUNDLED_MODEL, BUNDLED_SAMPLES)
+    result = demo(BUNDLED_MODEL, BUNDLED_SAMPLES, engine=args.engine)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -241,8 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", default="test", choices=("train", "test"))
     s.add_argument("--dt-ms", type=float, default=None, help="retarget the model to this step first")
     s.add_argument("--plot", help="write the confusion matrix as PNG here")
-    s.add_argument("--engine", choices=("float", "ref"), default="float",
-                   help="float model (.npz), or the int8 integer reference (.sgm, or an .npz quantised first)")
+    s.add_argument("--engine", choices=("float", "ref", "c"), default=None,
+                   help="float: the float model (.npz); ref: the Python int8 integer reference; c: the C "
+                        "runtime (both take an .sgm, or an .npz quantised first). Default: c for an .sgm, "
+                        "float otherwise")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_eval)
 
@@ -261,7 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("run", help="run an .sgm model on one AEDAT 3.1 recording")
     s.add_argument("model")
     s.add_argument("events", help="AEDAT 3.1 file (the whole file is one sample)")
-    s.add_argument("--engine", choices=("ref",), default="ref", help="ref: the Python integer reference")
+    s.add_argument("--engine", choices=("c", "ref"), default=None,
+                   help="c (default): the C runtime; ref: the Python integer reference (bit-exact twins)")
     s.add_argument("--dump-logits", help="save the per-step int32 logits (steps x classes) as .npy")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_run)
@@ -272,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_info)
 
     s = sub.add_parser("demo", help="recognise gestures in the bundled sample recordings")
+    s.add_argument("--engine", choices=("c", "float"), default="c",
+                   help="c (default): the bundled model exported to .sgm in memory and run by the C runtime; "
+                        "float: the float model")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_demo)
 

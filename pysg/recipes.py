@@ -87,15 +87,33 @@ def evaluate_folder(model, data_dir, *, split: str = "test", dt_ms: float | None
     return result
 
 
-def demo(model_path=BUNDLED_MODEL, samples_dir=BUNDLED_SAMPLES) -> dict:
+def demo(model_path=BUNDLED_MODEL, samples_dir=BUNDLED_SAMPLES, *, engine: str = "c") -> dict:
     """The main job: recognise the gestures of the bundled recordings with the bundled
     model. Returns per-sample rows (file, interval, true and predicted class) and the
-    accuracy."""
+    accuracy.
+
+    engine "c" (default): the float model is exported to .sgm in memory
+    (`converters.sgm.export_network`) and every gesture's raw events are fed to the C
+    runtime (origin at the interval start, ceil(duration / dt) steps); "float": the
+    float model on binned frames."""
     net = Network.load(model_path)
     ds = GestureDataset(samples_dir, "test")
-    data = data_for(net, ds)
-    result = evaluate(net, data)
+    samples = list(ds)
     classes = net.config.classes
+    if engine == "c":
+        from converters.sgm import export_network
+
+        from .runtime import Runtime
+
+        rt = Runtime(export_network(net))
+        preds = [rt.classify_events(s.events, t0_us=0, n_steps=-(-int(s.duration_us) // rt.dt_us))
+                 for s in samples]
+        accuracy = float(np.mean([p == s.label for p, s in zip(preds, samples)])) if samples else float("nan")
+    elif engine == "float":
+        result = evaluate(net, data_for(net, samples))
+        preds, accuracy = result["predictions"], result["accuracy"]
+    else:
+        raise ValueError(f"demo: engine must be 'c' or 'float', got {engine!r}")
     rows = [{"file": Path(s.source).name, "t_start_us": int(s.t_start), "label": classes[s.label],
-             "predicted": classes[p]} for s, p in zip(ds, result["predictions"])]
-    return {"engine": "float", "accuracy": result["accuracy"], "n": result["n"], "samples": rows}
+             "predicted": classes[p]} for s, p in zip(samples, preds)]
+    return {"engine": engine, "accuracy": float(accuracy), "n": len(samples), "samples": rows}

@@ -1,0 +1,181 @@
+# SPDX-License-Identifier: MIT
+"""Speed of the C runtime (through cffi) vs the Python integer reference vs the float
+model, on the bundled recording (pysg/data/samples, 26.7 s of DVS128 events, the whole
+file as one sample like `pysg run`) and the bundled gesture model exported to .sgm;
+plus instruction counts of the C runtime alone under valgrind's callgrind (a small C
+driver, bench/sg_drive.c, fed the same events in packets of 1024).
+
+    OMP_NUM_THREADS=1 python bench/runtime_speed.py [--repeat 3] [--dt-ms 10] [--no-callgrind]
+
+Columns: wall time (best of --repeat), events/s, real-time factor (wall time per second
+of DVS input), ns per synaptic operation (wall / synops), speed-up over the other
+engines. "C feed" is the streaming path (every event fed at once, sg_feed closes the
+steps); "C per-step" reads the logits of every step (run_events); "C frames" steps
+through pre-binned frames (sg_step); the integer reference and the float model include
+their binning. All engines must agree: the C and reference predictions, synops and
+spikes are checked equal.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from converters.sgm import export_network  # noqa: E402
+from pysg import intref  # noqa: E402
+from pysg.model.network import Network  # noqa: E402
+from pysg.recipes import BUNDLED_MODEL, BUNDLED_SAMPLES  # noqa: E402
+from pysg.runtime import Runtime, as_sg_events, run_events_c  # noqa: E402
+from pysg.sgm import load_sgm  # noqa: E402
+
+CHUNK = 1024  # events per sg_feed call in the C driver (a USB packet's worth)
+
+
+def best(fn, repeat: int):
+    times, out = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return min(times), out
+
+
+def callgrind(sgm: bytes, ev: np.ndarray, workdir: Path) -> dict:
+    """Compile bench/sg_drive.c with the runtime sources (-O2, as the host library) and
+    count instructions of sg_drive_run (feeding and stepping only) under callgrind."""
+    src = sorted((ROOT / "runtime_c" / "src").glob("*.c"))
+    exe = workdir / "sg_drive"
+    cmd = ["gcc", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-O2", f"-I{ROOT / 'runtime_c' / 'include'}",
+           f"-I{ROOT / 'runtime_c' / 'src'}", str(ROOT / "bench" / "sg_drive.c"), *map(str, src), "-o", str(exe)]
+    subprocess.run(cmd, check=True)
+    (workdir / "model.sgm").write_bytes(sgm)
+    as_sg_events(ev).tofile(workdir / "events.bin")
+    native = subprocess.run([str(exe), str(workdir / "model.sgm"), str(workdir / "events.bin"), str(CHUNK)],
+                            check=True, capture_output=True, text=True).stdout
+    out_file = workdir / "callgrind.out"
+    vg = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}", "--toggle-collect=sg_drive_run",
+          str(exe), str(workdir / "model.sgm"), str(workdir / "events.bin"), str(CHUNK)]
+    t = time.perf_counter()
+    run = subprocess.run(vg, check=True, capture_output=True, text=True)
+    vg_seconds = time.perf_counter() - t
+    totals = re.search(r"^(?:summary|totals):\s*(\d+)", out_file.read_text(), re.M)
+    stats = dict(zip(*[iter(native.split())] * 2))
+    top = []
+    if shutil.which("callgrind_annotate"):
+        ann = subprocess.run(["callgrind_annotate", str(out_file)], capture_output=True, text=True).stdout
+        for line in ann.splitlines():
+            hit = re.match(r"^\s*([\d,]+)\s+\(\s*([\d.]+)%\)\s+\S*:(\w+)", line)
+            if hit and len(top) < 6:
+                top.append((hit[3], int(hit[1].replace(",", "")), float(hit[2])))
+    return {"top": top, "instructions": int(totals[1]), "driver_stdout": native.strip(), "stats": stats,
+            "valgrind_seconds": vg_seconds, "compile": " ".join(cmd), "valgrind": " ".join(vg),
+            "callgrind_stderr_tail": run.stderr.strip().splitlines()[-1:] if run.stderr else []}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--dt-ms", type=float, default=None, help="retarget the model first (default: its own 10 ms)")
+    ap.add_argument("--no-callgrind", action="store_true")
+    args = ap.parse_args(argv)
+
+    from pysg.io.aedat31 import read_aedat31
+
+    rec = next(BUNDLED_SAMPLES.glob("*.aedat"))
+    ev = read_aedat31(rec)
+    net = Network.load(BUNDLED_MODEL)
+    if args.dt_ms is not None:
+        net = net.retarget_dt(int(round(args.dt_ms * 1000)))
+    sgm = export_network(net)
+    m = load_sgm(sgm)
+    rt = Runtime(sgm)
+    t = ev["t"]
+    t0, seconds = int(t.min()), (int(t.max()) - int(t.min()) + 1) / 1e6
+    n_steps = (int(t.max()) - t0) // m.dt_us + 1
+    sg_ev = as_sg_events(ev)
+    print(f"recording {rec.name}: {len(ev)} events over {seconds:.2f} s, {n_steps} steps of {m.dt_us} us; "
+          f"model {len(sgm)} B .sgm, arena {rt.arena_bytes} B", flush=True)
+
+    rows = {}
+    # C, streaming: one sg_feed of every event, then close the last step
+    wall, pred = best(lambda: rt.classify_events(sg_ev, t0_us=t0, n_steps=n_steps), args.repeat)
+    st = rt.stats
+    rows["C feed (cffi)"] = wall
+    # C, per-step logits (the `pysg run --engine c` path)
+    wall, c_run = best(lambda: run_events_c(rt, ev), args.repeat)
+    rows["C per-step (cffi)"] = wall
+    # C, pre-binned frames through sg_step (binning excluded)
+    frames = intref.frames_from_events(m, ev)
+    wall, _ = best(lambda: rt.run_frames(frames), args.repeat)
+    rows["C frames (cffi)"] = wall
+    # the Python integer reference (binning included)
+    wall, ref = best(lambda: intref.run_events(m, ev), max(1, min(args.repeat, 2)))
+    rows["Python int ref"] = wall
+    # the float model (binning included)
+
+    def run_float():
+        fr = intref.frames_from_events(m, ev)
+        return net.run(fr[:, None].astype(np.float32))
+
+    wall, flt = best(run_float, max(1, min(args.repeat, 2)))
+    rows["float model (numpy)"] = wall
+
+    if not (pred == c_run["label_index"] == ref["label_index"] and st["synops"] == ref["synops"]
+            and st["spikes"] == ref["spikes"] and np.array_equal(c_run["logits"], ref["logits"])):
+        print(f"MISMATCH: C {pred} {st} vs reference {ref['label_index']} {ref['synops']} {ref['spikes']}")
+        return 1
+    synops = st["synops"]
+    print(f"prediction {m.labels[pred]} (all engines agree: C == reference bit-exact; float model predicts "
+          f"{m.labels[int(np.argmax(flt.logits[int(0.2 * n_steps):, 0].sum(0)))]}); "
+          f"{synops} synaptic ops ({synops / seconds / 1e6:.2f} M/s of input), "
+          f"{sum(st['spikes'])} spikes\n")
+
+    base_c = rows["C feed (cffi)"]
+    print(f"{'engine':<22}{'wall s':>9}{'Mevents/s':>11}{'RTF':>10}{'x realtime':>12}{'ns/synop':>10}"
+          f"{'time / C feed':>15}")
+    for name, wall in rows.items():
+        print(f"{name:<22}{wall:>9.3f}{len(ev) / wall / 1e6:>11.2f}{wall / seconds:>10.5f}{seconds / wall:>12.0f}"
+              f"{wall / synops * 1e9:>10.2f}{wall / base_c:>15.2f}")
+    ref_w, flt_w = rows["Python int ref"], rows["float model (numpy)"]
+    print(f"\nspeed-up of the C runtime (feed) over the integer reference {ref_w / base_c:.1f}x, over the float "
+          f"model {flt_w / base_c:.1f}x; per-step C path: {ref_w / rows['C per-step (cffi)']:.1f}x and "
+          f"{flt_w / rows['C per-step (cffi)']:.1f}x")
+    print("(RTF = wall time per second of DVS input; ns/synop = wall / synaptic ops of the event-driven run, "
+          "the same count for every row)")
+
+    if not args.no_callgrind:
+        if not shutil.which("valgrind"):
+            print("\nvalgrind not found: no instruction counts")
+            return 0
+        with tempfile.TemporaryDirectory() as tmp:
+            cg = callgrind(sgm, ev, Path(tmp))
+        ir = cg["instructions"]
+        print(f"\ncallgrind (sg_drive_run only: reset, {len(ev)} events fed in packets of {CHUNK}, "
+              f"{n_steps} steps; driver: {cg['driver_stdout']})")
+        print(f"  instructions           {ir:>15,d}")
+        print(f"  per second of input    {ir / seconds:>15,.0f}")
+        print(f"  per event              {ir / len(ev):>15.1f}")
+        print(f"  per synaptic op        {ir / synops:>15.2f}")
+        print(f"  per step               {ir / n_steps:>15,.0f}")
+        for name, n, pct in cg["top"]:
+            print(f"    {name:<26}{n:>15,d} ({pct:4.1f} %)")
+        print(f"  compile: {cg['compile']}")
+        print(f"  run:     {cg['valgrind']}")
+        if int(cg["stats"].get("synops", -1)) != synops or int(cg["stats"].get("prediction", -2)) != pred:
+            print("  MISMATCH between the driver and the cffi runtime")
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
