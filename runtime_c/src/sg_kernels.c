@@ -46,12 +46,27 @@ int32_t sg_pool_index(const sg_stage *st, uint32_t raw)
 
 static uint32_t scatter_dense(const sg_stage *st, uint32_t i, uint32_t count, int32_t *z0)
 {
-    const uint32_t n_in = st->n_in;
+    const size_t n_in = st->n_in;
     const int8_t *w = st->weights + i;
     const uint32_t n = st->out_c;
-    uint32_t j;
-    for (j = 0; j < n; ++j) {
-        z0[j] = (int32_t)((uint32_t)z0[j] + count * (uint32_t)(int32_t)w[(size_t)j * n_in]);
+    uint32_t j = 0;
+    /* Most scatters carry a single event or spike: no multiply, four adds per turn
+     * (the weight column is strided, so the compiler cannot vectorise it). Adds wrap
+     * (uint32) as FORMAT.md specifies; the result is the same as the general loop. */
+    if (count == 1u) {
+        for (; j + 4u <= n; j += 4u, w += 4u * n_in) {
+            z0[j] = (int32_t)((uint32_t)z0[j] + (uint32_t)(int32_t)w[0]);
+            z0[j + 1u] = (int32_t)((uint32_t)z0[j + 1u] + (uint32_t)(int32_t)w[n_in]);
+            z0[j + 2u] = (int32_t)((uint32_t)z0[j + 2u] + (uint32_t)(int32_t)w[2u * n_in]);
+            z0[j + 3u] = (int32_t)((uint32_t)z0[j + 3u] + (uint32_t)(int32_t)w[3u * n_in]);
+        }
+        for (; j < n; ++j, w += n_in) {
+            z0[j] = (int32_t)((uint32_t)z0[j] + (uint32_t)(int32_t)w[0]);
+        }
+        return n;
+    }
+    for (; j < n; ++j, w += n_in) {
+        z0[j] = (int32_t)((uint32_t)z0[j] + count * (uint32_t)(int32_t)w[0]);
     }
     return n;
 }
