@@ -23,6 +23,7 @@ from typing import Callable
 
 import numpy as np
 
+from .metrics import classification_summary
 from .model.layers import Conv2d, Dense, SumPool2d
 from .sgm import KIND_DENSE, Q15_ONE, SgmModel, SgmStage
 
@@ -215,23 +216,11 @@ def evaluate_ref(model: SgmModel, data, *, batch_size: int = 64, warmup: float =
         synops[idx] = (r.synops * live).sum(axis=0)
         if progress:
             progress(len(idx))
-    labels = data.labels
-    confusion = np.zeros((c, c), np.int64)
-    np.add.at(confusion, (labels, preds), 1)
-    hidden = sum(st.n_out for st in model.stages[:-1])
-    return {
-        "accuracy": float(np.mean(preds == labels)) if n else float("nan"),
-        "n": int(n),
-        "confusion": confusion.tolist(),
-        "predictions": preds.tolist(),
-        "spikes_per_sample": float(spikes.mean()),
-        "spikes_per_neuron_per_second": float(np.sum(spikes) / max(1, hidden) / np.sum(data.seconds)),
-        "synops_per_sample": float(synops.mean()),
-        "dense_macs_per_sample": float(sum(st.n_out * st.weights[0].size for st in model.stages)
-                                       * data.lengths.mean()),
-        "dt_us": int(model.dt_us),
-        "engine": "ref",
-    }
+    return classification_summary(preds, data.labels, n_classes=c, spikes=spikes, synops=synops,
+                                  seconds=data.seconds, lengths=data.lengths,
+                                  hidden_neurons=sum(st.n_out for st in model.stages[:-1]),
+                                  dense_macs_per_step=sum(st.n_out * st.weights[0].size for st in model.stages),
+                                  dt_us=model.dt_us, engine="ref")
 
 
 def frames_from_events(model: SgmModel, events: np.ndarray) -> np.ndarray:

@@ -28,6 +28,8 @@ from typing import Callable
 
 import numpy as np
 
+from .metrics import classification_summary
+
 try:
     from ._sg_runtime import ffi, lib
 except ImportError as e:  # pragma: no cover - depends on the build
@@ -409,25 +411,10 @@ def _runtime(model, dt_ms: float | None = None) -> Runtime:
 
 
 def _summary(rt: Runtime, preds, labels, spikes, synops, seconds, lengths) -> dict:
-    n, c = len(labels), rt.n_classes
-    preds = np.asarray(preds, np.int64)
-    labels = np.asarray(labels, np.int64)
-    confusion = np.zeros((c, c), np.int64)
-    np.add.at(confusion, (labels, preds), 1)
-    hidden = int(sum(rt._model.stages[i].n_out for i in range(rt.n_stages - 1)))
-    spikes, synops = np.asarray(spikes, float), np.asarray(synops, float)
-    return {
-        "accuracy": float(np.mean(preds == labels)) if n else float("nan"),
-        "n": int(n),
-        "confusion": confusion.tolist(),
-        "predictions": preds.tolist(),
-        "spikes_per_sample": float(spikes.mean()) if n else float("nan"),
-        "spikes_per_neuron_per_second": float(np.sum(spikes) / max(1, hidden) / np.sum(seconds)),
-        "synops_per_sample": float(synops.mean()) if n else float("nan"),
-        "dense_macs_per_sample": float(rt.dense_macs_per_step() * np.mean(lengths)),
-        "dt_us": int(rt.dt_us),
-        "engine": "c",
-    }
+    return classification_summary(preds, labels, n_classes=rt.n_classes, spikes=spikes, synops=synops,
+                                  seconds=seconds, lengths=lengths,
+                                  hidden_neurons=int(sum(rt._model.stages[i].n_out for i in range(rt.n_stages - 1))),
+                                  dense_macs_per_step=rt.dense_macs_per_step(), dt_us=rt.dt_us, engine="c")
 
 
 def evaluate_c(model, data, *, warmup: float = WARMUP, progress: Callable[[int], None] | None = None) -> dict:

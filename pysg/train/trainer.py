@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..metrics import classification_summary
 from ..model.network import Network
 from .gradients import LossSchedule, cross_entropy, online_step_grads, zero_grads
 from .optim import Adam
@@ -345,22 +346,11 @@ def evaluate(net: Network, data: SequenceData, *, batch_size: int = 64, warmup: 
         synops[idx] = done_synops
         if progress:
             progress(len(idx))
-    labels = data.labels
-    confusion = np.zeros((c, c), dtype=np.int64)
-    np.add.at(confusion, (labels, preds), 1)
-    hidden = sum(st.n_out for st in net.stages[:-1])
-    seconds = data.seconds
-    return {
-        "accuracy": float(np.mean(preds == labels)) if n else float("nan"),
-        "n": int(n),
-        "confusion": confusion.tolist(),
-        "predictions": preds.tolist(),
-        "spikes_per_sample": float(spikes.mean()),
-        "spikes_per_neuron_per_second": float(np.sum(spikes) / max(1, hidden) / np.sum(seconds)),
-        "synops_per_sample": float(synops.mean()),
-        "dense_macs_per_sample": float(dense_macs_per_step(net) * data.lengths.mean()),
-        "dt_us": int(net.config.dt_us),
-    }
+    return classification_summary(preds, data.labels, n_classes=c, spikes=spikes, synops=synops,
+                                  seconds=data.seconds, lengths=data.lengths,
+                                  hidden_neurons=sum(st.n_out for st in net.stages[:-1]),
+                                  dense_macs_per_step=dense_macs_per_step(net), dt_us=net.config.dt_us,
+                                  engine="float")
 
 
 def dense_macs_per_step(net: Network) -> int:
