@@ -171,6 +171,10 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_run(args) -> int:
+    if args.source:
+        return _run_live(args)
+    if not args.events:
+        raise ValueError("give an EVENTS file, or --source SPEC for live input")
     if (args.engine or _c_or_ref()) == "c":
         r = _c_runtime().run_file_c(args.model, args.events)
     else:
@@ -183,6 +187,22 @@ def cmd_run(args) -> int:
     print(json.dumps(r) if args.json else
           f"prediction {r['prediction']} (class {r['label_index']}) after {r['steps']} steps; "
           f"spikes per hidden stage {r['spikes']}, {r['synops']} synaptic events")
+    return 0
+
+
+def _run_live(args) -> int:
+    from .io.sources import open_source
+    from .live import live_predictions
+
+    if args.engine == "ref" or args.dump_logits:
+        raise ValueError("--source runs the C runtime and prints one prediction per window "
+                         "(no --engine ref, no --dump-logits)")
+    kwargs = {"speed": args.speed} if not args.source.startswith(("tcp:", "camera")) else {}
+    with open_source(args.source, **kwargs) as source:
+        for row in live_predictions(args.model, source, window_ms=args.window_ms):
+            print(json.dumps(row) if args.json else
+                  f"{row['t_start_us'] / 1e6:10.3f} s  {row['prediction'] or '-':<28} "
+                  f"{row['events']:>7} events {row['spikes']:>6} spikes", flush=True)
     return 0
 
 
@@ -294,9 +314,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_inspect)
 
-    s = sub.add_parser("run", help="run an .sgm model on one AEDAT 3.1 recording")
+    s = sub.add_parser("run", help="run an .sgm model on a recording, or live on an event source")
     s.add_argument("model")
-    s.add_argument("events", help="AEDAT 3.1 file (the whole file is one sample)")
+    s.add_argument("events", nargs="?", help="event file, any supported format (the whole file is one sample)")
+    s.add_argument("--source", help="live input: tcp://HOST:PORT (DV network stream), camera[:SERIAL], "
+                                    "or a file replayed at --speed; prints a prediction per --window-ms")
+    s.add_argument("--window-ms", type=float, default=500.0)
+    s.add_argument("--speed", type=float, default=None,
+                   help="file replay speed (1 = recorded speed; default: as fast as possible)")
     s.add_argument("--engine", choices=("c", "ref"), default=None,
                    help="c (default): the C runtime; ref: the Python integer reference (bit-exact twins)")
     s.add_argument("--dump-logits", help="save the per-step int32 logits (steps x classes) as .npy")

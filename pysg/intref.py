@@ -280,7 +280,7 @@ def evaluate_folder_ref(model, data_dir, *, split: str = "test", dt_ms: float | 
 
 
 def run_file(model_path, events_path) -> dict:
-    """`pysg run`: one AEDAT 3.1 recording through the integer reference."""
-    from .io.aedat31 import read_aedat31
+    """`pysg run`: one recording (any format pysg.io reads) through the integer reference."""
+    from .io import read_events
 
-    return run_events(load_model(model_path), read_aedat31(events_path))
+    return run_events(load_model(model_path), read_events(events_path).events)

@@ -484,7 +484,7 @@ def run_events_c(model, events: np.ndarray, *, warmup: float = WARMUP) -> dict:
 
 
 def run_file_c(model_path, events_path) -> dict:
-    """`pysg run --engine c`: one AEDAT 3.1 recording through the C runtime."""
-    from .io.aedat31 import read_aedat31
+    """`pysg run --engine c`: one recording (any format pysg.io reads) through the C runtime."""
+    from .io import read_events
 
-    return run_events_c(Runtime(model_path), read_aedat31(events_path))
+    return run_events_c(Runtime(model_path), read_events(events_path).events)

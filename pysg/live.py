@@ -1,0 +1,63 @@
+# SPDX-License-Identifier: MIT
+"""Live recognition: an event source streamed through the C runtime, with a
+prediction per time window.
+
+The first event sets the time origin. Windows are whole numbers of steps
+(`window_ms` rounded to the model's dt); at the end of each window the runtime's
+scores (logits summed over the window's steps) give that window's prediction and are
+cleared for the next one. The runtime state itself carries on: the network keeps its
+memory across windows, as on a device.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+import numpy as np
+
+
+def live_predictions(model, source: Iterable[np.ndarray], *, window_ms: float = 500.0) -> Iterator[dict]:
+    """Yield one dict per window: t_start_us, t_end_us, prediction (label),
+    label_index, events (fed in the window), spikes (hidden, in the window).
+    `model`: a path/bytes accepted by pysg.runtime.Runtime, or a Runtime."""
+    from .runtime import Runtime
+
+    rt = model if isinstance(model, Runtime) else Runtime(model)
+    rt.reset()
+    window_steps = max(1, int(round(window_ms * 1000 / rt.dt_us)))
+    dt = rt.dt_us
+    t0 = None
+    boundary = window_steps  # step index that ends the current window
+    fed = 0
+    spikes_before = 0
+
+    def close(end_step: int) -> dict:
+        nonlocal fed, spikes_before
+        stats = rt.stats
+        spikes = sum(stats["spikes"])
+        row = {"t_start_us": t0 + (end_step - window_steps) * dt, "t_end_us": t0 + end_step * dt,
+               "prediction": rt.labels[rt.prediction] if rt.prediction >= 0 else None,
+               "label_index": rt.prediction, "events": fed, "spikes": spikes - spikes_before}
+        fed, spikes_before = 0, spikes
+        rt.score_from(end_step)
+        return row
+
+    for batch in source:
+        if batch.size == 0:
+            continue
+        t = batch["t"]
+        if t0 is None:
+            t0 = int(t[0])
+            rt.set_origin(t0)
+        while batch.size:
+            k = int(np.searchsorted(t, t0 + boundary * dt, side="left"))
+            rt.feed(batch[:k])
+            fed += k
+            if k == batch.size:
+                break
+            rt.advance_to(t0 + boundary * dt)
+            yield close(boundary)
+            boundary += window_steps
+            batch, t = batch[k:], t[k:]
+    if t0 is not None and fed:
+        rt.advance_to(t0 + boundary * dt)
+        yield close(boundary)
