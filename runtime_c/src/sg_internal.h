@@ -83,6 +83,9 @@ void sg_decay_stage(const sg_stage *st, uint16_t k, int32_t *z);
  * @return the number of bucket-0 states changed (= sg_fanout(st, i))
  */
 uint32_t sg_scatter(const sg_stage *st, uint32_t i, int32_t count, int32_t *z0);
+/* The dense case of sg_scatter on its own: the hot path of dense stages, kept out of
+ * sg_scatter so it does not pay the conv kernel's register saves on every event. */
+uint32_t sg_scatter_dense(const sg_stage *st, uint32_t i, uint32_t count, int32_t *z0);
 
 /**
  * Fan-out of synaptic input @p i: how many bucket-0 states one event there changes

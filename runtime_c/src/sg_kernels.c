@@ -44,22 +44,28 @@ int32_t sg_pool_index(const sg_stage *st, uint32_t raw)
     return (int32_t)((c * st->syn_h + r) * st->syn_w + q);
 }
 
-static uint32_t scatter_dense(const sg_stage *st, uint32_t i, uint32_t count, int32_t *z0)
+uint32_t sg_scatter_dense(const sg_stage *st, uint32_t i, uint32_t count, int32_t *z0)
 {
     const size_t n_in = st->n_in;
     const int8_t *w = st->weights + i;
     const uint32_t n = st->out_c;
     uint32_t j = 0;
-    /* Most scatters carry a single event or spike: no multiply, four adds per turn
+    /* Most scatters carry a single event or spike: no multiply, eight adds per turn
      * (the weight column is strided, so the compiler cannot vectorise it). Adds wrap
      * (uint32) as FORMAT.md specifies; the result is the same as the general loop. */
     if (count == 1u) {
-        for (; j + 4u <= n; j += 4u, w += 4u * n_in) {
-            z0[j] = (int32_t)((uint32_t)z0[j] + (uint32_t)(int32_t)w[0]);
-            z0[j + 1u] = (int32_t)((uint32_t)z0[j + 1u] + (uint32_t)(int32_t)w[n_in]);
-            z0[j + 2u] = (int32_t)((uint32_t)z0[j + 2u] + (uint32_t)(int32_t)w[2u * n_in]);
-            z0[j + 3u] = (int32_t)((uint32_t)z0[j + 3u] + (uint32_t)(int32_t)w[3u * n_in]);
+        for (; j + 8u <= n; j += 8u, z0 += 8, w += 8u * n_in) {
+            const int8_t *w4 = w + 4u * n_in;
+            z0[0] = (int32_t)((uint32_t)z0[0] + (uint32_t)(int32_t)w[0]);
+            z0[1] = (int32_t)((uint32_t)z0[1] + (uint32_t)(int32_t)w[n_in]);
+            z0[2] = (int32_t)((uint32_t)z0[2] + (uint32_t)(int32_t)w[2u * n_in]);
+            z0[3] = (int32_t)((uint32_t)z0[3] + (uint32_t)(int32_t)w[3u * n_in]);
+            z0[4] = (int32_t)((uint32_t)z0[4] + (uint32_t)(int32_t)w4[0]);
+            z0[5] = (int32_t)((uint32_t)z0[5] + (uint32_t)(int32_t)w4[n_in]);
+            z0[6] = (int32_t)((uint32_t)z0[6] + (uint32_t)(int32_t)w4[2u * n_in]);
+            z0[7] = (int32_t)((uint32_t)z0[7] + (uint32_t)(int32_t)w4[3u * n_in]);
         }
+        z0 -= j;
         for (; j < n; ++j, w += n_in) {
             z0[j] = (int32_t)((uint32_t)z0[j] + (uint32_t)(int32_t)w[0]);
         }
@@ -126,7 +132,7 @@ static uint32_t scatter_conv(const sg_stage *st, uint32_t i, uint32_t count, int
 uint32_t sg_scatter(const sg_stage *st, uint32_t i, int32_t count, int32_t *z0)
 {
     if (st->kind == 1u) {
-        return scatter_dense(st, i, (uint32_t)count, z0);
+        return sg_scatter_dense(st, i, (uint32_t)count, z0);
     }
     return scatter_conv(st, i, (uint32_t)count, z0);
 }

@@ -104,7 +104,9 @@ static void deliver(sg_runtime *rt, uint32_t l, uint32_t i, uint32_t count)
         *c = (int32_t)((uint32_t)*c + count);
         rt->stats.synops += (uint64_t)count * sg_fanout(st, i); /* counted on arrival */
     } else {
-        rt->stats.synops += (uint64_t)count * sg_scatter(st, i, (int32_t)count, rt->z[l]);
+        const uint32_t ops = st->kind == 1u ? sg_scatter_dense(st, i, count, rt->z[l])
+                                            : sg_scatter(st, i, (int32_t)count, rt->z[l]);
+        rt->stats.synops += (uint64_t)count * ops;
     }
 }
 
@@ -236,10 +238,16 @@ sg_status sg_feed(sg_runtime *rt, const sg_event *events, size_t n)
             continue;
         }
         {
+            /* Downsampling then stage 0's pooling, in one step: both are floor divisions,
+             * and floor(floor(v / ds) / pool) = floor(v / (ds pool)); the raw row is
+             * always < in_h (in_h = sensor_h / ds), so only the pooled grid can drop. */
+            const sg_stage *st = &m->stages[0];
+            const uint32_t f = (uint32_t)m->downsample * st->pool;
             const uint32_t c = m->in_c == 2u ? ev->p : 0u;
-            const uint32_t raw = (c * m->in_h + (uint32_t)ev->y / m->downsample) * m->in_w +
-                                 (uint32_t)ev->x / m->downsample;
-            if (route(rt, 0, raw, 1u)) {
+            const uint32_t r = (uint32_t)ev->y / f;
+            const uint32_t q = (uint32_t)ev->x / f;
+            if (r < st->syn_h && q < st->syn_w) {
+                deliver(rt, 0, (c * st->syn_h + r) * st->syn_w + q, 1u);
                 rt->stats.events_in++;
             } else {
                 rt->stats.events_dropped++;
