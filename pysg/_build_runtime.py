@@ -5,11 +5,11 @@ setup.py runs it through `cffi_modules=["pysg/_build_runtime.py:ffibuilder"]`; i
 compiles every runtime_c/src/*.c together with the cffi glue into one extension
 module (`-std=c99 -O2`). For a quick in-place build: `python pysg/_build_runtime.py`.
 
-One source of truth: the cdef is generated from the public header
-runtime_c/include/sg_runtime.h (comments and preprocessor lines stripped, the integer
-`#define SG_*` constants kept), so the declarations can never drift from the header;
-API mode then makes the C compiler check every struct layout and prototype against
-the real header.
+One source of truth: the cdef is generated from the public headers (HEADERS:
+runtime_c/include/sg_runtime.h, then sg_preprocess.h; comments and preprocessor lines
+stripped, the integer `#define SG_*` constants kept), so the declarations can never
+drift from the headers; API mode then makes the C compiler check every struct layout
+and prototype against the real headers.
 """
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from cffi import FFI
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNTIME_DIR = os.path.join(ROOT, "runtime_c")
 HEADER = os.path.join(RUNTIME_DIR, "include", "sg_runtime.h")
+# every public header of the cdef, in include order (sg_preprocess.h uses sg_runtime.h's types)
+HEADERS = [HEADER, os.path.join(RUNTIME_DIR, "include", "sg_preprocess.h")]
 MODULE = "pysg._sg_runtime"
 CFLAGS = ["-std=c99", "-O2"]
 
@@ -89,20 +91,23 @@ def make_builder(relative: bool = True) -> FFI:
     def _rel(path: str) -> str:
         return os.path.relpath(path, ROOT) if relative and os.path.abspath(os.getcwd()) == ROOT else path
 
-    with open(HEADER, encoding="utf-8") as f:
-        header = f.read()
+    cdef = ""
+    for path in HEADERS:
+        with open(path, encoding="utf-8") as f:
+            cdef += cdef_from_header(f.read())
     builder = FFI()
-    builder.cdef(cdef_from_header(header) + EXTRA_CDEF)
+    builder.cdef(cdef + EXTRA_CDEF)
     srcs = sorted(_rel(p) for p in glob.glob(os.path.join(RUNTIME_DIR, "src", "*.c")))
     if not srcs:
         raise RuntimeError(f"no C sources in {os.path.join(RUNTIME_DIR, 'src')}: cannot build {MODULE}")
     builder.set_source(
         MODULE,
-        '#include "sg_runtime.h"\n'
-        f'static const char *pysg_sources_sha256(void) {{ return "{sources_digest()}"; }}\n',
+        "".join(f'#include "{os.path.basename(h)}"\n' for h in HEADERS)
+        + f'static const char *pysg_sources_sha256(void) {{ return "{sources_digest()}"; }}\n',
         sources=srcs,
         include_dirs=[_rel(os.path.join(RUNTIME_DIR, "include")), _rel(os.path.join(RUNTIME_DIR, "src"))],
-        depends=[_rel(HEADER)] + sorted(_rel(p) for p in glob.glob(os.path.join(RUNTIME_DIR, "src", "*.h"))),
+        depends=[_rel(h) for h in HEADERS]
+        + sorted(_rel(p) for p in glob.glob(os.path.join(RUNTIME_DIR, "src", "*.h"))),
         extra_compile_args=CFLAGS,
     )
     return builder

@@ -36,8 +36,7 @@ static sg_status sg_map_check(void *state, size_t state_bytes, uint16_t width, u
 }
 
 /* SG_OK if every event lies inside the width x height map. */
-static sg_status sg_events_inside(const sg_event *events, size_t n, uint16_t width,
-                                  uint16_t height)
+static sg_status sg_events_inside(const sg_event *events, size_t n, uint16_t width, uint16_t height)
 {
     size_t i;
     for (i = 0; i < n; i++) {
