@@ -24,7 +24,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNTIME_DIR = os.path.join(ROOT, "runtime_c")
 HEADER = os.path.join(RUNTIME_DIR, "include", "sg_runtime.h")
 # every public header of the cdef, in include order (sg_preprocess.h uses sg_runtime.h's types)
-HEADERS = [HEADER, os.path.join(RUNTIME_DIR, "include", "sg_preprocess.h")]
+HEADERS = [HEADER, os.path.join(RUNTIME_DIR, "include", "sg_preprocess.h"),
+           os.path.join(RUNTIME_DIR, "include", "sg_decode.h")]
 MODULE = "pysg._sg_runtime"
 CFLAGS = ["-std=c99", "-O2"]
 

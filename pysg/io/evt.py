@@ -62,6 +62,21 @@ DAT_TIME_WRAP = 1 << 32
 _DAT_CD = 0x0C
 _DAT_EVENT_SIZE = 8
 
+# The C decoders of runtime_c/src/sg_decode.c (pysg._sg_runtime), used when the extension
+# is built and has them; the numpy decoders below stay the reference (and the fallback).
+# They write EVENT_DTYPE records directly: 13 packed bytes x u2, y u2, t i8, p u1.
+try:
+    from pysg._sg_runtime import ffi as _ffi, lib as _lib
+
+    if not all(hasattr(_lib, n) for n in ("sg_evt3_decode", "sg_evt2_decode", "sg_aedat31_decode_polarity")):
+        raise ImportError("pysg._sg_runtime predates sg_decode.h")
+    if (EVENT_DTYPE.itemsize != _lib.SG_EVENT_RECORD_SIZE
+            or [EVENT_DTYPE.fields[k][1] for k in ("x", "y", "t", "p")] != [0, 2, 4, 12]):
+        raise ImportError("EVENT_DTYPE layout differs from sg_decode.h's record")
+except ImportError:
+    _ffi = _lib = None
+_INT64_LIMIT = 1 << 63
+
 
 # --------------------------------------------------------------------------- #
 # Header
@@ -307,6 +322,58 @@ def _decode_evt3(words: np.ndarray, state: _Evt3State, t0: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- #
+# C decoders (same results and state as _decode_evt2 / _decode_evt3)
+# --------------------------------------------------------------------------- #
+def _shrink(out: np.ndarray, k: int) -> np.ndarray:
+    """``out[:k]`` without keeping the unused tail alive (in-place realloc)."""
+    if k == out.size:
+        return out
+    try:
+        out.resize((k,), refcheck=False)
+        return out
+    except ValueError:
+        return out[:k].copy()
+
+
+def _decode_into(words: np.ndarray, state: Any, t0: int, evt3: bool, out: np.ndarray,
+                 k: int) -> tuple[np.ndarray, int]:
+    """Decode ``words`` with sg_evt3_decode / sg_evt2_decode into ``out[k:]`` (grown,
+    i.e. replaced by a larger copy, when it fills up), updating ``state``.
+    Returns (out, k + number of events)."""
+    names = ("y", "time_low", "time_high", "raw_high", "base_x", "pol") if evt3 else ("time_high", "raw_high")
+    st = _ffi.new("sg_evt3_state *" if evt3 else "sg_evt2_state *", {n: getattr(state, n) for n in names})
+    fn = _lib.sg_evt3_decode if evt3 else _lib.sg_evt2_decode
+    per = 12 if evt3 else 1
+    n = words.size
+    counts = _ffi.new("size_t[2]")
+    done = 0
+    with _ffi.from_buffer("uint8_t[]", words) as src:
+        while True:
+            if out.size - k < per:
+                grown = np.empty(out.size + min(per * (n - done) + per, max(out.size, per)), dtype=EVENT_DTYPE)
+                grown[:k] = out[:k]
+                out = grown
+            with _ffi.from_buffer("uint8_t[]", out, require_writable=True) as dst:
+                status = fn(st, src + done * words.itemsize, n - done, t0,
+                            dst + k * _lib.SG_EVENT_RECORD_SIZE, out.size - k, counts, counts + 1)
+            if status != 0:
+                raise RuntimeError(f"sg_evt{3 if evt3 else 2}_decode: status {status}")
+            done += counts[0]
+            k += counts[1]
+            if done >= n:
+                break
+    for name in names:
+        setattr(state, name, int(getattr(st, name)))
+    return out, k
+
+
+def _decode_c(words: np.ndarray, state: Any, t0: int, evt3: bool) -> np.ndarray:
+    """Same result and state update as ``_decode_evt3`` / ``_decode_evt2``, in C."""
+    out, k = _decode_into(words, state, t0, evt3, np.empty(words.size + (12 if evt3 else 1), dtype=EVENT_DTYPE), 0)
+    return _shrink(out, k)
+
+
+# --------------------------------------------------------------------------- #
 # Readers
 # --------------------------------------------------------------------------- #
 def _check_range(path: str, ev: np.ndarray, width: int | None, height: int | None, base: int,
@@ -341,6 +408,28 @@ def iter_evt(path: str | os.PathLike, *, chunk_events: int = 1_000_000, format: 
     path = os.fspath(path)
     if isinstance(chunk_events, bool) or not isinstance(chunk_events, (int, np.integer)) or chunk_events < 1:
         raise ValueError(f"iter_evt: chunk_events must be a positive integer, got {chunk_events!r}")
+    yield from _iter_evt(path, chunk_events, format, add_t0, _lib is not None)
+
+
+def _iter_evt(path: str, chunk_events: int, format: str | None, add_t0: bool, use_c: bool) -> Iterator[np.ndarray]:
+    state: Any = None
+    for fmt, head, t0, pos, words in _evt_word_chunks(path, chunk_events, format, add_t0):
+        if state is None:
+            state = _Evt2State() if fmt == "evt2" else _Evt3State()
+            use_c = use_c and t0 < _INT64_LIMIT  # a '% t0' beyond int64: numpy's OverflowError
+        if use_c:
+            ev = _decode_c(words, state, t0, fmt == "evt3")
+        else:
+            ev = _decode_evt2(words, state, t0) if fmt == "evt2" else _decode_evt3(words, state, t0)
+        _check_range(path, ev, head.width, head.height, pos)
+        if ev.size:
+            yield ev
+
+
+def _evt_word_chunks(path: str, chunk_events: int, format: str | None,
+                     add_t0: bool) -> Iterator[tuple[str, EvtHeader, int, int, np.ndarray]]:
+    """The words of an EVT file chunk by chunk, as iter_evt decodes them:
+    (format, header, t0 to add, byte offset of the chunk, words)."""
     with open(path, "rb") as f:
         head = _parse_header(f, path)
         fmt = head.format if head.format in ("evt2", "evt3") else format
@@ -352,7 +441,6 @@ def iter_evt(path: str | os.PathLike, *, chunk_events: int = 1_000_000, format: 
         dtype = np.dtype("<u4" if fmt == "evt2" else "<u2")
         n_words = max(1, chunk_events if fmt == "evt2" else chunk_events // 4)
         t0 = head.t0 if add_t0 else 0
-        state: Any = _Evt2State() if fmt == "evt2" else _Evt3State()
         f.seek(head.data_offset)
         pos = head.data_offset
         while True:
@@ -362,12 +450,28 @@ def iter_evt(path: str | os.PathLike, *, chunk_events: int = 1_000_000, format: 
             if len(data) % word:
                 raise EventFileError(path, f"byte offset {pos + len(data) - len(data) % word}",
                                      f"file ends inside a {word * 8}-bit {fmt.upper()} word")
-            words = np.frombuffer(data, dtype=dtype)
-            ev = _decode_evt2(words, state, t0) if fmt == "evt2" else _decode_evt3(words, state, t0)
-            _check_range(path, ev, head.width, head.height, pos)
+            yield fmt, head, t0, pos, np.frombuffer(data, dtype=dtype)
             pos += len(data)
-            if ev.size:
-                yield ev
+
+
+def _read_evt_c(path: str, format: str | None, add_t0: bool) -> np.ndarray:
+    """read_evt with the C decoders: iter_evt's chunks (same state, checks and errors)
+    decoded straight into one output array instead of concatenated."""
+    out = np.empty(0, dtype=EVENT_DTYPE)
+    k = 0
+    state: Any = None
+    for fmt, head, t0, pos, words in _evt_word_chunks(path, 1 << 24, format, add_t0):
+        if state is None:
+            if t0 >= _INT64_LIMIT:  # a '% t0' beyond int64: numpy's OverflowError
+                return _concat(list(_iter_evt(path, 1 << 24, format, add_t0, False)))
+            state = _Evt2State() if fmt == "evt2" else _Evt3State()
+            # room for one event per 2 words (EVT 3.0) / per word (EVT 2.0); grown if needed
+            total = (os.path.getsize(path) - head.data_offset) // words.itemsize
+            out = np.empty(total // 2 + 12 if fmt == "evt3" else total + 1, dtype=EVENT_DTYPE)
+        start = k
+        out, k = _decode_into(words, state, t0, fmt == "evt3", out, k)
+        _check_range(path, out[start:k], head.width, head.height, pos)
+    return _shrink(out, k)
 
 
 def read_evt(path: str | os.PathLike, *, format: str | None = None, add_t0: bool = True) -> np.ndarray:
@@ -384,7 +488,12 @@ def read_evt(path: str | os.PathLike, *, format: str | None = None, add_t0: bool
     Raises:
         FileNotFoundError, EventFileError (with the byte offset).
     """
-    chunks = list(iter_evt(path, chunk_events=1 << 24, format=format, add_t0=add_t0))
+    if _lib is not None:
+        return _read_evt_c(os.fspath(path), format, add_t0)
+    return _concat(list(iter_evt(path, chunk_events=1 << 24, format=format, add_t0=add_t0)))
+
+
+def _concat(chunks: list[np.ndarray]) -> np.ndarray:
     if not chunks:
         return np.empty(0, dtype=EVENT_DTYPE)
     return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
