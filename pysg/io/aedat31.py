@@ -136,6 +136,24 @@ def read_aedat31_header(path: str | os.PathLike) -> dict[str, Any]:
 # --------------------------------------------------------------------------- #
 # Reader
 # --------------------------------------------------------------------------- #
+def _packet_header(path, buf, at: int, where: int, packet: int, avail: int) -> tuple[int, int, int, int, int]:
+    """Parse and check the packet header at buf[at:] (file offset `where`, `avail` bytes
+    from there to the end of the data): (eventType, eventSize, TSOverflow, capacity,
+    number), or EventFileError naming the offending field's byte offset."""
+    if avail < PACKET_HEADER.size:
+        raise EventFileError(path, f"byte offset {where}",
+                             f"packet {packet}: truncated packet header, {avail} of {PACKET_HEADER.size} bytes")
+    (ev_type, _source, ev_size, ts_offset, ts_overflow,
+     capacity, number, _valid) = PACKET_HEADER.unpack_from(buf, at)
+    problem = _packet_problem(ev_type, ev_size, ts_offset, ts_overflow, capacity, number,
+                              avail - PACKET_HEADER.size)
+    if problem is not None:
+        field, what = problem
+        raise EventFileError(path, f"byte offset {where + field}",
+                             f"packet {packet} (header at byte {where}, eventType {ev_type}): {what}")
+    return ev_type, ev_size, ts_overflow, capacity, number
+
+
 def _packet_problem(ev_type: int, ev_size: int, ts_offset: int, ts_overflow: int,
                     capacity: int, number: int, room: int) -> tuple[int, str] | None:
     """First inconsistency of a packet header, as (offset of the field inside
@@ -200,18 +218,9 @@ def read_aedat31(path: str | os.PathLike, *, include_invalid: bool = False) -> n
     pos = 0
     packet = 0
     while pos < size:
-        if size - pos < PACKET_HEADER.size:
-            raise EventFileError(path, f"byte offset {base + pos}",
-                                 f"packet {packet}: truncated packet header, "
-                                 f"{size - pos} of {PACKET_HEADER.size} bytes")
-        (ev_type, _source, ev_size, ts_offset, ts_overflow,
-         capacity, number, _valid) = PACKET_HEADER.unpack_from(data, pos)
+        ev_type, ev_size, ts_overflow, capacity, number = _packet_header(
+            path, data, pos, base + pos, packet, size - pos)
         body = pos + PACKET_HEADER.size
-        problem = _packet_problem(ev_type, ev_size, ts_offset, ts_overflow, capacity, number, size - body)
-        if problem is not None:
-            field, what = problem
-            raise EventFileError(path, f"byte offset {base + pos + field}",
-                                 f"packet {packet} (header at byte {base + pos}, eventType {ev_type}): {what}")
         if ev_type == POLARITY_EVENT and number:
             chunks.append(np.frombuffer(data, dtype=_POLARITY_RECORD, count=number, offset=body))
             overflows.append(ts_overflow)
@@ -403,18 +412,9 @@ def iter_aedat31(path: str | os.PathLike, *, chunk_events: int = 1_000_000,
         while pos < size:
             f.seek(pos)
             raw = f.read(PACKET_HEADER.size)
-            if len(raw) < PACKET_HEADER.size:
-                raise EventFileError(path, f"byte offset {pos}",
-                                     f"packet {packet}: truncated packet header, "
-                                     f"{len(raw)} of {PACKET_HEADER.size} bytes")
-            (ev_type, _source, ev_size, ts_offset, ts_overflow,
-             capacity, number, _valid) = PACKET_HEADER.unpack(raw)
+            avail = size - pos if len(raw) == PACKET_HEADER.size else len(raw)  # a short read: truncated
+            ev_type, ev_size, ts_overflow, capacity, number = _packet_header(path, raw, 0, pos, packet, avail)
             body = pos + PACKET_HEADER.size
-            problem = _packet_problem(ev_type, ev_size, ts_offset, ts_overflow, capacity, number, size - body)
-            if problem is not None:
-                fld, what = problem
-                raise EventFileError(path, f"byte offset {pos + fld}",
-                                     f"packet {packet} (header at byte {pos}, eventType {ev_type}): {what}")
             if ev_type == POLARITY_EVENT and number:
                 rec = np.frombuffer(f.read(number * _POLARITY_SIZE), dtype=_POLARITY_RECORD)
                 if _evt._lib is not None:
