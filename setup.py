@@ -17,6 +17,8 @@ setup(
         "lz4>=4.0",        # AEDAT 4 packets (LZ4 frames)
         "zstandard>=0.20", # AEDAT 4 packets (Zstandard)
         "cffi>=1.15",      # the C runtime extension pysg._sg_runtime
+        "pyserial>=3.5",   # device ports: paths, ptys and socket:// URLs
+        "cobs>=1.2",       # device protocol framing (docs/PROTOCOL.md)
     ],
     setup_requires=["cffi>=1.15"],
     cffi_modules=["pysg/_build_runtime.py:ffibuilder"],

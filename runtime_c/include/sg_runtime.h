@@ -57,6 +57,9 @@ typedef enum sg_status {
 /** Human-readable name of a status ("SG_ERR_CRC: ..."). Never NULL. */
 const char *sg_status_str(sg_status status);
 
+/** CRC-32 (zlib / ISO-HDLC) of @p n bytes, continuing from @p crc (0 to start). */
+uint32_t sg_crc32(uint32_t crc, const uint8_t *data, size_t n);
+
 /** A parsed view of one layer-table entry; pointers point into the model buffer. */
 typedef struct sg_stage {
     uint16_t kind;        /**< 1 dense, 2 conv2d */

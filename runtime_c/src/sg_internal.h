@@ -30,12 +30,6 @@ static inline uint32_t sg_rd32(const uint8_t *p)
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
-/**
- * CRC-32 (zlib / ISO-HDLC) of @p n bytes, continuing from @p crc (0 to start).
- * @return the CRC after the bytes (pass it back in to continue)
- */
-uint32_t sg_crc32(uint32_t crc, const uint8_t *data, size_t n);
-
 /** Floor division of @p v by 2^@p n (arithmetic shift right), n in [0, 63]. */
 static inline int64_t sg_asr64(int64_t v, unsigned n)
 {

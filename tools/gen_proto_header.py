@@ -1,0 +1,16 @@
+# SPDX-License-Identifier: MIT
+"""Write firmware/include/sg_proto_ops.h from pysg/device/ops.py (the one op table)."""
+from __future__ import annotations
+
+import pathlib
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pysg.device.ops import c_header  # noqa: E402
+
+if __name__ == "__main__":
+    out = ROOT / "firmware" / "include" / "sg_proto_ops.h"
+    out.write_text(c_header())
+    print(out)
