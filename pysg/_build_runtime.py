@@ -25,7 +25,8 @@ RUNTIME_DIR = os.path.join(ROOT, "runtime_c")
 HEADER = os.path.join(RUNTIME_DIR, "include", "sg_runtime.h")
 # every public header of the cdef, in include order (sg_preprocess.h uses sg_runtime.h's types)
 HEADERS = [HEADER, os.path.join(RUNTIME_DIR, "include", "sg_preprocess.h"),
-           os.path.join(RUNTIME_DIR, "include", "sg_decode.h")]
+           os.path.join(RUNTIME_DIR, "include", "sg_decode.h"),
+           os.path.join(RUNTIME_DIR, "include", "sg_qkernels.h")]
 MODULE = "pysg._sg_runtime"
 CFLAGS = ["-std=c99", "-O2"]
 
