@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Build and install pysg, with the C runtime (runtime_c/) as the cffi extension
-`pysg._sg_runtime` (API mode, built by pysg/_build_runtime.py from runtime_c/src/*.c)."""
+`pysg._sg_runtime` (API mode, built by pysg/_build_runtime.py from runtime_c/src/*.c), and the
+POSIX emulated device as `pysg._sg_device` (pysg/_build_device.py: runtime + firmware/)."""
 from setuptools import find_packages, setup
 
 setup(
@@ -21,10 +22,14 @@ setup(
         "cobs>=1.2",       # device protocol framing (docs/PROTOCOL.md)
     ],
     setup_requires=["cffi>=1.15"],
-    cffi_modules=["pysg/_build_runtime.py:ffibuilder"],
+    cffi_modules=["pysg/_build_runtime.py:ffibuilder", "pysg/_build_device.py:ffibuilder"],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6", "evutils==0.3.18", "psutil>=5.9",
                  "faery==0.7.1", "dv-processing==2.0.4"],
+        # TFLite int8 import (converters/tflite_graph.py). The tests also need tflite-micro
+        # (the bit-exact reference, x86-64 only) and pymicro-wakeword (real int8 models):
+        # both pinned in requirements-ci.txt.
+        "tflite": ["tflite==2.18.0", "flatbuffers==25.12.19"],
     },
     entry_points={"console_scripts": ["pysg = pysg.cli:main"]},
 )

@@ -10,7 +10,7 @@ PROTOCOL_VERSION = 1
 REPLY_BIT = 0x80          # a reply's op is the request's op | REPLY_BIT
 HEADER_SIZE = 4           # u8 op, u8 seq, u16 len
 CRC_SIZE = 4
-MAX_PAYLOAD = 1024        # what the firmware's buffers hold; HELLO reports the device's
+MAX_PAYLOAD = 4096        # what the firmware's buffers hold (a dense 10 ms gesture step is ~2.3 KB); HELLO reports the device's
 SLOT_HEADER_SIZE = 256    # model slot header in flash, before the .sgm file
 IMAGE_HEADER_SIZE = 256   # firmware image header, before the binary
 

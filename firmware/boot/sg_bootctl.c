@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Boot control over the board's flash API (portable): the two-sector record the
+ * application and the bootloader share, and the firmware image check. Record layout
+ * in sg_bootctl_priv.h.
+ */
+#include "sg_bootctl.h"
+
+#include <string.h>
+
+#include "sg_board.h"
+#include "sg_bootctl_priv.h"
+#include "sg_image.h"
+#include "sg_proto_ops.h"
+#include "sg_runtime.h"
+
+#ifndef SG_FW_VERSION
+#define SG_FW_VERSION 0x000100u
+#endif
+
+#define SG_IMAGE_BOARD_LEN 32u
+
+uint32_t sg_flash_rd32(uint32_t addr)
+{
+    const uint8_t *p = sg_board_flash_ptr(addr);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static uint16_t rd16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static int has_bootctl(const sg_flash_layout *lay)
+{
+    return lay->boot_ctl[0].size >= SG_BOOTCTL_RECORD_SIZE &&
+           lay->boot_ctl[1].size >= SG_BOOTCTL_RECORD_SIZE;
+}
+
+/* A record is valid when magic, CRC and state are; *seq and *state receive it. */
+static int record_valid(uint32_t addr, uint32_t *seq, uint8_t *state)
+{
+    const uint8_t *p = sg_board_flash_ptr(addr);
+    if (sg_flash_rd32(addr) != SG_BOOTCTL_MAGIC ||
+        sg_flash_rd32(addr + 12u) != sg_crc32(0, p, 12) || p[8] > SG_BOOT_REVERTING) {
+        return 0;
+    }
+    *seq = sg_flash_rd32(addr + 4u);
+    *state = p[8];
+    return 1;
+}
+
+int sg_bootctl_read(sg_bootctl_record *rec)
+{
+    const sg_flash_layout *lay = sg_board_flash_layout();
+    int i;
+    rec->seq = 0;
+    rec->state = SG_BOOT_IDLE;
+    rec->sector = -1;
+    if (!has_bootctl(lay)) {
+        return -1;
+    }
+    for (i = 0; i < 2; ++i) {
+        uint32_t seq;
+        uint8_t state;
+        if (!record_valid(lay->boot_ctl[i].addr, &seq, &state)) {
+            continue;
+        }
+        /* newer = ahead modulo 2^32, so the counter may wrap */
+        if (rec->sector < 0 || (int32_t)(seq - rec->seq) > 0) {
+            rec->seq = seq;
+            rec->state = state;
+            rec->sector = (int8_t)i;
+        }
+    }
+    return rec->sector < 0 ? -1 : 0;
+}
+
+int sg_bootctl_write(uint8_t state)
+{
+    const sg_flash_layout *lay = sg_board_flash_layout();
+    sg_bootctl_record cur;
+    uint8_t rec[SG_BOOTCTL_RECORD_SIZE];
+    uint32_t seq, crc, got_seq;
+    uint8_t got_state;
+    const sg_flash_region *dst;
+    if (!has_bootctl(lay) || state > SG_BOOT_REVERTING) {
+        return -1;
+    }
+    (void)sg_bootctl_read(&cur);
+    dst = &lay->boot_ctl[cur.sector == 0 ? 1 : 0];
+    seq = cur.seq + 1u;
+    memset(rec, 0, sizeof rec);
+    rec[0] = (uint8_t)SG_BOOTCTL_MAGIC;
+    rec[1] = (uint8_t)(SG_BOOTCTL_MAGIC >> 8);
+    rec[2] = (uint8_t)(SG_BOOTCTL_MAGIC >> 16);
+    rec[3] = (uint8_t)(SG_BOOTCTL_MAGIC >> 24);
+    rec[4] = (uint8_t)seq;
+    rec[5] = (uint8_t)(seq >> 8);
+    rec[6] = (uint8_t)(seq >> 16);
+    rec[7] = (uint8_t)(seq >> 24);
+    rec[8] = state;
+    crc = sg_crc32(0, rec, 12);
+    rec[12] = (uint8_t)crc;
+    rec[13] = (uint8_t)(crc >> 8);
+    rec[14] = (uint8_t)(crc >> 16);
+    rec[15] = (uint8_t)(crc >> 24);
+    if (sg_board_flash_erase(dst->addr, dst->size) != 0 ||
+        sg_board_flash_program(dst->addr, rec, sizeof rec) != 0) {
+        return -1;
+    }
+    /* read back: the record must now be the valid one */
+    if (!record_valid(dst->addr, &got_seq, &got_state) || got_seq != seq || got_state != state) {
+        return -1;
+    }
+    return 0;
+}
+
+void sg_bootctl_info(sg_boot_info *info)
+{
+    const sg_flash_layout *lay = sg_board_flash_layout();
+    sg_bootctl_record rec;
+    uint32_t a = lay->app_primary.addr;
+    info->state = SG_BOOT_IDLE;
+    info->confirmed = 1;
+    info->fw_version = SG_FW_VERSION;
+    info->fw_crc = 0;
+    if (!has_bootctl(lay)) {
+        return;
+    }
+    (void)sg_bootctl_read(&rec);
+    info->state = rec.state;
+    info->confirmed = rec.state == SG_BOOT_TRIAL ? 0u : 1u;
+    /* the running image is the primary one; its header is trusted when its CRC is */
+    if (lay->app_primary.size >= SG_IMAGE_HEADER_SIZE &&
+        sg_flash_rd32(a + SG_IMAGE_OFF_MAGIC) == SG_IMAGE_MAGIC &&
+        sg_flash_rd32(a + SG_IMAGE_OFF_HEADER_CRC) ==
+            sg_crc32(0, sg_board_flash_ptr(a), SG_IMAGE_OFF_HEADER_CRC)) {
+        info->fw_version = sg_flash_rd32(a + SG_IMAGE_OFF_VERSION);
+        info->fw_crc = sg_flash_rd32(a + SG_IMAGE_OFF_CRC);
+    }
+}
+
+int sg_bootctl_request_upgrade(void)
+{
+    return sg_bootctl_write(SG_BOOT_PENDING);
+}
+
+int sg_bootctl_confirm(void)
+{
+    sg_bootctl_record rec;
+    if (!has_bootctl(sg_board_flash_layout())) {
+        return 0;
+    }
+    if (sg_bootctl_read(&rec) != 0 || rec.state != SG_BOOT_TRIAL) {
+        return 0;
+    }
+    return sg_bootctl_write(SG_BOOT_IDLE);
+}
+
+int sg_image_check(uint32_t region_addr, uint32_t region_size, uint32_t load_addr)
+{
+    const uint8_t *h;
+    const char *name = sg_board_name();
+    size_t name_len = strlen(name);
+    uint32_t size;
+    size_t i;
+    if (region_size < SG_IMAGE_HEADER_SIZE) {
+        return -1;
+    }
+    h = sg_board_flash_ptr(region_addr);
+    size = sg_flash_rd32(region_addr + SG_IMAGE_OFF_SIZE);
+    if (sg_flash_rd32(region_addr + SG_IMAGE_OFF_MAGIC) != SG_IMAGE_MAGIC ||
+        rd16(h + SG_IMAGE_OFF_HEADER_SIZE) != SG_IMAGE_HEADER_SIZE ||
+        rd16(h + SG_IMAGE_OFF_HEADER_VERSION) != SG_IMAGE_HEADER_VERSION ||
+        sg_flash_rd32(region_addr + SG_IMAGE_OFF_HEADER_CRC) !=
+            sg_crc32(0, h, SG_IMAGE_OFF_HEADER_CRC)) {
+        return -1;
+    }
+    if (size == 0u || size > region_size - SG_IMAGE_HEADER_SIZE ||
+        sg_flash_rd32(region_addr + SG_IMAGE_OFF_LOAD_ADDR) != load_addr) {
+        return -1;
+    }
+    /* board name: exactly ours, NUL-padded */
+    if (name_len >= SG_IMAGE_BOARD_LEN || memcmp(h + SG_IMAGE_OFF_BOARD, name, name_len) != 0) {
+        return -1;
+    }
+    for (i = name_len; i < SG_IMAGE_BOARD_LEN; ++i) {
+        if (h[SG_IMAGE_OFF_BOARD + i] != 0u) {
+            return -1;
+        }
+    }
+    if (sg_flash_rd32(region_addr + SG_IMAGE_OFF_CRC) !=
+        sg_crc32(0, h + SG_IMAGE_HEADER_SIZE, size)) {
+        return -1;
+    }
+    return 0;
+}

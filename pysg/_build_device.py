@@ -1,0 +1,85 @@
+# SPDX-License-Identifier: MIT
+"""cffi builder of `pysg._sg_device`: the POSIX emulated device in API mode.
+
+The same C as `make -C firmware posix` (runtime_c/src/*.c, firmware/app/*.c,
+firmware/boards/posix/*.c without its `main`, firmware/boot/sg_bootctl.c), so
+`python -m pysg.device.posix` runs the device without a C toolchain at run time.
+setup.py runs it through `cffi_modules`; for a quick in-place build:
+`python pysg/_build_device.py`.
+"""
+from __future__ import annotations
+
+import glob
+import os
+
+from cffi import FFI
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIRMWARE_DIR = os.path.join(ROOT, "firmware")
+RUNTIME_DIR = os.path.join(ROOT, "runtime_c")
+MODULE = "pysg._sg_device"
+CFLAGS = ["-std=c99", "-O2"]
+# The standalone executable's main(); the extension calls sg_posix_main() itself.
+EXCLUDE = {os.path.join(FIRMWARE_DIR, "boards", "posix", "sg_posix_device.c")}
+
+CDEF = """
+int sg_posix_main(int argc, char **argv);
+"""
+
+
+def source_files() -> list[str]:
+    """The C files compiled into the extension (absolute paths)."""
+    srcs = (glob.glob(os.path.join(RUNTIME_DIR, "src", "*.c"))
+            + glob.glob(os.path.join(FIRMWARE_DIR, "app", "*.c"))
+            + glob.glob(os.path.join(FIRMWARE_DIR, "boards", "posix", "*.c"))
+            + [os.path.join(FIRMWARE_DIR, "boot", "sg_bootctl.c")])
+    return sorted(p for p in srcs if p not in EXCLUDE)
+
+
+def include_dirs() -> list[str]:
+    return [os.path.join(FIRMWARE_DIR, d) for d in ("include", "app", "boot", os.path.join("boards", "posix"))] \
+        + [os.path.join(RUNTIME_DIR, "include"), os.path.join(RUNTIME_DIR, "src")]
+
+
+def make_builder(relative: bool = True) -> FFI:
+    """The configured builder; paths relative to setup.py's folder when building from there."""
+
+    def _rel(path: str) -> str:
+        return os.path.relpath(path, ROOT) if relative and os.path.abspath(os.getcwd()) == ROOT else path
+
+    srcs = source_files()
+    missing = [p for p in srcs if not os.path.exists(p)]
+    if missing or not srcs:
+        raise RuntimeError(f"cannot build {MODULE}: missing C sources {missing or 'all'}")
+    headers = sorted(glob.glob(os.path.join(FIRMWARE_DIR, "include", "*.h"))
+                     + glob.glob(os.path.join(FIRMWARE_DIR, "app", "*.h"))
+                     + glob.glob(os.path.join(FIRMWARE_DIR, "boot", "*.h"))
+                     + glob.glob(os.path.join(FIRMWARE_DIR, "boards", "posix", "*.h"))
+                     + glob.glob(os.path.join(RUNTIME_DIR, "include", "*.h"))
+                     + glob.glob(os.path.join(RUNTIME_DIR, "src", "*.h")))
+    builder = FFI()
+    builder.cdef(CDEF)
+    builder.set_source(
+        MODULE,
+        '#include "sg_posix.h"\n',
+        sources=[_rel(p) for p in srcs],
+        include_dirs=[_rel(d) for d in include_dirs()],
+        depends=[_rel(h) for h in headers],
+        extra_compile_args=CFLAGS,
+    )
+    return builder
+
+
+def ffibuilder() -> FFI:
+    """The `cffi_modules` entry point."""
+    return make_builder()
+
+
+if __name__ == "__main__":  # in-place build next to this file, for development
+    import shutil
+
+    make_builder(relative=False).compile(tmpdir=os.path.join(ROOT, "build", "cffi_device"), verbose=False)
+    for old in glob.glob(os.path.join(ROOT, "pysg", "_sg_device*.so")):
+        os.remove(old)
+    for so in glob.glob(os.path.join(ROOT, "build", "cffi_device", "pysg", "_sg_device*.so")):
+        shutil.copy(so, os.path.join(ROOT, "pysg"))

@@ -1,0 +1,493 @@
+# SPDX-License-Identifier: MIT
+"""The POSIX emulated device (firmware/app on firmware/boards/posix, run through
+`pysg.device.posix`) end to end, with RAW frames built here from the `cobs` package and
+zlib.crc32 (independent of the host library pysg.device.client): HELLO and INFO fields,
+a real .sgm upload with resume after a link loss, the upload errors, A/B slots surviving an
+abandoned upload and a restart, streaming logits bit-exact with pysg.intref on gestures of
+the bundled recording, PREDICT after SCORE_FROM equal to the reference, dropped frames and
+the exactly-once reply cache."""
+from __future__ import annotations
+
+import csv
+import shutil
+import socket
+import subprocess
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cobs import cobs
+
+from converters.sgm import export_network
+from pysg import intref
+from pysg.device.ops import MAX_PAYLOAD, Cap, Op, Status, StreamFlag
+from pysg.device.posix import FLASH_SIZE, PosixDeviceError, start_posix_device
+from pysg.io import read_events
+from pysg.model import Network
+from pysg.recipes import BUNDLED_MODEL, BUNDLED_SAMPLES
+from pysg.sgm import load_sgm
+
+FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
+
+REPLY_TIMEOUT = 20.0      # generous: a reply never takes long, a missing one fails the test
+SLOT_CAPACITY = 512 * 1024 - 256
+RECORDING = BUNDLED_SAMPLES / "user01_fluorescent.aedat"
+LABELS = BUNDLED_SAMPLES / "user01_fluorescent_labels.csv"
+N_GESTURES = 3
+WARMUP = 0.2
+
+
+# ------------------------------------------------------------------ raw protocol
+
+
+def packet(op: int, seq: int, payload: bytes = b"") -> bytes:
+    p = struct.pack("<BBH", op, seq, len(payload)) + payload
+    return p + struct.pack("<I", zlib.crc32(p))
+
+
+def frame(op: int, seq: int, payload: bytes = b"") -> bytes:
+    return cobs.encode(packet(op, seq, payload)) + b"\0"
+
+
+@dataclass
+class Reply:
+    op: int
+    seq: int
+    status: int
+    body: bytes   # the payload after the status byte
+    raw: bytes    # the encoded frame as received
+
+
+class RawLink:
+    """A TCP connection to the device speaking raw frames."""
+
+    def __init__(self, url: str):
+        host, port = url.removeprefix("socket://").rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=REPLY_TIMEOUT)
+        self.sock.sendall(b"\0")  # end whatever the device's receiver holds
+        self.buf = b""
+        self.seq = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def recv(self) -> Reply:
+        while b"\0" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("device closed the connection")
+            self.buf += chunk
+        raw, self.buf = self.buf.split(b"\0", 1)
+        p = cobs.decode(raw)
+        op, seq, n = struct.unpack_from("<BBH", p)
+        assert len(p) == n + 8, f"reply size {len(p)} != len {n} + 8"
+        assert struct.unpack_from("<I", p, 4 + n)[0] == zlib.crc32(p[: 4 + n]), "reply CRC"
+        return Reply(op, seq, struct.unpack_from("<b", p, 4)[0], p[5 : 4 + n], raw + b"\0")
+
+    def request(self, op: int, payload: bytes = b"", *, expect: int | None = Status.OK) -> Reply:
+        self.seq = (self.seq + 1) % 256
+        self.send(frame(op, self.seq, payload))
+        r = self.recv()
+        assert r.op == op | 0x80 and r.seq == self.seq, (r.op, r.seq, op, self.seq)
+        if expect is not None:
+            assert r.status == expect, f"{Op(op).name}: status {r.status}, expected {int(expect)}"
+        return r
+
+
+def hello(link: RawLink) -> dict:
+    b = link.request(Op.HELLO, struct.pack("<H", 1)).body
+    version, caps, max_payload = struct.unpack_from("<HIH", b)
+    device_id = b[8:16]
+    fw_version, name_len = struct.unpack_from("<IB", b, 16)
+    return {"version": version, "caps": caps, "max_payload": max_payload, "device_id": device_id,
+            "fw_version": fw_version, "name": b[21 : 21 + name_len].decode()}
+
+
+def info(link: RawLink) -> dict:
+    b = link.request(Op.INFO).body
+    active = b[0]
+    slots = [dict(zip(("state", "generation", "size", "crc"), struct.unpack_from("<BIII", b, 1 + 13 * i)))
+             for i in range(2)]
+    (arena_capacity, arena_bytes, slot_capacity, fw_version, fw_crc, fw_confirmed, boot_state,
+     uptime) = struct.unpack_from("<IIIIIBBI", b, 27)
+    assert len(b) == 27 + 26
+    return {"active": active, "slots": slots, "arena_capacity": arena_capacity, "arena_bytes": arena_bytes,
+            "slot_capacity": slot_capacity, "fw_version": fw_version, "fw_confirmed": fw_confirmed,
+            "boot_state": boot_state}
+
+
+def stats(link: RawLink) -> dict:
+    b = link.request(Op.STATS).body
+    steps, events_in, synops, n_hidden = struct.unpack_from("<QQQB", b)
+    spikes = list(struct.unpack_from(f"<{n_hidden}Q", b, 25))
+    frames_ok, frames_dropped, _busy = struct.unpack_from("<III", b, 25 + 8 * n_hidden)
+    return {"steps": steps, "events_in": events_in, "synops": synops, "spikes": spikes,
+            "frames_ok": frames_ok, "frames_dropped": frames_dropped}
+
+
+def begin(link: RawLink, data: bytes, *, crc: int | None = None, size: int | None = None,
+          expect=Status.OK) -> Reply:
+    size = len(data) if size is None else size
+    crc = zlib.crc32(data) if crc is None else crc
+    return link.request(Op.MODEL_BEGIN, struct.pack("<II", size, crc), expect=expect)
+
+
+def send_data(link: RawLink, data: bytes, start: int, stop: int, chunk: int = MAX_PAYLOAD - 4) -> None:
+    for off in range(start, stop, chunk):
+        r = link.request(Op.MODEL_DATA, struct.pack("<I", off) + data[off : min(off + chunk, stop)])
+        assert struct.unpack("<I", r.body)[0] == min(off + chunk, stop)
+
+
+def upload(link: RawLink, data: bytes) -> tuple[int, int]:
+    """A whole upload; returns (slot, generation)."""
+    r = begin(link, data)
+    assert struct.unpack_from("<I", r.body, 1)[0] == 0
+    send_data(link, data, 0, len(data))
+    link.request(Op.MODEL_END)
+    slot, generation = struct.unpack("<BI", link.request(Op.MODEL_ACTIVATE).body)
+    return slot, generation
+
+
+def read_model(link: RawLink, slot: int, size: int) -> bytes:
+    out = b""
+    n = MAX_PAYLOAD - 1
+    while len(out) < size:
+        k = min(n, size - len(out))
+        out += link.request(Op.MODEL_READ, struct.pack("<BIH", slot, len(out), k)).body
+    return out
+
+
+# ------------------------------------------------------------------ step blocks (PROTOCOL.md 3.3)
+
+
+def varint(v: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def step_block(counts: np.ndarray) -> bytes:
+    """One step: n, then the first index and the differences (0 repeats an index)."""
+    flat = counts.reshape(-1).astype(np.int64)
+    idx = np.repeat(np.nonzero(flat)[0], flat[flat > 0])
+    deltas = np.diff(idx, prepend=0)
+    return varint(len(idx)) + b"".join(varint(int(d)) for d in deltas)
+
+
+def stream(link: RawLink, frames: np.ndarray, n_classes: int) -> np.ndarray:
+    """STREAM_STEPS over all frames (request and reply within MAX_PAYLOAD); (T, classes) logits."""
+    per_reply = (MAX_PAYLOAD - 7) // (4 * n_classes)
+    blocks = [step_block(f) for f in frames]
+    logits = []
+    i = 0
+    while i < len(blocks):
+        payload = b""
+        k = 0
+        while i + k < len(blocks) and k < per_reply and len(payload) + len(blocks[i + k]) <= MAX_PAYLOAD:
+            payload += blocks[i + k]
+            k += 1
+        assert k > 0, f"step {i} alone does not fit in a frame"
+        r = link.request(Op.STREAM_STEPS, payload)
+        step, n_steps = struct.unpack_from("<IH", r.body)
+        assert n_steps == k and step == i + k
+        logits.append(np.frombuffer(r.body[6:], "<i4").reshape(k, n_classes))
+        i += k
+    return np.concatenate(logits)
+
+
+# ------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def sgm() -> bytes:
+    return export_network(Network.load(BUNDLED_MODEL))
+
+
+@pytest.fixture(scope="module")
+def gestures(sgm):
+    """(label, frames) of the first gestures of the bundled recording, binned as the reference bins."""
+    m = load_sgm(sgm)
+    ev = read_events(RECORDING).events
+    out = []
+    with open(LABELS, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows[:N_GESTURES]:
+        t0, t1 = int(row["startTime_usec"]), int(row["endTime_usec"])
+        sel = ev[(ev["t"] >= t0) & (ev["t"] < t1)]
+        out.append((int(row["class"]), intref.frames_from_events(m, sel)))
+    return out
+
+
+@pytest.fixture
+def flash(tmp_path):
+    return tmp_path / "flash.bin"
+
+
+@pytest.fixture
+def device(flash):
+    dev = start_posix_device(flash)
+    yield dev
+    dev.close()
+
+
+@pytest.fixture
+def link(device):
+    lk = RawLink(device.url)
+    yield lk
+    lk.close()
+
+
+def assert_same(got: np.ndarray, want: np.ndarray, what: str) -> None:
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    diff = np.argwhere(got != want)
+    if diff.size:
+        t, c = diff[0]
+        pytest.fail(f"{what}: first difference at step {t}, class {c}: device {got[t, c]} != "
+                    f"reference {want[t, c]} ({len(diff)} values differ)")
+
+
+# ------------------------------------------------------------------ tests
+
+
+def test_hello(link, flash):
+    h = hello(link)
+    assert h == {"version": 1, "caps": Cap.MODEL | Cap.STREAM, "max_payload": MAX_PAYLOAD,
+                 "device_id": b"psgposix", "fw_version": 0x000100, "name": "posix"}
+    assert flash.stat().st_size == FLASH_SIZE
+    assert set(flash.read_bytes()) == {0xFF}  # a fresh flash is erased
+    # an unknown op and a payload of the wrong size
+    link.request(0x7F, expect=Status.ERR_OP)
+    link.request(Op.INFO, b"\0", expect=Status.ERR_FRAME)
+    # no firmware update on this device
+    link.request(Op.FW_BEGIN, struct.pack("<II", 1000, 0), expect=Status.ERR_UNSUPPORTED)
+
+
+def test_info_before_and_after_upload(link, sgm):
+    i = info(link)
+    assert i["active"] == 0xFF and [s["state"] for s in i["slots"]] == [0, 0]
+    assert i["arena_bytes"] == 0 and i["arena_capacity"] == 65536 and i["slot_capacity"] == SLOT_CAPACITY
+    assert i["fw_version"] == 0x000100 and i["fw_confirmed"] == 1 and i["boot_state"] == 0
+    link.request(Op.STREAM_START, b"\1", expect=Status.ERR_NO_MODEL)
+    assert upload(link, sgm) == (0, 1)
+    i = info(link)
+    arena_bytes = struct.unpack_from("<I", sgm, 20)[0]  # the .sgm header's arena_bytes
+    assert i["active"] == 0
+    assert i["slots"][0] == {"state": 1, "generation": 1, "size": len(sgm), "crc": zlib.crc32(sgm)}
+    assert i["slots"][1]["state"] == 0
+    assert i["arena_bytes"] == arena_bytes
+    # a second upload goes to the other slot and wins with the next generation
+    assert upload(link, sgm) == (1, 2)
+    i = info(link)
+    assert i["active"] == 1 and [s["generation"] for s in i["slots"]] == [1, 2]
+    assert read_model(link, 1, len(sgm)) == sgm
+
+
+def test_upload_resume_after_link_loss(device, sgm):
+    link = RawLink(device.url)
+    r = begin(link, sgm)
+    slot, resume = struct.unpack("<BI", r.body)
+    assert (slot, resume) == (0, 0)
+    half = (len(sgm) // 2) // (MAX_PAYLOAD - 4) * (MAX_PAYLOAD - 4)
+    send_data(link, sgm, 0, half)
+    link.close()  # the link drops mid-upload
+    link = RawLink(device.url)
+    r = begin(link, sgm)
+    assert struct.unpack("<BI", r.body) == (0, half)
+    r = link.request(Op.MODEL_DATA, struct.pack("<I", half + 4) + sgm[half + 4 : half + 100],
+                     expect=Status.ERR_OFFSET)
+    assert struct.unpack("<I", r.body)[0] == half
+    link.request(Op.MODEL_END, expect=Status.ERR_STATE)  # not all bytes yet
+    link.request(Op.MODEL_ACTIVATE, expect=Status.ERR_STATE)
+    send_data(link, sgm, half, len(sgm))
+    assert read_model(link, 0, len(sgm)) == sgm
+    assert struct.unpack("<B", link.request(Op.MODEL_END).body) == (0,)
+    assert struct.unpack("<BI", link.request(Op.MODEL_ACTIVATE).body) == (0, 1)
+    link.close()
+
+
+def test_upload_errors(link, sgm):
+    begin(link, sgm, size=SLOT_CAPACITY + 1, expect=Status.ERR_TOO_BIG)
+    link.request(Op.MODEL_DATA, struct.pack("<I", 0) + b"x", expect=Status.ERR_STATE)  # before BEGIN
+    # a wrong CRC at BEGIN: every byte arrives, END refuses
+    begin(link, sgm, crc=zlib.crc32(sgm) ^ 1)
+    send_data(link, sgm, 0, len(sgm))
+    link.request(Op.MODEL_END, expect=Status.ERR_VERIFY)
+    link.request(Op.MODEL_ACTIVATE, expect=Status.ERR_STATE)
+    # a corrupted field (dt_us = 0, header CRC fixed up): the runtime's status and the field's offset
+    bad = bytearray(sgm)
+    bad[24:28] = struct.pack("<I", 0)
+    bad[60:64] = struct.pack("<I", zlib.crc32(bytes(bad[:60])))
+    bad = bytes(bad)
+    r = begin(link, bad)
+    assert struct.unpack_from("<I", r.body, 1)[0] == 0  # another crc: a fresh upload
+    send_data(link, bad, 0, len(bad))
+    r = link.request(Op.MODEL_END, expect=Status.ERR_MODEL)
+    assert struct.unpack("<hI", r.body) == (-6, 24)  # SG_ERR_HEADER at dt_us
+    link.request(Op.MODEL_ACTIVATE, expect=Status.ERR_STATE)
+    assert info(link)["active"] == 0xFF
+    # arguments out of range
+    link.request(Op.MODEL_READ, struct.pack("<BIH", 2, 0, 16), expect=Status.ERR_ARG)
+    link.request(Op.MODEL_READ, struct.pack("<BIH", 0, SLOT_CAPACITY - 8, 16), expect=Status.ERR_ARG)
+
+
+def test_active_model_survives_abandoned_upload_and_restart(flash, sgm, gestures):
+    _, frames = gestures[0]
+    n_classes = load_sgm(sgm).n_classes
+    with start_posix_device(flash) as dev:
+        link = RawLink(dev.url)
+        assert upload(link, sgm) == (0, 1)
+        link.request(Op.STREAM_START, bytes([StreamFlag.LOGITS]))
+        before = stream(link, frames[:50], n_classes)
+        # an upload into the other slot, abandoned halfway (link lost)
+        assert struct.unpack("<BI", begin(link, sgm).body) == (1, 0)
+        send_data(link, sgm, 0, len(sgm) // 2)
+        link.close()
+        link = RawLink(dev.url)
+        i = info(link)
+        assert i["active"] == 0 and [s["state"] for s in i["slots"]] == [1, 0]
+        link.request(Op.STREAM_START, bytes([StreamFlag.LOGITS]))
+        assert_same(stream(link, frames[:50], n_classes), before, "after an abandoned upload")
+        # RESET: the application restarts, RAM state (the upload's resume point) is lost
+        link.request(Op.RESET)
+        assert struct.unpack("<BI", begin(link, sgm).body) == (1, 0)
+        send_data(link, sgm, 0, len(sgm) // 3)
+        link.close()
+    # the device process stops mid-upload; a new one on the same flash serves the model
+    with start_posix_device(flash) as dev:
+        link = RawLink(dev.url)
+        i = info(link)
+        assert i["active"] == 0
+        assert i["slots"][0] == {"state": 1, "generation": 1, "size": len(sgm), "crc": zlib.crc32(sgm)}
+        assert i["slots"][1]["state"] == 0
+        link.request(Op.STREAM_START, bytes([StreamFlag.LOGITS]))
+        assert_same(stream(link, frames[:50], n_classes), before, "after a restart")
+        link.close()
+
+
+def test_stream_matches_reference(link, sgm, gestures):
+    m = load_sgm(sgm)
+    upload(link, sgm)
+    for label, frames in gestures:
+        r = intref.run(m, frames[:, None])
+        want = r.logits[:, 0]
+        t = len(frames)
+        warm = int(np.floor(WARMUP * t))
+        b = link.request(Op.STREAM_START, bytes([StreamFlag.LOGITS])).body
+        assert struct.unpack("<HHHHI", b) == (m.n_classes, *m.input_shape, m.dt_us)
+        link.request(Op.SCORE_FROM, struct.pack("<I", warm))
+        got = stream(link, frames, m.n_classes)
+        assert_same(got, want, f"gesture {label} ({t} steps)")
+        b = link.request(Op.PREDICT).body
+        step, pred = struct.unpack_from("<Ih", b)
+        scores = np.frombuffer(b[6:], "<i8")
+        want_scores = intref.scores(r.logits, np.array([t]), WARMUP)[0]
+        assert step == t
+        assert scores.tolist() == want_scores.tolist()
+        assert pred == int(want_scores.argmax())
+        s = stats(link)
+        assert s["steps"] == t and s["events_in"] == int(frames.sum())
+        assert s["synops"] == int(r.synops.sum())
+        assert s["spikes"] == [int(sp.sum()) for sp in r.spikes]
+
+
+def test_stream_without_logits_and_bad_blocks(link, sgm, gestures):
+    m = load_sgm(sgm)
+    _, frames = gestures[1]
+    upload(link, sgm)
+    link.request(Op.STREAM_STEPS, step_block(frames[0]), expect=Status.ERR_STATE)  # before STREAM_START
+    link.request(Op.STREAM_START, b"\0")
+    r = link.request(Op.STREAM_STEPS, step_block(frames[0]) + step_block(frames[1]))
+    assert r.body == struct.pack("<IH", 2, 2)  # no logits without the flag
+    n_in = int(np.prod(m.input_shape))
+    # an index past the input, a block cut short, a varint beyond 32 bits: ERR_ARG, nothing run
+    # (a count above 65535 needs 65536 bytes of indices: more than any frame carries)
+    for payload in (step_block(frames[2]) + varint(1) + varint(n_in),
+                    step_block(frames[2]) + varint(3) + varint(5) + varint(0),
+                    step_block(frames[2]) + varint(1) + b"\x81\x80\x80\x80\x80\x01"):
+        link.request(Op.STREAM_STEPS, payload, expect=Status.ERR_ARG)
+    assert stats(link)["steps"] == 2
+    # an index at the last input is fine; empty steps cost one byte each
+    r = link.request(Op.STREAM_STEPS, varint(1) + varint(n_in - 1) + b"\0\0")
+    assert r.body == struct.pack("<IH", 5, 3)
+
+
+def test_bad_crc_dropped_and_resend_answered_from_cache(link, sgm, gestures):
+    m = load_sgm(sgm)
+    _, frames = gestures[2]
+    upload(link, sgm)
+    dropped = stats(link)["frames_dropped"]
+    good = frame(Op.STATS, 200)
+    bad = bytearray(packet(Op.STATS, 201))
+    bad[-1] ^= 0x40  # CRC
+    link.send(cobs.encode(bytes(bad)) + b"\0" + b"\x05\x01\x02\0")  # bad CRC, then a COBS error
+    link.send(good)
+    r = link.recv()  # the first answer is the good frame's: the bad ones got none
+    assert (r.op, r.seq) == (Op.STATS | 0x80, 200)
+    link.seq = 200
+    assert stats(link)["frames_dropped"] == dropped + 2
+    # exactly once: a resent STREAM_STEPS gets the stored reply and runs no step again
+    link.request(Op.STREAM_START, bytes([StreamFlag.LOGITS]))
+    blocks = [step_block(f) for f in frames[:10]]
+    k = max(k for k in range(1, 11) if sum(map(len, blocks[:k])) <= MAX_PAYLOAD)
+    payload = b"".join(blocks[:k])
+    link.seq += 1
+    req = frame(Op.STREAM_STEPS, link.seq, payload)
+    link.send(req)
+    first = link.recv()
+    link.send(req)
+    again = link.recv()
+    assert again.raw == first.raw
+    assert struct.unpack_from("<IH", first.body) == (k, k)
+    assert stats(link)["steps"] == k
+    want = intref.run(m, frames[:k, None]).logits[:, 0]
+    assert_same(np.frombuffer(first.body[6:], "<i4").reshape(k, m.n_classes), want, f"first {k} steps")
+    # HELLO clears the memory: the same seq runs again after it
+    link.request(Op.HELLO, struct.pack("<H", 1))
+    link.send(frame(Op.STREAM_STEPS, link.seq - 1, payload))
+    r = link.recv()
+    assert r.status == Status.OK and struct.unpack_from("<IH", r.body) == (2 * k, k)
+
+
+def test_pty(tmp_path):
+    serial = pytest.importorskip("serial")
+    with start_posix_device(tmp_path / "flash.bin", tcp_port=None, pty=True) as dev:
+        assert dev.url.startswith("/dev/")
+        port = serial.serial_for_url(dev.url, timeout=REPLY_TIMEOUT)
+        try:
+            port.write(b"\0" + frame(Op.HELLO, 1, struct.pack("<H", 1)))
+            raw = port.read_until(b"\0")
+            p = cobs.decode(raw[:-1])
+            assert p[:2] == bytes([Op.HELLO | 0x80, 1]) and p[4] == 0 and b"posix" in p
+        finally:
+            port.close()
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="exactly one"):
+        start_posix_device(tmp_path / "f.bin", tcp_port=0, pty=True)
+    wrong = tmp_path / "small.bin"
+    wrong.write_bytes(b"\xff" * 1000)
+    with pytest.raises(ValueError, match="4194304"):
+        start_posix_device(wrong)
+    with pytest.raises(PosixDeviceError, match="cannot use"):
+        start_posix_device(tmp_path / "no-such-dir" / "f.bin")
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("make") is None, reason="needs gcc and make")
+def test_c_unit_tests(tmp_path):
+    """firmware/tests/test_proto.c (COBS vectors, frame checks, handlers on a RAM flash)
+    under ASan + UBSan, through `make test-posix`."""
+    r = subprocess.run(["make", "-s", "-f", "posix.mk", "test-posix", f"POSIX_B={tmp_path / 'posix'}"],
+                       cwd=FIRMWARE, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "0 failures" in r.stdout
