@@ -1,11 +1,11 @@
 # SPDX-License-Identifier: MIT
 """Decode throughput (events/s) of pysg.io vs faery / dv-processing / evutils
-on the same files: AEDAT 3.1, AEDAT 4 (LZ4) and EVT 3.0.
+on the same files: AEDAT 3.1, AEDAT 4 (LZ4), EVT 3.0, EVT 2.0 and DAT.
 
 Files: the real recordings of faery's sdist (tests/data, fetched by
 tests/test_io_realdata.py into ~/.cache/pysg-tests) and larger synthetic files
-written by third-party writers (faery for EVT 3.0 and AEDAT 4 LZ4; AEDAT 3.1
-has no third-party writer, so pysg writes it and evutils reads it).
+written by third-party writers (faery for EVT 3.0, EVT 2.0 and AEDAT 4 LZ4; AEDAT
+3.1 has no third-party writer, so pysg writes it and evutils reads it).
 
     OMP_NUM_THREADS=1 python bench/decode_throughput.py [--events 5000000] [--repeat 3]
 """
@@ -26,7 +26,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
 from pysg.events import make_events  # noqa: E402
 from pysg.io.aedat31 import read_aedat31, write_aedat31  # noqa: E402
 from pysg.io.aedat4 import read_aedat4  # noqa: E402
-from pysg.io.evt import read_evt  # noqa: E402
+from pysg.io.evt import read_dat, read_evt  # noqa: E402
 
 
 def best(fn, repeat: int) -> tuple[float, int]:
@@ -78,6 +78,8 @@ def main(argv=None) -> None:
     arr["t"], arr["x"], arr["y"], arr["on"] = ev["t"], ev["x"], ev["y"], ev["p"]
     stream = faery.events_stream_from_array(arr, dimensions=(1280, 720))
     stream.to_file(str(tmp / "big.raw"), version="evt3", zero_t0=False)
+    faery.events_stream_from_array(arr, dimensions=(1280, 720)).to_file(str(tmp / "big2.raw"), version="evt2",
+                                                                          zero_t0=False)
     faery.events_stream_from_array(arr, dimensions=(1280, 720)).to_file(str(tmp / "big.aedat4"),
                                                                           compression=faery.aedat.LZ4_DEFAULT)
     ev128 = ev.copy()
@@ -91,10 +93,13 @@ def main(argv=None) -> None:
         cases += [("EVT 3.0 real IMX636", real / "evt3.raw", read_evt, [("faery", faery_count)])]
         cases += [("AEDAT4 LZ4 real DAVIS346", real / "davis346.aedat4", read_aedat4,
                    [("faery", faery_count), ("dv-processing", dv_count)])]
+        cases += [("EVT 2.0 real Gen3", real / "evt2.raw", read_evt, [("faery", faery_count)])]
+        cases += [("DAT real Gen4", real / "gen4.dat", read_dat, [("faery", faery_count)])]
     else:
         print(f"(real files not found in {real}: run tests/test_io_realdata.py first)")
     cases += [
         (f"EVT 3.0 faery-written {n/1e6:g}M", tmp / "big.raw", read_evt, [("faery", faery_count)]),
+        (f"EVT 2.0 faery-written {n/1e6:g}M", tmp / "big2.raw", read_evt, [("faery", faery_count)]),
         (f"AEDAT4 LZ4 faery-written {n/1e6:g}M", tmp / "big.aedat4", read_aedat4,
          [("faery", faery_count), ("dv-processing", dv_count)]),
         (f"AEDAT 3.1 pysg-written {n/1e6:g}M", tmp / "big.aedat", read_aedat31, [("evutils", evutils_count)]),

@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: MIT
 """Peak memory of reading an event file chunk by chunk (pysg.io.iter_events)
-vs whole (pysg.io.read_events), for AEDAT 3.1, EVT 3.0 and AEDAT 4 (LZ4).
+vs whole (pysg.io.read_events), for AEDAT 3.1, EVT 3.0, AEDAT 4 (LZ4), DAT,
+AEDAT 2.0 and .npy.
 
-The files are written by pysg's own writers into a temporary directory; each
+The files are written by pysg's own writers (DAT: its 8-byte records directly,
+.npy: numpy.save of EVENT_DTYPE) into a temporary directory; each
 has ``--events`` events, 10 x ``--chunk`` (default events / 10). Every
 measurement runs in a fresh subprocess and reports:
 
@@ -29,7 +31,8 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-FORMATS = ("aedat31", "evt3", "aedat4")
+FORMATS = ("aedat31", "evt3", "aedat4", "dat", "aedat2", "npy")
+SUFFIX = {"dat": "dat", "aedat2": "aedat", "npy": "npy"}
 
 
 def _status_kib(key: str) -> int:
@@ -72,6 +75,7 @@ def make_files(tmp: pathlib.Path, n: int) -> dict[str, pathlib.Path]:
     import numpy as np
 
     from pysg.events import make_events
+    from pysg.io.aedat2 import write_aedat2
     from pysg.io.aedat4 import write_aedat4
     from pysg.io.aedat31 import write_aedat31
     from pysg.io.evt import write_evt3
@@ -79,11 +83,17 @@ def make_files(tmp: pathlib.Path, n: int) -> dict[str, pathlib.Path]:
     rng = np.random.default_rng(0)
     ev = make_events(rng.integers(0, 128, n), rng.integers(0, 128, n),
                      np.sort(rng.integers(0, 60_000_000, n)), rng.integers(0, 2, n))
-    paths = {f: tmp / f"bench.{f}" for f in FORMATS}
+    paths = {f: tmp / f"bench{f}.{SUFFIX.get(f, f)}" for f in FORMATS}
     write_aedat31(paths["aedat31"], ev, width=128, height=128,
                   start_time=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
     write_evt3(paths["evt3"], ev, width=128, height=128)
     write_aedat4(paths["aedat4"], ev, width=128, height=128, compression="lz4")
+    write_aedat2(paths["aedat2"], ev)
+    np.save(paths["npy"], ev)
+    rec = np.empty(n, dtype=[("t", "<u4"), ("d", "<u4")])
+    rec["t"] = ev["t"]
+    rec["d"] = ev["x"].astype(np.uint32) | (ev["y"].astype(np.uint32) << 14) | (ev["p"].astype(np.uint32) << 28)
+    paths["dat"].write_bytes(b"% Version 2\n% Width 128\n% Height 128\n\x0c\x08" + rec.tobytes())
     return paths
 
 

@@ -119,8 +119,9 @@ def iter_events(path: str | os.PathLike, chunk_events: int = 1_000_000, **option
 
     Memory stays bounded (about ``chunk_events`` events, plus one packet) for
     AEDAT 3.1 (packet by packet), AEDAT 4.0 (packet by packet, chunks are
-    packets merged up to ``chunk_events``) and EVT 2.0/3.0 (word blocks). Other
-    formats are read whole and then sliced.
+    packets merged up to ``chunk_events``), EVT 2.0/3.0 (word blocks), DAT,
+    AEDAT 2.0 and ``.npy`` (blocks of ``chunk_events`` records). ``.npz``
+    files are read whole and then sliced.
     """
     if isinstance(chunk_events, bool) or not isinstance(chunk_events, (int, np.integer)) or chunk_events < 1:
         raise ValueError(f"iter_events: chunk_events must be a positive integer, got {chunk_events!r}")
@@ -144,6 +145,15 @@ def iter_events(path: str | os.PathLike, chunk_events: int = 1_000_000, **option
     elif fmt in ("evt2", "evt3"):
         from pysg.io.evt import iter_evt
         yield from iter_evt(path, chunk_events=chunk_events, **options)
+    elif fmt == "dat":
+        from pysg.io.evt import iter_dat
+        yield from iter_dat(path, chunk_events=chunk_events, **options)
+    elif fmt == "aedat2":
+        from pysg.io.aedat2 import iter_aedat2
+        yield from iter_aedat2(path, chunk_events=chunk_events, **options)
+    elif fmt == "npy":
+        from pysg.io.npy import iter_npy
+        yield from iter_npy(path, chunk_events=chunk_events, **options)
     else:
         events = _reader(fmt)(path, **options)
         for a in range(0, events.size, chunk_events):

@@ -18,13 +18,13 @@ Address layouts:
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 from pysg.events import EVENT_DTYPE, EventFileError
 
-__all__ = ["read_aedat2", "write_aedat2", "read_aedat2_header"]
+__all__ = ["read_aedat2", "iter_aedat2", "write_aedat2", "read_aedat2_header"]
 
 MAGIC = b"#!AER-DAT2.0"
 _RECORD = np.dtype([("a", ">u4"), ("ts", ">i4")])
@@ -59,6 +59,73 @@ def read_aedat2_header(path: str | os.PathLike) -> dict[str, Any]:
     return _parse_header(data, path)
 
 
+def _options(fn: str, layout: str, flip_x: bool | None, on_polarity: int | None,
+             width: int | None) -> tuple[bool, int, int]:
+    """(flip_x, on_polarity, width) with the layout's defaults filled in."""
+    if layout not in _LAYOUTS:
+        raise ValueError(f"{fn}: layout must be one of {_LAYOUTS}, got {layout!r}")
+    flip_x = (layout == "dvs128") if flip_x is None else bool(flip_x)
+    on_polarity = (0 if layout == "dvs128" else 1) if on_polarity is None else on_polarity
+    if on_polarity not in (0, 1):
+        raise ValueError(f"{fn}: on_polarity must be 0 or 1, got {on_polarity!r}")
+    width = (128 if layout == "dvs128" else 346) if width is None else width
+    return flip_x, on_polarity, width
+
+
+class _Unwrap:
+    """Timestamp unwrapping carried across chunks: the last raw 32-bit timestamp and the
+    number of wraps so far (jAER wraps at 2**31 into negatives)."""
+
+    def __init__(self) -> None:
+        self.last: int | None = None
+        self.wraps = 0
+
+    def __call__(self, raw: np.ndarray) -> np.ndarray:
+        ts = raw.astype(np.int64) & 0xFFFFFFFF
+        if ts.size:
+            w0 = self.wraps + int(self.last is not None and int(ts[0]) - self.last < -(1 << 31))
+            wraps = np.cumsum(np.diff(ts) < -(1 << 31))
+            if w0:
+                wraps += w0
+            self.last, self.wraps = int(ts[-1]), int(wraps[-1]) if wraps.size else w0
+            if self.wraps:  # (no pass at all for a file without wraps)
+                ts[0] += w0 << 32
+                ts[1:] += wraps << 32
+        return ts
+
+
+def _decode(path: str, rec: np.ndarray, layout: str, flip_x: bool, on_polarity: int, width: int,
+            base: int, first: int, unwrap: _Unwrap) -> np.ndarray:
+    """EVENT_DTYPE events of the records ``rec``, record ``first`` of the file onwards
+    (whose events start at byte ``base``)."""
+    a = rec["a"]
+    if layout == "dvs128":
+        keep = (a & np.uint32(0x8000)) == 0
+        x = (a >> np.uint32(1)) & np.uint32(0x7F)
+        y = (a >> np.uint32(8)) & np.uint32(0x7F)
+        p = a & np.uint32(1)
+    else:
+        keep = (a & np.uint32(0x80000400)) == 0
+        x = (a >> np.uint32(12)) & np.uint32(0x3FF)
+        y = (a >> np.uint32(22)) & np.uint32(0x1FF)
+        p = (a >> np.uint32(11)) & np.uint32(1)
+    ts = unwrap(rec["ts"])
+    x, y, p, ts = x[keep], y[keep], p[keep], ts[keep]
+    if flip_x:
+        bad = x >= width
+        if bad.any():
+            i = first + int(np.flatnonzero(keep)[np.argmax(bad)])
+            raise EventFileError(path, f"byte offset {base + 8 * i}",
+                                 f"event {i} has x={int(x[np.argmax(bad)])} >= width {width} (cannot flip)")
+        x = (width - 1) - x.astype(np.int64)
+    out = np.empty(x.size, dtype=EVENT_DTYPE)
+    out["x"] = x
+    out["y"] = y
+    out["p"] = p == on_polarity
+    out["t"] = ts
+    return out
+
+
 def read_aedat2(path: str | os.PathLike, *, layout: str = "dvs128", flip_x: bool | None = None,
                 on_polarity: int | None = None, width: int | None = None) -> np.ndarray:
     """Read the DVS events of an AEDAT 2.0 file.
@@ -74,13 +141,7 @@ def read_aedat2(path: str | os.PathLike, *, layout: str = "dvs128", flip_x: bool
     Returns:
         EVENT_DTYPE array in file order, ``t`` in µs, ``p`` 1 = ON.
     """
-    if layout not in _LAYOUTS:
-        raise ValueError(f"read_aedat2: layout must be one of {_LAYOUTS}, got {layout!r}")
-    flip_x = (layout == "dvs128") if flip_x is None else bool(flip_x)
-    on_polarity = (0 if layout == "dvs128" else 1) if on_polarity is None else on_polarity
-    if on_polarity not in (0, 1):
-        raise ValueError(f"read_aedat2: on_polarity must be 0 or 1, got {on_polarity!r}")
-    width = (128 if layout == "dvs128" else 346) if width is None else width
+    flip_x, on_polarity, width = _options("read_aedat2", layout, flip_x, on_polarity, width)
     path = os.fspath(path)
     with open(path, "rb") as f:
         data = f.read()
@@ -90,36 +151,39 @@ def read_aedat2(path: str | os.PathLike, *, layout: str = "dvs128", flip_x: bool
     if body % _RECORD.itemsize:
         raise EventFileError(path, f"byte offset {base + body - body % 8}", "file ends inside an 8-byte event")
     rec = np.frombuffer(data, dtype=_RECORD, offset=base)
-    a = rec["a"]
-    if layout == "dvs128":
-        keep = (a & np.uint32(0x8000)) == 0
-        x = (a >> np.uint32(1)) & np.uint32(0x7F)
-        y = (a >> np.uint32(8)) & np.uint32(0x7F)
-        p = a & np.uint32(1)
-    else:
-        keep = (a & np.uint32(0x80000400)) == 0
-        x = (a >> np.uint32(12)) & np.uint32(0x3FF)
-        y = (a >> np.uint32(22)) & np.uint32(0x1FF)
-        p = (a >> np.uint32(11)) & np.uint32(1)
-    ts = rec["ts"].astype(np.int64)
-    # Unwrap the 32-bit timestamp (jAER wraps at 2**31 into negatives).
-    ts = ts & 0xFFFFFFFF
-    if ts.size > 1:
-        ts += np.concatenate(([0], np.cumsum(np.diff(ts) < -(1 << 31)))) << 32
-    x, y, p, ts = x[keep], y[keep], p[keep], ts[keep]
-    if flip_x:
-        bad = x >= width
-        if bad.any():
-            i = int(np.flatnonzero(keep)[np.argmax(bad)])
-            raise EventFileError(path, f"byte offset {base + 8 * i}",
-                                 f"event {i} has x={int(x[np.argmax(bad)])} >= width {width} (cannot flip)")
-        x = (width - 1) - x.astype(np.int64)
-    out = np.empty(x.size, dtype=EVENT_DTYPE)
-    out["x"] = x
-    out["y"] = y
-    out["p"] = p == on_polarity
-    out["t"] = ts
-    return out
+    return _decode(path, rec, layout, flip_x, on_polarity, width, base, 0, _Unwrap())
+
+
+def iter_aedat2(path: str | os.PathLike, *, chunk_events: int = 1_000_000, layout: str = "dvs128",
+                flip_x: bool | None = None, on_polarity: int | None = None,
+                width: int | None = None) -> Iterator[np.ndarray]:
+    """``read_aedat2`` in bounded memory: ``chunk_events`` records (8 bytes each) read
+    and decoded at a time, the timestamp unwrapping carried across chunks; the chunks
+    concatenated equal ``read_aedat2``'s result. Errors are those of ``read_aedat2``
+    (the file size is checked before the first chunk; an x beyond ``width`` is raised
+    at its chunk)."""
+    if isinstance(chunk_events, bool) or not isinstance(chunk_events, (int, np.integer)) or chunk_events < 1:
+        raise ValueError(f"iter_aedat2: chunk_events must be a positive integer, got {chunk_events!r}")
+    flip_x, on_polarity, width = _options("iter_aedat2", layout, flip_x, on_polarity, width)
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        header = _parse_header(f.read(_MAX_HEADER_BYTES + _MAX_HEADER_LINE), path)
+        base = header["data_offset"]
+        body = os.fstat(f.fileno()).st_size - base
+        if body % _RECORD.itemsize:
+            raise EventFileError(path, f"byte offset {base + body - body % 8}", "file ends inside an 8-byte event")
+        f.seek(base)
+        unwrap = _Unwrap()
+        first = 0
+        while True:
+            data = f.read(int(chunk_events) * _RECORD.itemsize)
+            if not data:
+                return
+            rec = np.frombuffer(data, dtype=_RECORD)
+            ev = _decode(path, rec, layout, flip_x, on_polarity, width, base, first, unwrap)
+            first += rec.size
+            if ev.size:
+                yield ev
 
 
 def write_aedat2(path: str | os.PathLike, events: np.ndarray, *, layout: str = "dvs128",
@@ -127,11 +191,7 @@ def write_aedat2(path: str | os.PathLike, events: np.ndarray, *, layout: str = "
     """Write events as AEDAT 2.0 with the same conventions ``read_aedat2`` uses
     (so ``read_aedat2(write_aedat2(ev, **o), **o) == ev``). ``t`` must be in
     [0, 2**32): it is stored modulo 2**32 as jAER does."""
-    if layout not in _LAYOUTS:
-        raise ValueError(f"write_aedat2: layout must be one of {_LAYOUTS}, got {layout!r}")
-    flip_x = (layout == "dvs128") if flip_x is None else bool(flip_x)
-    on_polarity = (0 if layout == "dvs128" else 1) if on_polarity is None else on_polarity
-    width = (128 if layout == "dvs128" else 346) if width is None else width
+    flip_x, on_polarity, width = _options("write_aedat2", layout, flip_x, on_polarity, width)
     xmax, ymax = (128, 128) if layout == "dvs128" else (1024, 512)
     events = np.asarray(events)
     names = getattr(events.dtype, "names", None) or ()

@@ -21,18 +21,33 @@ Layout (all integers little-endian):
 
 The flatbuffers are parsed by hand with bounds checks: only the few fields
 above are read. Non-event streams are skipped without decompression.
+
+When the C extension is built, LZ4 frames and event packets are decoded by
+``sg_lz4_frame_decompress`` / ``sg_aedat4_decode_events`` (runtime_c/src/sg_decode.c)
+into reused buffers; the Python path below is the reference, used for every packet
+the C path refuses (so errors are always the reference's).
 """
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 import numpy as np
 
 from pysg.events import EVENT_DTYPE, EventFileError
+from pysg.io import evt as _evt
+
+# The C decoders of runtime_c/src/sg_decode.c (LZ4 frames, event packets), used when the
+# extension has them; the Python/numpy path below stays the reference, and the fallback:
+# a packet the C path refuses is decoded again by the reference, which raises the error
+# (or, for the rare LZ4 frames only liblz4 accepts, returns the events).
+_ffi, _lib = _evt._ffi, _evt._lib
+if _lib is not None and not all(hasattr(_lib, n) for n in ("sg_lz4_frame_decompress", "sg_aedat4_decode_events")):
+    _ffi = _lib = None
 
 __all__ = ["read_aedat4", "iter_aedat4", "read_aedat4_header", "write_aedat4", "Aedat4Header", "Aedat4Stream",
            "decode_io_header", "decode_event_packet"]
@@ -284,6 +299,127 @@ def _decode_packet(path: str, data: bytes, at: int) -> np.ndarray:
     return out
 
 
+_SG_ERR_ARENA = -11  # sg_runtime.h: the caller's buffer is too small
+
+
+class _CPackets:
+    """Decodes packet payloads with sg_lz4_frame_decompress / sg_aedat4_decode_events,
+    reusing one input and one decompression buffer across packets."""
+
+    def __init__(self, path: str, compression: str, scratch_bytes: int = 1 << 20):
+        self.path = path
+        self.compression = compression
+        self.payload = bytearray(1 << 16)
+        self.scratch_bytes = scratch_bytes  # the decompression buffer, made at first use
+        self.scratch: np.ndarray | None = None
+        self.dst: Any = None
+        self.size = _ffi.new("size_t *")
+        self.err = _ffi.new("uint64_t *")
+
+    def read(self, f: BinaryIO, size: int) -> memoryview:
+        """The next ``size`` bytes of ``f``, in the reused input buffer."""
+        if size > len(self.payload):
+            self.payload = bytearray(max(size, 2 * len(self.payload)))
+        view = memoryview(self.payload)[:size]
+        if f.readinto(view) != size:
+            raise EventFileError(self.path, f"byte offset {f.tell()}", "file ended inside a packet")
+        return view
+
+    def _uncompressed(self, src: Any, size: int, payload: Callable[[], bytes],
+                      at: int) -> tuple[Any, int, Any] | None:
+        """(C pointer, length, owner) of the uncompressed packet; None if C refuses it."""
+        if self.compression == "none":
+            return src, size, None
+        if self.compression.startswith("zstd"):  # zstandard (Python) decompresses
+            data = _decompress(self.path, self.compression, payload(), at)
+            return _ffi.from_buffer("uint8_t[]", data), len(data), data
+        if self.scratch is None:
+            self.scratch = np.empty(self.scratch_bytes, dtype=np.uint8)
+            self.dst = _ffi.from_buffer("uint8_t[]", self.scratch, require_writable=True)
+        while True:
+            status = _lib.sg_lz4_frame_decompress(src, size, self.dst, self.scratch.size, self.size)
+            if status == 0:
+                return self.dst, int(self.size[0]), None
+            # room for MAX_PACKET_BYTES plus one 4 MiB block; beyond, the reference reports it
+            limit = MAX_PACKET_BYTES + (4 << 20)
+            if status != _SG_ERR_ARENA or self.scratch.size >= limit:
+                return None
+            self.scratch = np.empty(min(2 * self.scratch.size, limit), dtype=np.uint8)
+            self.dst = _ffi.from_buffer("uint8_t[]", self.scratch, require_writable=True)
+
+    def decode(self, src: Any, size: int, payload: Callable[[], bytes], at: int, out: np.ndarray | None = None,
+               k: int = 0) -> tuple[np.ndarray, int]:
+        """Events of the packet payload at file byte ``at`` (``size`` bytes at C pointer
+        ``src``; ``payload()`` the same bytes, for zstandard and the reference) written to
+        ``out[k:]``, grown in place when short, or to a new exact-size array when ``out``
+        is None. Returns (out, k + events)."""
+        got = self._uncompressed(src, size, payload, at)
+        if got is not None:
+            ptr, n, _owner = got
+            if out is None:
+                status = _lib.sg_aedat4_decode_events(ptr, n, _ffi.NULL, 0, self.size, self.err)
+                if status == 0:
+                    return np.empty(0, dtype=EVENT_DTYPE), 0
+                if status == _SG_ERR_ARENA:
+                    out = np.empty(int(self.size[0]), dtype=EVENT_DTYPE)
+            while out is not None:
+                with _ffi.from_buffer("uint8_t[]", out, require_writable=True) as dst:
+                    status = _lib.sg_aedat4_decode_events(ptr, n, dst + k * _lib.SG_EVENT_RECORD_SIZE, out.size - k,
+                                                          self.size, self.err)
+                if status == 0:
+                    return out, k + int(self.size[0])
+                if status != _SG_ERR_ARENA:
+                    break
+                out.resize((max(2 * out.size, k + int(self.size[0])),), refcheck=False)
+        # refused by C: the reference decodes it again and raises the error (with its message)
+        ev = _decode_packet(self.path, _decompress(self.path, self.compression, payload(), at), at)
+        if out is None:
+            return ev, ev.size
+        if out.size - k < ev.size:
+            out.resize((k + ev.size,), refcheck=False)
+        out[k:k + ev.size] = ev
+        return out, k + ev.size
+
+
+def _packets_end(path: str, header: Aedat4Header, file_size: int) -> int:
+    """Byte offset where the packets end (the data table, or the end of the file)."""
+    if header.data_table_position < 0:
+        return file_size
+    if header.data_table_position < header.data_offset or header.data_table_position > file_size:
+        raise EventFileError(path, f"byte offset {len(MAGIC) + 4}",
+                             f"dataTablePosition {header.data_table_position} outside the packets "
+                             f"[{header.data_offset}, {file_size}]")
+    return header.data_table_position
+
+
+def _packet_size(path: str, pos: int, end: int, buf: Any) -> tuple[int, int]:
+    """(stream id, payload size) of the packet header at ``pos``: the 8 bytes of ``buf``
+    at ``pos`` (a mapped file), or the next 8 bytes of ``buf`` (an open file)."""
+    if end - pos < _PACKET.size:
+        raise EventFileError(path, f"byte offset {pos}", f"truncated packet header ({end - pos} bytes)")
+    sid, size = _PACKET.unpack_from(buf, pos) if isinstance(buf, mmap.mmap) else _PACKET.unpack(buf.read(_PACKET.size))
+    if size < 0 or size > end - pos - _PACKET.size:
+        raise EventFileError(path, f"byte offset {pos + 4}",
+                             f"packet size {size} of stream {sid} runs past the end of the packets "
+                             f"({end - pos - _PACKET.size} bytes left)")
+    return sid, size
+
+
+def _packets(f: BinaryIO, path: str, header: Aedat4Header, chosen: Aedat4Stream) -> Iterator[tuple[int, int]]:
+    """(payload byte offset, size) of each packet of ``chosen``, in file order, with ``f``
+    positioned at the payload: the caller reads exactly ``size`` bytes before the next."""
+    end = _packets_end(path, header, os.fstat(f.fileno()).st_size)
+    pos = header.data_offset
+    f.seek(pos)
+    while pos < end:
+        sid, size = _packet_size(path, pos, end, f)
+        if sid == chosen.id:
+            yield pos + _PACKET.size, size
+        else:
+            f.seek(size, 1)
+        pos += _PACKET.size + size
+
+
 def decode_io_header(buf: bytes, *, source: str = "<stream>", offset: int = 0) -> Aedat4Header:
     """Decode an IOHeader flatbuffer given as bytes (without its ``int32`` size).
 
@@ -316,6 +452,10 @@ def decode_event_packet(payload: bytes, compression: str = "none", *, source: st
     if compression not in COMPRESSIONS.values():
         raise ValueError(f"decode_event_packet: compression must be one of {sorted(COMPRESSIONS.values())}, "
                          f"got {compression!r}")
+    if _lib is not None:
+        data = bytes(payload)
+        with _ffi.from_buffer("uint8_t[]", data) as src:  # one packet: a small first buffer
+            return _CPackets(source, compression, 1 << 17).decode(src, len(data), lambda: data, offset)[0]
     data = _decompress(source, compression, bytes(payload), offset)
     return _decode_packet(source, data, offset)
 
@@ -334,33 +474,16 @@ def iter_aedat4(path: str | os.PathLike, *, stream: int | None = None) -> Iterat
     with open(path, "rb") as f:
         header = _parse_header(f, path)
         chosen = _pick_stream(path, header, stream)
-        file_size = os.fstat(f.fileno()).st_size
-        end = file_size
-        if header.data_table_position >= 0:
-            if header.data_table_position < header.data_offset or header.data_table_position > file_size:
-                raise EventFileError(path, f"byte offset {len(MAGIC) + 4}",
-                                     f"dataTablePosition {header.data_table_position} outside the packets "
-                                     f"[{header.data_offset}, {file_size}]")
-            end = header.data_table_position
-        pos = header.data_offset
-        f.seek(pos)
-        while pos < end:
-            if end - pos < _PACKET.size:
-                raise EventFileError(path, f"byte offset {pos}", f"truncated packet header ({end - pos} bytes)")
-            sid, size = _PACKET.unpack(f.read(_PACKET.size))
-            if size < 0 or size > end - pos - _PACKET.size:
-                raise EventFileError(path, f"byte offset {pos + 4}",
-                                     f"packet size {size} of stream {sid} runs past the end of the packets "
-                                     f"({end - pos - _PACKET.size} bytes left)")
-            if sid == chosen.id:
-                payload = f.read(size)
-                data = _decompress(path, header.compression, payload, pos + _PACKET.size)
-                ev = _decode_packet(path, data, pos + _PACKET.size)
-                if ev.size:
-                    yield ev
+        dec = _CPackets(path, header.compression) if _lib is not None else None
+        for at, size in _packets(f, path, header, chosen):
+            if dec is not None:
+                payload = dec.read(f, size)
+                with _ffi.from_buffer("uint8_t[]", payload) as src:
+                    ev = dec.decode(src, size, payload.tobytes, at)[0]
             else:
-                f.seek(size, 1)
-            pos += _PACKET.size + size
+                ev = _decode_packet(path, _decompress(path, header.compression, f.read(size), at), at)
+            if ev.size:
+                yield ev
 
 
 def read_aedat4(path: str | os.PathLike, *, stream: int | None = None) -> np.ndarray:
@@ -369,10 +492,44 @@ def read_aedat4(path: str | os.PathLike, *, stream: int | None = None) -> np.nda
     Returns EVENT_DTYPE in file order; ``t`` is the recorded µs timestamp
     (absolute, as DV writes it), ``p`` 1 = ON.
     """
+    if _lib is not None:
+        return _read_aedat4_c(os.fspath(path), stream)
     chunks = list(iter_aedat4(path, stream=stream))
     if not chunks:
         return np.empty(0, dtype=EVENT_DTYPE)
     return np.concatenate(chunks)
+
+
+def _read_aedat4_c(path: str, stream: int | None) -> np.ndarray:
+    """read_aedat4 in C: the file mapped (no copy), every packet decoded straight into one
+    growing array."""
+    with open(path, "rb") as f:
+        header = _parse_header(f, path)
+        chosen = _pick_stream(path, header, stream)
+        file_size = os.fstat(f.fileno()).st_size
+        end = _packets_end(path, header, file_size)
+        dec = _CPackets(path, header.compression)
+        # Room for 16 bytes per event, or for up to 4x compression, at most 64 Mi events
+        # (832 MiB) at first: pages never written are never touched; grown in place
+        # (realloc) if short, shrunk at the end.
+        per = _EVENT.itemsize if header.compression == "none" else _EVENT.itemsize // 4
+        out: np.ndarray | None = None
+        k = 0
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm, \
+                _ffi.from_buffer("uint8_t[]", mm) as src:
+            pos = header.data_offset
+            unpack = _PACKET.unpack_from
+            while pos < end:
+                sid, size = unpack(mm, pos) if end - pos >= _PACKET.size else (0, -1)
+                if size < 0 or size > end - pos - _PACKET.size:
+                    _packet_size(path, pos, end, mm)  # raises, with the message of the reference
+                at = pos + _PACKET.size
+                if sid == chosen.id:
+                    if out is None:
+                        out = np.empty(min(max(file_size // per, 1024), 1 << 26), dtype=EVENT_DTYPE)
+                    out, k = dec.decode(src + at, size, lambda a=at, n=size: mm[a:a + n], at, out, k)
+                pos = at + size
+    return np.empty(0, dtype=EVENT_DTYPE) if out is None else _evt._shrink(out, k)
 
 
 # --------------------------------------------------------------------------- #

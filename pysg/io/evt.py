@@ -51,7 +51,7 @@ import numpy as np
 
 from pysg.events import EVENT_DTYPE, EventFileError
 
-__all__ = ["read_evt", "iter_evt", "write_evt3", "read_dat", "read_prophesee_header", "EvtHeader"]
+__all__ = ["read_evt", "iter_evt", "write_evt3", "read_dat", "iter_dat", "read_prophesee_header", "EvtHeader"]
 
 _MAX_HEADER_LINE = 64 * 1024
 _MAX_HEADER_BYTES = 1 << 20
@@ -377,8 +377,9 @@ def _decode_c(words: np.ndarray, state: Any, t0: int, evt3: bool) -> np.ndarray:
 # Readers
 # --------------------------------------------------------------------------- #
 def _check_range(path: str, ev: np.ndarray, width: int | None, height: int | None, base: int,
-                 word_index: np.ndarray | None = None) -> None:
-    """x/y must lie inside the header geometry (when known)."""
+                 word_index: np.ndarray | None = None, first: int = 0) -> None:
+    """x/y must lie inside the header geometry (when known); ``ev`` starts at event
+    ``first`` of the data starting at byte ``base``."""
     for name, limit in (("x", width), ("y", height)):
         if limit is None or ev.size == 0:
             continue
@@ -386,7 +387,7 @@ def _check_range(path: str, ev: np.ndarray, width: int | None, height: int | Non
         if bad.any():
             i = int(np.argmax(bad))
             raise EventFileError(path, f"byte offset {base}",
-                                 f"event {i} of the data starting here has {name}={int(ev[name][i])}, "
+                                 f"event {first + i} of the data starting here has {name}={int(ev[name][i])}, "
                                  f"outside the header's {width}x{height} geometry")
 
 
@@ -499,6 +500,63 @@ def _concat(chunks: list[np.ndarray]) -> np.ndarray:
     return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
 
 
+_DAT_RECORD = np.dtype([("t", "<u4"), ("d", "<u4")])
+
+
+def _dat_body(f: BinaryIO, path: str) -> tuple[EvtHeader, int, int] | None:
+    """Check a DAT file's header and event type/size bytes: (header, byte offset of the
+    first event, bytes of events), with ``f`` there; None for a file without events."""
+    head = _parse_header(f, path)
+    f.seek(head.data_offset)
+    kind = f.read(2)
+    if len(kind) < 2:
+        if not kind:
+            return None
+        raise EventFileError(path, f"byte offset {head.data_offset}", "file ends inside the event type/size bytes")
+    ev_type, ev_size = kind[0], kind[1]
+    if ev_type != _DAT_CD:
+        raise EventFileError(path, f"byte offset {head.data_offset}",
+                             f"DAT event type 0x{ev_type:02x}, only CD events (0x0c) are supported")
+    if ev_size != _DAT_EVENT_SIZE:
+        raise EventFileError(path, f"byte offset {head.data_offset + 1}",
+                             f"DAT event size {ev_size}, must be {_DAT_EVENT_SIZE}")
+    base = head.data_offset + 2
+    body = os.fstat(f.fileno()).st_size - base
+    if body % _DAT_EVENT_SIZE:
+        raise EventFileError(path, f"byte offset {base + body - body % _DAT_EVENT_SIZE}",
+                             "file ends inside an 8-byte DAT event")
+    return head, base, body
+
+
+def _decode_dat(path: str, rec: np.ndarray, head: EvtHeader, base: int, first: int, t_last: list[int],
+                t0: int) -> np.ndarray:
+    """EVENT_DTYPE events of the DAT records ``rec`` (event ``first`` of the file on);
+    ``t_last`` = [last raw t, wraps so far], carried across chunks (empty at the start)."""
+    t = rec["t"].astype(np.int64)
+    if t.size:
+        w0 = (t_last[1] + int(int(t[0]) - t_last[0] < -(1 << 31))) if t_last else 0
+        wraps = np.cumsum(np.diff(t) < -(1 << 31))
+        if w0:
+            wraps += w0
+        t_last[:] = [int(t[-1]), int(wraps[-1]) if wraps.size else w0]
+        if t_last[1]:  # (no pass at all for a file without wraps)
+            t[0] += w0 << 32
+            t[1:] += wraps << 32
+    d = rec["d"]
+    out = np.empty(rec.size, dtype=EVENT_DTYPE)
+    out["x"] = d & np.uint32(0x3FFF)
+    out["y"] = (d >> np.uint32(14)) & np.uint32(0x3FFF)
+    p = d >> np.uint32(28)
+    if p.size and int(p.max()) > 1:
+        i = int(np.argmax(p > 1))
+        raise EventFileError(path, f"byte offset {base + 8 * (first + i) + 4}",
+                             f"event {first + i} has polarity {int(p[i])}")
+    out["p"] = p
+    out["t"] = t + t0
+    _check_range(path, out, head.width, head.height, base, first=first)
+    return out
+
+
 def read_dat(path: str | os.PathLike, *, add_t0: bool = True) -> np.ndarray:
     """Read a Prophesee DAT (version 2) file of CD events.
 
@@ -507,41 +565,38 @@ def read_dat(path: str | os.PathLike, *, add_t0: bool = True) -> np.ndarray:
     """
     path = os.fspath(path)
     with open(path, "rb") as f:
-        head = _parse_header(f, path)
-        f.seek(head.data_offset)
-        kind = f.read(2)
-        if len(kind) < 2:
-            if not kind:
-                return np.empty(0, dtype=EVENT_DTYPE)
-            raise EventFileError(path, f"byte offset {head.data_offset}", "file ends inside the event type/size bytes")
-        ev_type, ev_size = kind[0], kind[1]
-        if ev_type != _DAT_CD:
-            raise EventFileError(path, f"byte offset {head.data_offset}",
-                                 f"DAT event type 0x{ev_type:02x}, only CD events (0x0c) are supported")
-        if ev_size != _DAT_EVENT_SIZE:
-            raise EventFileError(path, f"byte offset {head.data_offset + 1}",
-                                 f"DAT event size {ev_size}, must be {_DAT_EVENT_SIZE}")
+        got = _dat_body(f, path)
+        if got is None:
+            return np.empty(0, dtype=EVENT_DTYPE)
+        head, base, _ = got
         data = f.read()
-    base = head.data_offset + 2
-    if len(data) % _DAT_EVENT_SIZE:
-        raise EventFileError(path, f"byte offset {base + len(data) - len(data) % _DAT_EVENT_SIZE}",
-                             "file ends inside an 8-byte DAT event")
-    rec = np.frombuffer(data, dtype=[("t", "<u4"), ("d", "<u4")])
-    t = rec["t"].astype(np.int64)
-    if t.size > 1:
-        t += np.concatenate(([0], np.cumsum(np.diff(t) < -(1 << 31)))) << 32
-    d = rec["d"]
-    out = np.empty(rec.size, dtype=EVENT_DTYPE)
-    out["x"] = d & np.uint32(0x3FFF)
-    out["y"] = (d >> np.uint32(14)) & np.uint32(0x3FFF)
-    p = d >> np.uint32(28)
-    if p.size and int(p.max()) > 1:
-        i = int(np.argmax(p > 1))
-        raise EventFileError(path, f"byte offset {base + 8 * i + 4}", f"event {i} has polarity {int(p[i])}")
-    out["p"] = p
-    out["t"] = t + (head.t0 if add_t0 else 0)
-    _check_range(path, out, head.width, head.height, base)
-    return out
+    rec = np.frombuffer(data, dtype=_DAT_RECORD)
+    return _decode_dat(path, rec, head, base, 0, [], head.t0 if add_t0 else 0)
+
+
+def iter_dat(path: str | os.PathLike, *, chunk_events: int = 1_000_000, add_t0: bool = True) -> Iterator[np.ndarray]:
+    """``read_dat`` in bounded memory: ``chunk_events`` events read and decoded at a
+    time, the timestamp unwrapping carried across chunks; the chunks concatenated equal
+    ``read_dat``'s result. The header and file size are checked before the first chunk;
+    a bad polarity or an event outside the geometry is raised at its chunk (with the
+    message ``read_dat`` gives when the file has only that problem)."""
+    if isinstance(chunk_events, bool) or not isinstance(chunk_events, (int, np.integer)) or chunk_events < 1:
+        raise ValueError(f"iter_dat: chunk_events must be a positive integer, got {chunk_events!r}")
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        got = _dat_body(f, path)
+        if got is None:
+            return
+        head, base, _ = got
+        t_last: list[int] = []
+        first = 0
+        while True:
+            data = f.read(int(chunk_events) * _DAT_EVENT_SIZE)
+            if not data:
+                return
+            rec = np.frombuffer(data, dtype=_DAT_RECORD)
+            yield _decode_dat(path, rec, head, base, first, t_last, head.t0 if add_t0 else 0)
+            first += rec.size
 
 
 # --------------------------------------------------------------------------- #
