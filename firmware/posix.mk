@@ -44,7 +44,7 @@ test-posix: $(POSIX_B)/test_proto
 # The fuzzer starts every input from a flash holding a small model with every kind of stage.
 $(POSIX_B)/fuzz_model.sgm: fuzz/make_fuzz_model.py
 	@mkdir -p $(@D)
-	cd .. && $(POSIX_PYTHON) firmware/fuzz/make_fuzz_model.py firmware/$@ firmware/$(POSIX_B)/fuzz-corpus
+	cd .. && $(POSIX_PYTHON) firmware/fuzz/make_fuzz_model.py $(abspath $@) $(abspath $(POSIX_B))/fuzz-corpus
 $(POSIX_B)/fuzz_proto: fuzz/fuzz_proto.c $(POSIX_TEST_BOARD) tests/sg_test_board.h $(POSIX_CORE_SRCS) $(POSIX_HDRS)
 	@mkdir -p $(@D)
 	$(POSIX_CLANG) -std=c99 -Wall -Wextra -Werror -O1 -g -fsanitize=fuzzer,address,undefined \
