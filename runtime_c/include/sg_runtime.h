@@ -17,7 +17,8 @@
  *
  * Time: step s covers [t0 + s dt, t0 + (s+1) dt) where t0 is the first event's time
  * (or the origin set by sg_set_origin). A step runs in three phases (FORMAT.md §3):
- * decays, input scatter (as events arrive), then layer by layer x, spikes and their
+ * decays, input scatter (summed per input within each sg_feed call; the sum is the
+ * same), then layer by layer x, spikes and their
  * scatter into the next layer.
  */
 #ifndef SG_RUNTIME_H

@@ -18,6 +18,14 @@
 #endif
 #endif
 
+/* Inline even at -Os (the firmware's level), where GCC would otherwise call these tiny
+ * per-neuron helpers out of line. */
+#if defined(__GNUC__)
+#define SG_INLINE static inline __attribute__((always_inline))
+#else
+#define SG_INLINE static inline
+#endif
+
 /** Read a little-endian u16 at @p p (any alignment). */
 static inline uint16_t sg_rd16(const uint8_t *p)
 {
@@ -31,13 +39,19 @@ static inline uint32_t sg_rd32(const uint8_t *p)
 }
 
 /** Floor division of @p v by 2^@p n (arithmetic shift right), n in [0, 63]. */
-static inline int64_t sg_asr64(int64_t v, unsigned n)
+SG_INLINE int64_t sg_asr64(int64_t v, unsigned n)
 {
+#if defined(__GNUC__)
+    /* GCC and Clang document >> of a negative value as sign-extending (floor): one
+     * shift instead of the two branches of the portable form. */
+    return v >> n;
+#else
     return v >= 0 ? (int64_t)((uint64_t)v >> n) : -(int64_t)(((uint64_t)(-(v + 1))) >> n) - 1;
+#endif
 }
 
 /** int64 -> int32, clamped. */
-static inline int32_t sg_sat32(int64_t v)
+SG_INLINE int32_t sg_sat32(int64_t v)
 {
     return v > INT32_MAX ? INT32_MAX : (v < INT32_MIN ? INT32_MIN : (int32_t)v);
 }
@@ -49,7 +63,7 @@ static inline int32_t sg_sat32(int64_t v)
  * @param t  target, int32
  * @return the new state, between z and t
  */
-static inline int32_t sg_decay(int32_t z, uint16_t a, int32_t t)
+SG_INLINE int32_t sg_decay(int32_t z, uint16_t a, int32_t t)
 {
     int64_t acc = (int64_t)a * z + (int64_t)(32768 - (int32_t)a) * t + 16384;
     int32_t r = (int32_t)sg_asr64(acc, 15);
@@ -80,6 +94,10 @@ uint32_t sg_scatter(const sg_stage *st, uint32_t i, int32_t count, int32_t *z0);
 /* The dense case of sg_scatter on its own: the hot path of dense stages, kept out of
  * sg_scatter so it does not pay the conv kernel's register saves on every event. */
 uint32_t sg_scatter_dense(const sg_stage *st, uint32_t i, uint32_t count, int32_t *z0);
+/* Two inputs of a dense stage at once (counts c1 at i1, c2 at i2): the same adds as two
+ * sg_scatter_dense calls, with each bucket-0 state loaded and stored once. Returns out_c. */
+uint32_t sg_scatter_dense2(const sg_stage *st, uint32_t i1, uint32_t c1, uint32_t i2, uint32_t c2,
+                           int32_t *z0);
 
 /**
  * Fan-out of synaptic input @p i: how many bucket-0 states one event there changes
@@ -94,12 +112,16 @@ uint32_t sg_fanout(const sg_stage *st, uint32_t i);
 int32_t sg_pool_index(const sg_stage *st, uint32_t raw);
 
 /**
- * x of one neuron: sat32(bias + round_half_up(sum_k vq_k z^k / 2^n)) (FORMAT.md §3 step 3b).
- * @param[in] st  the stage
- * @param[in] k   number of buckets
- * @param[in] z   [k][n_out] bucket states
- * @param[in] j   neuron index, < n_out
+ * x of neurons j0 .. j0 + count - 1 of a stage: sat32(bias + round_half_up(sum_k vq_k z^k /
+ * 2^n)) (FORMAT.md §3 step 3b), walking the channels without a division per neuron.
+ * @param[in]  st     the stage
+ * @param[in]  k      number of buckets
+ * @param[in]  z      [k][n_out] bucket states
+ * @param[in]  j0     first neuron, j0 + count <= n_out
+ * @param[in]  count  neurons
+ * @param[out] x      [count] their x
  */
-int32_t sg_neuron_x(const sg_stage *st, uint16_t k, const int32_t *z, uint32_t j);
+void sg_stage_x(const sg_stage *st, uint16_t k, const int32_t *z, uint32_t j0, uint32_t count,
+                int32_t *x);
 
 #endif /* SG_INTERNAL_H */

@@ -6,28 +6,62 @@
  */
 #include "sg_internal.h"
 
+/* Decays of one neuron (taps K-1 down to 1, then bucket 0): tap b reads tap b-1 before
+ * that is updated, so each state is loaded once and handed down. */
+SG_INLINE void decay_neuron(int32_t *zj, size_t n, const uint16_t *alpha, uint32_t k)
+{
+    int32_t *p = zj + (size_t)(k - 1u) * n;
+    int32_t cur = *p;
+    uint32_t b;
+    for (b = k - 1u; b >= 1u; --b) {
+        int32_t *q = p - n;
+        const int32_t prev = *q;
+        if ((cur | prev) != 0) { /* D(0, a, 0) = 0: skip idle taps */
+            *p = sg_decay(cur, alpha[b], prev);
+        }
+        cur = prev;
+        p = q;
+    }
+    if (cur != 0) {
+        *p = sg_decay(cur, alpha[0], 0);
+    }
+}
+
 void sg_decay_stage(const sg_stage *st, uint16_t k, int32_t *z)
 {
-    const uint32_t n = st->n_out;
-    uint32_t b;
-    uint32_t j;
-    for (b = (uint32_t)k - 1u; b >= 1u; --b) {
-        const uint16_t a = st->alpha[b];
-        int32_t *zk = z + (size_t)b * n;
-        const int32_t *zp = z + (size_t)(b - 1u) * n;
-        for (j = 0; j < n; ++j) {
-            if ((zk[j] | zp[j]) != 0) { /* D(0, a, 0) = 0: skip idle taps */
-                zk[j] = sg_decay(zk[j], a, zp[j]);
+    const size_t n = st->n_out;
+    const uint16_t *alpha = st->alpha;
+    int32_t *zj;
+    if (k == 4u) { /* the default K, written out: the four states stay in registers */
+        const uint16_t a0 = alpha[0];
+        const uint16_t a1 = alpha[1];
+        const uint16_t a2 = alpha[2];
+        const uint16_t a3 = alpha[3];
+        for (zj = z; zj != z + n; ++zj) {
+            const int32_t z0 = zj[0];
+            const int32_t z1 = zj[n];
+            const int32_t z2 = zj[2u * n];
+            const int32_t z3 = zj[3u * n];
+            if ((z0 | z1 | z2 | z3) == 0) { /* idle neuron */
+                continue;
+            }
+            if ((z3 | z2) != 0) {
+                zj[3u * n] = sg_decay(z3, a3, z2);
+            }
+            if ((z2 | z1) != 0) {
+                zj[2u * n] = sg_decay(z2, a2, z1);
+            }
+            if ((z1 | z0) != 0) {
+                zj[n] = sg_decay(z1, a1, z0);
+            }
+            if (z0 != 0) {
+                zj[0] = sg_decay(z0, a0, 0);
             }
         }
+        return;
     }
-    {
-        const uint16_t a0 = st->alpha[0];
-        for (j = 0; j < n; ++j) {
-            if (z[j] != 0) {
-                z[j] = sg_decay(z[j], a0, 0);
-            }
-        }
+    for (zj = z; zj != z + n; ++zj) {
+        decay_neuron(zj, n, alpha, k);
     }
 }
 
@@ -50,29 +84,47 @@ uint32_t sg_scatter_dense(const sg_stage *st, uint32_t i, uint32_t count, int32_
     const int8_t *w = st->weights + i;
     const uint32_t n = st->out_c;
     uint32_t j = 0;
-    /* Most scatters carry a single event or spike: no multiply, eight adds per turn
-     * (the weight column is strided, so the compiler cannot vectorise it). Adds wrap
-     * (uint32) as FORMAT.md specifies; the result is the same as the general loop. */
-    if (count == 1u) {
-        for (; j + 8u <= n; j += 8u, z0 += 8, w += 8u * n_in) {
-            const int8_t *w4 = w + 4u * n_in;
-            z0[0] = (int32_t)((uint32_t)z0[0] + (uint32_t)(int32_t)w[0]);
-            z0[1] = (int32_t)((uint32_t)z0[1] + (uint32_t)(int32_t)w[n_in]);
-            z0[2] = (int32_t)((uint32_t)z0[2] + (uint32_t)(int32_t)w[2u * n_in]);
-            z0[3] = (int32_t)((uint32_t)z0[3] + (uint32_t)(int32_t)w[3u * n_in]);
-            z0[4] = (int32_t)((uint32_t)z0[4] + (uint32_t)(int32_t)w4[0]);
-            z0[5] = (int32_t)((uint32_t)z0[5] + (uint32_t)(int32_t)w4[n_in]);
-            z0[6] = (int32_t)((uint32_t)z0[6] + (uint32_t)(int32_t)w4[2u * n_in]);
-            z0[7] = (int32_t)((uint32_t)z0[7] + (uint32_t)(int32_t)w4[3u * n_in]);
-        }
-        z0 -= j;
-        for (; j < n; ++j, w += n_in) {
-            z0[j] = (int32_t)((uint32_t)z0[j] + (uint32_t)(int32_t)w[0]);
-        }
-        return n;
+    /* Eight adds per turn (the weight column is strided, so the compiler cannot
+     * vectorise it); count x weight is one multiply-accumulate (MLA on Arm), as cheap
+     * as an add. Adds wrap (uint32) as FORMAT.md specifies. */
+    for (; j + 8u <= n; j += 8u, z0 += 8, w += 8u * n_in) {
+        const int8_t *w4 = w + 4u * n_in;
+        z0[0] = (int32_t)((uint32_t)z0[0] + count * (uint32_t)(int32_t)w[0]);
+        z0[1] = (int32_t)((uint32_t)z0[1] + count * (uint32_t)(int32_t)w[n_in]);
+        z0[2] = (int32_t)((uint32_t)z0[2] + count * (uint32_t)(int32_t)w[2u * n_in]);
+        z0[3] = (int32_t)((uint32_t)z0[3] + count * (uint32_t)(int32_t)w[3u * n_in]);
+        z0[4] = (int32_t)((uint32_t)z0[4] + count * (uint32_t)(int32_t)w4[0]);
+        z0[5] = (int32_t)((uint32_t)z0[5] + count * (uint32_t)(int32_t)w4[n_in]);
+        z0[6] = (int32_t)((uint32_t)z0[6] + count * (uint32_t)(int32_t)w4[2u * n_in]);
+        z0[7] = (int32_t)((uint32_t)z0[7] + count * (uint32_t)(int32_t)w4[3u * n_in]);
     }
-    for (; j < n; ++j, w += n_in) {
-        z0[j] = (int32_t)((uint32_t)z0[j] + count * (uint32_t)(int32_t)w[0]);
+    for (; j < n; ++j, ++z0, w += n_in) {
+        *z0 = (int32_t)((uint32_t)*z0 + count * (uint32_t)(int32_t)w[0]);
+    }
+    return n;
+}
+
+uint32_t sg_scatter_dense2(const sg_stage *st, uint32_t i1, uint32_t c1, uint32_t i2, uint32_t c2,
+                           int32_t *z0)
+{
+    const size_t s = st->n_in;
+    const int8_t *w1 = st->weights + i1;
+    const int8_t *w2 = st->weights + i2;
+    const uint32_t n = st->out_c;
+    uint32_t j = 0;
+    /* Two inputs per pass: each state is loaded and stored once for both (two MLAs). */
+    for (; j + 4u <= n; j += 4u, z0 += 4, w1 += 4u * s, w2 += 4u * s) {
+        z0[0] = (int32_t)((uint32_t)z0[0] + c1 * (uint32_t)(int32_t)w1[0] +
+                          c2 * (uint32_t)(int32_t)w2[0]);
+        z0[1] = (int32_t)((uint32_t)z0[1] + c1 * (uint32_t)(int32_t)w1[s] +
+                          c2 * (uint32_t)(int32_t)w2[s]);
+        z0[2] = (int32_t)((uint32_t)z0[2] + c1 * (uint32_t)(int32_t)w1[2u * s] +
+                          c2 * (uint32_t)(int32_t)w2[2u * s]);
+        z0[3] = (int32_t)((uint32_t)z0[3] + c1 * (uint32_t)(int32_t)w1[3u * s] +
+                          c2 * (uint32_t)(int32_t)w2[3u * s]);
+    }
+    for (; j < n; ++j, ++z0, w1 += s, w2 += s) {
+        *z0 = (int32_t)((uint32_t)*z0 + c1 * (uint32_t)(int32_t)*w1 + c2 * (uint32_t)(int32_t)*w2);
     }
     return n;
 }
@@ -165,18 +217,65 @@ uint32_t sg_fanout(const sg_stage *st, uint32_t i)
            axis_taps(rem % st->syn_w, st, st->out_w);
 }
 
-int32_t sg_neuron_x(const sg_stage *st, uint16_t k, const int32_t *z, uint32_t j)
+/* sum_k vq_k z^k of one neuron, int64 (|sum| < K 2^46). */
+SG_INLINE int64_t bucket_sum(const int16_t *vq, const int32_t *zj, size_t n, uint32_t k)
 {
-    const uint32_t ch = j / ((uint32_t)st->out_h * st->out_w);
-    const int16_t *vq = st->vweights + (size_t)ch * k;
-    const unsigned n = st->vshift[ch];
     int64_t acc = 0;
     uint32_t b;
-    for (b = 0; b < k; ++b) {
-        acc += (int64_t)vq[b] * z[(size_t)b * st->n_out + j];
+    if (k == 4u) { /* the default K, written out */
+        return (int64_t)vq[0] * zj[0] + (int64_t)vq[1] * zj[n] + (int64_t)vq[2] * zj[2u * n] +
+               (int64_t)vq[3] * zj[3u * n];
     }
-    if (n > 0u) {
-        acc = sg_asr64(acc + ((int64_t)1 << (n - 1u)), n);
+    for (b = 0; b < k; ++b, zj += n) {
+        acc += (int64_t)vq[b] * *zj; /* one multiply-accumulate (SMLAL on Arm) */
     }
-    return sg_sat32((int64_t)st->bias[ch] + acc);
+    return acc;
+}
+
+/* sat32(bias + round_half_up(acc / 2^n)); round half up as
+ * floor((acc + 2^(n-1)) / 2^n) = floor((floor(acc / 2^(n-1)) + 1) / 2), which needs no
+ * 64-bit constant. */
+SG_INLINE int32_t x_of(int64_t acc, unsigned n, int32_t bias)
+{
+    const int64_t r = n > 0u ? sg_asr64(sg_asr64(acc, n - 1u) + 1, 1u) : acc;
+    return sg_sat32((int64_t)bias + r);
+}
+
+void sg_stage_x(const sg_stage *st, uint16_t k, const int32_t *z, uint32_t j0, uint32_t count,
+                int32_t *x)
+{
+    const size_t n_out = st->n_out;
+    const uint32_t spatial = (uint32_t)st->out_h * st->out_w;
+    const int32_t *zj = z + j0;
+    const int32_t *end = zj + count;
+    if (spatial == 1u) { /* dense: one channel per neuron, its constants side by side */
+        const int16_t *vq = st->vweights + (size_t)j0 * k;
+        const uint8_t *sh = st->vshift + j0;
+        const int32_t *bias = st->bias + j0;
+        if (k == 4u) {
+            for (; zj != end; ++zj, ++x, vq += 4) {
+                *x = x_of(bucket_sum(vq, zj, n_out, 4u), *sh++, *bias++);
+            }
+        } else {
+            for (; zj != end; ++zj, ++x, vq += k) {
+                *x = x_of(bucket_sum(vq, zj, n_out, k), *sh++, *bias++);
+            }
+        }
+    } else { /* conv: walk the channels, no division per neuron */
+        uint32_t ch = j0 / spatial;
+        uint32_t left = spatial - (j0 - ch * spatial); /* neurons of channel ch still to do */
+        const int16_t *vq = st->vweights + (size_t)ch * k;
+        unsigned n = st->vshift[ch];
+        int32_t bias = st->bias[ch];
+        for (; zj != end; ++zj, ++x) {
+            *x = x_of(bucket_sum(vq, zj, n_out, k), n, bias);
+            if (--left == 0u && zj + 1 != end) { /* next channel's constants */
+                ++ch;
+                left = spatial;
+                vq += k;
+                n = st->vshift[ch];
+                bias = st->bias[ch];
+            }
+        }
+    }
 }

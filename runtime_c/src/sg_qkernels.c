@@ -92,11 +92,12 @@ static int sg_requant_ok(const sg_qrequant *q, int32_t n_channels)
 
 static int sg_conv_params_ok(const sg_qconv_params *p)
 {
-    return p != NULL && sg_range_ok(p->stride_h, 1, SG_QGEOM_MAX)
-           && sg_range_ok(p->stride_w, 1, SG_QGEOM_MAX) && sg_range_ok(p->dilation_h, 1, SG_QGEOM_MAX)
-           && sg_range_ok(p->dilation_w, 1, SG_QGEOM_MAX) && sg_range_ok(p->pad_h, 0, SG_QGEOM_MAX)
-           && sg_range_ok(p->pad_w, 0, SG_QGEOM_MAX) && sg_range_ok(p->input_offset, -127, 128)
-           && sg_range_ok(p->output_offset, -128, 127) && sg_act_ok(p->act_min, p->act_max);
+    return p != NULL && sg_range_ok(p->stride_h, 1, SG_QGEOM_MAX) &&
+           sg_range_ok(p->stride_w, 1, SG_QGEOM_MAX) &&
+           sg_range_ok(p->dilation_h, 1, SG_QGEOM_MAX) &&
+           sg_range_ok(p->dilation_w, 1, SG_QGEOM_MAX) && sg_range_ok(p->pad_h, 0, SG_QGEOM_MAX) &&
+           sg_range_ok(p->pad_w, 0, SG_QGEOM_MAX) && sg_range_ok(p->input_offset, -127, 128) &&
+           sg_range_ok(p->output_offset, -128, 127) && sg_act_ok(p->act_min, p->act_max);
 }
 
 /* requantise one accumulator of output channel c and clamp it */
@@ -116,8 +117,8 @@ static int8_t sg_requant_one(int32_t acc, const sg_qrequant *q, int32_t c, int32
 
 static size_t sg_nhwc(const sg_qdims *d, int32_t n, int32_t y, int32_t x, int32_t c)
 {
-    return (((size_t)n * (size_t)d->h + (size_t)y) * (size_t)d->w + (size_t)x) * (size_t)d->c
-           + (size_t)c;
+    return (((size_t)n * (size_t)d->h + (size_t)y) * (size_t)d->w + (size_t)x) * (size_t)d->c +
+           (size_t)c;
 }
 
 sg_status sg_q_conv2d(const sg_qconv_params *params, const sg_qrequant *quant,
@@ -126,13 +127,13 @@ sg_status sg_q_conv2d(const sg_qconv_params *params, const sg_qrequant *quant,
                       int8_t *output)
 {
     int32_t groups, out_per_group, b, oy, ox, oc;
-    if (!sg_conv_params_ok(params) || !sg_dims_ok(input_dims) || !sg_dims_ok(filter_dims)
-        || !sg_dims_ok(output_dims) || input == NULL || filter == NULL || output == NULL) {
+    if (!sg_conv_params_ok(params) || !sg_dims_ok(input_dims) || !sg_dims_ok(filter_dims) ||
+        !sg_dims_ok(output_dims) || input == NULL || filter == NULL || output == NULL) {
         return SG_ERR_ARG;
     }
-    if (!sg_geom_ok(input_dims) || !sg_geom_ok(filter_dims) || !sg_geom_ok(output_dims)
-        || input_dims->n != output_dims->n || filter_dims->n != output_dims->c
-        || input_dims->c % filter_dims->c != 0) {
+    if (!sg_geom_ok(input_dims) || !sg_geom_ok(filter_dims) || !sg_geom_ok(output_dims) ||
+        input_dims->n != output_dims->n || filter_dims->n != output_dims->c ||
+        input_dims->c % filter_dims->c != 0) {
         return SG_ERR_ARG;
     }
     groups = input_dims->c / filter_dims->c;
@@ -185,15 +186,15 @@ sg_status sg_q_depthwise_conv2d(const sg_qconv_params *params, const sg_qrequant
                                 const int32_t *bias, const sg_qdims *output_dims, int8_t *output)
 {
     int32_t m_count, b, oy, ox, ic, m;
-    if (!sg_conv_params_ok(params) || !sg_dims_ok(input_dims) || !sg_dims_ok(filter_dims)
-        || !sg_dims_ok(output_dims) || input == NULL || filter == NULL || output == NULL) {
+    if (!sg_conv_params_ok(params) || !sg_dims_ok(input_dims) || !sg_dims_ok(filter_dims) ||
+        !sg_dims_ok(output_dims) || input == NULL || filter == NULL || output == NULL) {
         return SG_ERR_ARG;
     }
     m_count = params->depth_multiplier;
-    if (m_count < 1 || !sg_geom_ok(input_dims) || !sg_geom_ok(filter_dims) || !sg_geom_ok(output_dims)
-        || input_dims->n != output_dims->n || filter_dims->n != 1
-        || (int64_t)input_dims->c * m_count != (int64_t)output_dims->c
-        || filter_dims->c != output_dims->c || !sg_requant_ok(quant, output_dims->c)) {
+    if (m_count < 1 || !sg_geom_ok(input_dims) || !sg_geom_ok(filter_dims) ||
+        !sg_geom_ok(output_dims) || input_dims->n != output_dims->n || filter_dims->n != 1 ||
+        (int64_t)input_dims->c * m_count != (int64_t)output_dims->c ||
+        filter_dims->c != output_dims->c || !sg_requant_ok(quant, output_dims->c)) {
         return SG_ERR_ARG;
     }
     for (b = 0; b < input_dims->n; ++b) {
@@ -216,16 +217,17 @@ sg_status sg_q_depthwise_conv2d(const sg_qconv_params *params, const sg_qrequant
                                 if (ix < 0 || ix >= input_dims->w) {
                                     continue;
                                 }
-                                acc += (int32_t)filter[sg_nhwc(filter_dims, 0, ky, kx, oc)]
-                                       * ((int32_t)input[sg_nhwc(input_dims, b, iy, ix, ic)]
-                                          + params->input_offset);
+                                acc += (int32_t)filter[sg_nhwc(filter_dims, 0, ky, kx, oc)] *
+                                       ((int32_t)input[sg_nhwc(input_dims, b, iy, ix, ic)] +
+                                        params->input_offset);
                             }
                         }
                         if (bias != NULL) {
                             acc += bias[oc];
                         }
-                        output[sg_nhwc(output_dims, b, oy, ox, oc)] = sg_requant_one(
-                            acc, quant, oc, params->output_offset, params->act_min, params->act_max);
+                        output[sg_nhwc(output_dims, b, oy, ox, oc)] =
+                            sg_requant_one(acc, quant, oc, params->output_offset, params->act_min,
+                                           params->act_max);
                     }
                 }
             }
@@ -239,11 +241,11 @@ sg_status sg_q_fully_connected(const sg_qfc_params *params, const sg_qrequant *q
                                const int8_t *weights, const int32_t *bias, int8_t *output)
 {
     int32_t b, o, i;
-    if (params == NULL || input == NULL || weights == NULL || output == NULL || batches < 1
-        || n_in < 1 || n_out < 1 || !sg_range_ok(params->input_offset, -127, 128)
-        || !sg_range_ok(params->filter_offset, -127, 128)
-        || !sg_range_ok(params->output_offset, -128, 127)
-        || !sg_act_ok(params->act_min, params->act_max) || !sg_requant_ok(quant, n_out)) {
+    if (params == NULL || input == NULL || weights == NULL || output == NULL || batches < 1 ||
+        n_in < 1 || n_out < 1 || !sg_range_ok(params->input_offset, -127, 128) ||
+        !sg_range_ok(params->filter_offset, -127, 128) ||
+        !sg_range_ok(params->output_offset, -128, 127) ||
+        !sg_act_ok(params->act_min, params->act_max) || !sg_requant_ok(quant, n_out)) {
         return SG_ERR_ARG;
     }
     for (b = 0; b < batches; ++b) {
@@ -252,7 +254,8 @@ sg_status sg_q_fully_connected(const sg_qfc_params *params, const sg_qrequant *q
             const int8_t *w = weights + (size_t)o * (size_t)n_in;
             int32_t acc = 0;
             for (i = 0; i < n_in; ++i) {
-                acc += ((int32_t)w[i] + params->filter_offset) * ((int32_t)in[i] + params->input_offset);
+                acc += ((int32_t)w[i] + params->filter_offset) *
+                       ((int32_t)in[i] + params->input_offset);
             }
             if (bias != NULL) {
                 acc += bias[o];
@@ -268,13 +271,16 @@ sg_status sg_q_average_pool2d(const sg_qpool_params *params, const sg_qdims *inp
                               const int8_t *input, const sg_qdims *output_dims, int8_t *output)
 {
     int32_t b, oy, ox, c;
-    if (params == NULL || !sg_dims_ok(input_dims) || !sg_dims_ok(output_dims) || input == NULL
-        || output == NULL || !sg_geom_ok(input_dims) || !sg_geom_ok(output_dims)
-        || input_dims->n != output_dims->n || input_dims->c != output_dims->c
-        || !sg_range_ok(params->stride_h, 1, SG_QGEOM_MAX) || !sg_range_ok(params->stride_w, 1, SG_QGEOM_MAX)
-        || !sg_range_ok(params->filter_h, 1, SG_QGEOM_MAX) || !sg_range_ok(params->filter_w, 1, SG_QGEOM_MAX)
-        || !sg_range_ok(params->pad_h, 0, SG_QGEOM_MAX) || !sg_range_ok(params->pad_w, 0, SG_QGEOM_MAX)
-        || !sg_act_ok(params->act_min, params->act_max)) {
+    if (params == NULL || !sg_dims_ok(input_dims) || !sg_dims_ok(output_dims) || input == NULL ||
+        output == NULL || !sg_geom_ok(input_dims) || !sg_geom_ok(output_dims) ||
+        input_dims->n != output_dims->n || input_dims->c != output_dims->c ||
+        !sg_range_ok(params->stride_h, 1, SG_QGEOM_MAX) ||
+        !sg_range_ok(params->stride_w, 1, SG_QGEOM_MAX) ||
+        !sg_range_ok(params->filter_h, 1, SG_QGEOM_MAX) ||
+        !sg_range_ok(params->filter_w, 1, SG_QGEOM_MAX) ||
+        !sg_range_ok(params->pad_h, 0, SG_QGEOM_MAX) ||
+        !sg_range_ok(params->pad_w, 0, SG_QGEOM_MAX) ||
+        !sg_act_ok(params->act_min, params->act_max)) {
         return SG_ERR_ARG;
     }
     /* every window needs a point inside the image (TFLite fails otherwise): check the
@@ -295,13 +301,13 @@ sg_status sg_q_average_pool2d(const sg_qpool_params *params, const sg_qdims *inp
         for (oy = 0; oy < output_dims->h; ++oy) {
             const int32_t y0 = oy * params->stride_h - params->pad_h;
             const int32_t ky0 = y0 < 0 ? -y0 : 0;
-            const int32_t ky1 = params->filter_h < input_dims->h - y0 ? params->filter_h
-                                                                      : input_dims->h - y0;
+            const int32_t ky1 =
+                params->filter_h < input_dims->h - y0 ? params->filter_h : input_dims->h - y0;
             for (ox = 0; ox < output_dims->w; ++ox) {
                 const int32_t x0 = ox * params->stride_w - params->pad_w;
                 const int32_t kx0 = x0 < 0 ? -x0 : 0;
-                const int32_t kx1 = params->filter_w < input_dims->w - x0 ? params->filter_w
-                                                                          : input_dims->w - x0;
+                const int32_t kx1 =
+                    params->filter_w < input_dims->w - x0 ? params->filter_w : input_dims->w - x0;
                 const int32_t count = (ky1 - ky0) * (kx1 - kx0); /* >= 1, checked above */
                 for (c = 0; c < input_dims->c; ++c) {
                     int32_t acc = 0;

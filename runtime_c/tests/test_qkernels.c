@@ -25,7 +25,8 @@ static int32_t rd(void)
         bad_file = 1;
         return 0;
     }
-    return (int32_t)((uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24);
+    return (int32_t)((uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+                     (uint32_t)b[3] << 24);
 }
 
 static void rd_n(int32_t *dst, int32_t n, uint32_t cap)
@@ -44,8 +45,8 @@ static void rd_blob(int8_t *dst, size_t n)
 {
     size_t padded = (n + 3u) & ~(size_t)3u;
     unsigned char pad[4];
-    if (n > MAX_BYTES || fread(dst, 1, n, golden) != n
-        || fread(pad, 1, padded - n, golden) != padded - n) {
+    if (n > MAX_BYTES || fread(dst, 1, n, golden) != n ||
+        fread(pad, 1, padded - n, golden) != padded - n) {
         bad_file = 1;
     }
 }
@@ -164,8 +165,8 @@ int main(int argc, char **argv)
             if (bad_file) {
                 break;
             }
-            st = sg_q_fully_connected(&p, &q, batches, n_in, n_o, input, filter, has_bias ? bias : NULL,
-                                      output);
+            st = sg_q_fully_connected(&p, &q, batches, n_in, n_o, input, filter,
+                                      has_bias ? bias : NULL, output);
         } else if (kind == 4) {
             sg_qpool_params p;
             sg_qdims in_d, out_d;
@@ -203,6 +204,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "golden file truncated or malformed at case %d\n", (int)k);
         return 2;
     }
-    printf("test_qkernels: %d cases, %lu output elements, %d failing\n", (int)n_cases, elements, failures);
+    printf("test_qkernels: %d cases, %lu output elements, %d failing\n", (int)n_cases, elements,
+           failures);
     return failures == 0 ? 0 : 1;
 }
