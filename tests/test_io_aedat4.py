@@ -1,18 +1,21 @@
 # SPDX-License-Identifier: MIT
 """AEDAT 4.0 reader/writer: dv-processing and faery as independent writers
-and readers (every compression), multi-stream files, malformed input."""
+and readers (every compression), multi-stream files, malformed input, LZ4 frame
+options and decompression errors (python-lz4 / zstandard)."""
 from __future__ import annotations
 
+import re
 import struct
 import tracemalloc
 
+import lz4.frame
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pysg.events import EVENT_DTYPE, EventFileError, make_events
-from pysg.io.aedat4 import iter_aedat4, read_aedat4, read_aedat4_header, write_aedat4
+from pysg.io.aedat4 import MAX_PACKET_BYTES, iter_aedat4, read_aedat4, read_aedat4_header, write_aedat4
 
 T0 = 1_600_000_000_000_000  # DV writes absolute µs timestamps
 
@@ -202,3 +205,122 @@ def test_fuzz_random_packets(tmp_path, body):
     path = tmp_path / "r.aedat4"
     path.write_bytes(raw[:18 + hsize] + body)
     _read_or_error(path)
+
+
+# --------------------------------------------------------------------------- #
+# Decompression (python-lz4 / zstandard): every frame option, errors at the packet
+# --------------------------------------------------------------------------- #
+def _packets_of(raw: bytes) -> tuple[int, list[tuple[int, bytes]]]:
+    """(offset of the first packet, [(stream id, payload)]) of a file without data table."""
+    pos = first = 18 + struct.unpack_from("<i", raw, 14)[0]
+    out = []
+    while pos < len(raw):
+        sid, size = struct.unpack_from("<ii", raw, pos)
+        out.append((sid, raw[pos + 8:pos + 8 + size]))
+        pos += 8 + size
+    return first, out
+
+
+def _repacked(raw: bytes, fn) -> bytes:
+    """The file with each packet payload replaced by fn(index, payload)."""
+    first, packets = _packets_of(raw)
+    body = [struct.pack("<ii", sid, len(p)) + p for sid, p in
+            ((sid, fn(i, p)) for i, (sid, p) in enumerate(packets))]
+    return raw[:first] + b"".join(body)
+
+
+def _both_readers(monkeypatch, path) -> list:
+    """read_aedat4 and iter_aedat4, with the C packet decoder (when built) and without."""
+    import pysg.io.aedat4 as a4
+    results = []
+    for lib in dict.fromkeys((a4._lib, None)):  # C when built, then the reference
+        with monkeypatch.context() as m:
+            m.setattr(a4, "_lib", lib)
+            for fn in (lambda: read_aedat4(path), lambda: np.concatenate(list(iter_aedat4(path)))):
+                try:
+                    results.append(fn())
+                except EventFileError as e:
+                    results.append(e)
+    return results
+
+
+@pytest.mark.parametrize("options", [
+    {"store_size": True},
+    {"block_linked": False, "block_checksum": True, "content_checksum": True},
+    {"block_size": lz4.frame.BLOCKSIZE_MAX4MB, "compression_level": 16, "store_size": True},
+    {"block_size": lz4.frame.BLOCKSIZE_MAX64KB, "block_linked": True, "content_checksum": True},
+])
+def test_lz4_frame_options(tmp_path, monkeypatch, options):
+    """Packets whose LZ4 frames use any option liblz4 writes (content size stored or not,
+    checksums, block sizes and linking) read back to the events written."""
+    ev = random_events(6, 9000, 346, 260)
+    path = tmp_path / "opt.aedat4"
+    write_aedat4(path, ev, width=346, height=260, compression="lz4", packet_events=5000)
+    path.write_bytes(_repacked(path.read_bytes(),
+                               lambda i, p: lz4.frame.compress(lz4.frame.decompress(p), **options)))
+    for got in _both_readers(monkeypatch, path):
+        np.testing.assert_array_equal(got, ev)
+
+
+@pytest.mark.parametrize("compression, damage, match", [
+    ("lz4", lambda p: b"\0\0\0\0" + p[4:], "lz4 decompression failed: .*frameType_unknown"),
+    ("lz4", lambda p: p[:-6], "lz4 decompression failed: Frame incomplete"),
+    ("lz4", lambda p: p[:5], "lz4 decompression failed: .*frameHeader_incomplete"),
+    ("zstd", lambda p: b"\0\0\0\0" + p[4:], "zstd decompression failed"),
+    ("zstd", lambda p: p[:-6], "truncated or oversized ZSTD frame"),
+])
+def test_decompression_errors_name_the_packet(tmp_path, monkeypatch, compression, damage, match):
+    raw = small_file(tmp_path, compression)
+    first, packets = _packets_of(raw)
+    second = first + 8 + len(packets[0][1])  # the second packet's header
+    path = tmp_path / "bad.aedat4"
+    path.write_bytes(_repacked(raw, lambda i, p: damage(p) if i == 1 else p))
+    for got in _both_readers(monkeypatch, path):
+        assert isinstance(got, EventFileError), type(got)
+        assert got.where == f"byte offset {second + 8}"
+        assert re.search(match, str(got)), str(got)
+
+
+def test_lz4_lying_content_size_allocates_nothing(tmp_path, monkeypatch):
+    """A frame header (valid checksum) declaring more than MAX_PACKET_BYTES is refused before
+    python-lz4 would allocate the declared size."""
+    raw = small_file(tmp_path, "lz4")
+    first, _ = _packets_of(raw)
+    header = lz4.frame.LZ4FrameCompressor().begin(source_size=MAX_PACKET_BYTES + 1)  # linked blocks
+    assert len(header) == 15  # magic, FLG, BD, 8-byte content size, header checksum
+
+    def lying(i: int, p: bytes) -> bytes:  # the blocks of a 7-byte-header frame after that header
+        return header + lz4.frame.compress(lz4.frame.decompress(p), store_size=False, block_linked=True)[7:]
+    path = tmp_path / "lie.aedat4"
+    path.write_bytes(_repacked(raw, lying))
+    tracemalloc.start()
+    try:
+        results = _both_readers(monkeypatch, path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    for got in results:
+        assert isinstance(got, EventFileError), type(got)
+        assert got.where == f"byte offset {first + 8}"
+        assert f"declares {MAX_PACKET_BYTES + 1} bytes" in str(got)
+    assert peak < 1 << 20
+
+
+@pytest.mark.parametrize("store_size, word", [(True, "declares"), (False, "holds")])
+def test_lz4_packet_over_the_limit(tmp_path, monkeypatch, store_size, word):
+    """The size limit applies to the declared content size, and to the content itself
+    when the frame stores no size."""
+    import pysg.io.aedat4 as a4
+    raw = small_file(tmp_path, "lz4")
+    first, packets = _packets_of(raw)
+    size = len(lz4.frame.decompress(packets[0][1]))
+    assert size == 16 * 100 + 36  # 100 events and the flatbuffer around them
+    path = tmp_path / "big.aedat4"
+    path.write_bytes(_repacked(raw, lambda i, p: lz4.frame.compress(lz4.frame.decompress(p), store_size=store_size)))
+    monkeypatch.setattr(a4, "MAX_PACKET_BYTES", size - 1)
+    for got in _both_readers(monkeypatch, path):
+        assert isinstance(got, EventFileError) and got.where == f"byte offset {first + 8}", got
+        assert f"{word} {size} bytes, more than {size - 1}" in str(got)
+    monkeypatch.setattr(a4, "MAX_PACKET_BYTES", size)
+    for got in _both_readers(monkeypatch, path):
+        assert got.size == 300

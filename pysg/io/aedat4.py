@@ -22,10 +22,11 @@ Layout (all integers little-endian):
 The flatbuffers are parsed by hand with bounds checks: only the few fields
 above are read. Non-event streams are skipped without decompression.
 
-When the C extension is built, LZ4 frames and event packets are decoded by
-``sg_lz4_frame_decompress`` / ``sg_aedat4_decode_events`` (runtime_c/src/sg_decode.c)
-into reused buffers; the Python path below is the reference, used for every packet
-the C path refuses (so errors are always the reference's).
+Packets are decompressed by python-lz4 (``lz4.frame.decompress``, one call per
+packet) or zstandard. When the C extension is built, the uncompressed event packets
+are decoded by ``sg_aedat4_decode_events`` (runtime_c/src/sg_decode.c) straight into
+one output array; the Python path below is the reference, used for every packet the C
+decoder refuses (so errors are always the reference's).
 """
 from __future__ import annotations
 
@@ -36,17 +37,18 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, Iterator
 
+import lz4.frame
 import numpy as np
+import zstandard
 
 from pysg.events import EVENT_DTYPE, EventFileError
 from pysg.io import evt as _evt
 
-# The C decoders of runtime_c/src/sg_decode.c (LZ4 frames, event packets), used when the
-# extension has them; the Python/numpy path below stays the reference, and the fallback:
-# a packet the C path refuses is decoded again by the reference, which raises the error
-# (or, for the rare LZ4 frames only liblz4 accepts, returns the events).
+# The C event-packet decoder of runtime_c/src/sg_decode.c, used when the extension has it;
+# the Python/numpy path below stays the reference, and the fallback: a packet the C
+# decoder refuses is decoded again by the reference, which raises the error.
 _ffi, _lib = _evt._ffi, _evt._lib
-if _lib is not None and not all(hasattr(_lib, n) for n in ("sg_lz4_frame_decompress", "sg_aedat4_decode_events")):
+if _lib is not None and not hasattr(_lib, "sg_aedat4_decode_events"):
     _ffi = _lib = None
 
 __all__ = ["read_aedat4", "iter_aedat4", "read_aedat4_header", "write_aedat4", "Aedat4Header", "Aedat4Stream",
@@ -226,43 +228,49 @@ def _pick_stream(path: str, header: Aedat4Header, stream: int | None) -> Aedat4S
 # --------------------------------------------------------------------------- #
 # Packets
 # --------------------------------------------------------------------------- #
-_PIECE_BYTES = 1 << 20  # decompress in pieces: memory follows the data, not the cap
+_LZ4_MAGIC = b"\x04\x22\x4d\x18"
 
 
-def _decompress(path: str, compression: str, payload: bytes, at: int) -> bytes:
-    try:
-        if compression.startswith("lz4"):
-            import lz4.frame
-            d = lz4.frame.LZ4FrameDecompressor()
-            parts, total, data = [], 0, payload
-            while True:
-                # A single call with max_length=MAX_PACKET_BYTES would reserve that
-                # much per packet (1 GiB), whatever the packet's size.
-                piece = d.decompress(data, max_length=_PIECE_BYTES)
-                data = b""
-                parts.append(piece)
-                total += len(piece)
-                if total > MAX_PACKET_BYTES:
-                    raise EventFileError(path, f"byte offset {at}", "oversized LZ4 frame")
-                if d.eof:
-                    return b"".join(parts)
-                if d.needs_input:
-                    raise EventFileError(path, f"byte offset {at}", "truncated LZ4 frame")
-        if compression.startswith("zstd"):
-            import zstandard
+def _lz4_declared_size(payload: Any) -> int:
+    """Content size stored in an LZ4 frame header (FLG bit 3), or 0 when absent."""
+    head = bytes(payload[:14])
+    if len(head) == 14 and head[:4] == _LZ4_MAGIC and head[4] & 0x08:
+        return int.from_bytes(head[6:14], "little")
+    return 0
+
+
+def _decompress(path: str, compression: str, payload: Any, at: int) -> Any:
+    """The uncompressed packet of ``payload`` (any bytes-like object), which starts at
+    byte ``at`` of ``path``: decompression errors are raised as EventFileError there."""
+    if compression.startswith("lz4"):
+        # python-lz4 sizes its output by the header's content size: refuse a lying one
+        # before it allocates. Without one, output grows with the data (LZ4 expands at
+        # most ~255x), and is checked after.
+        declared = _lz4_declared_size(payload)
+        if declared > MAX_PACKET_BYTES:
+            raise EventFileError(path, f"byte offset {at}",
+                                 f"LZ4 frame declares {declared} bytes, more than {MAX_PACKET_BYTES}")
+        try:
+            out = lz4.frame.decompress(payload)  # one frame; bytes after it are ignored
+        except RuntimeError as e:  # python-lz4 reports liblz4's errors as RuntimeError
+            raise EventFileError(path, f"byte offset {at}", f"{compression} decompression failed: {e}") from None
+        if len(out) > MAX_PACKET_BYTES:
+            raise EventFileError(path, f"byte offset {at}",
+                                 f"LZ4 frame holds {len(out)} bytes, more than {MAX_PACKET_BYTES}")
+        return out
+    if compression.startswith("zstd"):
+        try:
             declared = zstandard.frame_content_size(payload)
             if declared > MAX_PACKET_BYTES:
                 raise EventFileError(path, f"byte offset {at}",
                                      f"ZSTD frame declares {declared} bytes, more than {MAX_PACKET_BYTES}")
             d = zstandard.ZstdDecompressor().decompressobj()
             out = d.decompress(payload)
-            if len(out) > MAX_PACKET_BYTES or not d.eof:
-                raise EventFileError(path, f"byte offset {at}", "truncated or oversized ZSTD frame")
-            return out
-    except EventFileError:
-        raise
-    except Exception as e:  # lz4/zstandard raise their own error types
-        raise EventFileError(path, f"byte offset {at}", f"{compression} decompression failed: {e}") from None
+        except zstandard.ZstdError as e:
+            raise EventFileError(path, f"byte offset {at}", f"{compression} decompression failed: {e}") from None
+        if len(out) > MAX_PACKET_BYTES or not d.eof:
+            raise EventFileError(path, f"byte offset {at}", "truncated or oversized ZSTD frame")
+        return out
     return payload
 
 
@@ -303,17 +311,13 @@ _SG_ERR_ARENA = -11  # sg_runtime.h: the caller's buffer is too small
 
 
 class _CPackets:
-    """Decodes packet payloads with sg_lz4_frame_decompress / sg_aedat4_decode_events,
-    reusing one input and one decompression buffer across packets."""
+    """Decodes uncompressed event packets with sg_aedat4_decode_events, straight into the
+    caller's output array; reuses one input buffer across the packets of a file."""
 
-    def __init__(self, path: str, compression: str, scratch_bytes: int = 1 << 20):
+    def __init__(self, path: str):
         self.path = path
-        self.compression = compression
         self.payload = bytearray(1 << 16)
-        self.scratch_bytes = scratch_bytes  # the decompression buffer, made at first use
-        self.scratch: np.ndarray | None = None
-        self.dst: Any = None
-        self.size = _ffi.new("size_t *")
+        self.count = _ffi.new("size_t *")
         self.err = _ffi.new("uint64_t *")
 
     def read(self, f: BinaryIO, size: int) -> memoryview:
@@ -325,60 +329,42 @@ class _CPackets:
             raise EventFileError(self.path, f"byte offset {f.tell()}", "file ended inside a packet")
         return view
 
-    def _uncompressed(self, src: Any, size: int, payload: Callable[[], bytes],
-                      at: int) -> tuple[Any, int, Any] | None:
-        """(C pointer, length, owner) of the uncompressed packet; None if C refuses it."""
-        if self.compression == "none":
-            return src, size, None
-        if self.compression.startswith("zstd"):  # zstandard (Python) decompresses
-            data = _decompress(self.path, self.compression, payload(), at)
-            return _ffi.from_buffer("uint8_t[]", data), len(data), data
-        if self.scratch is None:
-            self.scratch = np.empty(self.scratch_bytes, dtype=np.uint8)
-            self.dst = _ffi.from_buffer("uint8_t[]", self.scratch, require_writable=True)
-        while True:
-            status = _lib.sg_lz4_frame_decompress(src, size, self.dst, self.scratch.size, self.size)
-            if status == 0:
-                return self.dst, int(self.size[0]), None
-            # room for MAX_PACKET_BYTES plus one 4 MiB block; beyond, the reference reports it
-            limit = MAX_PACKET_BYTES + (4 << 20)
-            if status != _SG_ERR_ARENA or self.scratch.size >= limit:
-                return None
-            self.scratch = np.empty(min(2 * self.scratch.size, limit), dtype=np.uint8)
-            self.dst = _ffi.from_buffer("uint8_t[]", self.scratch, require_writable=True)
-
-    def decode(self, src: Any, size: int, payload: Callable[[], bytes], at: int, out: np.ndarray | None = None,
+    def decode(self, src: Any, size: int, packet: Callable[[], Any], at: int, out: np.ndarray | None = None,
                k: int = 0) -> tuple[np.ndarray, int]:
-        """Events of the packet payload at file byte ``at`` (``size`` bytes at C pointer
-        ``src``; ``payload()`` the same bytes, for zstandard and the reference) written to
-        ``out[k:]``, grown in place when short, or to a new exact-size array when ``out``
-        is None. Returns (out, k + events)."""
-        got = self._uncompressed(src, size, payload, at)
-        if got is not None:
-            ptr, n, _owner = got
-            if out is None:
-                status = _lib.sg_aedat4_decode_events(ptr, n, _ffi.NULL, 0, self.size, self.err)
-                if status == 0:
-                    return np.empty(0, dtype=EVENT_DTYPE), 0
-                if status == _SG_ERR_ARENA:
-                    out = np.empty(int(self.size[0]), dtype=EVENT_DTYPE)
-            while out is not None:
-                with _ffi.from_buffer("uint8_t[]", out, require_writable=True) as dst:
-                    status = _lib.sg_aedat4_decode_events(ptr, n, dst + k * _lib.SG_EVENT_RECORD_SIZE, out.size - k,
-                                                          self.size, self.err)
-                if status == 0:
-                    return out, k + int(self.size[0])
-                if status != _SG_ERR_ARENA:
-                    break
-                out.resize((max(2 * out.size, k + int(self.size[0])),), refcheck=False)
+        """Events of the uncompressed packet at file byte ``at`` (``size`` bytes at C pointer
+        ``src``; ``packet()`` the same bytes, for the reference) written to ``out[k:]``,
+        grown in place when short, or to a new exact-size array when ``out`` is None.
+        Returns (out, k + events)."""
+        if out is None:
+            status = _lib.sg_aedat4_decode_events(src, size, _ffi.NULL, 0, self.count, self.err)
+            if status == 0:
+                return np.empty(0, dtype=EVENT_DTYPE), 0
+            if status == _SG_ERR_ARENA:
+                out = np.empty(int(self.count[0]), dtype=EVENT_DTYPE)
+        while out is not None:
+            with _ffi.from_buffer("uint8_t[]", out, require_writable=True) as dst:
+                status = _lib.sg_aedat4_decode_events(src, size, dst + k * _lib.SG_EVENT_RECORD_SIZE, out.size - k,
+                                                      self.count, self.err)
+            if status == 0:
+                return out, k + int(self.count[0])
+            if status != _SG_ERR_ARENA:
+                break
+            out.resize((max(2 * out.size, k + int(self.count[0])),), refcheck=False)
         # refused by C: the reference decodes it again and raises the error (with its message)
-        ev = _decode_packet(self.path, _decompress(self.path, self.compression, payload(), at), at)
+        ev = _decode_packet(self.path, packet(), at)
         if out is None:
             return ev, ev.size
         if out.size - k < ev.size:
             out.resize((k + ev.size,), refcheck=False)
         out[k:k + ev.size] = ev
         return out, k + ev.size
+
+    def decode_payload(self, payload: Any, compression: str, at: int, out: np.ndarray | None = None,
+                       k: int = 0) -> tuple[np.ndarray, int]:
+        """decode() of a packet payload as stored (``payload``: bytes-like), decompressed first."""
+        data = _decompress(self.path, compression, payload, at)
+        with _ffi.from_buffer("uint8_t[]", data) as src:
+            return self.decode(src, len(data), lambda: data, at, out, k)
 
 
 def _packets_end(path: str, header: Aedat4Header, file_size: int) -> int:
@@ -452,12 +438,10 @@ def decode_event_packet(payload: bytes, compression: str = "none", *, source: st
     if compression not in COMPRESSIONS.values():
         raise ValueError(f"decode_event_packet: compression must be one of {sorted(COMPRESSIONS.values())}, "
                          f"got {compression!r}")
+    data = bytes(payload)
     if _lib is not None:
-        data = bytes(payload)
-        with _ffi.from_buffer("uint8_t[]", data) as src:  # one packet: a small first buffer
-            return _CPackets(source, compression, 1 << 17).decode(src, len(data), lambda: data, offset)[0]
-    data = _decompress(source, compression, bytes(payload), offset)
-    return _decode_packet(source, data, offset)
+        return _CPackets(source).decode_payload(data, compression, offset)[0]
+    return _decode_packet(source, _decompress(source, compression, data, offset), offset)
 
 
 def iter_aedat4(path: str | os.PathLike, *, stream: int | None = None) -> Iterator[np.ndarray]:
@@ -474,12 +458,10 @@ def iter_aedat4(path: str | os.PathLike, *, stream: int | None = None) -> Iterat
     with open(path, "rb") as f:
         header = _parse_header(f, path)
         chosen = _pick_stream(path, header, stream)
-        dec = _CPackets(path, header.compression) if _lib is not None else None
+        dec = _CPackets(path) if _lib is not None else None
         for at, size in _packets(f, path, header, chosen):
             if dec is not None:
-                payload = dec.read(f, size)
-                with _ffi.from_buffer("uint8_t[]", payload) as src:
-                    ev = dec.decode(src, size, payload.tobytes, at)[0]
+                ev = dec.decode_payload(dec.read(f, size), header.compression, at)[0]
             else:
                 ev = _decode_packet(path, _decompress(path, header.compression, f.read(size), at), at)
             if ev.size:
@@ -501,14 +483,16 @@ def read_aedat4(path: str | os.PathLike, *, stream: int | None = None) -> np.nda
 
 
 def _read_aedat4_c(path: str, stream: int | None) -> np.ndarray:
-    """read_aedat4 in C: the file mapped (no copy), every packet decoded straight into one
-    growing array."""
+    """read_aedat4 with the C packet decoder: the file mapped, each packet decompressed
+    from the mapping by one library call (uncompressed ones used in place), and decoded
+    straight into one growing array."""
     with open(path, "rb") as f:
         header = _parse_header(f, path)
         chosen = _pick_stream(path, header, stream)
         file_size = os.fstat(f.fileno()).st_size
         end = _packets_end(path, header, file_size)
-        dec = _CPackets(path, header.compression)
+        dec = _CPackets(path)
+        compressed = header.compression != "none"
         # Room for 16 bytes per event, or for up to 4x compression, at most 64 Mi events
         # (832 MiB) at first: pages never written are never touched; grown in place
         # (realloc) if short, shrunk at the end.
@@ -527,7 +511,10 @@ def _read_aedat4_c(path: str, stream: int | None) -> np.ndarray:
                 if sid == chosen.id:
                     if out is None:
                         out = np.empty(min(max(file_size // per, 1024), 1 << 26), dtype=EVENT_DTYPE)
-                    out, k = dec.decode(src + at, size, lambda a=at, n=size: mm[a:a + n], at, out, k)
+                    if compressed:  # a cffi buffer: no copy, and nothing left exported at close
+                        out, k = dec.decode_payload(_ffi.buffer(src + at, size), header.compression, at, out, k)
+                    else:
+                        out, k = dec.decode(src + at, size, lambda a=at, n=size: mm[a:a + n], at, out, k)
                 pos = at + size
     return np.empty(0, dtype=EVENT_DTYPE) if out is None else _evt._shrink(out, k)
 

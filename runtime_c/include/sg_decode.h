@@ -2,8 +2,9 @@
 /**
  * @file sg_decode.h
  * @brief Event-file decoders (Prophesee EVT 2.0 / EVT 3.0, AEDAT 3.1 polarity packets,
- *        AEDAT 4 event packets and their LZ4 frames), bit-exact with the numpy reference
- *        in pysg.io.evt / pysg.io.aedat31 / pysg.io.aedat4.
+ *        uncompressed AEDAT 4 event packets), bit-exact with the numpy reference in
+ *        pysg.io.evt / pysg.io.aedat31 / pysg.io.aedat4. AEDAT 4 packets are decompressed
+ *        by the host (python-lz4 / zstandard) before sg_aedat4_decode_events().
  *
  * C99, no heap, single pass. Input words are read byte by byte as little-endian (any
  * alignment, any host endianness). Output is an array of packed 13-byte records laid
@@ -96,28 +97,6 @@ sg_status sg_aedat31_decode_polarity(const uint8_t *records, size_t n, int64_t t
 
 /** Bytes of one AEDAT 4 event struct (int64 t, int16 x, int16 y, uint8 p, 3 bytes pad). */
 #define SG_AEDAT4_EVENT_SIZE 16
-
-/**
- * Decompress the first LZ4 frame of @p src (LZ4 frame format: magic 0x184D2204, linked or
- * independent blocks, stored blocks, block and content xxHash32 checksums verified, the
- * optional content size checked). Bytes after the frame are ignored. The block decoder
- * applies liblz4's parsing restrictions (last literals, match end), relative to each
- * block's maximum size. Dictionary IDs and skippable frames are refused. (A build with
- * FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION ignores checksum mismatches, to fuzz deeper.)
- * @param[in]  src           the frame
- * @param[in]  src_size      bytes of @p src
- * @param[out] dst           dst_capacity bytes; the whole content is written contiguously
- * @param[in]  dst_capacity  must leave room for a full block (the frame's maximum block
- *                           size, 64 KiB .. 4 MiB) before each compressed block
- * @param[out] dst_size      bytes of content written (on SG_OK)
- * @return SG_OK; SG_ERR_ARENA when @p dst is too small (retry with a larger one);
- *         SG_ERR_TRUNCATED (frame ends early), SG_ERR_HEADER (bad magic, version,
- *         reserved bits, header checksum, block size), SG_ERR_BLOB (malformed block or
- *         content size mismatch), SG_ERR_CRC (block or content checksum),
- *         SG_ERR_UNSUPPORTED (dictionary ID, skippable frame), SG_ERR_ARG (NULL).
- */
-sg_status sg_lz4_frame_decompress(const uint8_t *src, size_t src_size, uint8_t *dst,
-                                  size_t dst_capacity, size_t *dst_size);
 
 /**
  * Decode one uncompressed AEDAT 4 event packet (size-prefixed flatbuffer: uint32 length,
