@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sg_board.h"
+#include "sg_rx_ring.h"
 #include "sg_board_mps2.h"
 
 #define SG_REG(a) (*(volatile uint32_t *)(a))
@@ -37,9 +38,8 @@ static const sg_flash_layout sg_layout = {
     {{0x001A0000u, 0x00130000u}, {0x002D0000u, 0x00130000u}}, /* models A, B */
 };
 
-static volatile uint8_t sg_rx[SG_RX_RING];
-static volatile uint32_t sg_rx_head; /* written by the interrupt */
-static uint32_t sg_rx_tail;
+static volatile uint8_t sg_rx_buf[SG_RX_RING];
+static sg_rx_ring sg_rx = {sg_rx_buf, SG_RX_RING - 1u, 0u, 0u};
 static volatile uint32_t sg_ms;
 
 void sg_mps2_uart0_rx_irq(void)
@@ -48,11 +48,7 @@ void sg_mps2_uart0_rx_irq(void)
     UART_INT = 2u;
     while (UART_STATE & 2u) {
         uint8_t c = (uint8_t)UART_DATA;
-        uint32_t h = sg_rx_head;
-        if (h - sg_rx_tail < SG_RX_RING) { /* full: drop, the protocol resends */
-            sg_rx[h & (SG_RX_RING - 1u)] = c;
-            sg_rx_head = h + 1u;
-        }
+        sg_rx_ring_push(&sg_rx, c); /* full: dropped, the protocol resends */
     }
 }
 
@@ -84,12 +80,7 @@ void sg_board_device_id(uint8_t id[8])
 
 size_t sg_board_uart_read(uint8_t *buf, size_t max)
 {
-    size_t n = 0;
-    while (n < max && sg_rx_tail != sg_rx_head) {
-        buf[n++] = sg_rx[sg_rx_tail & (SG_RX_RING - 1u)];
-        sg_rx_tail++;
-    }
-    return n;
+    return sg_rx_ring_pop(&sg_rx, buf, max);
 }
 
 void sg_board_uart_write(const uint8_t *data, size_t n)

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "sg_board.h"
+#include "sg_rx_ring.h"
 
 #ifndef SG_BOARD_BAUD
 #define SG_BOARD_BAUD 115200u
@@ -75,9 +76,8 @@ static const sg_flash_layout sg_layout = {
     {0x08080000u, 0x40000u}, {{0x080C0000u, 0x20000u}, {0x080E0000u, 0x20000u}},
 };
 
-static volatile uint8_t sg_rx[SG_RX_RING];
-static volatile uint32_t sg_rx_head; /* written by the interrupt */
-static uint32_t sg_rx_tail;
+static volatile uint8_t sg_rx_buf[SG_RX_RING];
+static sg_rx_ring sg_rx = {sg_rx_buf, SG_RX_RING - 1u, 0u, 0u};
 static volatile uint32_t sg_ms;
 static uint32_t sg_hclk = 16000000u; /* HSI until sg_board_init */
 static uint32_t sg_pclk1 = 16000000u;
@@ -87,11 +87,7 @@ void sg_stm32_usart2_irq(void)
     /* reading SR then DR clears RXNE and an overrun */
     while (USART_SR & ((1u << 5) | (1u << 3))) {
         uint8_t c = (uint8_t)USART_DR;
-        uint32_t h = sg_rx_head;
-        if (h - sg_rx_tail < SG_RX_RING) { /* full: drop, the protocol resends */
-            sg_rx[h & (SG_RX_RING - 1u)] = c;
-            sg_rx_head = h + 1u;
-        }
+        sg_rx_ring_push(&sg_rx, c); /* full: dropped, the protocol resends */
     }
 }
 
@@ -161,12 +157,7 @@ void sg_board_device_id(uint8_t id[8])
 
 size_t sg_board_uart_read(uint8_t *buf, size_t max)
 {
-    size_t n = 0;
-    while (n < max && sg_rx_tail != sg_rx_head) {
-        buf[n++] = sg_rx[sg_rx_tail & (SG_RX_RING - 1u)];
-        sg_rx_tail++;
-    }
-    return n;
+    return sg_rx_ring_pop(&sg_rx, buf, max);
 }
 
 void sg_board_uart_write(const uint8_t *data, size_t n)
