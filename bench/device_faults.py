@@ -1,0 +1,87 @@
+# SPDX-License-Identifier: MIT
+"""Uploads and streams through a damaged link: pysg.device.faultproxy between the host
+and the POSIX emulated device drops and corrupts bytes (or whole frames' bytes) with
+given probabilities in both directions.
+
+Per setting and seed: upload the bundled gesture model (MODEL_BEGIN ... ACTIVATE), read
+it back, and stream the first gestures of the bundled recording with per-step logits;
+a trial succeeds when the model reads back bit-exact and every logit equals
+pysg.intref's. Reports trials, successes, injected faults, resends and wall time.
+
+    OMP_NUM_THREADS=1 python bench/device_faults.py [--seeds 5] [--gestures 3]
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from converters.sgm import export_network  # noqa: E402
+from pysg import intref  # noqa: E402
+from pysg.device.client import Device  # noqa: E402
+from pysg.device.faultproxy import FaultProxy  # noqa: E402
+from pysg.device.posix import start_posix_device  # noqa: E402
+from pysg.model.network import Network  # noqa: E402
+from pysg.recipes import BUNDLED_MODEL  # noqa: E402
+from pysg.sgm import load_sgm  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from device_throughput import gesture_frames  # noqa: E402
+
+# (unit, drop, corrupt): "frame" draws once per frame and direction, "byte" per byte
+SETTINGS = [("frame", 0.01, 0.01), ("byte", 1e-4, 1e-4), ("byte", 3e-4, 3e-4)]
+
+
+def trial(url: str, data: bytes, refs) -> tuple[bool, int]:
+    with Device(url, reply_timeout=0.3) as dev:
+        r = dev.upload_model(data)
+        ok = dev.read_model(r.slot) == data
+        for frames, logits in refs:
+            ok &= bool(np.array_equal(dev.stream_frames(frames), logits))
+        return ok, dev.link.counters.resends
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--gestures", type=int, default=3)
+    args = ap.parse_args(argv)
+    data = export_network(Network.load(BUNDLED_MODEL))
+    model = load_sgm(data)
+    refs = [(f, intref.run(model, f[:, None]).logits[:, 0]) for f, _, _ in gesture_frames(model, args.gestures)]
+    print(f"machine {platform.machine()}, date {time.strftime('%Y-%m-%d')}, model {len(data)} B, "
+          f"{args.gestures} gestures ({sum(len(f) for f, _ in refs)} steps) per trial")
+    print(f"{'unit':5} {'drop':>7} {'corrupt':>7} | {'trials':>6} {'ok':>3} {'faults->dev':>11} {'faults->host':>12} "
+          f"{'resends':>7} {'s/trial':>7}")
+    with tempfile.TemporaryDirectory() as tmp, start_posix_device(Path(tmp) / "flash.bin") as dev:
+        for unit, drop, corrupt in SETTINGS:
+            ok = resends = to_dev = to_host = 0
+            t0 = time.perf_counter()
+            for seed in range(args.seeds):
+                with FaultProxy(dev.url, drop=drop, corrupt=corrupt, seed=seed, unit=unit) as px:
+                    try:
+                        good, n = trial(px.url, data, refs)
+                    except Exception as e:  # a failed trial is a result, not a crash of the bench
+                        print(f"  seed {seed}: {type(e).__name__}: {e}")
+                        good, n = False, 0
+                    c = px.counters
+                ok += good
+                resends += n
+                to_dev += c.to_device.dropped + c.to_device.corrupted
+                to_host += c.to_host.dropped + c.to_host.corrupted
+            dt = (time.perf_counter() - t0) / args.seeds
+            print(f"{unit:5} {drop:7.0e} {corrupt:7.0e} | {args.seeds:6d} {ok:3d} {to_dev:11d} {to_host:12d} "
+                  f"{resends:7d} {dt:7.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
