@@ -14,6 +14,8 @@ read it.
 from __future__ import annotations
 
 import signal
+import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -77,8 +79,20 @@ def _run_qemu(tcp_port: int | None, pty: bool, flash: str | None) -> int:
         raise ValueError("the QEMU firmware picks a free TCP port itself (give --tcp 0 or nothing)")
     app = q.BUILD_DIR / "app.img"
     if not app.is_file() or not (q.BUILD_DIR / "boot.elf").is_file():
+        if not (q.FIRMWARE_DIR / "Makefile").is_file():
+            raise ValueError("the QEMU firmware is built from a pysg source checkout (firmware/ is not part of an "
+                             "installed package): in the checkout, `pip install -e .` and run `pysg emulate --qemu` "
+                             "there")
+        for tool, package in (("arm-none-eabi-gcc", "gcc-arm-none-eabi libnewlib-arm-none-eabi"),
+                              ("make", "make"), (q.QEMU_BIN, "qemu-system-arm")):
+            if shutil.which(tool) is None:
+                raise ValueError(f"{tool} not found: the QEMU firmware needs it (apt-get install {package})")
         print("pysg emulate: building the QEMU firmware (make -C firmware qemu)", file=sys.stderr)
-        q.build(("qemu",))
+        try:
+            q.build(("qemu",))
+        except subprocess.CalledProcessError as e:
+            tail = (e.stdout or b"").decode(errors="replace").strip().splitlines()[-5:]
+            raise ValueError("building the QEMU firmware failed (make -C firmware qemu): " + " | ".join(tail)) from None
     dump = Path(flash) if flash else None
     kwargs = {"flash_dump": dump} if dump is not None and dump.is_file() else {"app_image": app}
     dev = q.start(**kwargs)
