@@ -36,6 +36,7 @@ typedef struct sg_app_state {
     uint32_t busy_us;
     uint8_t after;         /* SG_AFTER_*: what to do once the reply is sent */
     uint32_t after_baud;
+    uint32_t baud;         /* the UART rate now (SET_BAUD returns to it after its probe) */
 } sg_app_state;
 
 static sg_app_state g;
@@ -231,6 +232,13 @@ static size_t op_set_baud(const uint8_t *in, size_t n, uint8_t *out)
     if (baud == 0u) {
         return st(out, SG_DEV_ERR_ARG);
     }
+    /* Try the rate now, while the UART is idle, and go back: an OK must not be followed by a
+     * rate the board refuses (the host would switch and lose the device). */
+    sg_board_uart_flush();
+    if (sg_board_uart_set_baud(baud) != 0) {
+        return st(out, SG_DEV_ERR_UNSUPPORTED);
+    }
+    (void)sg_board_uart_set_baud(g.baud);
     g.after = SG_AFTER_BAUD; /* the reply goes out at the old rate */
     g.after_baud = baud;
     return st(out, SG_DEV_OK);
@@ -307,8 +315,9 @@ static size_t op_model_end(size_t n, uint8_t *out)
 
 static size_t op_model_activate(size_t n, uint8_t *out)
 {
-    unsigned target = g.model_up.target, i;
-    uint32_t generation = 0;
+    unsigned target = g.model_up.target;
+    int newest = sg_slots_active(g.slots);
+    uint32_t generation;
     int s;
     if (n != 0u) {
         return st(out, SG_DEV_ERR_FRAME);
@@ -316,12 +325,8 @@ static size_t op_model_activate(size_t n, uint8_t *out)
     if (g.model_up.state != SG_UPLOAD_VERIFIED) {
         return st(out, SG_DEV_ERR_STATE);
     }
-    for (i = 0; i < SG_SLOT_COUNT; ++i) {
-        if (g.slots[i].valid && g.slots[i].generation > generation) {
-            generation = g.slots[i].generation;
-        }
-    }
-    generation++;
+    /* One ahead of the newest (mod 2^32: the slot comparison wraps with it). */
+    generation = (newest < 0 ? 0u : g.slots[(unsigned)newest].generation) + 1u;
     s = sg_slot_commit(target, generation, g.model_up.size, g.model_up.crc);
     g.model_up.state = SG_UPLOAD_IDLE;
     if (s != SG_DEV_OK) {
@@ -361,7 +366,10 @@ static size_t op_model_read(const uint8_t *in, size_t n, uint8_t *out)
 
 static size_t op_fw_begin(const uint8_t *in, size_t n, uint8_t *out)
 {
-    const sg_flash_region *sec = &sg_board_flash_layout()->app_secondary;
+    const sg_flash_layout *l = sg_board_flash_layout();
+    const sg_flash_region *sec = &l->app_secondary;
+    /* The image is copied into primary to run: it must fit there too (208 of 256 KB on STM32F4). */
+    const uint32_t cap = l->app_primary.size < sec->size ? l->app_primary.size : sec->size;
     uint32_t resume = 0;
     int s;
     if (!(g.caps & SG_CAP_FIRMWARE)) {
@@ -370,7 +378,7 @@ static size_t op_fw_begin(const uint8_t *in, size_t n, uint8_t *out)
     if (n != 8u) {
         return st(out, SG_DEV_ERR_FRAME);
     }
-    s = sg_upload_begin(&g.fw_up, sec->addr, sec->size, sec->addr, sec->size, 0, sg_get_u32(in),
+    s = sg_upload_begin(&g.fw_up, sec->addr, sec->size, sec->addr, cap, 0, sg_get_u32(in),
                         sg_get_u32(in + 4), &resume);
     if (s != SG_DEV_OK) {
         return st(out, s);
@@ -646,7 +654,9 @@ static void after_reply(void)
         sg_board_reset();
     } else if (what == SG_AFTER_BAUD) {
         sg_board_uart_flush();
-        (void)sg_board_uart_set_baud(g.after_baud);
+        if (sg_board_uart_set_baud(g.after_baud) == 0) {
+            g.baud = g.after_baud;
+        }
     }
 }
 
@@ -671,6 +681,7 @@ void sg_app_init(void)
     if (sg_board_uart_set_baud(SG_BOARD_BAUD) == 0) {
         g.caps |= SG_CAP_BAUD;
     }
+    g.baud = SG_BOARD_BAUD;
     load_active();
     /* UART up and slots scanned: this image works, the bootloader need not revert it. */
     (void)sg_bootctl_confirm();

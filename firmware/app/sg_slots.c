@@ -60,7 +60,9 @@ int sg_slots_active(const sg_slot_info *info)
     int best = -1;
     unsigned i;
     for (i = 0; i < SG_SLOT_COUNT; ++i) {
-        if (info[i].valid && (best < 0 || info[i].generation > info[best].generation)) {
+        /* newer = ahead modulo 2^32 (as the boot-control seq), so the counter may wrap */
+        if (info[i].valid
+            && (best < 0 || (int32_t)(info[i].generation - info[(unsigned)best].generation) > 0)) {
             best = (int)i;
         }
     }
@@ -89,6 +91,19 @@ int sg_slot_commit(unsigned slot, uint32_t generation, uint32_t size, uint32_t c
     return SG_DEV_OK;
 }
 
+/* Every byte of [addr, addr + n) still erased (0xFF): a resumed upload may program there. */
+static int flash_erased(uint32_t addr, uint32_t n)
+{
+    const uint8_t *p = sg_board_flash_ptr(addr);
+    uint32_t i;
+    for (i = 0; i < n; ++i) {
+        if (p[i] != 0xFFu) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 int sg_upload_begin(sg_upload *u, uint32_t region_addr, uint32_t region_size, uint32_t data_addr,
                     uint32_t capacity, uint8_t target, uint32_t size, uint32_t crc, uint32_t *resume)
 {
@@ -102,7 +117,9 @@ int sg_upload_begin(sg_upload *u, uint32_t region_addr, uint32_t region_size, ui
         return SG_DEV_ERR_ARG;
     }
     if (u->state != SG_UPLOAD_IDLE && u->region_addr == region_addr && u->target == target
-        && u->size == size && u->crc == crc) {
+        && u->size == size && u->crc == crc
+        /* a chunk that failed (ERR_FLASH) may have left bits only an erase restores */
+        && flash_erased(u->data_addr + u->received, u->size - u->received)) {
         u->state = SG_UPLOAD_RECEIVING; /* END (again) re-verifies */
         *resume = u->received;
         return SG_DEV_OK;

@@ -9,7 +9,7 @@
  *   offset  field
  *   0       u32 magic SG_SLOT_MAGIC ("SGSL")
  *   4       u16 header size (256), u16 header version (1)
- *   8       u32 generation (activation counter; the valid slot with the highest wins)
+ *   8       u32 generation (activation counter; the valid slot with the newest wins, mod 2^32)
  *   12      u32 size of the model file, 16 u32 CRC-32 of the model file
  *   20..251 0
  *   252     u32 CRC-32 of bytes [0, 252)
@@ -67,15 +67,19 @@ uint32_t sg_slot_capacity(unsigned slot);
  */
 void sg_slot_read(unsigned slot, sg_model *scratch, sg_slot_info *info);
 
-/** The valid slot with the highest generation, or -1 (@p info: SG_SLOT_COUNT entries). */
+/**
+ * The valid slot with the newest generation (ahead modulo 2^32, so the counter may wrap;
+ * slot 0 on a tie), or -1 (@p info: SG_SLOT_COUNT entries).
+ */
 int sg_slots_active(const sg_slot_info *info);
 
 /** Write the slot header (one program call) and read it back; an sg_dev_status. */
 int sg_slot_commit(unsigned slot, uint32_t generation, uint32_t size, uint32_t crc);
 
 /**
- * BEGIN: resume the upload of the same size and crc into the same region, or erase
- * the region and start at 0. @p capacity is the most bytes the region takes for data.
+ * BEGIN: resume the upload of the same size and crc into the same region (when the bytes
+ * still to come are erased: a failed chunk may have spoilt some), or erase the region and
+ * start at 0. @p capacity is the most bytes the region takes for data.
  * Returns an sg_dev_status; *resume is the offset to continue from.
  */
 int sg_upload_begin(sg_upload *u, uint32_t region_addr, uint32_t region_size, uint32_t data_addr,

@@ -11,7 +11,7 @@
 static const sg_flash_layout g_layout = {
     {0, 16 * K},
     {{16 * K, 4 * K}, {20 * K, 4 * K}},
-    {64 * K, 64 * K},
+    {64 * K, 48 * K}, /* primary smaller than secondary, as on the STM32F4 (208 vs 256 KB) */
     {128 * K, 64 * K},
     {192 * K, 64 * K},
     {{256 * K, SG_TEST_SLOT_SIZE}, {384 * K, SG_TEST_SLOT_SIZE}},
@@ -22,6 +22,8 @@ static uint8_t *const g_flash = (uint8_t *)g_flash_words;
 static uint8_t g_out[64u * 1024u];
 static size_t g_out_n;
 static unsigned g_fail_programs;
+static unsigned g_corrupt_programs;
+static uint32_t g_baud = 115200u;
 static uint32_t g_ticks;
 
 jmp_buf sg_test_reset_point;
@@ -33,6 +35,8 @@ void sg_test_board_wipe(void)
     memset(g_flash, 0xFF, SG_TEST_FLASH_SIZE);
     g_out_n = 0;
     g_fail_programs = 0;
+    g_corrupt_programs = 0;
+    g_baud = 115200u;
 }
 
 const uint8_t *sg_test_uart_output(size_t *n)
@@ -54,6 +58,16 @@ uint8_t *sg_test_flash(void)
 void sg_test_fail_programs(unsigned n)
 {
     g_fail_programs = n;
+}
+
+void sg_test_corrupt_programs(unsigned n)
+{
+    g_corrupt_programs = n;
+}
+
+uint32_t sg_test_uart_baud(void)
+{
+    return g_baud;
 }
 
 void sg_board_init(void)
@@ -94,7 +108,11 @@ void sg_board_uart_flush(void) {}
 
 int sg_board_uart_set_baud(uint32_t baud)
 {
-    return baud == 115200u || baud == 921600u ? 0 : -1;
+    if (baud != 115200u && baud != 921600u) {
+        return -1;
+    }
+    g_baud = baud;
+    return 0;
 }
 
 void sg_board_idle(void) {}
@@ -137,6 +155,10 @@ int sg_board_flash_program(uint32_t addr, const void *data, size_t n)
     }
     for (i = 0; i < n; ++i) {
         g_flash[addr + i] &= d[i]; /* NOR: programming only clears bits */
+    }
+    if (g_corrupt_programs > 0u && n > 0u) {
+        g_corrupt_programs--;
+        g_flash[addr] &= 0xFEu;
     }
     return 0;
 }

@@ -28,6 +28,13 @@ uint8_t *sg_test_flash(void);
 /** Make the next @p n flash programs fail (-1). */
 void sg_test_fail_programs(unsigned n);
 
+/** Make the next @p n flash programs report success but leave bit 0 of their first byte
+ *  cleared (a weak cell: only an erase brings it back). */
+void sg_test_corrupt_programs(unsigned n);
+
+/** The UART rate the application set last (115200 after a wipe). */
+uint32_t sg_test_uart_baud(void);
+
 /** Set by a test before calling the app: sg_board_reset() longjmps here. */
 extern jmp_buf sg_test_reset_point;
 extern int sg_test_reset_armed;

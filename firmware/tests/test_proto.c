@@ -466,6 +466,80 @@ static void test_reset(void)
     CHECK(g_reply_len > 40u);
 }
 
+/* ---------------------------------------------------------------- review (H12) */
+
+/* SET_BAUD to a rate the board cannot set is refused, not answered OK and then ignored
+ * (the host would switch to it and lose the device). */
+static void test_set_baud_unsupported_rate(void)
+{
+    uint8_t p[4];
+    CHECK_EQ(sg_test_uart_baud(), 115200u);
+    sg_put_u32(p, 12345u); /* not a rate of this board */
+    CHECK_EQ(request(SG_OP_SET_BAUD, 60, p, 4), SG_DEV_ERR_UNSUPPORTED);
+    CHECK_EQ(sg_test_uart_baud(), 115200u);
+    sg_put_u32(p, 921600u);
+    CHECK_EQ(request(SG_OP_SET_BAUD, 61, p, 4), SG_DEV_OK);
+    CHECK_EQ(sg_test_uart_baud(), 921600u);
+    sg_put_u32(p, 12345u); /* the probe goes back to the rate in use, not the boot rate */
+    CHECK_EQ(request(SG_OP_SET_BAUD, 62, p, 4), SG_DEV_ERR_UNSUPPORTED);
+    CHECK_EQ(sg_test_uart_baud(), 921600u);
+    sg_put_u32(p, 115200u);
+    CHECK_EQ(request(SG_OP_SET_BAUD, 63, p, 4), SG_DEV_OK);
+    CHECK_EQ(sg_test_uart_baud(), 115200u);
+}
+
+/* A DATA chunk that reads back wrong cannot be programmed again over the same bytes:
+ * BEGIN after ERR_FLASH must erase and start at 0, not resume onto the bad chunk. */
+static void test_flash_readback_failure_restarts_upload(void)
+{
+    static uint8_t data[2000];
+    uint8_t p[8 + 1000];
+    uint32_t crc, off;
+    size_t i;
+    for (i = 0; i < sizeof data; ++i) {
+        data[i] = (uint8_t)(i * 13u + 1u) | 1u; /* bit 0 set everywhere: the corruption shows */
+    }
+    crc = sg_crc32(0, data, sizeof data);
+    sg_put_u32(p, sizeof data);
+    sg_put_u32(p + 4, crc);
+    CHECK_EQ(request(SG_OP_MODEL_BEGIN, 70, p, 8), SG_DEV_OK);
+    CHECK_EQ(sg_get_u32(g_reply + 2), 0);
+    sg_put_u32(p, 0);
+    memcpy(p + 4, data, 1000);
+    CHECK_EQ(request(SG_OP_MODEL_DATA, 71, p, 1004), SG_DEV_OK);
+    sg_test_corrupt_programs(1);
+    sg_put_u32(p, 1000);
+    memcpy(p + 4, data + 1000, 1000);
+    CHECK_EQ(request(SG_OP_MODEL_DATA, 72, p, 1004), SG_DEV_ERR_FLASH);
+    sg_put_u32(p, sizeof data);
+    sg_put_u32(p + 4, crc);
+    CHECK_EQ(request(SG_OP_MODEL_BEGIN, 73, p, 8), SG_DEV_OK);
+    CHECK_EQ(sg_get_u32(g_reply + 2), 0); /* erased: a fresh start */
+    for (off = 0; off < sizeof data; off += 1000) {
+        sg_put_u32(p, off);
+        memcpy(p + 4, data + off, 1000);
+        CHECK_EQ(request(SG_OP_MODEL_DATA, (uint8_t)(74 + off / 1000), p, 1004), SG_DEV_OK);
+    }
+    p[0] = 0;
+    sg_put_u32(p + 1, 1000);
+    sg_put_u16(p + 5, 1000);
+    CHECK_EQ(request(SG_OP_MODEL_READ, 76, p, 7), SG_DEV_OK);
+    check_bytes(g_reply + 1, g_reply_len - 1, data + 1000, 1000, "chunk after a read-back failure");
+}
+
+/* An image larger than the primary region cannot run there: FW_BEGIN refuses it, instead of
+ * a verified upload that the bootloader can only revert after a backup and a failed copy. */
+static void test_fw_larger_than_primary(void)
+{
+    uint8_t p[8];
+    sg_put_u32(p, 48u * 1024u + 1u); /* fits the 64 KB secondary, not the 48 KB primary */
+    sg_put_u32(p + 4, 0);
+    CHECK_EQ(request(SG_OP_FW_BEGIN, 80, p, 8), SG_DEV_ERR_TOO_BIG);
+    sg_put_u32(p, 48u * 1024u);
+    CHECK_EQ(request(SG_OP_FW_BEGIN, 81, p, 8), SG_DEV_OK);
+    CHECK_EQ(sg_get_u32(g_reply + 1), 0);
+}
+
 int main(void)
 {
     sg_test_board_wipe();
@@ -475,6 +549,11 @@ int main(void)
     test_hello_and_cache();
     test_uploads();
     test_reset();
+    sg_test_board_wipe();
+    sg_app_init();
+    test_set_baud_unsupported_rate();
+    test_flash_readback_failure_restarts_upload();
+    test_fw_larger_than_primary();
     printf("test_proto: %d checks, %d failures\n", g_checks, g_failures);
     return g_failures == 0 ? 0 : 1;
 }

@@ -39,6 +39,7 @@ MIN_BUDGET = 64              # bytes: smallest frame payload the host shrinks to
 GROW_AFTER = 8               # clean requests before the frame budget doubles again
 FW_BOOT_TIMEOUT = 60.0       # s for the bootloader to copy an image and start it
 OFFSET_JUMPS = 3             # ERR_OFFSET answers in a row before an upload gives up
+ERASE_TIMEOUT = 5.0          # s a BEGIN may take to answer: it erases first (STM32F4: 1-2 s per 128 KB sector)
 SLOT_VALID = 1
 NO_SLOT = 0xFF
 
@@ -79,6 +80,9 @@ class HelloInfo:
         version, caps, max_payload, dev_id, fw, n = _HELLO.unpack_from(p)
         if len(p) != _HELLO.size + n:
             raise ProtocolError(f"HELLO reply of {len(p)} bytes for a {n}-byte name, expected {_HELLO.size + n}")
+        if max_payload < MIN_BUDGET:  # uploads would send empty chunks for ever
+            raise ProtocolError(f"HELLO reply says max_payload {max_payload}; the protocol needs at least "
+                                f"{MIN_BUDGET} bytes")
         return cls(version, Cap(caps), max_payload, dev_id.hex(), fw, p[_HELLO.size:].decode("ascii", "replace"))
 
     def to_dict(self) -> dict:
@@ -121,6 +125,8 @@ class DeviceInfo:
         if len(p) < _INFO.size:
             raise ProtocolError(f"INFO reply of {len(p)} bytes, expected {_INFO.size}")
         v = _INFO.unpack_from(p)
+        if v[0] not in (0, 1, NO_SLOT):
+            raise ProtocolError(f"INFO reply names active slot {v[0]}; a device has slots 0 and 1")
         slots = (SlotInfo(*v[1:5]), SlotInfo(*v[5:9]))
         return cls(None if v[0] == NO_SLOT else v[0], slots, v[9], v[10], v[11], v[12], v[13], bool(v[14]),
                    v[15], v[16])
@@ -195,6 +201,15 @@ class UploadResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _fields(fmt: str, reply: bytes, op: Op, offset: int = 0) -> tuple:
+    """The fields `fmt` of an OK reply's payload; ProtocolError when it is too short."""
+    need = offset + struct.calcsize(fmt)
+    if len(reply) < need:
+        raise ProtocolError(f"{op.name} reply of {len(reply)} bytes after the status, expected at least {need}: "
+                            f"is the device running pysg firmware of this protocol version?")
+    return struct.unpack_from(fmt, reply, offset)
 
 
 def fw_version_text(v: int) -> str:
@@ -343,11 +358,11 @@ class Device:
         losses = restarts = 0
         while True:
             try:
-                r = self._cmd(begin, struct.pack("<II", size, crc))
+                r = self._cmd(begin, struct.pack("<II", size, crc), interval=max(ERASE_TIMEOUT, self.reply_timeout))
                 if begin == Op.MODEL_BEGIN:
-                    result.slot, offset = struct.unpack_from("<BI", r)
+                    result.slot, offset = _fields("<BI", r, begin)
                 else:
-                    (offset,) = struct.unpack_from("<I", r)
+                    (offset,) = _fields("<I", r, begin)
                 if first:
                     result.resumed_from, first = offset, False
                 jumps = 0
@@ -364,7 +379,7 @@ class Device:
                             raise
                         offset = e.expected_offset
                         continue
-                    (nxt,) = struct.unpack_from("<I", r)
+                    (nxt,) = _fields("<I", r, data_op)
                     if nxt != offset + len(part):
                         raise ProtocolError(f"{data_op.name} of {len(part)} bytes at offset {offset}: the device "
                                             f"answers next offset {nxt}")
@@ -396,7 +411,9 @@ class Device:
             raise ValueError("upload_model: empty model")
         self._need(Cap.MODEL, "store models")
         result, r = self._upload(data, (Op.MODEL_BEGIN, Op.MODEL_DATA, Op.MODEL_END), progress)
-        (result.slot,) = struct.unpack_from("<B", r)
+        (result.slot,) = _fields("<B", r, Op.MODEL_END)
+        if result.slot not in (0, 1):
+            raise ProtocolError(f"MODEL_END reply names slot {result.slot}; a device has slots 0 and 1")
         if verify:
             back = self.read_model(result.slot, size=len(data))
             if back != data:
@@ -405,7 +422,7 @@ class Device:
                                   f"upload again; if it persists the device's flash is failing")
         if activate:
             r = self._cmd(Op.MODEL_ACTIVATE)
-            slot, result.generation = struct.unpack_from("<BI", r)
+            slot, result.generation = _fields("<BI", r, Op.MODEL_ACTIVATE)
             if slot != result.slot:
                 raise ProtocolError(f"MODEL_ACTIVATE activated slot {slot}, the upload went to slot {result.slot}")
         self._stream = None
@@ -472,11 +489,17 @@ class Device:
             raise ValueError(f"image file of {len(image)} bytes, its header says {256 + head.size}")
         version = head.version
         result, r = self._upload(image, (Op.FW_BEGIN, Op.FW_DATA, Op.FW_END), progress)
-        (result.version,) = struct.unpack_from("<I", r)
+        (result.version,) = _fields("<I", r, Op.FW_END)
         if result.version != version:
             raise VerifyError(f"FW_END reports version {fw_version_text(result.version)}, "
                               f"the image header says {fw_version_text(version)}")
-        self._cmd(Op.FW_ACTIVATE)
+        try:
+            self._cmd(Op.FW_ACTIVATE)
+        except LinkError:
+            pass  # the reply was lost and the device went on into the bootloader: the version decides
+        except DeviceError as e:  # a resend the rebooted firmware executed afresh (its upload state is gone)
+            if e.status != Status.ERR_STATE:
+                raise
         time.sleep(HELLO_INTERVAL)
         hello = self.reconnect(boot_timeout)
         if hello.fw_version != version:
@@ -489,7 +512,7 @@ class Device:
     def start_stream(self, *, logits: bool = True) -> StreamInfo:
         """STREAM_START: a new sample (step 0, scores cleared)."""
         r = self._cmd(Op.STREAM_START, bytes([StreamFlag.LOGITS if logits else 0]))
-        c, ic, ih, iw, dt = struct.unpack_from("<HHHHI", r)
+        c, ic, ih, iw, dt = _fields("<HHHHI", r, Op.STREAM_START)
         info = StreamInfo(c, (ic, ih, iw), dt)
         self._stream = _Stream(info, logits)
         return info
@@ -516,12 +539,13 @@ class Device:
             b = next_steps(sizes, a, self._link().max_payload, per, self._budget)
             n = b - a
             r = self._cmd(Op.STREAM_STEPS, b"".join(blocks[a:b]), reply_len=STEPS_REPLY_FIXED + per * n)
-            step, n_steps = struct.unpack_from("<IH", r)
+            step, n_steps = _fields("<IH", r, Op.STREAM_STEPS)
             if n_steps != n or step != st.step + n:
                 raise ProtocolError(f"STREAM_STEPS of {n} steps from step {st.step}: the device ran {n_steps} "
                                     f"and is at step {step}")
             st.step = step
             if st.logits:
+                _fields(f"<{n * st.info.n_classes}i", r, Op.STREAM_STEPS, 6)  # the logits are all there
                 lg = np.frombuffer(r, "<i4", count=n * st.info.n_classes, offset=6)
                 out[a:b] = lg.reshape(n, st.info.n_classes)
             if progress:
@@ -543,7 +567,7 @@ class Device:
 
     def predict(self) -> Prediction:
         r = self._cmd(Op.PREDICT)
-        step, pred = struct.unpack_from("<Ih", r)
+        step, pred = _fields("<Ih", r, Op.PREDICT)
         n = (len(r) - 6) // 8
         return Prediction(step, pred, np.frombuffer(r, "<i8", count=n, offset=6).copy())
 

@@ -1,0 +1,440 @@
+# SPDX-License-Identifier: MIT
+"""Review of the device protocol (docs/PROTOCOL.md), host and device side.
+
+Regression tests for the defects the review found (each failed before its fix), tests of
+edge cases found correct (slot generations, torn slot headers), and fuzz tests of the
+host's wire layer: the frame splitter and decoder in pysg.device.protocol, the Link's
+receive path, and every reply parser of pysg.device.client fed arbitrary bytes must
+raise nothing but ProtocolError subclasses, and return. The device side runs as the
+POSIX emulated device spoken to in raw frames (cobs package, zlib.crc32); its C unit
+tests (firmware/tests/test_proto.c) cover SET_BAUD to a rate the board lacks, a flash
+read-back failure before a resumed upload, and a firmware image larger than the primary
+region."""
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from converters.sgm import export_network
+from pysg.device import protocol as P
+from pysg.device.client import Device, DeviceInfo, DeviceStats, HelloInfo, StreamInfo, _Stream
+from pysg.device.link import Link, LinkCounters
+from pysg.device.ops import MAX_PAYLOAD, REPLY_BIT, Op, Status
+from pysg.device.posix import FLASH_SIZE, start_posix_device
+from pysg.model import Network
+from pysg.recipes import BUNDLED_MODEL
+from test_device_posix import RawLink, hello, info, upload
+
+SLOT_SIZE = 512 * 1024        # firmware/boards/posix/sg_posix.h SG_POSIX_SLOT_SIZE: slot 0 at 0, slot 1 after
+SLOT_MAGIC = 0x4C534753       # firmware/app/sg_slots.h: "SGSL", header 256 bytes, version 1
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.fixture(scope="module")
+def sgm() -> bytes:
+    return export_network(Network.load(BUNDLED_MODEL))
+
+
+def slot_header(generation: int, data: bytes) -> bytes:
+    """A committed slot header as firmware/app/sg_slots.h lays it out (written here by hand)."""
+    h = bytearray(256)
+    struct.pack_into("<IHHIII", h, 0, SLOT_MAGIC, 256, 1, generation, len(data), zlib.crc32(data))
+    struct.pack_into("<I", h, 252, zlib.crc32(bytes(h[:252])))
+    return bytes(h)
+
+
+def write_flash(path, slots: dict[int, bytes]) -> None:
+    """A 4 MiB erased flash file with these slot images (header + model) in place."""
+    flash = bytearray(b"\xff" * FLASH_SIZE)
+    for slot, image in slots.items():
+        flash[slot * SLOT_SIZE: slot * SLOT_SIZE + len(image)] = image
+    path.write_bytes(bytes(flash))
+
+
+def raw_link(url: str) -> RawLink:
+    """A raw connection that starts as the host does, with HELLO (it clears the device's
+    reply cache: a new connection's seq 1 is a new request)."""
+    link = RawLink(url)
+    hello(link)
+    return link
+
+
+def active_and_generations(url: str) -> tuple[int, list[tuple[int, int]]]:
+    link = raw_link(url)
+    try:
+        i = info(link)
+    finally:
+        link.close()
+    return i["active"], [(s["state"], s["generation"]) for s in i["slots"]]
+
+
+# ------------------------------------------------------------------ slot generations
+
+
+def test_generation_wraps_past_2_to_the_32(tmp_path, sgm):
+    """Defect: generations compared as plain integers, so the activation after generation
+    0xFFFFFFFF wrote generation 0, lost to the old slot and MODEL_ACTIVATE answered
+    ERR_FLASH for ever. Now 'newer' is 'ahead modulo 2^32', like the boot-control seq."""
+    flash = tmp_path / "flash.bin"
+    write_flash(flash, {0: slot_header(0xFFFFFFFF, sgm) + sgm})
+    with start_posix_device(flash) as dev:
+        assert active_and_generations(dev.url) == (0, [(1, 0xFFFFFFFF), (0, 0)])
+        link = raw_link(dev.url)
+        try:
+            assert upload(link, sgm) == (1, 0)       # slot 1, generation 0xFFFFFFFF + 1 = 0
+            assert info(link)["active"] == 1
+        finally:
+            link.close()
+    with start_posix_device(flash) as dev:        # and after a restart
+        assert active_and_generations(dev.url) == (1, [(1, 0xFFFFFFFF), (1, 0)])
+        link = raw_link(dev.url)
+        try:
+            assert upload(link, sgm) == (0, 1)
+        finally:
+            link.close()
+        assert active_and_generations(dev.url) == (0, [(1, 1), (1, 0)])
+
+
+def test_equal_generations_pick_slot_0_and_a_torn_header_is_empty(tmp_path, sgm):
+    """Checked correct: two valid slots of one generation (only a hand-made flash has
+    them) run slot 0, and the next activation is one ahead of it; a slot header torn
+    halfway through its program (the rest still erased) makes its slot empty even with a
+    newer generation."""
+    flash = tmp_path / "flash.bin"
+    write_flash(flash, {0: slot_header(5, sgm) + sgm, 1: slot_header(5, sgm) + sgm})
+    with start_posix_device(flash) as dev:
+        assert active_and_generations(dev.url) == (0, [(1, 5), (1, 5)])
+        link = raw_link(dev.url)
+        try:
+            assert upload(link, sgm) == (1, 6)
+        finally:
+            link.close()
+    torn = slot_header(9, sgm)[:128] + b"\xff" * 128
+    write_flash(flash, {0: slot_header(5, sgm) + sgm, 1: torn + sgm})
+    with start_posix_device(flash) as dev:
+        assert active_and_generations(dev.url) == (0, [(1, 5), (0, 0)])
+
+
+# ------------------------------------------------------------------ framing edge cases
+
+
+def test_cobs_runs_at_254_and_255_bytes_and_max_payload_both_ways(tmp_path):
+    """Checked correct: requests and replies whose zero-free runs end at, just before and
+    just after the 254-byte COBS block limit, up to a payload of exactly max_payload
+    (4096: MODEL_DATA of 4092 bytes; MODEL_READ of 4095), decode on both sides (the
+    device's encoder checked by the cobs package, its decoder by the read-back)."""
+    data = bytes((i % 255) + 1 for i in range(20000))   # no zero anywhere
+    with start_posix_device(tmp_path / "flash.bin") as dev:
+        link = raw_link(dev.url)
+        try:
+            r = link.request(Op.MODEL_BEGIN, struct.pack("<II", len(data), zlib.crc32(data)))
+            assert r.body[1:5] == b"\0\0\0\0"
+            off = 0
+            for n in (245, 246, 247, 248, 249, 250, 251, 252, 253, 254, 255, 256, 500, 507, 508, 509, 4092):
+                r = link.request(Op.MODEL_DATA, struct.pack("<I", off) + data[off:off + n])
+                off += n
+                assert struct.unpack("<I", r.body) == (off,)
+            slot = 0
+            for n in (248, 249, 250, 251, 252, 253, 254, 255, 256, 4095):
+                r = link.request(Op.MODEL_READ, struct.pack("<BIH", slot, 7, n))
+                assert r.body == data[7:7 + n]
+            link.request(Op.MODEL_READ, struct.pack("<BIH", slot, 0, 4096), expect=Status.ERR_ARG)
+        finally:
+            link.close()
+
+
+def test_seq_wraps_and_every_request_runs_once(tmp_path):
+    """Checked correct: 300 requests through pysg.device (seq 1..255, 0, 1, ...) each
+    answered and each executed once (frames_ok counts them), none dropped."""
+    with start_posix_device(tmp_path / "flash.bin") as posix, Device(posix.url) as dev:
+        first = dev.stats()
+        for _ in range(300):
+            last = dev.stats()
+        assert dev.link.counters.resends == 0
+        assert last.frames_ok - first.frames_ok == 300 and last.frames_dropped == first.frames_dropped
+
+
+# ------------------------------------------------------------------ host wire layer fuzz
+
+
+@FUZZ
+@given(chunks=st.lists(st.binary(max_size=600), max_size=12), max_frame=st.integers(1, 700))
+def test_fuzz_splitter_and_frame_decoder(chunks, max_frame):
+    """Arbitrary bytes in any split: frames never hold a zero nor exceed max_frame, and
+    decoding one either gives a packet whose CRC and length check out or FrameError."""
+    sp = P.FrameSplitter(max_frame)
+    for chunk in chunks:
+        for f in sp.feed(chunk):
+            assert f and b"\x00" not in f and len(f) <= max_frame
+            try:
+                pkt = P.decode_frame(f)
+            except P.FrameError:
+                continue
+            raw = P.encode_packet(pkt.op, pkt.seq, pkt.payload)
+            assert zlib.crc32(raw[:-4]) == struct.unpack_from("<I", raw, len(raw) - 4)[0]
+        assert sp.pending <= max_frame
+
+
+@FUZZ
+@given(data=st.binary(max_size=300), op=st.sampled_from(list(Op)))
+def test_fuzz_decoders_and_reply_check(data, op):
+    """decode_frame, decode_packet, check_reply and decode_steps on arbitrary bytes."""
+    for decode in (P.decode_frame, P.decode_packet):
+        try:
+            decode(data)
+        except P.FrameError:
+            pass
+    for rop in (op | REPLY_BIT, data[0] if data else 0):
+        try:
+            P.check_reply(op, P.Packet(rop, 0, data))
+        except P.ProtocolError:
+            pass
+    try:
+        P.decode_steps(data, 37)
+    except P.StepBlockError:
+        pass
+
+
+def test_hello_with_a_tiny_max_payload_is_refused():
+    """Defect: a HELLO reply with max_payload below 5 was accepted, and an upload then
+    sent empty MODEL_DATA chunks for ever (budget - 4 <= 0 bytes, next_offset unchanged).
+    The protocol's smallest frame budget is 64 bytes (PROTOCOL.md 4)."""
+    def reply(max_payload: int) -> bytes:
+        return struct.pack("<HIH8sIB", 1, 3, max_payload, b"ABCDEFGH", 0x100, 4) + b"test"
+
+    assert HelloInfo.parse(reply(64)).max_payload == 64
+    for tiny in (0, 4, 63):
+        with pytest.raises(P.ProtocolError, match="max_payload"):
+            HelloInfo.parse(reply(tiny))
+
+
+@FUZZ
+@given(data=st.binary(max_size=120))
+def test_fuzz_record_parsers(data):
+    for parse in (HelloInfo.parse, DeviceInfo.parse, DeviceStats.parse):
+        try:
+            parse(data)
+        except P.ProtocolError:
+            pass
+
+
+class _ScriptPort:
+    """A pyserial stand-in: reads return the scripted bytes in pieces, then nothing."""
+
+    def __init__(self, pieces: list[bytes]):
+        self.pieces = list(pieces)
+        self.timeout = 0.0
+        self.written = b""
+
+    def write(self, data: bytes) -> int:
+        self.written += data
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def read(self, n: int) -> bytes:
+        if not self.pieces:
+            return b""
+        piece = self.pieces.pop(0)
+        if len(piece) > n:
+            self.pieces.insert(0, piece[n:])
+            piece = piece[:n]
+        return piece
+
+    def close(self) -> None:
+        pass
+
+
+@FUZZ
+@given(pieces=st.lists(st.binary(max_size=200), max_size=8), op=st.sampled_from([Op.INFO, Op.STATS, Op.PREDICT]))
+def test_fuzz_link_receive_path(pieces, op):
+    """Link.request over a port that answers garbage: a reply packet or LinkError, and it
+    returns (one try of a short timeout)."""
+    link = Link(_ScriptPort(pieces), reply_timeout=0.002, retries=0, bytes_per_s=1e9)
+    try:
+        pkt = link.request(op)
+    except P.ProtocolError:
+        return
+    assert pkt.op == op | REPLY_BIT and pkt.seq == 1
+
+
+class _FakeLink:
+    """Answers every command with the same payload (what check_reply returns after OK)."""
+
+    def __init__(self, reply: bytes):
+        self.reply = reply
+        self.max_payload = MAX_PAYLOAD
+        self.counters = LinkCounters()
+
+    def command(self, op, payload=b"", **kwargs) -> bytes:
+        return self.reply
+
+    def close(self) -> None:
+        pass
+
+
+def _device(reply: bytes) -> Device:
+    dev = Device("fake://")
+    dev.link = _FakeLink(reply)
+    dev._budget = MAX_PAYLOAD
+    return dev
+
+
+_CLIENT_CALLS = {
+    "info": lambda d: d.info(),
+    "stats": lambda d: d.stats(),
+    "start_stream": lambda d: d.start_stream(),
+    "send_steps": lambda d: d.send_steps(np.ones((3, 1, 2, 2), np.uint16)),
+    "predict": lambda d: d.predict(),
+    "read_model": lambda d: d.read_model(0, size=5),
+    "upload_model": lambda d: d.upload_model(b"\x01\x02\x03"),
+    "model_header": lambda d: d.model_header(),
+}
+
+
+@FUZZ
+@given(reply=st.binary(max_size=80), call=st.sampled_from(sorted(_CLIENT_CALLS)))
+def test_fuzz_client_reply_parsers(reply, call):
+    """Defect: OK replies shorter than their fields raised struct.error / ValueError out
+    of Device (start_stream, send_steps, predict, uploads, ...), not a ProtocolError
+    naming the reply. Every operation on arbitrary reply bytes now returns or raises a
+    ProtocolError subclass."""
+    dev = _device(reply)
+    dev._stream = _Stream(StreamInfo(3, (1, 2, 2), 1000), logits=True)
+    try:
+        _CLIENT_CALLS[call](dev)
+    except P.ProtocolError:
+        pass
+
+
+@pytest.mark.parametrize("call,reply", [
+    ("start_stream", b"\x03\x00"),                      # 13 bytes expected
+    ("predict", b"\x05"),                               # u32 step, i16 prediction, ...
+    ("send_steps", struct.pack("<IH", 3, 3) + b"\x00"),  # 3 steps x 3 logits missing
+    ("upload_model", b""),                              # MODEL_BEGIN: u8 slot, u32 resume
+])
+def test_short_ok_reply_is_a_protocol_error_naming_the_op(call, reply):
+    dev = _device(reply)
+    dev._stream = _Stream(StreamInfo(3, (1, 2, 2), 1000), logits=True)
+    with pytest.raises(P.ProtocolError, match="reply"):
+        _CLIENT_CALLS[call](dev)
+
+
+# ------------------------------------------------------------------ lost replies to resetting requests
+
+
+class _ResettingLink(_FakeLink):
+    """A device that takes a firmware image, then resets at FW_ACTIVATE / RESET with the
+    reply lost: the host sees what `lost` says (LinkError after every resend, or the
+    rebooted device's ERR_STATE to a resend it executed afresh)."""
+
+    def __init__(self, version: int, lost: Exception):
+        super().__init__(b"")
+        self.version = version
+        self.lost = lost
+        self.ops: list[Op] = []
+
+    def command(self, op, payload=b"", **kwargs) -> bytes:
+        self.ops.append(Op(op))
+        if op in (Op.FW_ACTIVATE, Op.RESET):
+            raise self.lost
+        if op == Op.FW_BEGIN:
+            return struct.pack("<I", 0)
+        if op == Op.FW_DATA:
+            return struct.pack("<I", struct.unpack_from("<I", payload)[0] + len(payload) - 4)
+        if op == Op.FW_END:
+            return struct.pack("<I", self.version)
+        raise AssertionError(f"unexpected {Op(op).name}")
+
+
+def _lost_replies():
+    from pysg.device.link import LinkError
+    return [LinkError("no reply to FW_ACTIVATE after 9 tries"), P.DeviceError(Op.FW_ACTIVATE, Status.ERR_STATE)]
+
+
+@pytest.mark.parametrize("lost", _lost_replies(), ids=["link-error", "err-state"])
+def test_firmware_update_whose_activate_reply_is_lost_still_checks_the_new_version(lost):
+    """Defect: FW_ACTIVATE's reply lost (the device resets right after sending it) made
+    upload_firmware fail with LinkError (resends into a rebooting device) or ERR_STATE
+    (a resend executed by the rebooted firmware), although the update went through. The
+    version the device reports after the reboot is what decides."""
+    from pysg.device.client import Cap
+    from pysg.device.image import make_image
+
+    version = 0x000200
+    image = make_image(bytes(range(1, 200)) * 5, 0x0800C100, version, "test")
+    dev = _device(b"")
+    dev.link = _ResettingLink(version, lost)
+    dev.reconnect = lambda timeout=0: HelloInfo(1, Cap(7), MAX_PAYLOAD, "00" * 8, version, "test")
+    result = dev.upload_firmware(image)
+    assert result.version == version and dev.link.ops[-1] == Op.FW_ACTIVATE
+    # the device came back with the old image: that is still an error, and says so
+    dev.link = _ResettingLink(version, lost)
+    dev.reconnect = lambda timeout=0: HelloInfo(1, Cap(7), MAX_PAYLOAD, "00" * 8, 0x000100, "test")
+    with pytest.raises(P.ProtocolError, match="kept .or restored. the old image"):
+        dev.upload_firmware(image)
+
+
+# ------------------------------------------------------------------ a BEGIN that erases for seconds
+
+
+class _SlowEraseDevice:
+    """A TCP device whose MODEL_BEGIN erases for `erase_s` seconds before it answers (an
+    STM32F4 erases a 128 KB sector in about 1 s, up to 2 s; FW_BEGIN erases two), and
+    that answers a resent request from its reply cache, as the firmware does."""
+
+    def __init__(self, erase_s: float, size: int):
+        import socket
+        import threading
+
+        self.erase_s, self.size = erase_s, size
+        self.received: list[P.Packet] = []
+        self.srv = socket.create_server(("127.0.0.1", 0))
+        self.url = f"socket://127.0.0.1:{self.srv.getsockname()[1]}"
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _payload(self, op: int) -> bytes:
+        if op == Op.HELLO:
+            return b"\x00" + struct.pack("<HIH8sIB", 1, 3, MAX_PAYLOAD, b"SLOWERAS", 0x100, 4) + b"slow"
+        if op == Op.MODEL_BEGIN:
+            import time
+            time.sleep(self.erase_s)
+            return b"\x00" + struct.pack("<BI", 1, self.size)   # everything already there: no DATA
+        return b"\x00\x01"                                       # MODEL_END: slot 1
+
+    def _run(self):
+        conn, _ = self.srv.accept()
+        sp = P.FrameSplitter()
+        cache: tuple[int, bytes] | None = None
+        with conn:
+            while data := conn.recv(4096):
+                for f in sp.feed(data):
+                    pkt = P.decode_frame(f)
+                    self.received.append(pkt)
+                    if pkt.op != Op.HELLO and cache is not None and cache[0] == pkt.seq:
+                        conn.sendall(cache[1])
+                        continue
+                    reply = P.encode_frame(pkt.op | REPLY_BIT, pkt.seq, self._payload(pkt.op))
+                    cache = (pkt.seq, reply)
+                    conn.sendall(reply)
+
+
+def test_model_begin_waits_for_the_erase_instead_of_resending():
+    """Defect: MODEL_BEGIN / FW_BEGIN erase before they answer, on the STM32F4 for 1-4 s,
+    but the host resent them after REPLY_TIMEOUT (1 s), so every upload to a real board
+    began with resends that also halved the frame size as if the link were noisy. BEGIN
+    now waits ERASE_TIMEOUT for its reply."""
+    data = b"\x01" * 1000
+    dev_sim = _SlowEraseDevice(erase_s=1.6, size=len(data))
+    with Device(dev_sim.url, reply_timeout=1.0) as dev:
+        result = dev.upload_model(data, verify=False, activate=False)
+        assert result.slot == 1 and result.resumed_from == len(data)
+        assert dev.link.counters.resends == 0
+        assert dev._budget == MAX_PAYLOAD
+    assert [p.op for p in dev_sim.received] == [Op.HELLO, Op.MODEL_BEGIN, Op.MODEL_END]
