@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sg_board.h"
+#include "sg_cortexm.h"
 #include "sg_rx_ring.h"
 #include "sg_board_mps2.h"
 
@@ -23,7 +24,6 @@
 #define SYST_RVR SG_REG(0xE000E014u)
 #define SYST_CVR SG_REG(0xE000E018u)
 #define NVIC_ISER0 SG_REG(0xE000E100u)
-#define SCB_AIRCR SG_REG(0xE000ED0Cu)
 
 #define SG_MPS2_CLOCK_HZ 25000000u
 #define SG_TICKS_PER_MS (SG_MPS2_CLOCK_HZ / 1000u)
@@ -209,11 +209,7 @@ const uint8_t *sg_board_flash_ptr(uint32_t addr)
 
 void sg_board_reset(void)
 {
-    __asm__ volatile("dsb");
-    SCB_AIRCR = 0x05FA0004u; /* VECTKEY | SYSRESETREQ */
-    __asm__ volatile("dsb");
-    for (;;) {
-    }
+    sg_cortexm_system_reset();
 }
 
 #ifdef SG_BOARD_BOOTLOADER

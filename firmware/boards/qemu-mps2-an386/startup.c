@@ -6,12 +6,13 @@
  */
 #include <stdint.h>
 
+#include "sg_cortexm.h"
+
 #include "sg_board_mps2.h"
 
 extern uint32_t __stack_top, __data_load, __data_start, __data_end, __bss_start, __bss_end;
 extern int main(void);
 void sg_reset_entry(void);
-typedef void (*sg_vector)(void);
 static const sg_vector sg_vectors[16 + 32];
 void sg_mps2_uart0_rx_irq(void);
 void sg_mps2_systick_irq(void);
@@ -47,22 +48,7 @@ __attribute__((optimize("no-tree-loop-distribute-patterns"))) void sg_reset_entr
 
 /* 16 system vectors, then the external interrupts: UART0 RX is IRQ 0 on the AN386 */
 __attribute__((section(".vectors"), used)) static const sg_vector sg_vectors[16 + 32] = {
-    (sg_vector)(uintptr_t)&__stack_top,
-    sg_reset_entry,
-    sg_fault, /* NMI */
-    sg_fault, /* HardFault */
-    sg_fault, /* MemManage */
-    sg_fault, /* BusFault */
-    sg_fault, /* UsageFault */
-    0,
-    0,
-    0,
-    0,
-    sg_fault, /* SVC */
-    sg_fault, /* DebugMon */
-    0,
-    sg_fault, /* PendSV */
-    sg_mps2_systick_irq,
+    SG_CORTEXM_SYSTEM_VECTORS(&__stack_top, sg_reset_entry, sg_fault, sg_mps2_systick_irq),
     sg_mps2_uart0_rx_irq, /* IRQ 0 */
     sg_fault,
     sg_fault,

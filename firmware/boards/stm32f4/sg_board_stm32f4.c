@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "sg_board.h"
+#include "sg_cortexm.h"
 #include "sg_rx_ring.h"
 
 #ifndef SG_BOARD_BAUD
@@ -62,7 +63,6 @@
 #define SYST_RVR SG_REG(0xE000E014u)
 #define SYST_CVR SG_REG(0xE000E018u)
 #define NVIC_ISER1 SG_REG(0xE000E104u)
-#define SCB_AIRCR SG_REG(0xE000ED0Cu)
 #define SG_UID_ADDR 0x1FFF7A10u
 
 #define SG_HSE_TIMEOUT 500000u
@@ -336,9 +336,5 @@ const uint8_t *sg_board_flash_ptr(uint32_t addr)
 
 void sg_board_reset(void)
 {
-    __asm__ volatile("dsb");
-    SCB_AIRCR = 0x05FA0004u; /* VECTKEY | SYSRESETREQ */
-    __asm__ volatile("dsb");
-    for (;;) {
-    }
+    sg_cortexm_system_reset();
 }

@@ -5,6 +5,8 @@
  */
 #include <stdint.h>
 
+#include "sg_cortexm.h"
+
 extern uint32_t __stack_top, __data_load, __data_start, __data_end, __bss_start, __bss_end;
 extern int main(void);
 void sg_reset_entry(void);
@@ -17,7 +19,6 @@ static void sg_fault(void)
     }
 }
 
-typedef void (*sg_vector)(void);
 
 #define SG_STM32_VECTORS (16 + 82)
 
@@ -57,22 +58,7 @@ __attribute__((optimize("no-tree-loop-distribute-patterns"))) void sg_reset_entr
 
 /* 16 system vectors, then the F407's 82 interrupts: USART2 is IRQ 38, the rest fault */
 __attribute__((section(".vectors"), used)) static const sg_vector sg_vectors[SG_STM32_VECTORS] = {
-    (sg_vector)(uintptr_t)&__stack_top,
-    sg_reset_entry,
-    sg_fault, /* NMI */
-    sg_fault, /* HardFault */
-    sg_fault, /* MemManage */
-    sg_fault, /* BusFault */
-    sg_fault, /* UsageFault */
-    0,
-    0,
-    0,
-    0,
-    sg_fault, /* SVC */
-    sg_fault, /* DebugMon */
-    0,
-    sg_fault, /* PendSV */
-    sg_stm32_systick_irq,
+    SG_CORTEXM_SYSTEM_VECTORS(&__stack_top, sg_reset_entry, sg_fault, sg_stm32_systick_irq),
     F8,
     F8,
     F8,
