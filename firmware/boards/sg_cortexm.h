@@ -15,6 +15,20 @@ typedef void (*sg_vector)(void);
     (sg_vector)(uintptr_t)(stack_top), (reset), (fault), (fault), (fault), (fault), (fault), 0, 0, 0, 0,  \
         (fault), (fault), 0, (fault), (systick)
 
+/**
+ * Microseconds since boot from a 1 ms SysTick whose interrupt counts @p ms; @p ticks_per_ms
+ * is the SysTick reload + 1 (a multiple of 1000).
+ */
+static inline uint32_t sg_cortexm_micros(const volatile uint32_t *ms, uint32_t ticks_per_ms)
+{
+    uint32_t m, val;
+    do { /* no tick in between, so m and the counter agree */
+        m = *ms;
+        val = *(volatile uint32_t *)0xE000E018u; /* SysTick CVR, counting down */
+    } while (m != *ms);
+    return m * 1000u + (ticks_per_ms - 1u - val) / (ticks_per_ms / 1000u);
+}
+
 /** System reset through the SCB (the bootloader runs next); does not return. */
 __attribute__((noreturn)) static inline void sg_cortexm_system_reset(void)
 {

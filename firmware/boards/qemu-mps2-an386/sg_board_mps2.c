@@ -117,13 +117,7 @@ uint32_t sg_board_millis(void)
 
 uint32_t sg_board_micros(void)
 {
-    uint32_t ms, val;
-    /* read until no tick happened in between, so ms and the counter agree */
-    do {
-        ms = sg_ms;
-        val = SYST_CVR;
-    } while (ms != sg_ms);
-    return ms * 1000u + (SG_TICKS_PER_MS - 1u - val) / (SG_TICKS_PER_MS / 1000u);
+    return sg_cortexm_micros(&sg_ms, SG_TICKS_PER_MS);
 }
 
 const sg_flash_layout *sg_board_flash_layout(void)

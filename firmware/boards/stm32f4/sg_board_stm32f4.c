@@ -205,12 +205,7 @@ uint32_t sg_board_millis(void)
 
 uint32_t sg_board_micros(void)
 {
-    uint32_t ms, val, per_ms = sg_hclk / 1000u;
-    do {
-        ms = sg_ms;
-        val = SYST_CVR;
-    } while (ms != sg_ms);
-    return ms * 1000u + (per_ms - 1u - val) / (sg_hclk / 1000000u);
+    return sg_cortexm_micros(&sg_ms, sg_hclk / 1000u);
 }
 
 const sg_flash_layout *sg_board_flash_layout(void)
