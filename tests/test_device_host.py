@@ -259,7 +259,7 @@ def test_byte_noise_shrinks_frames_and_the_upload_stays_exact(device, sgm_bytes)
 def test_a_step_too_dense_for_one_frame_is_refused_before_streaming(device, sgm_file, capsys):
     _flash(device.url, sgm_file, capsys)
     frames = np.zeros((3, 2, 32, 32), np.uint16)
-    frames[1, 0, 0, :] = 200  # 6400 events in step 1: its block needs > 6400 bytes
+    frames[1] = 200  # all 2048 inputs in step 1: 2048 pairs of (1-byte delta, 2-byte count) > 6144 bytes
     with Device(device.url, **FAST) as dev:
         dev.start_stream()
         with pytest.raises(ValueError, match="step 1 needs"):

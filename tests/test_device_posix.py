@@ -177,11 +177,16 @@ def varint(v: int) -> bytes:
 
 
 def step_block(counts: np.ndarray) -> bytes:
-    """One step: n, then the first index and the differences (0 repeats an index)."""
+    """One step: n_pairs, then per input with events (index_delta, count), ascending."""
     flat = counts.reshape(-1).astype(np.int64)
-    idx = np.repeat(np.nonzero(flat)[0], flat[flat > 0])
-    deltas = np.diff(idx, prepend=0)
-    return varint(len(idx)) + b"".join(varint(int(d)) for d in deltas)
+    out = b""
+    prev = n = 0
+    for i in range(flat.size):
+        if flat[i]:
+            out += varint(i - prev) + varint(int(flat[i]))
+            prev = i
+            n += 1
+    return varint(n) + out
 
 
 def stream(link: RawLink, frames: np.ndarray, n_classes: int) -> np.ndarray:
@@ -409,16 +414,29 @@ def test_stream_without_logits_and_bad_blocks(link, sgm, gestures):
     r = link.request(Op.STREAM_STEPS, step_block(frames[0]) + step_block(frames[1]))
     assert r.body == struct.pack("<IH", 2, 2)  # no logits without the flag
     n_in = int(np.prod(m.input_shape))
-    # an index past the input, a block cut short, a varint beyond 32 bits: ERR_ARG, nothing run
-    # (a count above 65535 needs 65536 bytes of indices: more than any frame carries)
-    for payload in (step_block(frames[2]) + varint(1) + varint(n_in),
-                    step_block(frames[2]) + varint(3) + varint(5) + varint(0),
-                    step_block(frames[2]) + varint(1) + b"\x81\x80\x80\x80\x80\x01"):
+    # an index past the input (first pair, then by delta), an index_delta 0 after the first
+    # pair, a count of 0 or 65536, a block cut short (in a pair, in a varint), a varint
+    # beyond 32 bits (by value, by length): ERR_ARG, and none of the frame's steps run
+    ok = step_block(frames[2])
+    for payload in (ok + varint(1) + varint(n_in) + varint(1),
+                    ok + varint(2) + varint(1) + varint(1) + varint(n_in - 1) + varint(1),
+                    ok + varint(2) + varint(5) + varint(1) + varint(0) + varint(1),
+                    ok + varint(1) + varint(5) + varint(0),
+                    ok + varint(1) + varint(5) + varint(65536),
+                    ok + varint(2) + varint(5) + varint(1),
+                    ok + varint(1) + varint(5),
+                    ok + varint(1) + varint(5) + b"\x80",
+                    ok + varint(1) + b"\x81\x80\x80\x80\x10" + varint(1),
+                    ok + varint(1) + b"\x81\x80\x80\x80\x80\x00" + varint(1)):
         link.request(Op.STREAM_STEPS, payload, expect=Status.ERR_ARG)
-    assert stats(link)["steps"] == 2
-    # an index at the last input is fine; empty steps cost one byte each
-    r = link.request(Op.STREAM_STEPS, varint(1) + varint(n_in - 1) + b"\0\0")
-    assert r.body == struct.pack("<IH", 5, 3)
+    s = stats(link)
+    assert s["steps"] == 2 and s["events_in"] == int(frames[:2].sum())
+    # the last input with the largest count, a first delta of 0 (input 0), a 5-byte varint
+    # within 32 bits are fine; empty steps cost one byte each
+    r = link.request(Op.STREAM_STEPS, varint(1) + varint(n_in - 1) + varint(65535) + b"\0\0"
+                     + varint(2) + varint(0) + varint(3) + b"\x82\x80\x80\x80\x00" + varint(4))
+    assert r.body == struct.pack("<IH", 6, 4)
+    assert stats(link)["events_in"] == int(frames[:2].sum()) + 65535 + 3 + 4
 
 
 def test_bad_crc_dropped_and_resend_answered_from_cache(link, sgm, gestures):

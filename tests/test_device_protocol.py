@@ -148,14 +148,19 @@ def test_varint_cut_short_and_negative():
 
 
 def test_step_block_by_hand():
-    # inputs 1 (twice) and 3 (once): n = 3, index 1, delta 0, delta 2
-    assert P.encode_step(np.array([0, 2, 0, 1])) == bytes([3, 1, 0, 2])
+    # input 1 twice, input 3 once: 2 pairs, (delta 1, count 2), (delta 2, count 1)
+    assert P.encode_step(np.array([0, 2, 0, 1])) == bytes([2, 1, 2, 2, 1])
     assert P.encode_step(np.zeros(10, np.uint16)) == b"\x00"
-    # index 200 once: n = 1, index 200 = c8 01
-    c = np.zeros(256, np.uint16)
+    # input 0 first: delta 0 is fine for the first pair
+    assert P.encode_step(np.array([5, 0, 0])) == bytes([1, 0, 5])
+    # index 200 once, then index 300 with 65535: 200 = c8 01, delta 100 = 64, 65535 = ff ff 03
+    c = np.zeros(400, np.uint16)
     c[200] = 1
-    assert P.encode_step(c) == bytes([1, 0xC8, 0x01])
-    assert np.array_equal(P.decode_steps(bytes([3, 1, 0, 2, 0]), 4), [[0, 2, 0, 1], [0, 0, 0, 0]])
+    c[300] = 65535
+    assert P.encode_step(c) == bytes([2, 0xC8, 0x01, 0x01, 0x64, 0xFF, 0xFF, 0x03])
+    assert np.array_equal(P.decode_steps(bytes([2, 1, 2, 2, 1, 0]), 4), [[0, 2, 0, 1], [0, 0, 0, 0]])
+    back = P.decode_steps(bytes([2, 0xC8, 0x01, 0x01, 0x64, 0xFF, 0xFF, 0x03]), 400)
+    assert np.array_equal(back[0], c)
 
 
 def test_step_codec_round_trip_on_a_real_recording():
@@ -171,9 +176,11 @@ def test_step_codec_round_trip_on_a_real_recording():
     back = P.decode_steps(b"".join(blocks), 2 * 32 * 32)
     assert back.dtype == np.uint16
     assert np.array_equal(back, frames.reshape(len(frames), -1))
-    # every block costs n + 1 bytes at least (one varint per event)
+    # every block costs 2P + 1 bytes at least (P inputs with events), and one byte when empty
     sizes = np.array([len(b) for b in blocks])
-    assert (sizes >= frames.reshape(len(frames), -1).sum(axis=1) + 1).all()
+    active = (frames.reshape(len(frames), -1) > 0).sum(axis=1)
+    assert (sizes >= 2 * active + 1).all()
+    assert (sizes[active == 0] == 1).all()
 
 
 @given(st.lists(st.lists(st.integers(0, 300), min_size=40, max_size=40), min_size=1, max_size=6))
@@ -183,13 +190,36 @@ def test_step_codec_round_trip_random(rows):
     assert np.array_equal(P.decode_steps(b"".join(P.encode_steps(frames)), 40), frames)
 
 
-def test_step_decoder_rejects_what_the_device_rejects():
-    with pytest.raises(P.StepBlockError, match="index 4"):
-        P.decode_steps(bytes([1, 4]), 4)
-    with pytest.raises(P.StepBlockError, match="cut short"):
-        P.decode_steps(bytes([3, 1, 0]), 4)
+@pytest.mark.parametrize("payload,match", [
+    (bytes([1, 4, 1]), "index 4 >= 4"),                   # first index past the input
+    (bytes([2, 1, 1, 3, 1]), "index 4 >= 4"),             # 1 + 3 past the input
+    (bytes([2, 1, 1, 0, 1]), "index_delta 0"),            # a repeated input
+    (bytes([1, 1, 0]), "count 0"),
+    (bytes([1, 1, 0x80, 0x80, 0x04]), "count 65536"),     # 65536 = 80 80 04
+    (bytes([2, 1, 1]), "cut short"),                      # the second pair missing
+    (bytes([1, 1]), "cut short"),                         # the count missing
+    (bytes([1, 0x80]), "cut short"),                      # inside a varint
+    (bytes([1, 0x81, 0x80, 0x80, 0x80, 0x10, 1]), "beyond 32 bits"),   # 2**32 + 1
+    (bytes([1, 0x81, 0x80, 0x80, 0x80, 0x80, 0x00, 1]), "beyond 32 bits"),  # 6 bytes for 1
+    (bytes([0, 1, 1, 0]), "step 1: count 0"),             # the step number is named
+])
+def test_step_decoder_rejects_what_the_device_rejects(payload, match):
+    with pytest.raises(P.StepBlockError, match=match):
+        P.decode_steps(payload, 4)
+
+
+def test_step_decoder_accepts_the_limits():
+    # the last input, the largest count, a 5-byte varint within 32 bits as the first delta
+    assert P.decode_steps(bytes([1, 3, 0xFF, 0xFF, 0x03]), 4).tolist() == [[0, 0, 0, 65535]]
+    assert P.decode_steps(bytes([1, 0x83, 0x80, 0x80, 0x80, 0x00, 1]), 4).tolist() == [[0, 0, 0, 1]]
+    assert P.decode_steps(b"", 4).shape == (0, 4)
+
+
+def test_step_encoder_rejects_counts_out_of_range():
     with pytest.raises(ValueError):
         P.encode_step(np.array([70000]))
+    with pytest.raises(ValueError):
+        P.encode_step(np.array([-1, 2]))
 
 
 def test_pack_steps_respects_both_payload_limits():

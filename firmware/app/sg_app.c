@@ -457,39 +457,28 @@ static int read_varint(const uint8_t *in, size_t n, size_t *pos, uint32_t *value
 enum { SG_WALK_CHECK = 0, SG_WALK_ADD = 1, SG_WALK_CLEAR = 2 };
 
 /*
- * One step block at in[*pos] (PROTOCOL.md 3.3). CHECK validates it (indices in range,
- * counts <= 65535, not cut short); ADD adds its events into g_counts; CLEAR zeroes the
- * entries it touched. Returns 0, or -1 on a malformed block (CHECK only can fail).
+ * One step block at in[*pos] (PROTOCOL.md 3.3): varint n_pairs, then n_pairs x (varint
+ * index_delta, varint count). CHECK validates it (indices in range and ascending, counts
+ * 1..65535, not cut short); ADD writes its counts into g_counts; CLEAR zeroes the entries
+ * it touched. Returns 0, or -1 on a malformed block (CHECK only can fail).
  */
 static int walk_block(const uint8_t *in, size_t n, size_t *pos, uint32_t limit, int mode)
 {
-    uint32_t count, i, v, idx = 0, run = 0;
-    if (read_varint(in, n, pos, &count) != 0 || count > n - *pos) {
-        return -1; /* every index takes at least one byte */
+    uint32_t pairs, i, delta, count, idx = 0;
+    if (read_varint(in, n, pos, &pairs) != 0 || pairs > (n - *pos) / 2u) {
+        return -1; /* every pair takes at least two bytes */
     }
-    for (i = 0; i < count; ++i) {
-        if (read_varint(in, n, pos, &v) != 0) {
+    for (i = 0; i < pairs; ++i) {
+        if (read_varint(in, n, pos, &delta) != 0 || read_varint(in, n, pos, &count) != 0) {
             return -1;
         }
-        if (i == 0u) {
-            if (v >= limit) {
-                return -1;
-            }
-            idx = v;
-            run = 1;
-        } else if (v == 0u) {
-            if (++run > 0xFFFFu) {
-                return -1;
-            }
-        } else {
-            if (v >= limit - idx) {
-                return -1;
-            }
-            idx += v;
-            run = 1;
+        /* idx < limit after a pair, so limit - idx cannot wrap; delta 0 would repeat an input */
+        if ((i != 0u && delta == 0u) || delta >= limit - idx || count == 0u || count > 0xFFFFu) {
+            return -1;
         }
+        idx += delta;
         if (mode == SG_WALK_ADD) {
-            g_counts[idx]++;
+            g_counts[idx] = (uint16_t)count; /* strictly ascending: each input once per block */
         } else if (mode == SG_WALK_CLEAR) {
             g_counts[idx] = 0;
         }

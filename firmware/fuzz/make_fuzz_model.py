@@ -37,7 +37,9 @@ def _record(op: int, seq: int, payload: bytes = b"") -> bytes:
 
 
 def seeds(model: bytes) -> dict[str, bytes]:
-    steps = bytes([3, 5, 1, 60, 0, 2, 0, 127]) + bytes([1, 2])  # blocks: 3 events, empty, 2 at 127, 1 at 2
+    # step blocks (PROTOCOL.md 3.3, pairs of index_delta, count): inputs 5, 6 and 66 once,
+    # empty, input 0 three times and 127 twice, input 2 once
+    steps = bytes([3, 5, 1, 1, 1, 60, 1, 0, 2, 0, 3, 127, 2, 1, 2, 1])
     stream = (_record(0x30, 1, b"\x01") + _record(0x32, 2, struct.pack("<I", 1)) + _record(0x31, 3, steps)
               + _record(0x33, 4) + _record(0x03, 5))
     upload = _record(0x10, 1, struct.pack("<II", len(model), zlib.crc32(model)))

@@ -248,17 +248,19 @@ def encode_varints(values: np.ndarray) -> bytes:
 
 def encode_step(counts: np.ndarray) -> bytes:
     """One step block from one step's input counts (any shape, flattened C order: the
-    model's index c*H*W + y*W + x). Each input appears `count` times, ascending:
-    varint n, the first index, then the differences (0 repeats an index)."""
+    model's index c*H*W + y*W + x). One (index_delta, count) pair per input with events,
+    ascending: varint n_pairs, then per pair varint index_delta (from 0 for the first
+    pair, from the previous pair's index after it) and varint count (1..65535)."""
     flat = np.asarray(counts).ravel()
     if flat.size and (flat.min() < 0 or flat.max() > COUNT_MAX):
         raise ValueError(f"step counts must be in 0..{COUNT_MAX}")
     nz = np.flatnonzero(flat)
     if nz.size == 0:
         return b"\x00"
-    idx = np.repeat(nz, flat[nz].astype(np.int64))
-    deltas = np.diff(idx, prepend=0)
-    return encode_varint(idx.size) + encode_varints(deltas)
+    pairs = np.empty(2 * nz.size, np.int64)
+    pairs[0::2] = np.diff(nz, prepend=0)
+    pairs[1::2] = flat[nz]
+    return encode_varint(nz.size) + encode_varints(pairs)
 
 
 def encode_steps(frames: np.ndarray) -> list[bytes]:
@@ -271,24 +273,37 @@ def encode_steps(frames: np.ndarray) -> list[bytes]:
     return [encode_step(row) for row in flat]
 
 
+def _step_varint(payload: bytes, pos: int, step: int) -> tuple[int, int]:
+    """A varint of a step block: at most 32 bits in at most 5 bytes, as the device reads it."""
+    value, end = decode_varint(payload, pos)
+    if end - pos > 5 or value > 0xFFFFFFFF:
+        raise StepBlockError(f"step {step}: varint beyond 32 bits at byte {pos}")
+    return value, end
+
+
 def decode_steps(payload: bytes, n_inputs: int) -> np.ndarray:
     """Decode a STREAM_STEPS payload into (n_steps, n_inputs) uint16 counts, checking it
-    as the device does: StepBlockError on a block cut short, an index >= n_inputs or a
-    count above 65535."""
+    as the device does: StepBlockError on a block cut short, a varint beyond 32 bits, an
+    index >= n_inputs, an index_delta of 0 after a block's first pair, or a count of 0 or
+    above 65535."""
     steps = []
     pos = 0
     while pos < len(payload):
-        n, pos = decode_varint(payload, pos)
-        counts = np.zeros(n_inputs, np.int64)
+        k = len(steps)
+        n_pairs, pos = _step_varint(payload, pos, k)
+        counts = np.zeros(n_inputs, np.uint16)
         index = 0
-        for i in range(n):
-            d, pos = decode_varint(payload, pos)
-            index = d if i == 0 else index + d
+        for i in range(n_pairs):
+            delta, pos = _step_varint(payload, pos, k)
+            count, pos = _step_varint(payload, pos, k)
+            if i > 0 and delta == 0:
+                raise StepBlockError(f"step {k}: pair {i} repeats input {index} (index_delta 0)")
+            index += delta
             if index >= n_inputs:
-                raise StepBlockError(f"step {len(steps)}: input index {index} >= {n_inputs}")
-            counts[index] += 1
-            if counts[index] > COUNT_MAX:
-                raise StepBlockError(f"step {len(steps)}: count of input {index} above {COUNT_MAX}")
+                raise StepBlockError(f"step {k}: input index {index} >= {n_inputs}")
+            if count == 0 or count > COUNT_MAX:
+                raise StepBlockError(f"step {k}: count {count} of input {index} not in 1..{COUNT_MAX}")
+            counts[index] = count
         steps.append(counts)
     if not steps:
         return np.zeros((0, n_inputs), np.uint16)
@@ -319,7 +334,7 @@ def next_steps(sizes: Sequence[int], start: int, max_payload: int, per_step_repl
     while i < len(sizes) and i - start < max_steps:
         if sizes[i] > max_payload:
             raise ValueError(f"step {i} needs {sizes[i]} bytes but a device frame holds {max_payload}: "
-                             f"too many input events in one step (use a smaller dt or more downsampling)")
+                             f"too many active inputs in one step (use a smaller dt or more downsampling)")
         if i > start and size + sizes[i] > budget:
             break
         size += sizes[i]
