@@ -51,6 +51,16 @@ static void rd_blob(int8_t *dst, size_t n)
     }
 }
 
+/* Per-channel (or single) multipliers and shifts, into the shared buffers. */
+static void rd_requant(sg_qrequant *q)
+{
+    q->count = rd();
+    rd_n(mult, q->count, MAX_CH);
+    rd_n(shift, q->count, MAX_CH);
+    q->multiplier = mult;
+    q->shift = shift;
+}
+
 static size_t vol(const sg_qdims *d)
 {
     return (size_t)d->n * (size_t)d->h * (size_t)d->w * (size_t)d->c;
@@ -112,11 +122,7 @@ int main(int argc, char **argv)
             p.output_offset = rd();
             p.act_min = rd();
             p.act_max = rd();
-            q.count = rd();
-            rd_n(mult, q.count, MAX_CH);
-            rd_n(shift, q.count, MAX_CH);
-            q.multiplier = mult;
-            q.shift = shift;
+            rd_requant(&q);
             rd_dims(&in_d);
             rd_dims(&f_d);
             has_bias = rd();
@@ -142,11 +148,7 @@ int main(int argc, char **argv)
             p.output_offset = rd();
             p.act_min = rd();
             p.act_max = rd();
-            q.count = rd();
-            rd_n(mult, q.count, MAX_CH);
-            rd_n(shift, q.count, MAX_CH);
-            q.multiplier = mult;
-            q.shift = shift;
+            rd_requant(&q);
             batches = rd();
             n_in = rd();
             n_o = rd();
