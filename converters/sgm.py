@@ -195,53 +195,66 @@ def _pad(buf: bytearray) -> None:
     buf.extend(b"\0" * (-len(buf) % ALIGN))
 
 
-def encode(model: SgmModel) -> bytes:
-    """Lay out an integer model as .sgm bytes: header, labels, layer table, then the
-    blobs of each stage in BLOBS order, every region 8-byte aligned."""
-    n_st = len(model.stages)
+def pack_sgm(header: dict, labels: list[str], entries: list[tuple[dict, dict]], layer_fields: tuple,
+             blob_names: tuple) -> bytes:
+    """Lay out an .sgm file of either version: header, labels, layer table, then the
+    blobs of each entry in ``blob_names`` order, every region 8-byte aligned.
+    ``header``: the version-specific header fields (format_version, arena_bytes, dt_us,
+    n_buckets, in_*, sensor_*, downsample); ``entries``: per layer-table entry its fields
+    (without blob offsets/sizes) and its blobs as little-endian numpy arrays (None:
+    absent)."""
     labels_off = HEADER_SIZE
-    layers_off = labels_off + len(model.labels) * LABEL_SIZE
+    layers_off = labels_off + len(labels) * LABEL_SIZE
     layers_off += -layers_off % ALIGN
-    buf = bytearray(layers_off + n_st * LAYER_ENTRY_SIZE)
-    for i, lab in enumerate(model.labels):
+    buf = bytearray(layers_off + len(entries) * LAYER_ENTRY_SIZE)
+    for i, lab in enumerate(labels):
         raw = lab.encode("utf-8")
         buf[labels_off + i * LABEL_SIZE: labels_off + i * LABEL_SIZE + len(raw)] = raw
     _pad(buf)
-    for si, st in enumerate(model.stages):
+    for si, (fields, blobs) in enumerate(entries):
+        f = dict(fields)
+        for name in blob_names:
+            arr = blobs.get(name)
+            if arr is None:
+                f[f"{name}_offset"], f[f"{name}_size"] = 0, 0
+                continue
+            data = np.ascontiguousarray(arr).tobytes()
+            f[f"{name}_offset"], f[f"{name}_size"] = len(buf), len(data)
+            buf.extend(data)
+            _pad(buf)
+        base = layers_off + si * LAYER_ENTRY_SIZE
+        for name, off, code in layer_fields:
+            struct.pack_into("<" + code, buf, base + off, f[name])
+    h = dict(header, magic=MAGIC, header_size=HEADER_SIZE, file_size=len(buf),
+             payload_crc32=zlib.crc32(bytes(buf[HEADER_SIZE:])) & 0xFFFFFFFF, n_stages=len(entries),
+             n_classes=len(labels), label_size=LABEL_SIZE, labels_offset=labels_off, layers_offset=layers_off,
+             layer_entry_size=LAYER_ENTRY_SIZE, header_crc32=0)
+    for name, off, code in HEADER_FIELDS:
+        struct.pack_into("<" + code, buf, off, h[name])
+    struct.pack_into("<I", buf, 60, header_crc(buf))
+    return bytes(buf)
+
+
+def encode(model: SgmModel) -> bytes:
+    """Lay out an integer SpikingGamma model as version 1 .sgm bytes."""
+    dtypes = {"weights": "<i1", "bias": "<i4", "vweights": "<i2", "vshift": "u1", "theta": "<i4",
+              "alpha": "<u2", "delays": "u1"}
+    entries = []
+    for st in model.stages:
         blobs = {"weights": st.weights, "bias": st.bias, "vweights": st.vweights, "vshift": st.vshift,
                  "theta": st.theta, "alpha": st.alpha, "delays": st.delays}
-        dtypes = {"weights": "<i1", "bias": "<i4", "vweights": "<i2", "vshift": "u1", "theta": "<i4",
-                  "alpha": "<u2", "delays": "u1"}
         f = {"kind": st.kind, "flags": (FLAG_OUTPUT if st.is_output else 0) | (FLAG_DELAYS if st.delays is not None else 0),
              "in_c": st.in_shape[0], "in_h": st.in_shape[1], "in_w": st.in_shape[2], "pool": st.pool,
              "syn_c": st.syn_shape[0], "syn_h": st.syn_shape[1], "syn_w": st.syn_shape[2],
              "out_c": st.out_shape[0], "out_h": st.out_shape[1], "out_w": st.out_shape[2],
              "kernel": st.kernel, "stride": st.stride, "padding": st.padding, "max_delay": st.max_delay,
              "x_frac_bits": st.x_frac_bits, "reserved": 0}
-        for name in BLOBS:
-            arr = blobs[name]
-            if arr is None:
-                f[f"{name}_offset"], f[f"{name}_size"] = 0, 0
-                continue
-            data = np.ascontiguousarray(arr, dtype=dtypes[name]).tobytes()
-            f[f"{name}_offset"], f[f"{name}_size"] = len(buf), len(data)
-            buf.extend(data)
-            _pad(buf)
-        base = layers_off + si * LAYER_ENTRY_SIZE
-        for name, off, code in LAYER_FIELDS:
-            struct.pack_into("<" + code, buf, base + off, f[name])
-    h = {"magic": MAGIC, "format_version": FORMAT_VERSION, "header_size": HEADER_SIZE, "file_size": len(buf),
-         "payload_crc32": zlib.crc32(bytes(buf[HEADER_SIZE:])) & 0xFFFFFFFF,
-         "arena_bytes": arena_bytes_for(model.stages, model.n_buckets), "dt_us": model.dt_us,
-         "n_stages": n_st, "n_buckets": model.n_buckets, "in_c": model.input_shape[0],
-         "in_h": model.input_shape[1], "in_w": model.input_shape[2], "sensor_w": model.sensor_size[0],
-         "sensor_h": model.sensor_size[1], "downsample": model.downsample, "n_classes": len(model.labels),
-         "label_size": LABEL_SIZE, "labels_offset": labels_off, "layers_offset": layers_off,
-         "layer_entry_size": LAYER_ENTRY_SIZE, "header_crc32": 0}
-    for name, off, code in HEADER_FIELDS:
-        struct.pack_into("<" + code, buf, off, h[name])
-    struct.pack_into("<I", buf, 60, header_crc(buf))
-    return bytes(buf)
+        entries.append((f, {k: None if v is None else np.asarray(v, dtypes[k]) for k, v in blobs.items()}))
+    header = {"format_version": FORMAT_VERSION, "arena_bytes": arena_bytes_for(model.stages, model.n_buckets),
+              "dt_us": model.dt_us, "n_buckets": model.n_buckets, "in_c": model.input_shape[0],
+              "in_h": model.input_shape[1], "in_w": model.input_shape[2], "sensor_w": model.sensor_size[0],
+              "sensor_h": model.sensor_size[1], "downsample": model.downsample}
+    return pack_sgm(header, model.labels, entries, LAYER_FIELDS, BLOBS)
 
 
 def export_network(net: Network, *, dt_us: int | None = None) -> bytes:

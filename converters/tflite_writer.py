@@ -57,7 +57,11 @@ def _vector(builder, tfl, start, values, kind: str) -> int:
     return builder.EndVector()
 
 
-def _options(builder, tfl, spec: OpSpec) -> tuple[int, int]:
+# operators written without options (edges of float models; activations the reader refuses)
+_NO_OPTIONS = ("QUANTIZE", "DEQUANTIZE", "TANH", "LOGISTIC")
+
+
+def _options(builder, tfl, spec: OpSpec) -> tuple[int, int | None]:
     """(BuiltinOptions union type, table offset)."""
     o = spec.options
     act = _ACT[o.get("activation", "NONE")]
@@ -99,6 +103,8 @@ def _options(builder, tfl, spec: OpSpec) -> tuple[int, int]:
         tfl.ReshapeOptionsStart(builder)
         tfl.ReshapeOptionsAddNewShape(builder, shape)
         return tfl.BuiltinOptions.ReshapeOptions, tfl.ReshapeOptionsEnd(builder)
+    if spec.op in _NO_OPTIONS:
+        return tfl.BuiltinOptions.NONE, None
     raise TfliteGraphError(f"the writer does not know operator {spec.op}")
 
 
@@ -173,7 +179,8 @@ def write_tflite(tensors: list[TensorSpec], ops: list[OpSpec], inputs: list[int]
         tfl.OperatorAddInputs(b, ins)
         tfl.OperatorAddOutputs(b, outs)
         tfl.OperatorAddBuiltinOptionsType(b, opt_type)
-        tfl.OperatorAddBuiltinOptions(b, opt_off)
+        if opt_off is not None:
+            tfl.OperatorAddBuiltinOptions(b, opt_off)
         op_offs.append(tfl.OperatorEnd(b))
     sg_tensors = _vector(b, tfl, tfl.SubGraphStartTensorsVector, t_offs, "off")
     sg_in = _vector(b, tfl, tfl.SubGraphStartInputsVector, inputs, "i32")

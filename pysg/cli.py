@@ -151,12 +151,53 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _size(text: str) -> tuple[int, int]:
+    w, sep, h = text.lower().partition("x")
+    if not sep or not w.isdigit() or not h.isdigit() or int(w) < 1 or int(h) < 1:
+        raise ValueError(f"--sensor must be WIDTHxHEIGHT, e.g. 128x128, got {text!r}")
+    return int(w), int(h)
+
+
+def cmd_convert(args) -> int:
+    from converters.tflite_sgm import convert_file
+
+    labels = None
+    if args.labels:
+        labels = [x.strip() for x in args.labels.split(",")]
+    info = convert_file(args.model, args.output, dt_ms=args.dt_ms, input=args.input, window_steps=args.steps,
+                        slices=args.slices, polarities=args.polarities, count_map=args.count_map,
+                        sensor=_size(args.sensor) if args.sensor else None, labels=labels)
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    _print_qnet(args.output, info)
+    return 0
+
+
+def _print_qnet(name, info: dict) -> None:
+    enc = info["input"]
+    src = (f"event counts over {enc['window_steps']} steps in {enc['slices']} slices x "
+           f"{enc['polarity_channels']} polarities from sensor {info['sensor_size']} / {info['downsample']}"
+           if enc["kind"] == "event_counts" else "the int8 tensor, set by the host")
+    print(f"{name}: .sgm version {info['format_version']} (imported int8 network), {info['file_bytes']} bytes, "
+          f"arena {info['arena_bytes']} bytes, dt {info['dt_us']} us, input {info['input_shape']} (HWC) from {src}")
+    for ly in info["layers"]:
+        print(f"  {ly['index']}: {ly['kind']:<15} {ly['in_shape']} -> {ly['out_shape']}"
+              f"{' (output)' if ly['output'] else ''}: {ly['parameters']} parameters, kernel {ly['kernel']}, "
+              f"stride {ly['stride']}, {'per-channel' if ly['per_channel'] else 'per-tensor'} requantisation, "
+              f"arena {ly['arena_bytes']} B")
+    print("  labels: " + ", ".join(info["labels"]))
+
+
 def cmd_inspect(args) -> int:
     from .sgm import inspect_sgm
 
     info = inspect_sgm(str(args.model))
     if args.json:
         print(json.dumps(info))
+        return 0
+    if info["format_version"] == 2:
+        _print_qnet(args.model, info)
         return 0
     print(f"{args.model}: .sgm version {info['format_version']}, {info['file_bytes']} bytes, "
           f"arena {info['arena_bytes']} bytes, dt {info['dt_us']} us, K = {info['n_buckets']}, "
@@ -454,6 +495,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dt-ms", type=float, default=None, help="retarget the model to this step first")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("convert", help="convert an int8 TFLite network (.tflite) into an .sgm file run "
+                                       "event-driven (delta execution, bit-exact with TFLite)")
+    s.add_argument("model", help="int8 .tflite: CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, AVERAGE_POOL_2D, "
+                                 "RESHAPE, fused ReLU/ReLU6; QUANTIZE / DEQUANTIZE at a float model's edges")
+    s.add_argument("-o", "--output", required=True, help=".sgm file to write")
+    s.add_argument("--dt-ms", type=float, default=10.0, help="one step (one input frame), ms (default 10)")
+    s.add_argument("--steps", type=int, default=20,
+                   help="event input: the frame counts the events of the last STEPS steps (default 20)")
+    s.add_argument("--input", choices=("events", "tensor"), default="events",
+                   help="events: the input tensor is built from event counts on the device; tensor: the host "
+                        "sets the whole int8 tensor each step")
+    s.add_argument("--slices", type=int, default=None,
+                   help="time slices of the window (default: input channels / polarity channels)")
+    s.add_argument("--polarities", type=int, choices=(1, 2), default=None,
+                   help="polarity channels (default 2 if the input channels are even)")
+    s.add_argument("--count-map", choices=("log2", "count"), default="log2",
+                   help="the real value of a count n on the input tensor's scale: log2(1 + n) or n")
+    s.add_argument("--sensor", default=None, help="sensor WIDTHxHEIGHT, a multiple of the input (default: the input)")
+    s.add_argument("--labels", default=None, help="comma-separated class names (default 0..N-1)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_convert)
 
     s = sub.add_parser("inspect", help="validate an .sgm model file and describe it")
     s.add_argument("model")

@@ -35,12 +35,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from converters.tflite_graph import (AveragePool2D, Conv2D, DepthwiseConv2D, FullyConnected, Reshape,
-                                     TfliteGraph, TfliteGraphError, UnsupportedOpError, read_tflite)
+from converters.tflite_graph import TfliteGraph, read_tflite
 
 from . import qkernels as qk
+from .sgm import COUNT_MAX, QKIND_DEPTHWISE, QKIND_FC, QKIND_POOL, SgmQLayer, SgmQModel, load_sgm
 
-__all__ = ["DeltaNetwork", "LayerCounts", "StepCounts"]
+__all__ = ["DeltaNetwork", "LayerCounts", "QnetRef", "StepCounts"]
 
 _Deltas = tuple[np.ndarray, np.ndarray]  # (flat indices int64, deltas int64)
 
@@ -175,148 +175,118 @@ def _taps(in_hw: tuple[int, int], out_hw: tuple[int, int], k_hw: tuple[int, int]
     return ptr, q[order].astype(np.int64), t[order].astype(np.int64)
 
 
-def _zp(graph: TfliteGraph, index: int) -> int:
-    return int(graph.tensors[index].quantization.zero_point[0])
-
-
-def _bias(graph: TfliteGraph, op, n: int) -> np.ndarray:
-    if len(op.inputs) > 2 and op.inputs[2] >= 0:
-        return graph.tensors[op.inputs[2]].data.astype(np.int64).reshape(n)
-    return np.zeros(n, np.int64)
-
-
-def _conv_scatter(graph: TfliteGraph, op: Conv2D | DepthwiseConv2D) -> tuple[_Scatter, int]:
-    x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    filt = graph.tensors[op.inputs[1]].data.astype(np.int64)
-    p = op.params
-    batch, h, w, cin = x_t.shape
-    cout = y_t.shape[3]
-    kh, kw = filt.shape[1:3]
-    ptr, tq, tt = _taps((h, w), p.output_hw, (kh, kw), p.stride, p.dilation, p.padding, batch)
-    if isinstance(op, DepthwiseConv2D):
-        m = p.depth_multiplier
-        wt = filt[0].reshape(kh * kw, cin, m)           # channel c * M + k reads input channel c
+def _layer_scatter(ly: SgmQLayer, index: int) -> tuple[_Scatter, int]:
+    """The scatter table of one version 2 layer entry, and its dense MACs per frame
+    (every filter tap, padding included, as TFLite's reference kernels loop)."""
+    (h, w, cin), (oh, ow, cout) = ly.in_shape, ly.out_shape
+    name = f"{ly.kind_name} {index}"
+    bias = (ly.bias.astype(np.int64) if ly.bias is not None else np.zeros(cout, np.int64))
+    rq = (qk.Requant(ly.multiplier, ly.shift, ly.output_offset, ly.act_min, ly.act_max)
+          if ly.multiplier is not None else None)
+    n_out = oh * ow * cout
+    if ly.kind == QKIND_FC:
+        # rows b of the [rows, n_in] input reach output row b through one "tap"
+        ptr = np.arange(h + 1, dtype=np.int64)
+        sc = _Scatter(name, cin, cout, n_out, ptr, np.arange(h, dtype=np.int64), np.zeros(h, np.int64),
+                      np.ascontiguousarray(ly.weights.astype(np.int64)[None]), np.zeros(cin, np.int64), bias,
+                      -ly.input_offset, requant=rq)
+        return sc, h * cout * cin
+    kh, kw = ly.kernel
+    ptr, tq, tt = _taps((h, w), (oh, ow), (kh, kw), ly.stride, ly.dilation, ly.padding, 1)
+    if ly.kind == QKIND_POOL:
+        count = np.bincount(tq, minlength=oh * ow).astype(np.int64)
+        if count.min() == 0:
+            raise ValueError(f"{name}: a window lies entirely in the padding")
+        sc = _Scatter(name, cin, cin, n_out, ptr, tq, tt, np.ones((kh * kw, cin, 1), np.int64),
+                      np.arange(cin, dtype=np.int64), np.zeros(cin, np.int64), 0, pool_count=count,
+                      pool_range=(ly.act_min, ly.act_max))
+        return sc, 0
+    wts = ly.weights.astype(np.int64)
+    if ly.kind == QKIND_DEPTHWISE:
+        m = ly.depth_multiplier
+        wt = wts.reshape(kh * kw, cin, m)                  # channel c M + k reads input channel c
         base = np.arange(cin, dtype=np.int64) * m
-        macs = batch * p.output_hw[0] * p.output_hw[1] * cout * kh * kw
-        name = "DEPTHWISE_CONV_2D"
+        macs = oh * ow * cout * kh * kw
     else:
-        cig = filt.shape[3]
+        cig = ly.filter_c
         groups = cin // cig
         cpg = cout // groups
-        # (taps, c_in, cpg): input channel c feeds its group's outputs through filter channel c % cig
-        wt = filt.reshape(groups, cpg, kh * kw, cig).transpose(2, 0, 3, 1).reshape(kh * kw, cin, cpg)
+        # HWIO [t][ci][o]: input channel g cig + ci feeds its group's outputs g cpg + k
+        wt = wts.reshape(kh * kw, cig, groups, cpg).transpose(0, 2, 1, 3).reshape(kh * kw, cin, cpg)
         base = (np.arange(cin, dtype=np.int64) // cig) * cpg
-        macs = batch * p.output_hw[0] * p.output_hw[1] * cout * kh * kw * cig
-        name = "CONV_2D"
-    n_out = int(np.prod(y_t.shape))
-    sc = _Scatter(f"{name} {op.index}", cin, cout, n_out, ptr, tq, tt, np.ascontiguousarray(wt), base,
-                  _bias(graph, op, cout), -p.input_offset, requant=p.requant)
+        macs = oh * ow * cout * kh * kw * cig
+    sc = _Scatter(name, cin, cout, n_out, ptr, tq, tt, np.ascontiguousarray(wt), base, bias,
+                  -ly.input_offset, requant=rq)
     return sc, macs
 
 
-def _fc_scatter(graph: TfliteGraph, op: FullyConnected) -> tuple[_Scatter, int]:
-    wts = graph.tensors[op.inputs[1]].data.astype(np.int64) + op.params.filter_offset
-    n_out, n_in = wts.shape
-    rows = int(np.prod(graph.tensors[op.inputs[0]].shape)) // n_in
-    ptr = np.arange(rows + 1, dtype=np.int64)             # row b reaches output row b, one "tap"
-    sc = _Scatter(f"FULLY_CONNECTED {op.index}", n_in, n_out, rows * n_out, ptr, np.arange(rows, dtype=np.int64),
-                  np.zeros(rows, np.int64), np.ascontiguousarray(wts.T[None]), np.zeros(n_in, np.int64),
-                  _bias(graph, op, n_out), -op.params.input_offset, requant=op.params.requant)
-    return sc, rows * n_out * n_in
-
-
-def _pool_scatter(graph: TfliteGraph, op: AveragePool2D) -> tuple[_Scatter, int]:
-    x_t = graph.tensors[op.inputs[0]]
-    p = op.params
-    batch, h, w, c = x_t.shape
-    ptr, tq, tt = _taps((h, w), p.output_hw, p.filter_hw, p.stride, (1, 1), p.padding, batch)
-    count = np.bincount(tq, minlength=batch * p.output_hw[0] * p.output_hw[1]).astype(np.int64)
-    if count.min() == 0:
-        raise TfliteGraphError(f"AVERAGE_POOL_2D {op.index}: a window lies entirely in the padding")
-    taps = p.filter_hw[0] * p.filter_hw[1]
-    n_out = batch * p.output_hw[0] * p.output_hw[1] * c
-    sc = _Scatter(f"AVERAGE_POOL_2D {op.index}", c, c, n_out, ptr, tq, tt, np.ones((taps, c, 1), np.int64),
-                  np.arange(c, dtype=np.int64), np.zeros(c, np.int64), 0, pool_count=count,
-                  pool_range=(p.act_min, p.act_max))
-    return sc, 0
-
-
 class DeltaNetwork:
-    """An int8 TFLite network run event-driven; see the module docstring.
+    """An int8 network run event-driven on its input tensor; see the module docstring.
 
-    ``from_tflite(model)`` builds it; ``reset()`` then ``step(frame)`` per input frame.
-    After each step ``last`` holds its :class:`StepCounts`; ``dense_macs_per_frame`` is the
-    multiply-accumulates of one dense frame (every conv / FC filter tap, padding included,
-    as TFLite's reference kernels loop) and ``dense_synops_per_frame`` the synaptic ops of a
-    step where every element of every tensor changes (taps in the padding excluded);
-    ``dense_requants_per_frame`` the layer outputs a dense frame requantises;
-    ``state_bytes`` the state a device would keep (int32 accumulator + int8 output per
-    layer output, plus the previous input frame)."""
+    Built from a version 2 model (:class:`pysg.sgm.SgmQModel`, what ``pysg convert``
+    writes) or, through the converter, from a TFLite model (``from_tflite``). ``reset()``
+    then ``step(frame)`` per input frame. After each step ``last`` holds its
+    :class:`StepCounts`; ``dense_macs_per_frame`` is the multiply-accumulates of one dense
+    frame (every conv / FC filter tap, padding included, as TFLite's reference kernels
+    loop) and ``dense_synops_per_frame`` the synaptic ops of a step where every element of
+    every tensor changes (taps in the padding excluded); ``dense_requants_per_frame`` the
+    layer outputs a dense frame requantises; ``state_bytes`` the state a device would keep
+    (int32 accumulator + int8 output per layer output, plus the previous input frame)."""
 
-    def __init__(self, graph: TfliteGraph) -> None:
-        if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-            raise TfliteGraphError(f"need one input and one output tensor, got {len(graph.inputs)} and "
-                                   f"{len(graph.outputs)}")
-        if graph.skipped:
-            i, name = graph.skipped[0]
-            raise UnsupportedOpError(name, i)
-        self.graph = graph
-        self.input_index, self.output_index = graph.inputs[0], graph.outputs[0]
-        x_t = graph.tensors[self.input_index]
-        if x_t.dtype != "int8" or x_t.quantization is None:
-            raise TfliteGraphError(f"input tensor {x_t.index} must be quantised int8, got {x_t.dtype}")
-        self.input_shape = x_t.shape
-        self.output_shape = graph.tensors[self.output_index].shape
-        self._ops: list[tuple[int, int, _Scatter | None]] = []  # (input tensor, output tensor, layer)
-        known = {self.input_index}
-        self.dense_macs_per_frame = 0
-        for op in graph.ops:
-            if isinstance(op, (Conv2D, DepthwiseConv2D)):
-                layer, macs = _conv_scatter(graph, op)
-            elif isinstance(op, FullyConnected):
-                layer, macs = _fc_scatter(graph, op)
-            elif isinstance(op, AveragePool2D):
-                layer, macs = _pool_scatter(graph, op)
-            elif isinstance(op, Reshape):
-                layer, macs = None, 0
-            else:
-                raise UnsupportedOpError(type(op).__name__.upper(), op.index, "no event-driven form (int8 only)")
-            if op.inputs[0] not in known:
-                raise TfliteGraphError(f"operator {op.index} reads tensor {op.inputs[0]} before it is computed")
-            known.add(op.outputs[0])
-            self.dense_macs_per_frame += macs
-            self._ops.append((op.inputs[0], op.outputs[0], layer))
-        if self.output_index not in known:
-            raise TfliteGraphError(f"output tensor {self.output_index} is not computed by a supported operator")
-        self.dense_synops_per_frame = sum(int(s.fan_out.sum()) for _, _, s in self._ops if s is not None)
-        self.dense_requants_per_frame = sum(s.n_out for _, _, s in self._ops if s is not None)
-        # what a device would keep: an int32 accumulator and the int8 output of every layer
-        # output, and the previous input frame
-        self.state_bytes = 5 * self.dense_requants_per_frame + int(np.prod(self.input_shape))
-        self._state: dict[int, np.ndarray] = {}
+    def __init__(self, model: SgmQModel | TfliteGraph) -> None:
+        if isinstance(model, TfliteGraph):
+            from converters.tflite_sgm import graph_to_qmodel
+
+            model = graph_to_qmodel(model, input="tensor")
+        self.model = model
+        h, w, c = model.input_shape
+        self.input_shape = (1, h, w, c)
+        last = model.layers[-1].out_shape
+        # TFLite's shapes: a fully connected output is [rows, n], anything else NHWC
+        fc_last = model.layers[-1].kind == QKIND_FC
+        self.output_shape = (last[0], last[2]) if fc_last else (1,) + tuple(last)
+        self.zero_input = model.input.output_offset   # the tensor of no input
+        built = [_layer_scatter(ly, i) for i, ly in enumerate(model.layers, start=1)]
+        self._layers = [sc for sc, _ in built]
+        self.dense_macs_per_frame = sum(m for _, m in built)
+        self.dense_synops_per_frame = sum(int(sc.fan_out.sum()) for sc in self._layers)
+        self.dense_requants_per_frame = sum(sc.n_out for sc in self._layers)
+        self.state_bytes = 5 * self.dense_requants_per_frame + h * w * c
+        self._x = np.zeros(h * w * c, np.int64)
         self.last: StepCounts | None = None
         self.reset()
 
     @classmethod
     def from_tflite(cls, model: bytes | bytearray | str | os.PathLike | TfliteGraph) -> DeltaNetwork:
-        """From a .tflite (bytes or path) or an already read :class:`TfliteGraph`."""
+        """From a .tflite (bytes or path) or an already read :class:`TfliteGraph`, with
+        tensor input (the converter's ``input="tensor"``)."""
         return cls(model if isinstance(model, TfliteGraph) else read_tflite(model))
 
     @property
     def layers(self) -> list[str]:
-        return [s.name for _, _, s in self._ops if s is not None]
+        return [s.name for s in self._layers]
 
     def reset(self) -> None:
-        """State: the response to the all-zero-point input (a dense pass)."""
-        x0 = np.full(int(np.prod(self.input_shape)), _zp(self.graph, self.input_index), np.int64)
-        self._state = {self.input_index: x0}
-        for src, dst, layer in self._ops:
-            if layer is None:
-                self._state[dst] = self._state[src]  # reshape: the same flat values
-                continue
-            layer.reset(self._state[src])
-            self._state[dst] = layer.q
+        """State: the response to the input tensor of no input (a dense pass)."""
+        self._x[:] = self.zero_input
+        x = self._x
+        for layer in self._layers:
+            layer.reset(x)
+            x = layer.q
         self.last = None
+
+    def step_deltas(self, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Set input elements ``idx`` (flat NHWC) to ``values`` and run one step."""
+        old = self._x[idx]
+        moved = values != old
+        idx, d = idx[moved], values[moved] - old[moved]
+        self._x[idx] = values[moved]
+        counts = []
+        for layer in self._layers:
+            (idx, d), c = layer.apply(idx, d)
+            counts.append(c)
+        self.last = StepCounts(int(moved.sum()), tuple(counts))
+        return self.output()
 
     def step(self, frame: np.ndarray) -> np.ndarray:
         """TFLite's int8 output for ``frame`` (int8, the input tensor's shape, or without
@@ -325,21 +295,84 @@ class DeltaNetwork:
         if f.dtype != np.int8 or (f.shape != self.input_shape and (1,) + f.shape != self.input_shape):
             raise ValueError(f"frame must be int8 of shape {self.input_shape}, got {f.dtype} {f.shape}")
         x = f.reshape(-1).astype(np.int64)
-        old = self._state[self.input_index]
-        idx = np.flatnonzero(x != old)
-        d = x[idx] - old[idx]
-        old[idx] = x[idx]
-        deltas: dict[int, _Deltas] = {self.input_index: (idx, d)}
-        counts = []
-        for src, dst, layer in self._ops:
-            if layer is None:
-                deltas[dst] = deltas[src]
-                continue
-            deltas[dst], c = layer.apply(*deltas[src])
-            counts.append(c)
-        self.last = StepCounts(int(idx.size), tuple(counts))
-        return self.output()
+        idx = np.flatnonzero(x != self._x)
+        return self.step_deltas(idx, x[idx])
 
     def output(self) -> np.ndarray:
         """The current int8 output tensor (a copy, in the output tensor's shape)."""
-        return self._state[self.output_index].astype(np.int8).reshape(self.output_shape)
+        return self._layers[-1].q.astype(np.int8).reshape(self.output_shape)
+
+
+class QnetRef:
+    """The integer reference of a version 2 file, step for step what the C runtime does
+    (docs/FORMAT.md section 8): the input entry's event-count encoder (a ring of the last
+    W + 1 steps' counts, slice sums, the LUT) or tensor input, then :class:`DeltaNetwork`;
+    logits = the last layer's int8 outputs as int32; scores summed from step
+    ``max(score_start, W - 1)``."""
+
+    def __init__(self, model: SgmQModel | bytes | bytearray | str | os.PathLike) -> None:
+        if not isinstance(model, SgmQModel):
+            if isinstance(model, (str, os.PathLike)):
+                with open(model, "rb") as f:
+                    model = f.read()
+            model = load_sgm(model)
+            if not isinstance(model, SgmQModel):
+                raise ValueError("not a version 2 (imported network) .sgm file")
+        self.model = model
+        self.net = DeltaNetwork(model)
+        h, w, _ = model.input_shape
+        self.slices, self.window, self.polarities = model.slices, model.window, model.polarities
+        self._lut = model.input.weights.astype(np.int64) if self.slices else None
+        if self.slices:
+            # tensor element (y, x, k P + p) of cell (p, y, x) and slice k
+            p, y, x = np.meshgrid(np.arange(self.polarities), np.arange(h), np.arange(w), indexing="ij")
+            self._elem = np.stack([((y * w + x) * (self.slices * self.polarities) + k * self.polarities + p).ravel()
+                                   for k in range(self.slices)])          # (S, cells)
+        self.score_start = 0
+        self.reset()
+
+    def reset(self) -> None:
+        self.net.reset()
+        self.step_index = 0
+        cells = self.model.cells
+        self._ring = np.zeros((self.window + 1, cells), np.int64) if self.slices else None
+        self.logits = np.zeros(self.model.n_classes, np.int64)
+        self.scores = np.zeros(self.model.n_classes, np.int64)
+        self.score_start = 0
+
+    def score_from(self, step: int) -> None:
+        self.score_start = int(step)
+        self.scores[:] = 0
+
+    def _finish(self, out: np.ndarray) -> np.ndarray:
+        self.logits = out.reshape(-1).astype(np.int64)
+        if self.step_index >= max(self.score_start, self.window - 1):
+            self.scores += self.logits
+        self.step_index += 1
+        return self.logits.copy()
+
+    def step_counts(self, counts: np.ndarray | None) -> np.ndarray:
+        """One step of event counts per cell (P, in_h, in_w) (None: no events); the logits."""
+        if not self.slices:
+            raise ValueError("this model takes its input tensor directly (step_tensor)")
+        s, W = self.step_index, self.window
+        row = self._ring[s % (W + 1)]
+        row[:] = 0 if counts is None else np.minimum(np.asarray(counts, np.int64).reshape(-1), COUNT_MAX)
+        ls = W // self.slices
+        idx, vals = [], []
+        for k in range(self.slices):
+            steps = np.arange(s - W + 1 + k * ls, s - W + 1 + (k + 1) * ls)
+            steps = steps[steps >= 0]
+            total = self._ring[steps % (W + 1)].sum(axis=0) if steps.size else np.zeros(row.size, np.int64)
+            idx.append(self._elem[k])
+            vals.append(self._lut[np.minimum(total, self._lut.size - 1)])
+        return self._finish(self.net.step_deltas(np.concatenate(idx), np.concatenate(vals)))
+
+    def step_tensor(self, x: np.ndarray) -> np.ndarray:
+        """One step from the whole int8 input tensor (tensor-input models); the logits."""
+        if self.slices:
+            raise ValueError("this model builds its input tensor from event counts (step_counts)")
+        return self._finish(self.net.step(x))
+
+    def prediction(self) -> int:
+        return int(np.argmax(self.scores)) if self.step_index else -1

@@ -30,7 +30,7 @@ pytest.importorskip("tflite", reason="the tflite package reads and writes the mo
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
 from converters.tflite_graph import (AveragePool2D, Conv2D, DepthwiseConv2D, FullyConnected,  # noqa: E402
-                                     Quantize, Quantization, Reshape, Tensor, TfliteGraph,
+                                     Quantize, Quantization, Reshape, Tensor, TfliteGraph, TfliteGraphError,
                                      UnsupportedOpError, read_tflite)
 from converters.tflite_writer import OpSpec, TensorSpec, write_tflite  # noqa: E402
 from pysg import qkernels as qk  # noqa: E402
@@ -205,6 +205,10 @@ def sparse_sequence(rng: np.random.Generator, shape, zp: int, n: int) -> list[np
     return frames
 
 
+_KIND = {"Conv2D": "conv", "DepthwiseConv2D": "depthwise", "FullyConnected": "fully_connected",
+         "AveragePool2D": "average_pool"}
+
+
 @pytest.mark.parametrize("seed", range(40))
 def test_random_network_steps_bit_exact_and_counted(seed):
     rng = np.random.default_rng([seed, 1107])
@@ -232,7 +236,9 @@ def test_random_network_steps_bit_exact_and_counted(seed):
 
         counts = net.last
         assert counts.input_events == int(changed(graph.inputs[0]).sum())
-        assert [c.name.split()[1] for c in counts.layers] == [str(op.index) for op in layers]
+        # layers are named by kind and layer-table entry (1.., RESHAPE has none)
+        assert [c.name for c in counts.layers] == [f"{_KIND[type(op).__name__]} {i}"
+                                                   for i, op in enumerate(layers, start=1)]
         for op, c in zip(layers, counts.layers):
             ch_in, ch_out = changed(op.inputs[0]), changed(op.outputs[0])
             assert c.in_events == int(ch_in.sum()), f"step {k} {c.name}"
@@ -344,29 +350,34 @@ def test_gesture_cnn_on_real_frames(which):
     assert 0 < synops / steps < 0.5 * net.dense_macs_per_frame
 
 
-def test_batch_and_fully_connected_rows():
-    """A batch of 2 images, and a fully connected layer applied to every pixel (its input
-    [2, 5, 5, 4] read as 50 rows of 4): flat indices keep batch, position and channel apart."""
+def test_fully_connected_rows_and_batch_refused():
+    """A fully connected layer applied to every pixel (its input [1, 5, 5, 4] read as 25
+    rows of 4): flat indices keep position and channel apart. A batch of 2 is refused
+    (the file format and the runtime stream one input)."""
     rng = np.random.default_rng(77)
     w1 = rng.integers(-127, 128, (4, 3, 3, 3), dtype=np.int8)
     w2 = rng.integers(-127, 128, (6, 4), dtype=np.int8)
     s_w1, s_w2 = rng.uniform(2e-3, 2e-2, 4).astype(np.float32), np.array([0.01], np.float32)
-    tensors = [_act("x", (2, 5, 5, 3), 0.03, -20),
-               TensorSpec("w1", w1.shape, "int8", s_w1, np.zeros(4, np.int64), 0, w1),
-               TensorSpec("b1", (4,), "int32", (np.float32(0.03) * s_w1).astype(np.float32), np.zeros(4, np.int64), 0,
-                          rng.integers(-3000, 3000, 4).astype(np.int32)),
-               _act("h", (2, 5, 5, 4), _out_scale(rng, 0.03, s_w1, 27), -128),
-               TensorSpec("w2", w2.shape, "int8", s_w2, [0], 0, w2),
-               _act("y", (50, 6), 0.05, 3)]
-    s_h = float(tensors[3].scale[0])
-    tensors[5] = _act("y", (50, 6), _out_scale(rng, s_h, s_w2, 4) / 4, 3)
-    ops = [OpSpec("CONV_2D", [0, 1, 2], [3], {"padding": "SAME", "activation": "RELU"}),
-           OpSpec("FULLY_CONNECTED", [3, 4, -1], [5], {})]
-    model = write_tflite(tensors, ops, [0], [5])
+
+    def build(batch: int) -> bytes:
+        tensors = [_act("x", (batch, 5, 5, 3), 0.03, -20),
+                   TensorSpec("w1", w1.shape, "int8", s_w1, np.zeros(4, np.int64), 0, w1),
+                   TensorSpec("b1", (4,), "int32", (np.float32(0.03) * s_w1).astype(np.float32),
+                              np.zeros(4, np.int64), 0, np.arange(-1500, 1500, 750).astype(np.int32)),
+                   _act("h", (batch, 5, 5, 4), 0.5, -128),
+                   TensorSpec("w2", w2.shape, "int8", s_w2, [0], 0, w2),
+                   _act("y", (25 * batch, 6), 0.05, 3)]
+        ops = [OpSpec("CONV_2D", [0, 1, 2], [3], {"padding": "SAME", "activation": "RELU"}),
+               OpSpec("FULLY_CONNECTED", [3, 4, -1], [5], {})]
+        return write_tflite(tensors, ops, [0], [5])
+
+    with pytest.raises(TfliteGraphError, match="batch 1"):
+        DeltaNetwork.from_tflite(build(2))
+    model = build(1)
     net, ref = DeltaNetwork.from_tflite(model), Tflm(model)
-    assert net.dense_macs_per_frame == 2 * 25 * 4 * 27 + 50 * 6 * 4
+    assert net.dense_macs_per_frame == 25 * 4 * 27 + 25 * 6 * 4
     outs = set()
-    for f in sparse_sequence(rng, (2, 5, 5, 3), -20, 8):
+    for f in sparse_sequence(rng, (1, 5, 5, 3), -20, 8):
         out = net.step(f)
         np.testing.assert_array_equal(out, ref(f))
         outs.add(out.tobytes())
