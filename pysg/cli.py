@@ -167,6 +167,9 @@ def cmd_convert(args) -> int:
     info = convert_file(args.model, args.output, dt_ms=args.dt_ms, input=args.input, window_steps=args.steps,
                         slices=args.slices, polarities=args.polarities, count_map=args.count_map,
                         sensor=_size(args.sensor) if args.sensor else None, labels=labels)
+    if info["n_classes"] > 64:  # SG_MAX_CLASSES: a valid file the C runtime and devices refuse
+        print(f"pysg convert: warning: {info['n_classes']} outputs; the C runtime and the firmware keep at most "
+              f"64 (the Python reference pysg.qnet runs it)", file=sys.stderr)
     if args.json:
         print(json.dumps(info))
         return 0

@@ -16,6 +16,13 @@ Two ways to drive it, bit-exact with the integer reference (pysg/intref.py):
 * grain 2, frames: `step(counts)` with one binned frame (uint16, C-contiguous);
   `run_frames` for a (T, C, H, W) sample.
 
+Version 2 files (imported int8 networks, docs/FORMAT.md sections 7-10; `is_qnet`) run
+through the same object, bit-exact with `pysg.qnet.QnetRef` and TFLite: event-count models
+take events (`feed` / `run_events`) or count frames over their P x in_h x in_w cells
+(`step` / `run_frames`, `input_shape`); tensor-input models take the int8 input tensor
+(`step_tensor` / `run_tensors`, `tensor_shape`). Their logits are the last layer's int8
+outputs; `stats["spikes"]` counts the int8 deltas each table entry sent.
+
 `evaluate_c`, `evaluate_folder_c`, `run_file_c` are the `--engine c` jobs of the CLI and
 return the same keys as their `pysg.intref` counterparts.
 """
@@ -210,8 +217,19 @@ class Runtime:
         _check(lib.sg_runtime_init(self._rt, m, self._arena, self._arena_bytes), what="sg_runtime_init")
         self.n_classes = int(m.n_classes)
         self.dt_us = int(m.dt_us)
+        self.format_version = int(m.format_version)
         self.input_shape = (int(m.in_c), int(m.in_h), int(m.in_w))
-        self.n_inputs = int(np.prod(self.input_shape))
+        # version 2: the int8 input tensor (in_h, in_w, in_c), NHWC; an event-count model
+        # takes count frames over its P x in_h x in_w cells, a tensor-input one (S = 0)
+        # whole tensors (`step_tensor`)
+        self.tensor_shape: tuple[int, int, int] | None = None
+        self.window = 1
+        if self.format_version == int(lib.SG_FORMAT_VERSION_QNET):
+            entry = m.qlayers[0]
+            self.tensor_shape = (int(m.in_h), int(m.in_w), int(m.in_c))
+            self.window = int(entry.kernel_w) if entry.kernel_h else 1
+            self.input_shape = (int(entry.depth_multiplier), int(m.in_h), int(m.in_w)) if entry.kernel_h else None
+        self.n_inputs = int(np.prod(self.input_shape)) if self.input_shape is not None else 0
         self.sensor_size = (int(m.sensor_w), int(m.sensor_h))
         self.downsample = int(m.downsample)
         self.n_stages = int(m.n_stages)
@@ -250,9 +268,51 @@ class Runtime:
         """Complete every step that ends at or before `t_us` (needs an origin)."""
         _check(lib.sg_advance_to(self._rt, int(t_us)), what=f"advance_to({int(t_us)})")
 
+    @property
+    def is_qnet(self) -> bool:
+        """A version 2 file (an imported int8 network, docs/FORMAT.md sections 7-10)."""
+        return self.tensor_shape is not None
+
+    @property
+    def tensor_input(self) -> bool:
+        """A version 2 model that takes its int8 input tensor directly (`step_tensor`)."""
+        return self.is_qnet and self.input_shape is None
+
+    def step_tensor(self, x: np.ndarray) -> np.ndarray:
+        """Version 2 tensor-input models: one whole step from the int8 input tensor, shape
+        (in_h, in_w, in_c) = tensor_shape, with or without a leading batch of 1, or flat;
+        C-contiguous. Returns the logits (the last layer's int8 outputs as int32)."""
+        if not self.tensor_input:
+            raise ValueError("step_tensor: this model takes "
+                             + ("event counts (step / feed)" if self.is_qnet else "events (version 1 .sgm)"))
+        if not isinstance(x, np.ndarray) or x.dtype != np.int8:
+            raise ValueError(f"step_tensor: x must be a numpy int8 array, got "
+                             f"{x.dtype if isinstance(x, np.ndarray) else type(x).__name__}")
+        n = int(np.prod(self.tensor_shape))
+        if x.shape not in (self.tensor_shape, (1,) + self.tensor_shape, (n,)):
+            raise ValueError(f"step_tensor: x of shape {x.shape}, the model takes {self.tensor_shape}")
+        if not x.flags.c_contiguous:
+            raise ValueError("step_tensor: x must be C-contiguous (np.ascontiguousarray)")
+        _check(lib.sg_step_tensor(self._rt, ffi.from_buffer("int8_t[]", x)), what="step_tensor")
+        return self.logits
+
+    def run_tensors(self, xs: np.ndarray, *, reset: bool = True) -> np.ndarray:
+        """Per-step logits (T, n_classes) int32 of a sequence of int8 input tensors (T, *tensor_shape)."""
+        if not isinstance(xs, np.ndarray) or xs.ndim < 1:
+            raise ValueError("run_tensors: xs must be a numpy int8 array (T, *tensor_shape)")
+        if reset:
+            self.reset()
+        out = np.empty((xs.shape[0], self.n_classes), np.int32)
+        for t in range(xs.shape[0]):
+            out[t] = self.step_tensor(np.ascontiguousarray(xs[t]))
+        return out
+
     def step(self, counts: np.ndarray | None = None) -> np.ndarray:
         """One whole step from a frame of input event counts: uint16, C-contiguous, shape
-        (C, H, W) = input_shape or (C*H*W,); None for no input. Returns the logits."""
+        (C, H, W) = input_shape or (C*H*W,); None for no input. Returns the logits.
+        (Version 2 event-count models: the P x in_h x in_w cells of the step.)"""
+        if self.tensor_input:
+            raise ValueError("step: this model takes its int8 input tensor directly (step_tensor)")
         if counts is None:
             _check(lib.sg_step(self._rt, ffi.NULL), what="step")
             return self.logits
@@ -295,8 +355,10 @@ class Runtime:
         spikes (per hidden stage)."""
         _check(lib.sg_get_stats(self._rt, self._stats), what="get_stats")
         s = self._stats
+        # version 2: int8 deltas sent per table entry (entry 0: the input tensor's)
+        n_spk = self.n_stages if self.is_qnet else self.n_stages - 1
         return {"steps": int(s.steps), "events_in": int(s.events_in), "events_dropped": int(s.events_dropped),
-                "synops": int(s.synops), "spikes": [int(s.spikes[i]) for i in range(self.n_stages - 1)]}
+                "synops": int(s.synops), "spikes": [int(s.spikes[i]) for i in range(n_spk)]}
 
     @property
     def arena_bytes(self) -> int:
@@ -316,6 +378,12 @@ class Runtime:
         """Synapses of the model (every one evaluated once per step by a frame network),
         as `pysg.intref.evaluate_ref` counts them."""
         total = 0
+        if self.is_qnet:  # every filter tap inside the kernel, as TFLite's reference kernels loop
+            for i in range(1, self.n_stages):
+                q = self._model.qlayers[i]
+                per = {3: q.kernel_h * q.kernel_w * q.filter_c, 4: q.kernel_h * q.kernel_w, 5: q.in_c}.get(q.kind, 0)
+                total += int(q.n_out) * int(per)
+            return total
         for i in range(self.n_stages):
             st = self._model.stages[i]
             row = st.n_in if st.kind == 1 else st.syn_c * st.kernel * st.kernel
@@ -323,6 +391,10 @@ class Runtime:
         return total
 
     def __repr__(self) -> str:
+        if self.is_qnet:
+            what = "tensor" if self.tensor_input else f"counts {self.input_shape}, window {self.window}"
+            return (f"Runtime(version 2, {self.n_stages - 1} layers, input tensor {self.tensor_shape} from {what}, "
+                    f"{self.n_classes} classes, dt {self.dt_us} us, arena {self.arena_bytes} B)")
         return (f"Runtime({self.n_stages} stages, input {self.input_shape}, {self.n_classes} classes, "
                 f"dt {self.dt_us} us, arena {self.arena_bytes} B)")
 
@@ -334,6 +406,8 @@ class Runtime:
         if not isinstance(frames, np.ndarray) or frames.dtype != np.uint16:
             raise ValueError(f"run_frames: frames must be a numpy uint16 array, got "
                              f"{frames.dtype if isinstance(frames, np.ndarray) else type(frames).__name__}")
+        if self.tensor_input:
+            raise ValueError("run_frames: this model takes int8 input tensors (run_tensors)")
         if frames.ndim < 1 or frames.shape[1:] not in (self.input_shape, (self.n_inputs,)):
             raise ValueError(f"run_frames: frames of shape {frames.shape}, the model takes "
                              f"(T, *{self.input_shape}) or (T, {self.n_inputs})")
@@ -410,10 +484,17 @@ def _runtime(model, dt_ms: float | None = None) -> Runtime:
     return model if isinstance(model, Runtime) else Runtime(model, dt_ms=dt_ms)
 
 
+def _hidden_neurons(rt: Runtime) -> int:
+    """Outputs of every stage but the last (version 2: of every layer but the last)."""
+    if rt.is_qnet:
+        return int(sum(rt._model.qlayers[i].n_out for i in range(1, rt.n_stages - 1)))
+    return int(sum(rt._model.stages[i].n_out for i in range(rt.n_stages - 1)))
+
+
 def _summary(rt: Runtime, preds, labels, spikes, synops, seconds, lengths) -> dict:
     return classification_summary(preds, labels, n_classes=rt.n_classes, spikes=spikes, synops=synops,
                                   seconds=seconds, lengths=lengths,
-                                  hidden_neurons=int(sum(rt._model.stages[i].n_out for i in range(rt.n_stages - 1))),
+                                  hidden_neurons=_hidden_neurons(rt),
                                   dense_macs_per_step=rt.dense_macs_per_step(), dt_us=rt.dt_us, engine="c")
 
 

@@ -280,7 +280,7 @@ def test_hello(link, flash):
 def test_info_before_and_after_upload(link, sgm):
     i = info(link)
     assert i["active"] == 0xFF and [s["state"] for s in i["slots"]] == [0, 0]
-    assert i["arena_bytes"] == 0 and i["arena_capacity"] == 65536 and i["slot_capacity"] == SLOT_CAPACITY
+    assert i["arena_bytes"] == 0 and i["arena_capacity"] == 262144 and i["slot_capacity"] == SLOT_CAPACITY
     assert i["fw_version"] == 0x000100 and i["fw_confirmed"] == 1 and i["boot_state"] == 0
     link.request(Op.STREAM_START, b"\1", expect=Status.ERR_NO_MODEL)
     assert upload(link, sgm) == (0, 1)

@@ -85,7 +85,8 @@ def test_cortexm4_build_size_and_no_heap(build_dir):
     size = subprocess.run(["arm-none-eabi-size", "-t", *sorted(str(p) for p in (build_dir / "cortexm4").glob("*.o"))],
                           capture_output=True, text=True, check=True).stdout
     total = int(size.strip().splitlines()[-1].split()[0])
-    assert 0 < total < 16 * 1024, size  # code-size budget for the runtime on Cortex-M4
+    # code-size budget for the whole runtime on Cortex-M4 (SpikingGamma + imported int8 networks)
+    assert 0 < total < 24 * 1024, size
 
 
 def test_cortexm4_under_qemu(build_dir):

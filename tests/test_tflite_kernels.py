@@ -11,7 +11,9 @@ element by element, 0 mismatches allowed.
     int8 wake-word models shipped in pymicro-wakeword 2.5.0, cut out one by one into a
     one-operator model with the same tensors and quantisation (converters.tflite_writer.
     single_op_model), fed random int8 inputs and the real intermediate activations of the
-    whole model (run by TFLite Micro on a feature stream).
+    whole model (run by TFLite Micro on a feature stream); each layer also converted to a
+    version 2 .sgm (`pysg convert --input tensor`) and run by the C runtime's delta
+    execution, one step per input.
 """
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ from converters.tflite_graph import (AveragePool2D, Conv2D, DepthwiseConv2D, Ful
                                      quantize_multiplier, read_tflite)
 from converters.tflite_writer import OpSpec, TensorSpec, single_op_model, write_tflite  # noqa: E402
 from pysg import qkernels as qk  # noqa: E402
-from pysg.runtime import SgRuntimeError, lib  # noqa: E402
+from converters.tflite_sgm import tflite_to_sgm  # noqa: E402
+from pysg.runtime import Runtime, SgRuntimeError, lib  # noqa: E402
 
 if not hasattr(lib, "sg_q_conv2d"):
     pytest.skip("pysg._sg_runtime was built without sg_qkernels.h", allow_module_level=True)
@@ -558,10 +561,14 @@ def test_real_wakeword_layers_bit_exact():
             assert (rq.output_offset, rq.act_min, rq.act_max) == (rq_cut.output_offset, rq_cut.act_min, rq_cut.act_max)
             acts = real[op.inputs[0]]
             assert acts, f"{path.name} op {op.index}: no real activations captured"
+            # the layer converted (`pysg convert --input tensor`) and run in the C runtime: each
+            # input is one step, computed from its changes since the previous one
+            rt = Runtime(tflite_to_sgm(model, input="tensor"))
             for k, x in enumerate(_layer_inputs(op, graph, acts, rng, n_random=24)):
                 ref = run_tflm(model, [x])
-                for impl in ("c", "numpy"):
-                    ours = _ours(op, graph, x, impl)
+                for impl in ("c", "numpy", "runtime"):
+                    ours = (rt.step_tensor(np.ascontiguousarray(x).reshape(-1)).reshape(ref.shape) if impl == "runtime"
+                            else _ours(op, graph, x, impl))
                     mismatches = int(np.count_nonzero(ours != ref.reshape(ours.shape)))
                     assert mismatches == 0, (f"{path.name} op {op.index} ({type(op).__name__}) input {k} "
                                              f"{impl}: {mismatches} of {ref.size} differ")

@@ -15,6 +15,8 @@
 #define SG_NAME_MAX 32u
 #define SG_HDR_OFF_ARENA 20u /* .sgm header: arena_bytes (FORMAT.md 2) */
 #define SG_HDR_OFF_IN_C 32u  /* .sgm header: in_c */
+#define SG_HDR_OFF_LAYERS 52u   /* .sgm header: layers_offset */
+#define SG_QENTRY_OFF_SLICES 16u /* version 2 input entry: kernel_h = slices (FORMAT.md 7.2) */
 
 enum { SG_AFTER_NONE = 0, SG_AFTER_RESET = 1, SG_AFTER_BAUD = 2 };
 
@@ -46,9 +48,16 @@ static uint16_t g_counts[SG_APP_MAX_INPUTS];
 
 /* ---------------------------------------------------------------- model */
 
+/* Channels of one step's counts: the polarity channels of an imported network's event
+ * input (its tensor's channels are slices x polarities), in_c of a SpikingGamma model. */
+static uint16_t count_channels(const sg_model *m)
+{
+    return m->format_version == SG_FORMAT_VERSION_QNET ? m->qlayers[0].depth_multiplier : m->in_c;
+}
+
 static uint32_t n_inputs(const sg_model *m)
 {
-    return (uint32_t)m->in_c * m->in_h * m->in_w;
+    return (uint32_t)count_channels(m) * m->in_h * m->in_w;
 }
 
 /* This build's limits on a model the runtime accepted: 0 ok, else an sg_status. */
@@ -60,6 +69,11 @@ static int model_fits(const sg_model *m, uint32_t *offset)
     }
     if (n_inputs(m) > SG_APP_MAX_INPUTS) {
         *offset = SG_HDR_OFF_IN_C;
+        return SG_ERR_UNSUPPORTED;
+    }
+    if (m->format_version == SG_FORMAT_VERSION_QNET && m->qlayers[0].kernel_h == 0u) {
+        /* tensor input: the protocol streams event counts only; point at the entry's slices */
+        *offset = sg_get_u32(m->data + SG_HDR_OFF_LAYERS) + SG_QENTRY_OFF_SLICES;
         return SG_ERR_UNSUPPORTED;
     }
     return SG_OK;
@@ -499,7 +513,7 @@ static size_t op_stream_start(const uint8_t *in, size_t n, uint8_t *out)
     g.stream_flags = in[0];
     out[0] = SG_DEV_OK;
     sg_put_u16(out + 1, g.model.n_classes);
-    sg_put_u16(out + 3, g.model.in_c);
+    sg_put_u16(out + 3, count_channels(&g.model));
     sg_put_u16(out + 5, g.model.in_h);
     sg_put_u16(out + 7, g.model.in_w);
     sg_put_u32(out + 9, g.model.dt_us);

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #ifndef SG_APP_ARENA_SIZE
-#define SG_APP_ARENA_SIZE 65536u /**< runtime arena bytes a model may use */
+#define SG_APP_ARENA_SIZE 262144u /**< runtime arena bytes a model may use (an imported CNN needs ~200 KB) */
 #endif
 #ifndef SG_APP_MAX_INPUTS
 #define SG_APP_MAX_INPUTS 8192u  /**< largest in_c * in_h * in_w of a model */

@@ -179,13 +179,22 @@ class Prediction:
 
 @dataclass(frozen=True)
 class ModelHeader:
-    """What the host needs of the device's active model (from its .sgm header)."""
+    """What the host needs of the device's active model (from its .sgm header; for an
+    imported network (version 2) ``input_shape`` is the event counts' (P, H, W))."""
     dt_us: int
     input_shape: tuple[int, int, int]
     sensor_size: tuple[int, int]
     downsample: int
     labels: list[str]
     file_bytes: int
+    format_version: int = 1
+
+    @property
+    def warmup(self) -> float:
+        """The scoring rule's warm-up fraction: a SpikingGamma model skips the first 20 %
+        of a sample's steps; an imported network scores every step with a whole window
+        (the device's runtime skips the first W - 1 steps itself, docs/FORMAT.md 8)."""
+        return WARMUP if self.format_version == 1 else 0.0
 
 
 @dataclass
@@ -468,8 +477,12 @@ class Device:
         lab = self.read_model(info.active_slot, offset=h["labels_offset"], size=h["n_classes"] * LABEL_SIZE)
         labels = [lab[i * LABEL_SIZE:(i + 1) * LABEL_SIZE].split(b"\0", 1)[0].decode("utf-8", "replace")
                   for i in range(h["n_classes"])]
-        mh = ModelHeader(h["dt_us"], (h["in_c"], h["in_h"], h["in_w"]), (h["sensor_w"], h["sensor_h"]),
-                         h["downsample"], labels, h["file_size"])
+        channels = h["in_c"]
+        if h["format_version"] == 2:  # event counts per polarity channel: the input entry's P
+            entry = self.read_model(info.active_slot, offset=h["layers_offset"], size=96)
+            channels = struct.unpack_from("<H", entry, 32)[0]
+        mh = ModelHeader(h["dt_us"], (channels, h["in_h"], h["in_w"]), (h["sensor_w"], h["sensor_h"]),
+                         h["downsample"], labels, h["file_size"], h["format_version"])
         self._header_cache[key] = mh
         return mh
 
@@ -620,14 +633,17 @@ class Device:
                 row["logits"] = lg
             yield row
 
-    def stream_gestures(self, events: np.ndarray, labels: np.ndarray, *, warmup: float = WARMUP,
+    def stream_gestures(self, events: np.ndarray, labels: np.ndarray, *, warmup: float | None = None,
                         logits: bool = False, progress: Progress | None = None) -> Iterator[dict]:
         """Each labelled gesture (a pysg.datasets.gesture.LABEL_DTYPE row: cls 1..11,
         [t_start, t_end) µs) as one sample, as pysg.datasets.gesture.GestureDataset cuts it:
         yields t_start_us, t_end_us, label, label_index, prediction, prediction_index,
-        steps, scores (and logits if asked)."""
+        steps, scores (and logits if asked). ``warmup``: default the model's rule
+        (:attr:`ModelHeader.warmup`)."""
         events = _sorted(events)
         mh = self.model_header()
+        if warmup is None:
+            warmup = mh.warmup
         t = events["t"]
         for i, row in enumerate(labels):
             cls, t_start, t_end = int(row["cls"]), int(row["t_start"]), int(row["t_end"])

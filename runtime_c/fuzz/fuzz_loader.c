@@ -4,7 +4,8 @@
  * which skips the CRC comparison so mutations reach the field checks). If a model loads
  * (file_size must equal the input length, so no bytes are left over for events), events
  * and count frames derived from the input bytes run a few steps through sg_feed,
- * sg_advance_to and sg_step.
+ * sg_advance_to and sg_step (version 2 tensor-input models: sg_step_tensor). The seed
+ * corpus holds the golden version 1 and version 2 files.
  */
 #include <stdint.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 static uint64_t file_buf[(1u << 20) / 8];
 static uint64_t arena_buf[(1u << 20) / 8];
 static uint16_t counts[1u << 14];
+static int8_t tensor[1u << 14];
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -54,6 +56,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         for (i = 0; i < 3u; ++i) {
             (void)sg_step(&rt, counts);
+        }
+        /* version 2 tensor-input models take the int8 tensor (in_h x in_w x in_c) instead */
+        for (i = 0; i < 3u; ++i) {
+            size_t k;
+            for (k = 0; k < n_raw; ++k) {
+                tensor[k] = (int8_t)data[(k * 3u + i) % size];
+            }
+            (void)sg_step_tensor(&rt, tensor);
         }
     }
     (void)sg_prediction(&rt);

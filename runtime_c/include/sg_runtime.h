@@ -31,7 +31,8 @@
 extern "C" {
 #endif
 
-#define SG_FORMAT_VERSION 1u    /**< the .sgm format version this runtime reads */
+#define SG_FORMAT_VERSION 1u    /**< .sgm version of SpikingGamma models */
+#define SG_FORMAT_VERSION_QNET 2u /**< .sgm version of imported int8 networks (FORMAT.md §7-10) */
 #define SG_MAX_STAGES 16        /**< synaptic layers per model (FORMAT.md: 1..16) */
 #define SG_MAX_BUCKETS 16       /**< Gamma buckets per layer (FORMAT.md: 1..16) */
 #define SG_MAX_CLASSES 64       /**< outputs this runtime keeps logits and scores for */
@@ -82,6 +83,29 @@ typedef struct sg_stage {
     const uint8_t *delays;         /**< [n_in] axonal delays in steps, or NULL */
 } sg_stage;
 
+/** A parsed view of one version 2 layer-table entry (FORMAT.md §7.1); pointers into the buffer. */
+typedef struct sg_qlayer {
+    uint16_t kind;                  /**< 16 input, 3 conv, 4 depthwise, 5 fully connected, 6 average pool */
+    uint16_t flags;                 /**< bit 0 OUTPUT */
+    uint16_t in_h, in_w, in_c;      /**< input geometry (NHWC) */
+    uint16_t out_h, out_w, out_c;   /**< output geometry (NHWC) */
+    uint16_t kernel_h, kernel_w;    /**< input entry: slices S, window W */
+    uint16_t stride_h, stride_w;
+    uint16_t dilation_h, dilation_w;
+    uint16_t pad_top, pad_left;
+    uint16_t depth_multiplier;      /**< input entry: polarity channels P */
+    uint16_t filter_c;              /**< conv: input channels per filter; FC: in_c */
+    int16_t input_offset, output_offset;
+    int16_t act_min, act_max;
+    uint32_t n_in, n_out;           /**< elements of the input and output tensors */
+    uint32_t n_rq;                  /**< requantisation entries: out_c or 1 (0 for pool/input) */
+    const int8_t *weights;          /**< layer: scatter order (FORMAT.md §7.1); input entry: the LUT */
+    uint32_t lut_len;               /**< input entry with S >= 1: LUT length L */
+    const int32_t *bias;            /**< [out_c] or NULL */
+    const int32_t *multiplier;      /**< [n_rq] */
+    const int8_t *shift;            /**< [n_rq] */
+} sg_qlayer;
+
 /** A validated model: header fields and stage views over the caller's buffer. */
 typedef struct sg_model {
     const uint8_t *data;  /**< the file, used in place */
@@ -93,7 +117,9 @@ typedef struct sg_model {
     uint16_t sensor_w, sensor_h, downsample;
     uint16_t n_classes;
     const char *labels;   /**< n_classes slots of SG_LABEL_SIZE bytes, NUL-terminated */
-    sg_stage stages[SG_MAX_STAGES];
+    sg_stage stages[SG_MAX_STAGES];  /**< version 1 */
+    uint16_t format_version;         /**< SG_FORMAT_VERSION or SG_FORMAT_VERSION_QNET */
+    sg_qlayer qlayers[SG_MAX_STAGES];/**< version 2: entry 0 the input, then n_stages - 1 layers */
     uint32_t error_offset; /**< after a failed load: byte offset of the first bad field */
     const char *error_field; /**< after a failed load: its name (static string) */
 } sg_model;
@@ -120,8 +146,9 @@ typedef struct sg_stats {
     uint64_t steps;                 /**< completed time steps */
     uint64_t events_in;             /**< input events accepted */
     uint64_t events_dropped;        /**< input events outside the sensor or the pooled grid */
-    uint64_t synops;                /**< synaptic operations: weights added into buckets */
-    uint64_t spikes[SG_MAX_STAGES]; /**< spikes emitted per hidden stage */
+    uint64_t synops;                /**< synaptic operations: weights added into buckets (v2: accumulators) */
+    uint64_t spikes[SG_MAX_STAGES]; /**< spikes emitted per hidden stage (v2: int8 output
+                                         deltas sent per table entry, entry 0 = the input tensor) */
 } sg_stats;
 
 /** Runtime state; the caller owns the struct and the arena. Fields are read-only for users. */
@@ -140,6 +167,13 @@ typedef struct sg_runtime {
     uint32_t score_start;          /**< first step summed into score[] */
     int32_t logits[SG_MAX_CLASSES];/**< logits of the last completed step */
     int64_t score[SG_MAX_CLASSES]; /**< sum of logits over steps >= score_start */
+    /* version 2 state (FORMAT.md §9), NULL for version 1 */
+    int8_t *qx;                    /**< [n_in] the int8 input tensor */
+    uint16_t *qring;               /**< [(W + 1)][cells] per-step counts, or NULL (S = 0) */
+    uint32_t *qslice;              /**< [S][cells] slice sums, or NULL */
+    int32_t *qacc[SG_MAX_STAGES];  /**< [n_out] per layer (index = table entry) */
+    int8_t *qq[SG_MAX_STAGES];     /**< [n_out] per layer */
+    uint32_t *qscratch;            /**< delta lists, touched list and flags */
     sg_stats stats;
 } sg_runtime;
 
@@ -179,9 +213,17 @@ sg_status sg_advance_to(sg_runtime *rt, int64_t t_us);
 
 /**
  * Grain 2: one whole step from a dense frame of input event counts
- * (@p counts: in_c x in_h x in_w, channel-major, or NULL for no input).
+ * (@p counts: in_c x in_h x in_w, channel-major, or NULL for no input; version 2 event-count
+ * models: P x in_h x in_w, the cells of FORMAT.md §7.2).
  */
 sg_status sg_step(sg_runtime *rt, const uint16_t *counts);
+
+/**
+ * Version 2 models with tensor input (S = 0): one whole step from the int8 input tensor
+ * @p x (in_h x in_w x in_c, NHWC). SG_ERR_UNSUPPORTED for event-count models and
+ * version 1; sg_feed, sg_step and sg_advance_to are SG_ERR_UNSUPPORTED for tensor-input models.
+ */
+sg_status sg_step_tensor(sg_runtime *rt, const int8_t *x);
 
 /** Logits of the last completed step (n_classes int32 in the output stage's x unit). */
 const int32_t *sg_logits(const sg_runtime *rt);

@@ -124,4 +124,24 @@ int32_t sg_pool_index(const sg_stage *st, uint32_t raw);
 void sg_stage_x(const sg_stage *st, uint16_t k, const int32_t *z, uint32_t j0, uint32_t count,
                 int32_t *x);
 
+/* ---------------------------------------------------------------- version 2 (sg_qnet.c) */
+
+/** Point rt->qx .. rt->qscratch into rt->arena (FORMAT.md §9); returns the bytes used. */
+size_t sg_qnet_layout(sg_runtime *rt);
+
+/** State of the all-base input (FORMAT.md §8 "Reset") over a zeroed arena. */
+void sg_qnet_reset(sg_runtime *rt);
+
+/** Open step rt->step: clear its count-ring slot (event-count input). */
+void sg_qnet_open_step(sg_runtime *rt);
+
+/** Add a frame of P x in_h x in_w counts to the open step's slot (saturating at 65535). */
+void sg_qnet_add_counts(sg_runtime *rt, const uint16_t *counts);
+
+/** Close the open step: encoder deltas through every layer, logits, scores, step + 1. */
+void sg_qnet_close_step(sg_runtime *rt);
+
+/** One step of a tensor-input model from the int8 input tensor @p x. */
+void sg_qnet_step_tensor(sg_runtime *rt, const int8_t *x);
+
 #endif /* SG_INTERNAL_H */

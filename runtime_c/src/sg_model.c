@@ -135,6 +135,7 @@ static sg_status check_header(loader *L)
     sg_model *m = L->m;
     uint32_t ds;
     uint32_t i;
+    int qnet;
     static const uint8_t magic[4] = {'P', 'S', 'G', 'M'};
 
     if (L->n < HEADER_SIZE) {
@@ -145,9 +146,11 @@ static sg_status check_header(loader *L)
             return fail(L, SG_ERR_MAGIC, 0, "magic");
         }
     }
-    if (sg_rd32(d + 4) != SG_FORMAT_VERSION) {
+    if (sg_rd32(d + 4) != SG_FORMAT_VERSION && sg_rd32(d + 4) != SG_FORMAT_VERSION_QNET) {
         return fail(L, SG_ERR_VERSION, 4, "format_version");
     }
+    m->format_version = (uint16_t)sg_rd32(d + 4);
+    qnet = m->format_version == SG_FORMAT_VERSION_QNET;
     if (sg_rd32(d + 8) != HEADER_SIZE) {
         return fail(L, SG_ERR_VERSION, 8, "header_size");
     }
@@ -177,13 +180,14 @@ static sg_status check_header(loader *L)
     if (m->dt_us == 0u) {
         return fail(L, SG_ERR_HEADER, 24, "dt_us");
     }
-    if (m->n_stages < 1u || m->n_stages > SG_MAX_STAGES) {
+    /* version 2: the input entry and at least one layer, no Gamma buckets, any channels */
+    if (m->n_stages < (qnet ? 2u : 1u) || m->n_stages > SG_MAX_STAGES) {
         return fail(L, SG_ERR_HEADER, 28, "n_stages");
     }
-    if (m->n_buckets < 1u || m->n_buckets > SG_MAX_BUCKETS) {
+    if (qnet ? m->n_buckets != 0u : (m->n_buckets < 1u || m->n_buckets > SG_MAX_BUCKETS)) {
         return fail(L, SG_ERR_HEADER, 30, "n_buckets");
     }
-    if (m->in_c != 1u && m->in_c != 2u) {
+    if (qnet ? m->in_c == 0u : (m->in_c != 1u && m->in_c != 2u)) {
         return fail(L, SG_ERR_HEADER, 32, "in_c");
     }
     if (m->in_h == 0u) {
@@ -520,6 +524,418 @@ static sg_status check_layer(loader *L, uint32_t si, const uint16_t prev[3], uin
     return SG_OK;
 }
 
+/* ---------------------------------------------------------------- version 2 layers */
+
+#define QKIND_CONV 3u
+#define QKIND_DEPTHWISE 4u
+#define QKIND_FC 5u
+#define QKIND_POOL 6u
+#define QKIND_INPUT 16u
+#define QN_BLOBS 6u
+#define QBLOB_TABLE 48u
+#define QLUT_MAX 65536u
+#define QACC_LIMIT (1ull << 31)
+
+static const char *const qblob_off_names[QN_BLOBS] = {
+    "layers[].weights_offset", "layers[].bias_offset",      "layers[].multiplier_offset",
+    "layers[].shift_offset",   "layers[].reserved4_offset", "layers[].reserved5_offset"};
+static const char *const qblob_size_names[QN_BLOBS] = {
+    "layers[].weights_size", "layers[].bias_size",      "layers[].multiplier_size",
+    "layers[].shift_size",   "layers[].reserved4_size", "layers[].reserved5_size"};
+
+static sg_status qfail_field(loader *L, uint64_t base, uint32_t at)
+{
+    static const char *const names[] = {"layers[].kind",
+                                        "layers[].flags",
+                                        "layers[].in_h",
+                                        "layers[].in_w",
+                                        "layers[].in_c",
+                                        "layers[].out_h",
+                                        "layers[].out_w",
+                                        "layers[].out_c",
+                                        "layers[].kernel_h",
+                                        "layers[].kernel_w",
+                                        "layers[].stride_h",
+                                        "layers[].stride_w",
+                                        "layers[].dilation_h",
+                                        "layers[].dilation_w",
+                                        "layers[].pad_top",
+                                        "layers[].pad_left",
+                                        "layers[].depth_multiplier",
+                                        "layers[].filter_c",
+                                        "layers[].input_offset",
+                                        "layers[].output_offset",
+                                        "layers[].act_min",
+                                        "layers[].act_max",
+                                        "layers[].reserved"};
+    return fail(L, SG_ERR_LAYER, base + at, names[at / 2u]);
+}
+
+/* Geometry and scalar fields of an entry (FORMAT.md §7.1, §7.2) in pysg/sgm.py's order;
+ * 0 if valid, else the offset of the first bad field inside the entry. */
+static uint32_t check_qfields(const sg_model *m, const sg_qlayer *q, uint64_t prev_n)
+{
+    const uint32_t kind = q->kind;
+    const int fc = kind == QKIND_FC;
+    const uint32_t kh = q->kernel_h;
+    const uint32_t kw = q->kernel_w;
+    if (q->in_h == 0u) {
+        return 4;
+    }
+    if (q->in_w == 0u) {
+        return 6;
+    }
+    if (q->in_c == 0u) {
+        return 8;
+    }
+    if (kind == QKIND_INPUT && (q->in_h != m->in_h || q->in_w != m->in_w || q->in_c != m->in_c)) {
+        return 4;
+    }
+    /* layers chain by element count (a dropped RESHAPE keeps the NHWC flat order) */
+    if (kind != QKIND_INPUT && (uint64_t)q->in_h * q->in_w * q->in_c != prev_n) {
+        return 8;
+    }
+    if (q->out_h == 0u) {
+        return 10;
+    }
+    if (q->out_w == 0u) {
+        return 12;
+    }
+    if (q->out_c == 0u) {
+        return 14;
+    }
+    if (kind == QKIND_INPUT) {
+        if (q->out_h != q->in_h || q->out_w != q->in_w || q->out_c != q->in_c) {
+            return 10;
+        }
+        if (kh == 0u ? kw != 1u : (kw == 0u || kw % kh != 0u)) {
+            return 18;
+        }
+        if (q->stride_h != 1u) {
+            return 20;
+        }
+        if (q->stride_w != 1u) {
+            return 22;
+        }
+        if (q->dilation_h != 1u) {
+            return 24;
+        }
+        if (q->dilation_w != 1u) {
+            return 26;
+        }
+        if (q->pad_top != 0u) {
+            return 28;
+        }
+        if (q->pad_left != 0u) {
+            return 30;
+        }
+        if ((q->depth_multiplier != 1u && q->depth_multiplier != 2u) ||
+            (kh == 0u && q->depth_multiplier != 1u) ||
+            (kh != 0u && (uint32_t)q->out_c != kh * q->depth_multiplier)) {
+            return 32;
+        }
+        if (q->filter_c != 0u) {
+            return 34;
+        }
+        if (q->input_offset != 0) {
+            return 36;
+        }
+    } else {
+        if (fc ? kh != 1u : kh == 0u) {
+            return 16;
+        }
+        if (fc ? kw != 1u : kw == 0u) {
+            return 18;
+        }
+        if (fc ? q->stride_h != 1u : q->stride_h == 0u) {
+            return 20;
+        }
+        if (fc ? q->stride_w != 1u : q->stride_w == 0u) {
+            return 22;
+        }
+        if ((fc || kind == QKIND_POOL) ? q->dilation_h != 1u : q->dilation_h == 0u) {
+            return 24;
+        }
+        if ((fc || kind == QKIND_POOL) ? q->dilation_w != 1u : q->dilation_w == 0u) {
+            return 26;
+        }
+        /* per axis: pad < extent dilation (kernel - 1) + 1, and every window starts
+         * before the end of the image */
+        if ((uint64_t)q->pad_top >= (uint64_t)q->dilation_h * (kh - 1u) + 1u) {
+            return 28;
+        }
+        if ((uint64_t)(q->out_h - 1u) * q->stride_h >= (uint64_t)q->in_h + q->pad_top) {
+            return 10;
+        }
+        if ((uint64_t)q->pad_left >= (uint64_t)q->dilation_w * (kw - 1u) + 1u) {
+            return 30;
+        }
+        if ((uint64_t)(q->out_w - 1u) * q->stride_w >= (uint64_t)q->in_w + q->pad_left) {
+            return 12;
+        }
+        if (fc && (q->out_h != q->in_h || q->in_w != 1u || q->out_w != 1u)) {
+            return 10; /* [rows, 1, n] in and out */
+        }
+        if (kind == QKIND_DEPTHWISE
+                ? (q->depth_multiplier == 0u ||
+                   (uint32_t)q->out_c != (uint32_t)q->in_c * q->depth_multiplier)
+                : q->depth_multiplier != 1u) {
+            return 32;
+        }
+        if (kind == QKIND_POOL && q->out_c != q->in_c) {
+            return 14;
+        }
+        if (kind == QKIND_CONV ? (q->filter_c == 0u || q->in_c % q->filter_c != 0u ||
+                                  q->out_c % (q->in_c / q->filter_c) != 0u)
+                               : q->filter_c != (fc ? q->in_c : 0u)) {
+            return 34;
+        }
+        if (kind == QKIND_POOL) {
+            if (q->input_offset != 0) {
+                return 36;
+            }
+            if (q->output_offset != 0) {
+                return 38;
+            }
+        } else if (q->input_offset < -127 || q->input_offset > 128) {
+            return 36;
+        }
+    }
+    if (q->output_offset < -128 || q->output_offset > 127) {
+        return 38;
+    }
+    if (kind == QKIND_INPUT) {
+        if (q->act_min != -128) {
+            return 40;
+        }
+        if (q->act_max != 127) {
+            return 42;
+        }
+    } else if (q->act_min < -128 || q->act_min > q->act_max || q->act_max > 127) {
+        return 40;
+    }
+    return 0;
+}
+
+/* A blob size the file chooses: bias 0 or 4 C, multiplier 4 or 4 C, the LUT. */
+#define QBLOB_ANY UINT64_MAX
+
+/* Bytes blob @p b of a version 2 entry must have, or QBLOB_ANY. */
+static uint64_t expected_qblob(uint32_t b, const sg_qlayer *q, uint64_t n_rq)
+{
+    const uint64_t c = q->out_c;
+    const uint64_t taps = (uint64_t)q->kernel_h * q->kernel_w;
+    if (q->kind == QKIND_INPUT) {
+        return b == 0u && q->kernel_h >= 1u ? QBLOB_ANY : 0u;
+    }
+    if (q->kind == QKIND_POOL || b >= 4u) {
+        return 0u;
+    }
+    switch (b) {
+    case 0:
+        return q->kind == QKIND_CONV        ? taps * q->filter_c * c
+               : q->kind == QKIND_DEPTHWISE ? taps * c
+                                            : (uint64_t)q->in_c * c;
+    case 1:
+    case 2:
+        return QBLOB_ANY;
+    default:
+        return n_rq;
+    }
+}
+
+/* FORMAT.md §8: |bias| + sum|w| max|x + input_offset| < 2^31 for every output channel,
+ * with the whole kernel as the taps (the largest fan-in of any position). */
+static int qacc_bound_ok(const uint8_t *d, const uint32_t off[QN_BLOBS], uint32_t bias_size,
+                         const sg_qlayer *q)
+{
+    /* |x + input_offset| <= max(128 - io, io + 127) for x in [-128, 127], io in [-127, 128] */
+    const int32_t io = q->input_offset;
+    const uint64_t xmax = (uint64_t)(128 - io > io + 127 ? 128 - io : io + 127);
+    const uint32_t c_out = q->out_c;
+    uint32_t o;
+    if (q->kind == QKIND_POOL) {
+        return 128u * (uint64_t)q->kernel_h * q->kernel_w < QACC_LIMIT;
+    }
+    for (o = 0; o < c_out; ++o) {
+        uint64_t sum = 0;
+        /* w[t][ci][o] (conv, FC: ci < filter_c) or w[t][c][m] (depthwise: o = c M + m):
+         * the weights of output channel o are every out_c-th byte from o */
+        const uint64_t rows =
+            (uint64_t)q->kernel_h * q->kernel_w * (q->kind == QKIND_DEPTHWISE ? 1u : q->filter_c);
+        uint64_t r;
+        const int64_t bias = bias_size ? (int32_t)sg_rd32(d + off[1] + 4u * o) : 0;
+        for (r = 0; r < rows; ++r) {
+            const int8_t w = (int8_t)d[off[0] + o + r * c_out];
+            sum += (uint64_t)(w < 0 ? -w : w);
+        }
+        if ((uint64_t)(bias < 0 ? -bias : bias) + sum * xmax >= QACC_LIMIT) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static sg_status check_qlayer(loader *L, uint32_t si, uint64_t prev_n, uint64_t *arena,
+                              uint64_t *n_max)
+{
+    sg_model *m = L->m;
+    const uint64_t base = (uint64_t)sg_rd32(L->d + 52) + (uint64_t)si * LAYER_ENTRY_SIZE;
+    const uint8_t *e = L->d + base;
+    sg_qlayer *q = &m->qlayers[si];
+    const int is_last = si == (uint32_t)m->n_stages - 1u;
+    uint32_t off[QN_BLOBS];
+    uint32_t size[QN_BLOBS];
+    uint64_t n_rq = 0;
+    uint32_t at;
+    uint32_t b;
+    uint32_t i;
+
+    q->kind = sg_rd16(e + 0);
+    q->flags = sg_rd16(e + 2);
+    q->in_h = sg_rd16(e + 4);
+    q->in_w = sg_rd16(e + 6);
+    q->in_c = sg_rd16(e + 8);
+    q->out_h = sg_rd16(e + 10);
+    q->out_w = sg_rd16(e + 12);
+    q->out_c = sg_rd16(e + 14);
+    q->kernel_h = sg_rd16(e + 16);
+    q->kernel_w = sg_rd16(e + 18);
+    q->stride_h = sg_rd16(e + 20);
+    q->stride_w = sg_rd16(e + 22);
+    q->dilation_h = sg_rd16(e + 24);
+    q->dilation_w = sg_rd16(e + 26);
+    q->pad_top = sg_rd16(e + 28);
+    q->pad_left = sg_rd16(e + 30);
+    q->depth_multiplier = sg_rd16(e + 32);
+    q->filter_c = sg_rd16(e + 34);
+    q->input_offset = (int16_t)sg_rd16(e + 36);
+    q->output_offset = (int16_t)sg_rd16(e + 38);
+    q->act_min = (int16_t)sg_rd16(e + 40);
+    q->act_max = (int16_t)sg_rd16(e + 42);
+
+    if ((si == 0u) != (q->kind == QKIND_INPUT) ||
+        (q->kind != QKIND_INPUT && (q->kind < QKIND_CONV || q->kind > QKIND_POOL))) {
+        return fail(L, SG_ERR_LAYER, base + 0, "layers[].kind");
+    }
+    if ((q->flags & ~FLAG_OUTPUT) != 0u || ((q->flags & FLAG_OUTPUT) != 0u) != is_last) {
+        return fail(L, SG_ERR_LAYER, base + 2, "layers[].flags");
+    }
+    at = check_qfields(m, q, prev_n);
+    if (at != 0u) {
+        return qfail_field(L, base, at);
+    }
+    if (sg_rd32(e + 44) != 0u) {
+        return fail(L, SG_ERR_LAYER, base + 44, "layers[].reserved");
+    }
+    for (b = 0; b < QN_BLOBS; ++b) {
+        const uint64_t o = sg_rd32(e + QBLOB_TABLE + 8u * b);
+        const uint64_t sz = sg_rd32(e + QBLOB_TABLE + 8u * b + 4u);
+        const uint64_t want = expected_qblob(b, q, n_rq);
+        const uint64_t c = q->out_c;
+        off[b] = (uint32_t)o;
+        size[b] = (uint32_t)sz;
+        if ((want != QBLOB_ANY && sz != want) ||
+            (b == 1u && want == QBLOB_ANY && sz != 0u && sz != 4u * c) ||
+            (b == 2u && want == QBLOB_ANY && sz != 4u && sz != 4u * c) ||
+            (b == 0u && want == QBLOB_ANY && (sz < 2u || sz > QLUT_MAX))) {
+            return fail(L, SG_ERR_BLOB, base + QBLOB_TABLE + 8u * b + 4u, qblob_size_names[b]);
+        }
+        if (b == 2u) {
+            n_rq = sz / 4u;
+        }
+        if (sz == 0u) {
+            if (o != 0u) {
+                return fail(L, SG_ERR_BLOB, base + QBLOB_TABLE + 8u * b, qblob_off_names[b]);
+            }
+            continue;
+        }
+        if (o % ALIGN != 0u || o < HEADER_SIZE || o + sz > L->n || overlaps(L, o, o + sz)) {
+            return fail(L, SG_ERR_BLOB, base + QBLOB_TABLE + 8u * b, qblob_off_names[b]);
+        }
+        L->reg[L->n_reg].lo = (uint32_t)o;
+        L->reg[L->n_reg].hi = (uint32_t)(o + sz);
+        L->n_reg++;
+    }
+    /* contents */
+    for (i = 0; i < n_rq; ++i) {
+        if ((int32_t)sg_rd32(L->d + off[2] + 4u * i) < 0) {
+            return fail(L, SG_ERR_VALUE, (uint64_t)off[2] + 4u * i, "layers[].multiplier[]");
+        }
+    }
+    for (i = 0; i < n_rq; ++i) {
+        const int8_t sh = (int8_t)L->d[off[3] + i];
+        if (sh < -31 || sh > 30) {
+            return fail(L, SG_ERR_VALUE, (uint64_t)off[3] + i, "layers[].shift[]");
+        }
+    }
+    if (q->kind == QKIND_INPUT && q->kernel_h >= 1u && (int8_t)L->d[off[0]] != q->output_offset) {
+        return fail(L, SG_ERR_VALUE, off[0], "layers[].weights[]"); /* lut[0]: no events */
+    }
+    if (q->kind != QKIND_INPUT && !qacc_bound_ok(L->d, off, size[1], q)) {
+        return fail(L, SG_ERR_VALUE, base, "layers[].kind"); /* as pysg/sgm.py */
+    }
+    q->n_in = (uint32_t)((uint64_t)q->in_h * q->in_w * q->in_c);
+    q->n_out = (uint32_t)((uint64_t)q->out_h * q->out_w * q->out_c);
+    q->n_rq = (uint32_t)n_rq;
+    q->lut_len = q->kind == QKIND_INPUT ? size[0] : 0u;
+    {
+        const uint64_t n_out = (uint64_t)q->out_h * q->out_w * q->out_c;
+        if (si == 0u) {
+            const uint64_t cells = (uint64_t)q->depth_multiplier * q->out_h * q->out_w;
+            *arena += (n_out + 3u) / 4u * 4u;
+            if (q->kernel_h >= 1u) {
+                *arena += (2u * ((uint64_t)q->kernel_w + 1u) * cells + 3u) / 4u * 4u +
+                          4u * (uint64_t)q->kernel_h * cells;
+            }
+        } else {
+            *arena += 4u * n_out + (n_out + 3u) / 4u * 4u;
+        }
+        if (n_out > *n_max) {
+            *n_max = n_out;
+        }
+    }
+    if (((uintptr_t)L->d & (ALIGN - 1u)) == 0u) {
+        q->weights = size[0] != 0u ? (const int8_t *)(const void *)(L->d + off[0]) : NULL;
+        q->bias = size[1] != 0u ? (const int32_t *)(const void *)(L->d + off[1]) : NULL;
+        q->multiplier = size[2] != 0u ? (const int32_t *)(const void *)(L->d + off[2]) : NULL;
+        q->shift = size[3] != 0u ? (const int8_t *)(const void *)(L->d + off[3]) : NULL;
+    }
+    return SG_OK;
+}
+
+/* Version 2 after the header and labels (FORMAT.md §10): entries, then n_classes and
+ * arena_bytes (§9 formula). */
+static sg_status load_qnet(loader *L)
+{
+    sg_model *m = L->m;
+    uint64_t arena = 0;
+    uint64_t n_max = 0;
+    uint64_t prev_n = 0;
+    uint32_t si;
+    for (si = 0; si < m->n_stages; ++si) {
+        const sg_status rc = check_qlayer(L, si, prev_n, &arena, &n_max);
+        if (rc != SG_OK) {
+            return rc;
+        }
+        prev_n = (uint64_t)m->qlayers[si].out_h * m->qlayers[si].out_w * m->qlayers[si].out_c;
+    }
+    if (prev_n != m->n_classes) {
+        return fail(L, SG_ERR_HEADER, 44, "n_classes");
+    }
+    arena += 20u * n_max + (n_max + 3u) / 4u * 4u; /* scratch */
+    if (arena != m->arena_bytes) {
+        return fail(L, SG_ERR_ARENA, 20, "arena_bytes");
+    }
+    if (m->n_classes > SG_MAX_CLASSES) {
+        return fail(L, SG_ERR_UNSUPPORTED, 44, "n_classes");
+    }
+    m->data = L->d;
+    m->error_offset = 0;
+    m->error_field = "";
+    return SG_OK;
+}
+
 /* ---------------------------------------------------------------- public */
 
 sg_status sg_model_load(sg_model *model, const void *data, size_t size)
@@ -551,6 +967,10 @@ sg_status sg_model_load(sg_model *model, const void *data, size_t size)
         st->theta = NULL;
         st->alpha = NULL;
         st->delays = NULL;
+        model->qlayers[si].weights = NULL;
+        model->qlayers[si].bias = NULL;
+        model->qlayers[si].multiplier = NULL;
+        model->qlayers[si].shift = NULL;
     }
     if (data == NULL) {
         model->error_field = "data";
@@ -564,6 +984,9 @@ sg_status sg_model_load(sg_model *model, const void *data, size_t size)
     rc = check_header(&L);
     if (rc == SG_OK) {
         rc = check_labels(&L);
+    }
+    if (rc == SG_OK && model->format_version == SG_FORMAT_VERSION_QNET) {
+        return load_qnet(&L);
     }
     prev[0] = model->in_c;
     prev[1] = model->in_h;

@@ -30,6 +30,17 @@ sg_status sg_runtime_init(sg_runtime *rt, const sg_model *model, void *arena, si
         rt->z[l] = NULL;
         rt->enc[l] = NULL;
         rt->ring[l] = NULL;
+        rt->qacc[l] = NULL;
+        rt->qq[l] = NULL;
+    }
+    rt->qx = NULL;
+    rt->qring = NULL;
+    rt->qslice = NULL;
+    rt->qscratch = NULL;
+    rt->score_start = 0;
+    if (model->format_version == SG_FORMAT_VERSION_QNET) {
+        rt->arena_used = sg_qnet_layout(rt);
+        return sg_runtime_reset(rt);
     }
     for (l = 0; l < model->n_stages; ++l) {
         const sg_stage *st = &model->stages[l];
@@ -72,6 +83,9 @@ sg_status sg_runtime_reset(sg_runtime *rt)
     rt->stats.synops = 0;
     for (i = 0; i < SG_MAX_STAGES; ++i) {
         rt->stats.spikes[i] = 0;
+    }
+    if (rt->qx != NULL) {
+        sg_qnet_reset(rt);
     }
     return SG_OK;
 }
@@ -194,6 +208,13 @@ static void close_step(sg_runtime *rt)
 
 static void run_step(sg_runtime *rt)
 {
+    if (rt->qx != NULL) { /* version 2 */
+        if (!rt->step_open) {
+            sg_qnet_open_step(rt);
+        }
+        sg_qnet_close_step(rt);
+        return;
+    }
     if (!rt->step_open) {
         open_step(rt);
     }
@@ -332,6 +353,86 @@ static size_t feed_step(sg_runtime *rt, const sg_feed_ctx *cx, sg_pending *pd,
     return e;
 }
 
+/* Where a version 2 step starts, by the same time rules as version 1 (the first event
+ * sets a missing origin; an event before the current step stops with SG_ERR_TIME). */
+static sg_status qnet_goto(sg_runtime *rt, int64_t t_us)
+{
+    const uint64_t dt = rt->model->dt_us;
+    uint64_t off;
+    uint64_t s;
+    if (!rt->has_origin) {
+        const uint64_t before = (uint64_t)rt->step * dt;
+        if (before > (uint64_t)INT64_MAX || t_us < INT64_MIN + (int64_t)before) {
+            return SG_ERR_TIME;
+        }
+        rt->t0_us = t_us - (int64_t)before;
+        rt->has_origin = 1;
+    }
+    if (t_us < rt->t0_us || rt->step == UINT32_MAX) {
+        return SG_ERR_TIME;
+    }
+    off = (uint64_t)t_us - (uint64_t)rt->t0_us;
+    s = off / dt;
+    if (s < rt->step) {
+        return SG_ERR_TIME;
+    }
+    if (s >= UINT32_MAX) {
+        return SG_ERR_TIME;
+    }
+    while (rt->step < s) {
+        run_step(rt);
+    }
+    if (!rt->step_open) {
+        sg_qnet_open_step(rt);
+    }
+    return SG_OK;
+}
+
+/* sg_feed of version 2 event-count models: each event adds 1 (saturating) to its cell
+ * in the open step's ring slot; the step's end runs the encoder and the layers. */
+static sg_status feed_qnet(sg_runtime *rt, const sg_event *events, size_t n)
+{
+    const sg_model *m = rt->model;
+    const sg_qlayer *in = &m->qlayers[0];
+    const uint64_t dt = m->dt_us;
+    const size_t cells = (size_t)in->depth_multiplier * in->out_h * in->out_w;
+    const uint32_t ds = m->downsample;
+    const int two_ch = in->depth_multiplier == 2u;
+    uint64_t accepted = 0;
+    uint64_t dropped = 0;
+    sg_status status = SG_OK;
+    uint16_t *row = NULL;
+    uint64_t end = 0; /* offset from t0 where the open step ends */
+    size_t e;
+    for (e = 0; e < n; ++e) {
+        const sg_event *ev = &events[e];
+        uint32_t cell;
+        if (row == NULL || ev->t_us < rt->t0_us ||
+            (uint64_t)ev->t_us - (uint64_t)rt->t0_us >= end ||
+            (uint64_t)ev->t_us - (uint64_t)rt->t0_us < end - dt) {
+            status = qnet_goto(rt, ev->t_us);
+            if (status != SG_OK) {
+                break;
+            }
+            row = rt->qring + (size_t)(rt->step % ((uint32_t)in->kernel_w + 1u)) * cells;
+            end = ((uint64_t)rt->step + 1u) * dt;
+        }
+        if (ev->x >= m->sensor_w || ev->y >= m->sensor_h || ev->p > 1u) {
+            ++dropped;
+            continue;
+        }
+        cell = ((two_ch ? (uint32_t)ev->p : 0u) * in->out_h + (uint32_t)ev->y / ds) * in->out_w +
+               (uint32_t)ev->x / ds;
+        if (row[cell] != UINT16_MAX) {
+            row[cell]++;
+        }
+        ++accepted;
+    }
+    rt->stats.events_in += accepted;
+    rt->stats.events_dropped += dropped;
+    return status;
+}
+
 sg_status sg_feed(sg_runtime *rt, const sg_event *events, size_t n)
 {
     const sg_model *m;
@@ -346,6 +447,9 @@ sg_status sg_feed(sg_runtime *rt, const sg_event *events, size_t n)
     size_t e = 0;
     if (rt == NULL || rt->model == NULL || (events == NULL && n > 0u)) {
         return SG_ERR_ARG;
+    }
+    if (rt->qx != NULL) {
+        return rt->qring != NULL ? feed_qnet(rt, events, n) : SG_ERR_UNSUPPORTED;
     }
     m = rt->model;
     st = &m->stages[0];
@@ -421,6 +525,9 @@ sg_status sg_advance_to(sg_runtime *rt, int64_t t_us)
     }
     if (!rt->has_origin) {
         return SG_ERR_TIME;
+    }
+    if (rt->qx != NULL && rt->qring == NULL) {
+        return SG_ERR_UNSUPPORTED; /* tensor input: sg_step_tensor only */
     }
     dt = (int64_t)rt->model->dt_us;
     if (t_us < rt->t0_us) {
@@ -587,6 +694,19 @@ sg_status sg_step(sg_runtime *rt, const uint16_t *counts)
     if (rt->step == UINT32_MAX) {
         return SG_ERR_TIME;
     }
+    if (rt->qx != NULL) { /* version 2: counts of the P x in_h x in_w cells */
+        if (rt->qring == NULL) {
+            return SG_ERR_UNSUPPORTED;
+        }
+        if (!rt->step_open) {
+            sg_qnet_open_step(rt);
+        }
+        if (counts != NULL) {
+            sg_qnet_add_counts(rt, counts);
+        }
+        sg_qnet_close_step(rt);
+        return SG_OK;
+    }
     if (!rt->step_open) {
         open_step(rt);
     }
@@ -594,6 +714,21 @@ sg_status sg_step(sg_runtime *rt, const uint16_t *counts)
         frame_input(rt, counts);
     }
     close_step(rt);
+    return SG_OK;
+}
+
+sg_status sg_step_tensor(sg_runtime *rt, const int8_t *x)
+{
+    if (rt == NULL || rt->model == NULL || x == NULL) {
+        return SG_ERR_ARG;
+    }
+    if (rt->qx == NULL || rt->qring != NULL) {
+        return SG_ERR_UNSUPPORTED;
+    }
+    if (rt->step == UINT32_MAX) {
+        return SG_ERR_TIME;
+    }
+    sg_qnet_step_tensor(rt, x);
     return SG_OK;
 }
 

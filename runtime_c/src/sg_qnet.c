@@ -1,0 +1,432 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Version 2 models (imported int8 networks, docs/FORMAT.md §7-10) run event-driven:
+ * every tensor sends only its int8 changes; each layer keeps an int32 accumulator per
+ * output and its last int8 output, and requantises only the outputs an input delta
+ * reached. The arithmetic is TFLite's (sg_q_mbqm), so every step's output equals the
+ * dense int8 network's output for that step's input tensor bit for bit.
+ *
+ * Arena (FORMAT.md §9): input tensor, count ring + slice sums (event-count input),
+ * per layer acc + q, then the scratch: two delta lists, the touched list and flags.
+ */
+#include <string.h>
+
+#include "sg_internal.h"
+#include "sg_qkernels.h"
+
+/* conv (3) and fully connected (5, a 1 x 1 conv) share the scatter's default path */
+#define QKIND_DEPTHWISE 4u
+#define QKIND_POOL 6u
+#define QCOUNT_MAX 65535u /* a cell's count per step saturates here (FORMAT.md §7.2) */
+
+static size_t ceil4(size_t v)
+{
+    return (v + 3u) & ~(size_t)3u;
+}
+
+/* Largest tensor: the delta lists and the touched list hold at most one entry per element. */
+static uint32_t qnet_n_max(const sg_model *m)
+{
+    uint32_t n = m->qlayers[0].n_out;
+    uint32_t l;
+    for (l = 1; l < m->n_stages; ++l) {
+        if (m->qlayers[l].n_out > n) {
+            n = m->qlayers[l].n_out;
+        }
+    }
+    return n;
+}
+
+/* The scratch regions carved from rt->qscratch. */
+typedef struct qscratch {
+    uint32_t *idx[2];
+    int32_t *d[2];
+    uint32_t *touched;
+    uint8_t *flag;
+} qscratch;
+
+static void scratch_views(const sg_runtime *rt, qscratch *s)
+{
+    const uint32_t n = qnet_n_max(rt->model);
+    uint32_t *p = rt->qscratch;
+    s->idx[0] = p;
+    s->d[0] = (int32_t *)(void *)(p + n);
+    s->idx[1] = p + 2u * (size_t)n;
+    s->d[1] = (int32_t *)(void *)(p + 3u * (size_t)n);
+    s->touched = p + 4u * (size_t)n;
+    s->flag = (uint8_t *)(void *)(p + 5u * (size_t)n);
+}
+
+size_t sg_qnet_layout(sg_runtime *rt)
+{
+    const sg_model *m = rt->model;
+    const sg_qlayer *in = &m->qlayers[0];
+    uint8_t *p = rt->arena;
+    uint32_t l;
+    rt->qx = (int8_t *)(void *)p;
+    p += ceil4(in->n_out);
+    rt->qring = NULL;
+    rt->qslice = NULL;
+    if (in->kernel_h >= 1u) {
+        const size_t cells = (size_t)in->depth_multiplier * in->out_h * in->out_w;
+        rt->qring = (uint16_t *)(void *)p;
+        p += ceil4(2u * ((size_t)in->kernel_w + 1u) * cells);
+        rt->qslice = (uint32_t *)(void *)p;
+        p += 4u * (size_t)in->kernel_h * cells;
+    }
+    for (l = 0; l < SG_MAX_STAGES; ++l) {
+        rt->qacc[l] = NULL;
+        rt->qq[l] = NULL;
+    }
+    for (l = 1; l < m->n_stages; ++l) {
+        const size_t n = m->qlayers[l].n_out;
+        rt->qacc[l] = (int32_t *)(void *)p;
+        p += 4u * n;
+        rt->qq[l] = (int8_t *)(void *)p;
+        p += ceil4(n);
+    }
+    rt->qscratch = (uint32_t *)(void *)p;
+    {
+        const size_t n = qnet_n_max(m);
+        p += 20u * n + ceil4(n);
+    }
+    return (size_t)(p - rt->arena);
+}
+
+/* ---------------------------------------------------------------- scatter */
+
+/* Accumulator j changed: remember it once for the requantisation. */
+SG_INLINE void touch(qscratch *s, uint32_t *n_touched, uint32_t j)
+{
+    if (!s->flag[j]) {
+        s->flag[j] = 1;
+        s->touched[(*n_touched)++] = j;
+    }
+}
+
+/* Output row (or column) that input row @p y reaches through kernel tap k: the window
+ * of output Y starts at Y stride - pad and its tap k reads row Y stride - pad + k dil.
+ * -1: none; -2: none for this tap nor any later one (their rows only get smaller).
+ * int64: k dil reaches 2^32 in a valid file. */
+SG_INLINE int32_t tap_out(int32_t y, uint32_t k, const sg_qlayer *q, int vertical)
+{
+    const int64_t t = (int64_t)y + (vertical ? q->pad_top : q->pad_left) -
+                      (int64_t)k * (vertical ? q->dilation_h : q->dilation_w);
+    const int64_t s = vertical ? q->stride_h : q->stride_w;
+    const int64_t n = vertical ? q->out_h : q->out_w;
+    if (t < 0) {
+        return -2;
+    }
+    if (t % s != 0 || t / s >= n) {
+        return -1;
+    }
+    return (int32_t)(t / s);
+}
+
+/* Delta @p d at input element @p i of layer @p q: add d w to every accumulator it reaches
+ * (uint32 adds, exact by the loader's bound); returns the adds (synaptic operations). */
+static uint32_t scatter(const sg_qlayer *q, uint32_t i, int32_t d, int32_t *acc, qscratch *s,
+                        uint32_t *n_touched)
+{
+    const uint32_t in_c = q->in_c;
+    const uint32_t pos = i / in_c;
+    const uint32_t c = i - pos * in_c;
+    const int32_t y = (int32_t)(pos / q->in_w);
+    const int32_t x = (int32_t)(pos - (uint32_t)y * q->in_w);
+    const uint32_t c_out = q->out_c;
+    uint32_t o0;       /* first output channel reached */
+    uint32_t cnt;      /* output channels reached per tap */
+    size_t tap_stride; /* weights between taps */
+    size_t w0;         /* weights of this input channel in tap 0 */
+    uint32_t ops = 0;
+    uint32_t ky;
+    uint32_t kx;
+    if (q->kind == QKIND_POOL) {
+        o0 = c;
+        cnt = 1;
+        tap_stride = 0;
+        w0 = 0;
+    } else if (q->kind == QKIND_DEPTHWISE) { /* w[ky][kx][c][m] -> channel c M + m */
+        cnt = q->depth_multiplier;
+        o0 = c * cnt;
+        tap_stride = (size_t)c_out;
+        w0 = o0;
+    } else { /* conv and FC: w[ky][kx][ci][o], o in the group of input channel c */
+        const uint32_t groups = in_c / q->filter_c;
+        const uint32_t g = c / q->filter_c;
+        cnt = c_out / groups;
+        o0 = g * cnt;
+        tap_stride = (size_t)q->filter_c * c_out;
+        w0 = (size_t)(c - g * q->filter_c) * c_out + o0;
+    }
+    for (ky = 0; ky < q->kernel_h; ++ky) {
+        const int32_t oy = tap_out(y, ky, q, 1);
+        if (oy == -2) {
+            break;
+        }
+        if (oy < 0) {
+            continue;
+        }
+        for (kx = 0; kx < q->kernel_w; ++kx) {
+            const int32_t ox = tap_out(x, kx, q, 0);
+            uint32_t j;
+            uint32_t m;
+            if (ox == -2) {
+                break;
+            }
+            if (ox < 0) {
+                continue;
+            }
+            j = ((uint32_t)oy * q->out_w + (uint32_t)ox) * c_out + o0;
+            if (q->kind == QKIND_POOL) {
+                acc[j] = (int32_t)((uint32_t)acc[j] + (uint32_t)d);
+                touch(s, n_touched, j);
+            } else {
+                const int8_t *w = q->weights + (ky * (size_t)q->kernel_w + kx) * tap_stride + w0;
+                for (m = 0; m < cnt; ++m) {
+                    acc[j + m] = (int32_t)((uint32_t)acc[j + m] + (uint32_t)(d * w[m]));
+                    touch(s, n_touched, j + m);
+                }
+            }
+            ops += cnt;
+        }
+    }
+    return ops;
+}
+
+/* Image points of the window of output position (oy, ox) of a pool (>= 1 by the loader). */
+static int32_t pool_count(const sg_qlayer *q, uint32_t oy, uint32_t ox)
+{
+    const int32_t y0 = (int32_t)(oy * q->stride_h) - (int32_t)q->pad_top;
+    const int32_t x0 = (int32_t)(ox * q->stride_w) - (int32_t)q->pad_left;
+    const int32_t y_lo = y0 > 0 ? y0 : 0;
+    const int32_t x_lo = x0 > 0 ? x0 : 0;
+    const int32_t y_hi =
+        y0 + (int32_t)q->kernel_h < (int32_t)q->in_h ? y0 + (int32_t)q->kernel_h : (int32_t)q->in_h;
+    const int32_t x_hi =
+        x0 + (int32_t)q->kernel_w < (int32_t)q->in_w ? x0 + (int32_t)q->kernel_w : (int32_t)q->in_w;
+    return (y_hi - y_lo) * (x_hi - x_lo);
+}
+
+/* int8 output j of layer q from its accumulator (FORMAT.md §8). */
+static int8_t requant(const sg_qlayer *q, uint32_t j, int32_t a)
+{
+    int32_t v;
+    const uint32_t c_out = q->out_c;
+    const uint32_t pos = j / c_out;
+    if (q->kind == QKIND_POOL) {
+        const uint32_t oy = pos / q->out_w;
+        const int32_t n = pool_count(q, oy, pos - oy * q->out_w);
+        /* int64: a + n / 2 can pass 2^31 at the loader's bound (|a| <= 128 n < 2^31) */
+        v = (int32_t)(a > 0 ? ((int64_t)a + n / 2) / n : ((int64_t)a - n / 2) / n);
+    } else {
+        const uint32_t r = q->n_rq == 1u ? 0u : j - pos * c_out;
+        v = sg_q_mbqm(a, q->multiplier[r], q->shift[r]) + q->output_offset;
+    }
+    if (v < q->act_min) {
+        v = q->act_min;
+    }
+    if (v > q->act_max) {
+        v = q->act_max;
+    }
+    return (int8_t)v;
+}
+
+/* ---------------------------------------------------------------- propagation */
+
+/* The @p n deltas in list 0 through every layer; logits, scores, the step's end. */
+static void propagate(sg_runtime *rt, qscratch *s, uint32_t n)
+{
+    const sg_model *m = rt->model;
+    uint32_t cur = 0;
+    uint32_t l;
+    uint64_t ops = 0;
+    rt->stats.spikes[0] += n;
+    for (l = 1; l < m->n_stages; ++l) {
+        const sg_qlayer *q = &m->qlayers[l];
+        int32_t *acc = rt->qacc[l];
+        int8_t *qv = rt->qq[l];
+        const uint32_t *idx = s->idx[cur];
+        const int32_t *d = s->d[cur];
+        uint32_t *out_idx = s->idx[cur ^ 1u];
+        int32_t *out_d = s->d[cur ^ 1u];
+        uint32_t n_touched = 0;
+        uint32_t n_out = 0;
+        uint32_t e;
+        for (e = 0; e < n; ++e) {
+            ops += scatter(q, idx[e], d[e], acc, s, &n_touched);
+        }
+        for (e = 0; e < n_touched; ++e) {
+            const uint32_t j = s->touched[e];
+            const int8_t v = requant(q, j, acc[j]);
+            s->flag[j] = 0;
+            if (v != qv[j]) {
+                out_idx[n_out] = j;
+                out_d[n_out] = (int32_t)v - (int32_t)qv[j];
+                ++n_out;
+                qv[j] = v;
+            }
+        }
+        rt->stats.spikes[l] += n_out;
+        n = n_out;
+        cur ^= 1u;
+    }
+    rt->stats.synops += ops;
+    {
+        const sg_qlayer *last = &m->qlayers[m->n_stages - 1u];
+        const int8_t *qv = rt->qq[m->n_stages - 1u];
+        const uint32_t w = m->qlayers[0].kernel_h >= 1u ? m->qlayers[0].kernel_w : 1u;
+        const uint32_t from = rt->score_start > w - 1u ? rt->score_start : w - 1u;
+        uint32_t j;
+        for (j = 0; j < last->n_out; ++j) {
+            rt->logits[j] = qv[j];
+        }
+        if (rt->step >= from) {
+            for (j = 0; j < last->n_out; ++j) {
+                rt->score[j] += rt->logits[j];
+            }
+        }
+    }
+    rt->step++;
+    rt->stats.steps++;
+    rt->step_open = 0;
+}
+
+void sg_qnet_reset(sg_runtime *rt)
+{
+    const sg_model *m = rt->model;
+    const sg_qlayer *in = &m->qlayers[0];
+    qscratch s;
+    uint32_t l;
+    scratch_views(rt, &s);
+    memset(rt->qx, (uint8_t)(int8_t)in->output_offset, in->n_out);
+    for (l = 1; l < m->n_stages; ++l) {
+        const sg_qlayer *q = &m->qlayers[l];
+        const int8_t *x = l == 1u ? rt->qx : rt->qq[l - 1u];
+        const int32_t base = q->kind == QKIND_POOL ? 0 : -(int32_t)q->input_offset;
+        int32_t *acc = rt->qacc[l];
+        uint32_t n_touched = 0;
+        uint32_t j;
+        for (j = 0; j < q->n_out; ++j) {
+            acc[j] = q->bias != NULL ? q->bias[j % q->out_c] : 0;
+        }
+        for (j = 0; j < q->n_in; ++j) {
+            if (x[j] != base) {
+                (void)scatter(q, j, (int32_t)x[j] - base, acc, &s, &n_touched);
+            }
+        }
+        for (j = 0; j < q->n_out; ++j) {
+            rt->qq[l][j] = requant(q, j, acc[j]);
+            s.flag[j] = 0;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- inputs */
+
+void sg_qnet_open_step(sg_runtime *rt)
+{
+    const sg_qlayer *in = &rt->model->qlayers[0];
+    if (rt->qring != NULL) { /* the slot of step s last held step s - W - 1: no slice needs it */
+        const size_t cells = (size_t)in->depth_multiplier * in->out_h * in->out_w;
+        const uint32_t slot = rt->step % ((uint32_t)in->kernel_w + 1u);
+        memset(rt->qring + (size_t)slot * cells, 0, 2u * cells);
+    }
+    rt->step_open = 1;
+}
+
+void sg_qnet_add_counts(sg_runtime *rt, const uint16_t *counts)
+{
+    const sg_qlayer *in = &rt->model->qlayers[0];
+    const size_t cells = (size_t)in->depth_multiplier * in->out_h * in->out_w;
+    uint16_t *row = rt->qring + (size_t)(rt->step % ((uint32_t)in->kernel_w + 1u)) * cells;
+    uint64_t total = 0;
+    size_t c;
+    for (c = 0; c < cells; ++c) {
+        const uint32_t v = (uint32_t)row[c] + counts[c];
+        total += counts[c];
+        row[c] = (uint16_t)(v > QCOUNT_MAX ? QCOUNT_MAX : v);
+    }
+    rt->stats.events_in += total;
+}
+
+/* Event-count encoder (FORMAT.md §7.2): slice k of step s sums steps
+ * s - (S - k) L_s + 1 .. s - (S - 1 - k) L_s, so from step s - 1 to s it gains step
+ * s - (S - 1 - k) L_s and loses step s - (S - k) L_s: S + 1 ring rows are involved
+ * (the ring's W + 1 slots keep step s - W). Only cells with a count in one of them can
+ * change. Deltas of the input tensor go to list 0; list 1 (free until the first layer
+ * runs, 2 n_max >= S + 1 words) holds where each of those rows starts. */
+static uint32_t encode(sg_runtime *rt, qscratch *s)
+{
+    const sg_qlayer *in = &rt->model->qlayers[0];
+    const uint32_t n_s = in->kernel_h;
+    const uint32_t slots = (uint32_t)in->kernel_w + 1u;
+    const uint32_t ls = in->kernel_w / n_s;
+    const uint32_t p_ch = in->depth_multiplier;
+    const uint32_t hw = (uint32_t)in->out_h * in->out_w;
+    const uint32_t cells = p_ch * hw;
+    const uint32_t cur = rt->step % slots;
+    const uint32_t last = in->lut_len - 1u;
+    const uint32_t in_c = in->out_c;
+    const uint16_t *ring = rt->qring;
+    uint32_t *row = s->idx[1]; /* row[j]: offset of step s - j L_s (j L_s <= W < slots) */
+    uint32_t n = 0;
+    uint32_t cell;
+    uint32_t j;
+    for (j = 0; j <= n_s; ++j) {
+        row[j] = ((cur + slots - j * ls) % slots) * cells;
+    }
+    for (cell = 0; cell < cells; ++cell) {
+        uint32_t any = 0;
+        uint32_t p;
+        uint32_t e;
+        uint32_t k;
+        for (j = 0; j <= n_s && !any; ++j) {
+            any = ring[row[j] + cell];
+        }
+        if (!any) {
+            continue;
+        }
+        p = cell / hw;
+        e = (cell - p * hw) * in_c + p; /* element (y, x, k P + p), k = 0 */
+        for (k = 0; k < n_s; ++k, e += p_ch) {
+            uint32_t *sum = rt->qslice + (size_t)k * cells + cell;
+            int8_t v;
+            *sum = *sum + ring[row[n_s - 1u - k] + cell] - ring[row[n_s - k] + cell];
+            v = in->weights[*sum < last ? *sum : last];
+            if (v != rt->qx[e]) {
+                s->idx[0][n] = e;
+                s->d[0][n] = (int32_t)v - rt->qx[e];
+                rt->qx[e] = v;
+                ++n;
+            }
+        }
+    }
+    return n;
+}
+
+void sg_qnet_close_step(sg_runtime *rt)
+{
+    qscratch s;
+    scratch_views(rt, &s);
+    /* tensor input (S = 0): a step without a new tensor repeats the last one */
+    propagate(rt, &s, rt->qring != NULL ? encode(rt, &s) : 0u);
+}
+
+void sg_qnet_step_tensor(sg_runtime *rt, const int8_t *x)
+{
+    const uint32_t n_in = rt->model->qlayers[0].n_out;
+    qscratch s;
+    uint32_t n = 0;
+    uint32_t i;
+    scratch_views(rt, &s);
+    for (i = 0; i < n_in; ++i) {
+        if (x[i] != rt->qx[i]) {
+            s.idx[0][n] = i;
+            s.d[0][n] = (int32_t)x[i] - rt->qx[i];
+            rt->qx[i] = x[i];
+            ++n;
+        }
+    }
+    propagate(rt, &s, n);
+}

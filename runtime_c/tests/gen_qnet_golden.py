@@ -1,0 +1,159 @@
+# SPDX-License-Identifier: MIT
+"""Golden data of version 2 `.sgm` models (imported int8 networks) for test_qnet.c.
+
+Usage (from the repository root; needs tflite-micro and the tflite package):
+    python runtime_c/tests/gen_qnet_golden.py OUTDIR
+
+Two random conv (groups) -> depthwise (multiplier) -> average pool -> reshape -> fully
+connected int8 networks (tests/test_qnet.py's generator, converters.tflite_writer) are
+converted with converters.tflite_sgm: one with event-count input (slices x polarities,
+a window of several steps), one with tensor input. For every step the expected logits
+are TFLite Micro's output for that step's input tensor (the event-count case rebuilds the
+tensor from the counts here, independently of pysg.qnet), and pysg.qnet.QnetRef must
+agree; the synaptic-operation and delta totals are QnetRef's.
+
+Writes qnet_cases.txt (one line per case: name, mode, steps, input items per step,
+classes, synops, then the deltas sent per table entry), and per case qnet_NAME.sgm,
+qnet_NAME.in (u16 counts P x H x W or int8 tensors H x W x C per step) and qnet_NAME.out
+(int32 logits per step), all little-endian.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from tflite_micro.python.tflite_micro.runtime import Interpreter  # noqa: E402
+
+from converters.tflite_sgm import tflite_to_sgm  # noqa: E402
+from pysg.qnet import QnetRef  # noqa: E402
+from pysg.sgm import load_sgm  # noqa: E402
+from test_qnet import random_network  # noqa: E402
+
+STEPS = 16
+
+
+def _tflm(model: bytes):
+    it = Interpreter.from_bytes(model, arena_size=4 * len(model) + (1 << 20))
+
+    def run(x: np.ndarray) -> np.ndarray:
+        it.set_input(x, 0)
+        it.invoke()
+        return np.array(it.get_output(0)).reshape(-1).astype(np.int32)
+
+    return run
+
+
+def _network(seed: int, want_channels: int) -> bytes:
+    """A random network whose input has `want_channels` channels (redrawn until it has)."""
+    for k in range(200):
+        tfl = random_network(np.random.default_rng([seed, k]))
+        from converters.tflite_graph import read_tflite
+
+        g = read_tflite(tfl)
+        if g.tensors[g.inputs[0]].shape[3] == want_channels:
+            return tfl
+    raise RuntimeError(f"no random network with {want_channels} input channels")
+
+
+def window_tensor(history: list[np.ndarray], slices: int, window: int, lut: np.ndarray) -> np.ndarray:
+    """The input tensor (H, W, S P) after the last step of `history` (each (P, H, W)
+    counts), straight from FORMAT.md 7.2: slice k sums steps s - W + 1 + k L .. s - W + (k + 1) L."""
+    s = len(history) - 1
+    p_ch, h, w = history[0].shape
+    ls = window // slices
+    x = np.empty((h, w, slices * p_ch), np.int8)
+    for k in range(slices):
+        n = np.zeros((p_ch, h, w), np.int64)
+        for t in range(s - window + 1 + k * ls, s - window + 1 + (k + 1) * ls):
+            if t >= 0:
+                n += history[t]
+        vals = lut[np.minimum(n, lut.size - 1)]
+        for p in range(p_ch):
+            x[:, :, k * p_ch + p] = vals[p]
+    return x
+
+
+def case_events(rng: np.random.Generator, out: Path) -> str:
+    tfl = _network(11, 4)  # 4 channels: 2 slices x 2 polarities
+    data = tflite_to_sgm(tfl, input="events", window_steps=4, count_map="count")
+    m = load_sgm(data)
+    tflm = _tflm(tfl)
+    ref = QnetRef(data)
+    p_ch, (h, w, _) = m.polarities, m.input_shape
+    history, ins, outs = [], [], []
+    synops, deltas = 0, np.zeros(1 + len(m.layers), np.int64)
+    for t in range(STEPS):
+        c = (rng.integers(0, 4, (p_ch, h, w)) * (rng.random((p_ch, h, w)) < (0.0 if t == 6 else 0.3)))
+        c = c.astype(np.uint16)
+        if t == 9:
+            c[0, 0, 0] = 65535  # saturates the LUT
+        history.append(c.astype(np.int64))
+        got = ref.step_counts(c).astype(np.int32)
+        want = tflm(window_tensor(history, m.slices, m.window, m.input.weights.astype(np.int64))[None])
+        if not np.array_equal(got, want):
+            raise AssertionError(f"events step {t}: QnetRef {got} != TFLite Micro {want}")
+        synops += ref.net.last.synops
+        deltas += [ref.net.last.input_events] + [c_.out_events for c_ in ref.net.last.layers]
+        ins.append(c)
+        outs.append(got)
+    return _write(out, "events", data, np.stack(ins), np.stack(outs), "counts", p_ch * h * w, synops, deltas)
+
+
+def case_tensor(rng: np.random.Generator, out: Path) -> str:
+    tfl = _network(12, 2)
+    data = tflite_to_sgm(tfl, input="tensor")
+    m = load_sgm(data)
+    tflm = _tflm(tfl)
+    ref = QnetRef(data)
+    shape = m.input_shape
+    x = np.full(shape, m.input.output_offset, np.int8)
+    ins, outs = [], []
+    synops, deltas = 0, np.zeros(1 + len(m.layers), np.int64)
+    for t in range(STEPS):
+        flat = x.reshape(-1)
+        frac = 0.0 if t == 4 else 1.0 if t == 7 else 0.1
+        idx = rng.choice(flat.size, int(frac * flat.size), replace=False)
+        flat[idx] = rng.integers(-128, 128, idx.size)
+        got = ref.step_tensor(x).astype(np.int32)
+        want = tflm(x[None])
+        if not np.array_equal(got, want):
+            raise AssertionError(f"tensor step {t}: QnetRef {got} != TFLite Micro {want}")
+        synops += ref.net.last.synops
+        deltas += [ref.net.last.input_events] + [c_.out_events for c_ in ref.net.last.layers]
+        ins.append(x.copy())
+        outs.append(got)
+    return _write(out, "tensor", data, np.stack(ins), np.stack(outs), "tensor", flat.size, synops, deltas)
+
+
+def _write(out: Path, name: str, data: bytes, ins: np.ndarray, outs: np.ndarray, mode: str, n_in: int,
+           synops: int, deltas: np.ndarray) -> str:
+    (out / f"qnet_{name}.sgm").write_bytes(data)
+    (out / f"qnet_{name}.in").write_bytes(ins.astype("<u2" if mode == "counts" else np.int8).tobytes())
+    (out / f"qnet_{name}.out").write_bytes(outs.astype("<i4").tobytes())
+    if len(np.unique(outs, axis=0)) < 3:
+        raise AssertionError(f"{name}: the logits hardly change; the golden data would test little")
+    print(f"qnet {name}: {len(data)} B model, {outs.shape[0]} steps, {outs.shape[1]} classes, {synops} synops")
+    return f"{name} {mode} {outs.shape[0]} {n_in} {outs.shape[1]} {synops} {len(deltas)} " + \
+        " ".join(str(int(d)) for d in deltas)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print(__doc__)
+        return 2
+    out = Path(argv[0])
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(20261128)
+    lines = [case_events(rng, out), case_tensor(rng, out)]
+    (out / "qnet_cases.txt").write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

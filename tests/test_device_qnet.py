@@ -1,0 +1,100 @@
+# SPDX-License-Identifier: MIT
+"""An imported int8 CNN (`pysg convert`, version 2 .sgm) on the devices: flashed to the
+POSIX emulated device and to the firmware in QEMU, streamed the bundled recording's
+event counts, the per-step logits and per-gesture scores equal the Python reference
+pysg.qnet.QnetRef (itself equal to TFLite Micro on the same frames:
+tests/test_tflite_convert.py)."""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pysg._sg_device", reason="the POSIX device extension is not built (pip install -e .)")
+pytest.importorskip("tflite", reason="the tflite package writes the CNN")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from converters.tflite_sgm import tflite_to_sgm  # noqa: E402
+from pysg.cli import main  # noqa: E402
+from pysg.datasets.binning import bin_events  # noqa: E402
+from pysg.datasets.gesture import read_labels_csv, write_labels_csv  # noqa: E402
+from pysg.device.client import Device  # noqa: E402
+from pysg.device.posix import start_posix_device  # noqa: E402
+from pysg.io import read_events  # noqa: E402
+from pysg.qnet import QnetRef  # noqa: E402
+from test_qnet import _built_cnn  # noqa: E402
+
+SAMPLES = Path(__file__).resolve().parent.parent / "pysg" / "data" / "samples"
+RECORDING = SAMPLES / "user01_fluorescent.aedat"
+LABELS = SAMPLES / "user01_fluorescent_labels.csv"
+FAST = {"reply_timeout": 0.2, "bytes_per_s": 1e7}
+
+
+@pytest.fixture(scope="module")
+def cnn_file(tmp_path_factory) -> Path:
+    p = tmp_path_factory.mktemp("cnn") / "cnn.sgm"
+    p.write_bytes(tflite_to_sgm(_built_cnn(), dt_ms=10, window_steps=20, sensor=(128, 128)))
+    return p
+
+
+@pytest.fixture(scope="module")
+def reference(cnn_file):
+    """Per gesture: the (T, 2, 32, 32) counts, the reference's per-step logits and scores."""
+    ref = QnetRef(cnn_file.read_bytes())
+    m = ref.model
+    events = read_events(RECORDING).events
+    out = []
+    for row in read_labels_csv(LABELS):
+        ev = events[(events["t"] >= row["t_start"]) & (events["t"] < row["t_end"])].copy()
+        ev["t"] -= row["t_start"]
+        counts = bin_events(ev, duration_us=int(row["t_end"] - row["t_start"]), dt_us=m.dt_us,
+                            sensor_size=m.sensor_size, downsample=m.downsample, channels=m.polarities)
+        ref.reset()
+        logits = np.stack([ref.step_counts(c) for c in counts])
+        out.append({"frames": counts, "logits": logits, "scores": ref.scores.copy()})
+    return out
+
+
+def _json_lines(capsys) -> list[dict]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+
+
+def test_posix_device_runs_the_imported_cnn(cnn_file, reference, tmp_path, capsys):
+    with start_posix_device(tmp_path / "flash.bin", tcp_port=0) as dev:
+        assert main(["--quiet", "flash", "--port", dev.url, str(cnn_file), "--json"]) == 0
+        assert _json_lines(capsys)[-1]["size"] == cnn_file.stat().st_size
+        assert main(["--quiet", "stream", "--port", dev.url, str(RECORDING), "--json"]) == 0
+        rows = _json_lines(capsys)
+        assert len(rows) == len(reference)
+        for row, ref in zip(rows, reference):
+            assert row["steps"] == len(ref["frames"])
+            assert row["scores"] == ref["scores"].tolist()  # every step with a whole 200 ms window
+        with Device(dev.url, **FAST) as d:
+            assert d.model_header().input_shape == (2, 32, 32) and d.model_header().warmup == 0.0
+            for ref in reference[:3]:
+                np.testing.assert_array_equal(d.stream_frames(ref["frames"]), ref["logits"])
+            assert d.stats().synops > 0
+    assert len({r["prediction_index"] for r in rows}) > 1  # not a constant answer
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+                    reason="needs qemu-system-arm and arm-none-eabi-gcc")
+def test_qemu_firmware_runs_the_imported_cnn(cnn_file, reference, tmp_path, capsys):
+    from pysg.device import qemu as q
+
+    q.build(("qemu",))
+    csv = tmp_path / "labels.csv"
+    write_labels_csv(csv, read_labels_csv(LABELS)[:2])  # the emulated UART is slow: two gestures
+    with q.start(app_image=q.BUILD_DIR / "app.img") as qd:
+        assert main(["--quiet", "flash", "--port", qd.url, str(cnn_file), "--json"]) == 0
+        assert _json_lines(capsys)[-1]["size"] == cnn_file.stat().st_size
+        assert main(["--quiet", "stream", "--port", qd.url, str(RECORDING), "--labels", str(csv), "--json"]) == 0
+        rows = _json_lines(capsys)
+        assert [r["scores"] for r in rows] == [ref["scores"].tolist() for ref in reference[:2]]
+        with Device(qd.url) as d:
+            np.testing.assert_array_equal(d.stream_frames(reference[0]["frames"]), reference[0]["logits"])
