@@ -498,10 +498,20 @@ def _summary(rt: Runtime, preds, labels, spikes, synops, seconds, lengths) -> di
                                   dense_macs_per_step=rt.dense_macs_per_step(), dt_us=rt.dt_us, engine="c")
 
 
-def evaluate_c(model, data, *, warmup: float = WARMUP, progress: Callable[[int], None] | None = None) -> dict:
+def _warmup(rt: Runtime, warmup: float | None) -> float:
+    """The scoring rule's warm-up: a SpikingGamma model skips the first 20 % of a sample;
+    an imported network scores every step with a whole window (its runtime skips the
+    first W - 1 steps itself, docs/FORMAT.md section 8)."""
+    if warmup is not None:
+        return warmup
+    return 0.0 if rt.is_qnet else WARMUP
+
+
+def evaluate_c(model, data, *, warmup: float | None = None, progress: Callable[[int], None] | None = None) -> dict:
     """`pysg.intref.evaluate_ref` on the C runtime: binned data (a SequenceData), one
     sample at a time through `sg_step`; the same keys (engine "c")."""
     rt = _runtime(model)
+    warmup = _warmup(rt, warmup)
     if data.dt_us != rt.dt_us:
         raise ValueError(f"data binned at dt={data.dt_us} us, model runs at dt={rt.dt_us} us")
     n = len(data)
@@ -519,14 +529,15 @@ def evaluate_c(model, data, *, warmup: float = WARMUP, progress: Callable[[int],
     return _summary(rt, preds, data.labels, spikes, synops, data.seconds, data.lengths)
 
 
-def evaluate_folder_c(model, data_dir, *, split: str = "test", dt_ms: float | None = None, warmup: float = WARMUP,
-                      progress: Callable[[int], None] | None = None) -> dict:
+def evaluate_folder_c(model, data_dir, *, split: str = "test", dt_ms: float | None = None,
+                      warmup: float | None = None, progress: Callable[[int], None] | None = None) -> dict:
     """`pysg eval --engine c`: every labelled gesture of a DVS128-Gesture-layout folder fed
     to the C runtime as raw events (origin at the interval start, T = ceil(duration / dt)
     steps, exactly the bins of `pysg.intref.evaluate_folder_ref`)."""
     from .datasets.gesture import GestureDataset
 
     rt = _runtime(model, dt_ms)
+    warmup = _warmup(rt, warmup)
     ds = GestureDataset(data_dir, split)
     n = len(ds)
     preds, labels = np.empty(n, np.int64), np.empty(n, np.int64)
@@ -545,10 +556,11 @@ def evaluate_folder_c(model, data_dir, *, split: str = "test", dt_ms: float | No
     return result
 
 
-def run_events_c(model, events: np.ndarray, *, warmup: float = WARMUP) -> dict:
+def run_events_c(model, events: np.ndarray, *, warmup: float | None = None) -> dict:
     """`pysg.intref.run_events` on the C runtime: one recording as one sample (origin at
     the first event, T = steps up to the last event); the same keys."""
     rt = _runtime(model)
+    warmup = _warmup(rt, warmup)
     if len(events) == 0:
         raise ValueError("no events")
     t = events["t"]

@@ -312,3 +312,23 @@ def test_convert_and_inspect_commands(tmp_path, capsys):
     assert "imported int8 network" in text and "fully_connected" in text
     assert main(["convert", str(src), "-o", str(out), "--sensor", "12x"]) == 2
     assert "WIDTHxHEIGHT" in capsys.readouterr().err
+
+
+def test_eval_command_runs_a_converted_network(tmp_path, capsys):
+    """`pysg eval CNN.sgm DATA` (the C runtime, raw events): per-gesture predictions equal
+    the reference's argmax of the scores summed over every step with a whole window."""
+    from pysg.recipes import BUNDLED_SAMPLES
+
+    out = tmp_path / "cnn.sgm"
+    out.write_bytes(tflite_to_sgm(_built_cnn(), dt_ms=10, window_steps=WINDOW, sensor=(128, 128)))
+    assert main(["eval", str(out), str(BUNDLED_SAMPLES), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["engine"] == "c"
+    ref = QnetRef(out.read_bytes())
+    want = []
+    for s in _bundled(99):
+        ref.reset()
+        for c in _step_counts(s.events, s.duration_us):
+            ref.step_counts(c)
+        want.append(ref.prediction())
+    assert got["predictions"] == want and got["n"] == len(want)
