@@ -95,7 +95,21 @@ size_t sg_qnet_layout(sg_runtime *rt)
 
 /* ---------------------------------------------------------------- scatter */
 
-/* Accumulator j changed: remember it once for the requantisation. */
+/* Output channels one input channel reaches at one output position: a run of `run`
+ * consecutive accumulators starting at channel run_start(c). A scatter always adds to a
+ * whole run, so the runs, not the accumulators, are what the step remembers. */
+static uint32_t run_length(const sg_qlayer *q)
+{
+    if (q->kind == QKIND_POOL) {
+        return 1u;
+    }
+    if (q->kind == QKIND_DEPTHWISE) {
+        return q->depth_multiplier;
+    }
+    return q->out_c / (q->in_c / q->filter_c); /* conv / FC: the output channels of a group */
+}
+
+/* The run starting at accumulator j changed: remember it once for the requantisation. */
 SG_INLINE void touch(qscratch *s, uint32_t *n_touched, uint32_t j)
 {
     if (!s->flag[j]) {
@@ -104,23 +118,17 @@ SG_INLINE void touch(qscratch *s, uint32_t *n_touched, uint32_t j)
     }
 }
 
-/* Output row (or column) that input row @p y reaches through kernel tap k: the window
- * of output Y starts at Y stride - pad and its tap k reads row Y stride - pad + k dil.
- * -1: none; -2: none for this tap nor any later one (their rows only get smaller).
- * int64: k dil reaches 2^32 in a valid file. */
-SG_INLINE int32_t tap_out(int32_t y, uint32_t k, const sg_qlayer *q, int vertical)
+/* The output rows (or columns) [*lo, *hi] whose window holds input row @p y, with extent
+ * ext = dil (k - 1) + 1: Y stride - pad <= y <= Y stride - pad + ext - 1. Empty: *lo > *hi.
+ * Two unsigned divisions per axis and input delta instead of one per tap. */
+SG_INLINE void tap_range(uint32_t y, uint32_t pad, uint32_t k, uint32_t dil, uint32_t stride, uint32_t n_out,
+                         uint32_t *lo, uint32_t *hi)
 {
-    const int64_t t = (int64_t)y + (vertical ? q->pad_top : q->pad_left) -
-                      (int64_t)k * (vertical ? q->dilation_h : q->dilation_w);
-    const int64_t s = vertical ? q->stride_h : q->stride_w;
-    const int64_t n = vertical ? q->out_h : q->out_w;
-    if (t < 0) {
-        return -2;
-    }
-    if (t % s != 0 || t / s >= n) {
-        return -1;
-    }
-    return (int32_t)(t / s);
+    const uint32_t top = y + pad;                               /* <= 2 x 65535 */
+    const uint64_t reach = (uint64_t)dil * (k - 1u);            /* ext - 1, up to ~2^32 */
+    uint32_t h = top / stride;
+    *lo = (uint64_t)top <= reach ? 0u : (uint32_t)((top - reach + stride - 1u) / stride);
+    *hi = h < n_out ? h : n_out - 1u;
 }
 
 /* Delta @p d at input element @p i of layer @p q: add d w to every accumulator it reaches
@@ -131,63 +139,56 @@ static uint32_t scatter(const sg_qlayer *q, uint32_t i, int32_t d, int32_t *acc,
     const uint32_t in_c = q->in_c;
     const uint32_t pos = i / in_c;
     const uint32_t c = i - pos * in_c;
-    const int32_t y = (int32_t)(pos / q->in_w);
-    const int32_t x = (int32_t)(pos - (uint32_t)y * q->in_w);
+    const uint32_t y = pos / q->in_w;
+    const uint32_t x = pos - y * q->in_w;
     const uint32_t c_out = q->out_c;
-    uint32_t o0;       /* first output channel reached */
-    uint32_t cnt;      /* output channels reached per tap */
-    size_t tap_stride; /* weights between taps */
-    size_t w0;         /* weights of this input channel in tap 0 */
+    const uint32_t cnt = run_length(q); /* output channels reached per tap */
+    uint32_t o0;                        /* the first of them */
+    size_t tap_stride;                  /* weights between taps */
+    size_t w0;                          /* weights of this input channel in tap 0 */
     uint32_t ops = 0;
-    uint32_t ky;
-    uint32_t kx;
+    uint32_t oy_lo, oy_hi, ox_lo, ox_hi, oy, ox;
     if (q->kind == QKIND_POOL) {
         o0 = c;
-        cnt = 1;
         tap_stride = 0;
         w0 = 0;
     } else if (q->kind == QKIND_DEPTHWISE) { /* w[ky][kx][c][m] -> channel c M + m */
-        cnt = q->depth_multiplier;
         o0 = c * cnt;
         tap_stride = (size_t)c_out;
         w0 = o0;
     } else { /* conv and FC: w[ky][kx][ci][o], o in the group of input channel c */
-        const uint32_t groups = in_c / q->filter_c;
         const uint32_t g = c / q->filter_c;
-        cnt = c_out / groups;
         o0 = g * cnt;
         tap_stride = (size_t)q->filter_c * c_out;
         w0 = (size_t)(c - g * q->filter_c) * c_out + o0;
     }
-    for (ky = 0; ky < q->kernel_h; ++ky) {
-        const int32_t oy = tap_out(y, ky, q, 1);
-        if (oy == -2) {
-            break;
-        }
-        if (oy < 0) {
+    tap_range(y, q->pad_top, q->kernel_h, q->dilation_h, q->stride_h, q->out_h, &oy_lo, &oy_hi);
+    tap_range(x, q->pad_left, q->kernel_w, q->dilation_w, q->stride_w, q->out_w, &ox_lo, &ox_hi);
+    for (oy = oy_lo; oy <= oy_hi; ++oy) {
+        /* tap ky = (y + pad - oy stride) / dil, when that divides */
+        const uint32_t ty = y + q->pad_top - oy * q->stride_h;
+        const uint32_t ky = q->dilation_h == 1u ? ty : ty / q->dilation_h;
+        if (q->dilation_h != 1u && ky * q->dilation_h != ty) {
             continue;
         }
-        for (kx = 0; kx < q->kernel_w; ++kx) {
-            const int32_t ox = tap_out(x, kx, q, 0);
-            uint32_t j;
+        for (ox = ox_lo; ox <= ox_hi; ++ox) {
+            const uint32_t tx = x + q->pad_left - ox * q->stride_w;
+            const uint32_t kx = q->dilation_w == 1u ? tx : tx / q->dilation_w;
+            const uint32_t j = (oy * q->out_w + ox) * c_out + o0;
+            int32_t *a = acc + j;
             uint32_t m;
-            if (ox == -2) {
-                break;
-            }
-            if (ox < 0) {
+            if (q->dilation_w != 1u && kx * q->dilation_w != tx) {
                 continue;
             }
-            j = ((uint32_t)oy * q->out_w + (uint32_t)ox) * c_out + o0;
             if (q->kind == QKIND_POOL) {
-                acc[j] = (int32_t)((uint32_t)acc[j] + (uint32_t)d);
-                touch(s, n_touched, j);
+                a[0] = (int32_t)((uint32_t)a[0] + (uint32_t)d);
             } else {
-                const int8_t *w = q->weights + (ky * (size_t)q->kernel_w + kx) * tap_stride + w0;
+                const int8_t *w = q->weights + ((size_t)ky * q->kernel_w + kx) * tap_stride + w0;
                 for (m = 0; m < cnt; ++m) {
-                    acc[j + m] = (int32_t)((uint32_t)acc[j + m] + (uint32_t)(d * w[m]));
-                    touch(s, n_touched, j + m);
+                    a[m] = (int32_t)((uint32_t)a[m] + (uint32_t)(d * w[m]));
                 }
             }
+            touch(s, n_touched, j);
             ops += cnt;
         }
     }
@@ -250,21 +251,25 @@ static void propagate(sg_runtime *rt, qscratch *s, uint32_t n)
         const int32_t *d = s->d[cur];
         uint32_t *out_idx = s->idx[cur ^ 1u];
         int32_t *out_d = s->d[cur ^ 1u];
+        const uint32_t cnt = run_length(q);
         uint32_t n_touched = 0;
         uint32_t n_out = 0;
         uint32_t e;
         for (e = 0; e < n; ++e) {
             ops += scatter(q, idx[e], d[e], acc, s, &n_touched);
         }
-        for (e = 0; e < n_touched; ++e) {
-            const uint32_t j = s->touched[e];
-            const int8_t v = requant(q, j, acc[j]);
-            s->flag[j] = 0;
-            if (v != qv[j]) {
-                out_idx[n_out] = j;
-                out_d[n_out] = (int32_t)v - (int32_t)qv[j];
-                ++n_out;
-                qv[j] = v;
+        for (e = 0; e < n_touched; ++e) { /* each touched run, every accumulator of it */
+            const uint32_t j0 = s->touched[e];
+            uint32_t j;
+            s->flag[j0] = 0;
+            for (j = j0; j < j0 + cnt; ++j) {
+                const int8_t v = requant(q, j, acc[j]);
+                if (v != qv[j]) {
+                    out_idx[n_out] = j;
+                    out_d[n_out] = (int32_t)v - (int32_t)qv[j];
+                    ++n_out;
+                    qv[j] = v;
+                }
             }
         }
         rt->stats.spikes[l] += n_out;
@@ -381,8 +386,20 @@ static uint32_t encode(sg_runtime *rt, qscratch *s)
         uint32_t p;
         uint32_t e;
         uint32_t k;
-        for (j = 0; j <= n_s && !any; ++j) {
-            any = ring[row[j] + cell];
+        if ((cell & 3u) == 0u && cell + 4u <= cells) { /* skip 4 silent cells at once */
+            uint64_t four = 0;
+            for (j = 0; j <= n_s; ++j) {
+                uint64_t v;
+                memcpy(&v, ring + row[j] + cell, sizeof v);
+                four |= v;
+            }
+            if (four == 0u) {
+                cell += 3u;
+                continue;
+            }
+        }
+        for (j = 0; j <= n_s; ++j) { /* no early exit: S + 1 loads beat a branch each */
+            any |= ring[row[j] + cell];
         }
         if (!any) {
             continue;
