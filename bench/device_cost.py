@@ -60,7 +60,7 @@ from pysg import intref  # noqa: E402
 from pysg.datasets.gesture import GestureDataset  # noqa: E402
 from pysg.model.network import Network  # noqa: E402
 from pysg.recipes import BUNDLED_MODEL, BUNDLED_SAMPLES  # noqa: E402
-from pysg.sgm import SgmModel, load_sgm  # noqa: E402
+from pysg.sgm import SgmModel, SgmQModel, load_sgm  # noqa: E402
 from pysg.train.trainer import bin_samples  # noqa: E402
 
 DRIVER_DIR = ROOT / "bench" / "device_cost"
@@ -193,13 +193,14 @@ class Gesture:
     seconds: float
 
 
-def load_gestures(model: SgmModel, n: int | None) -> list[Gesture]:
+def load_gestures(model: SgmModel | SgmQModel, n: int | None) -> list[Gesture]:
     """The bundled recording's labelled gestures (its `test` split), binned at the model's dt
-    exactly as the trainer and pysg.intref bin them."""
+    exactly as the trainer and pysg.intref bin them (an imported network: per polarity channel)."""
     ds = GestureDataset(BUNDLED_SAMPLES, "test")
     samples = [ds[i] for i in range(len(ds) if n is None else min(n, len(ds)))]
+    channels = model.polarities if isinstance(model, SgmQModel) else model.input_shape[0]
     data = bin_samples(samples, dt_us=model.dt_us, sensor_size=model.sensor_size, downsample=model.downsample,
-                       channels=model.input_shape[0])
+                       channels=channels)
     out = []
     for i, s in enumerate(samples):
         f = data.frames[i, : data.lengths[i]].reshape(int(data.lengths[i]), -1)
@@ -208,8 +209,11 @@ def load_gestures(model: SgmModel, n: int | None) -> list[Gesture]:
     return out
 
 
-def encode_job(sgm: bytes, gestures: list[Gesture], flags: int, result_path: str, kind: str) -> bytes:
-    """dc_job.h layout: header, model (8-aligned), gesture records, result path."""
+def encode_job(sgm: bytes, gestures: list[Gesture], flags: int, result_path: str, kind: str,
+               warmup: float = 0.2) -> bytes:
+    """dc_job.h layout: header, model (8-aligned), gesture records, result path. ``warmup``:
+    the scores skip floor(warmup T) steps (0 for an imported network: its runtime scores
+    from the first whole window itself)."""
     buf = bytearray(HEADER.size)
     buf += b"\0" * (-len(buf) % 8)
     model_off = len(buf)
@@ -218,7 +222,7 @@ def encode_job(sgm: bytes, gestures: list[Gesture], flags: int, result_path: str
     data_off = len(buf)
     for g in gestures:
         t = len(g.frames)
-        buf += struct.pack("<II", t, int(math.floor(0.2 * t)))  # intref.scores: steps >= floor(0.2 T)
+        buf += struct.pack("<II", t, int(math.floor(warmup * t)))  # intref.scores: steps >= floor(0.2 T)
         if kind == "events":
             if len(g.events) and max(int(g.events["x"].max()), int(g.events["y"].max())) > 255:
                 raise BenchError("events kind: dc_event_rec holds x, y < 256")
@@ -328,8 +332,11 @@ def fnv_logits(logits: np.ndarray) -> int:
     return h
 
 
-def reference(model: SgmModel, gestures: list[Gesture]) -> list[dict]:
-    """pysg.intref on each gesture: what the device must reproduce."""
+def reference(model: SgmModel | SgmQModel, gestures: list[Gesture]) -> list[dict]:
+    """pysg.intref (an imported network: pysg.qnet.QnetRef) on each gesture: what the
+    device must reproduce."""
+    if isinstance(model, SgmQModel):
+        return _reference_qnet(model, gestures)
     out = []
     for g in gestures:
         r = intref.run(model, g.frames[:, None])
@@ -339,6 +346,26 @@ def reference(model: SgmModel, gestures: list[Gesture]) -> list[dict]:
                     "scores": sc, "prediction": int(sc.argmax()),
                     "synops": int(r.synops.sum()), "spikes0": int(r.spikes[0].sum()) if r.spikes else 0,
                     "events_in": int(g.frames.astype(np.int64).sum()), "steps": t})
+    return out
+
+
+def _reference_qnet(model: SgmQModel, gestures: list[Gesture]) -> list[dict]:
+    from pysg.qnet import QnetRef
+
+    q = QnetRef(model)
+    shape = (model.polarities,) + model.input_shape[:2]
+    out = []
+    for g in gestures:
+        q.reset()
+        logits, synops, deltas = [], 0, 0
+        for f in g.frames:
+            logits.append(q.step_counts(f.reshape(shape)))
+            synops += q.net.last.synops
+            deltas += q.net.last.input_events  # the input tensor's deltas: entry 0's "spikes"
+        lg = np.array(logits)
+        out.append({"hash": fnv_logits(lg), "hash_last": fnv_logits(lg[-1]), "scores": q.scores.copy(),
+                    "prediction": int(q.scores.argmax()), "synops": synops, "spikes0": deltas,
+                    "events_in": int(g.frames.astype(np.int64).sum()), "steps": len(g.frames)})
     return out
 
 
@@ -475,7 +502,8 @@ def main(argv=None) -> int:
                     "seconds": sum(g.seconds for g in gestures), "correct": sum(r["prediction"] == lab
                                                                               for r, lab in zip(ref, labels))}
         for kind in args.kind:
-            jobs = {flags: encode_job(sgm, gestures, flags, result_path, kind)
+            warm = 0.0 if isinstance(m, SgmQModel) else 0.2
+            jobs = {flags: encode_job(sgm, gestures, flags, result_path, kind, warm)
                     for flags in (FLAG_RUN, 0, FLAG_RUN | FLAG_SYSTICK, FLAG_SYSTICK)}
             meta[dt][f"job_bytes_{kind}"] = len(jobs[FLAG_RUN])
             for opt in args.opt:

@@ -11,6 +11,9 @@ split), side by side:
 * pysg's C runtime (`pysg.runtime.Runtime` via cffi) fed each gesture's raw events
   (`classify_events`, exactly as `pysg eval --engine c`), and fed numpy-binned count
   frames one `sg_step` per 10 ms step (`run_frames`, the firmware's path).
+* the same int8 CNN converted by `pysg convert` (a version 2 .sgm: the runtime builds the
+  frames from the events and executes the network on their changes, bit-exact with
+  TFLite) in pysg's C runtime, fed the raw events, a step (= a frame) every 10 ms.
 
 Each engine runs in its own fresh subprocess; every subprocess first loads the same test
 split (from an .npz the parent writes), then resets the kernel's peak-RSS mark (VmHWM,
@@ -113,9 +116,12 @@ def worker_litert(split_path: str, model_path: str, hop: int, window: int, slice
     i_in, i_out = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
     n_out = int(it.get_output_details()[0]["shape"][-1])
 
+    preds: list[int] = []
+
     def one_pass() -> tuple[int, int, float, float]:
         correct = frames = 0
         wall = invoke_s = 0.0
+        preds.clear()
         for events, duration, label in samples:
             t0 = time.perf_counter()
             x = event_frames(events, duration, window_ms=window, hop_ms=hop, slices=slices)
@@ -126,6 +132,7 @@ def worker_litert(split_path: str, model_path: str, hop: int, window: int, slice
                 it.invoke()
                 total += it.get_tensor(i_out)[0]
             t2 = time.perf_counter()
+            preds.append(int(total.argmax()) if len(x) else -1)
             correct += int(len(x) > 0 and int(total.argmax()) == label)
             frames += len(x)
             wall += t2 - t0
@@ -153,7 +160,7 @@ def worker_litert(split_path: str, model_path: str, hop: int, window: int, slice
             "wall_per_s_input": wall / frames * fps, "invoke_per_s_input": invoke_s / frames * fps,
             "us_per_frame": 1e6 * wall / frames, "us_per_invoke": 1e6 * invoke_s / frames,
             "us_invoke_alone": 1e6 * min(alone), "invoke_alone_per_s_input": min(alone) * fps, "repeat": repeat,
-            "rss_before": rss0, "peak_rss": _peak_bytes(),
+            "rss_before": rss0, "peak_rss": _peak_bytes(), "predictions": preds,
             "model_bytes": os.path.getsize(model_path), "activation_bytes": act_bytes}
 
 
@@ -208,6 +215,59 @@ def worker_pysg(split_path: str, model_path: str, feed: str = "events", repeat: 
             "model_bytes": rt.model_bytes, "arena_bytes": rt.arena_bytes}
 
 
+def worker_imported(split_path: str, sgm_path: str, repeat: int = 3) -> dict:
+    """The baseline's int8 CNN converted by `pysg convert` (version 2 .sgm: event-count
+    frames built in the runtime, delta execution) in pysg's C runtime, fed each gesture's
+    raw events; decision: argmax of the logits summed over the steps with a whole window
+    (LiteRT's rule at a hop of one step)."""
+    samples = _load_split(split_path)
+    gc.collect()
+    rss0 = _start_peak()
+    from pysg.runtime import Runtime
+
+    rt = Runtime(sgm_path)
+    preds: list[int] = []
+
+    def one_pass() -> tuple[int, int, int, float]:
+        correct = synops = steps = 0
+        wall = 0.0
+        preds.clear()
+        for events, duration, label in samples:
+            n_steps = -(-duration // rt.dt_us)
+            t0 = time.perf_counter()
+            pred = rt.classify_events(events, t0_us=0, n_steps=n_steps, warmup=0.0)
+            wall += time.perf_counter() - t0
+            preds.append(pred)
+            correct += int(pred == label)
+            st = rt.stats
+            synops += st["synops"]
+            steps += st["steps"]
+        return correct, synops, steps, wall
+
+    passes = [one_pass() for _ in range(repeat)]
+    correct, synops, steps = passes[0][:3]
+    wall = min(p[3] for p in passes)
+    seconds = sum(d for _, d, _ in samples) / 1e6
+    return {"engine": "imported", "feed": "events", "dt_ms": rt.dt_us / 1000, "gestures": len(samples),
+            "accuracy": correct / len(samples), "steps": steps, "input_seconds": seconds,
+            "steps_per_s_input": steps / seconds, "synops": synops, "ops_per_s_input": synops / seconds,
+            "dense_macs_per_step": rt.dense_macs_per_step(), "wall_s": wall, "wall_per_s_input": wall / seconds,
+            "us_per_step": 1e6 * wall / steps, "repeat": repeat, "rss_before": rss0, "peak_rss": _peak_bytes(),
+            "predictions": preds, "model_bytes": rt.model_bytes, "arena_bytes": rt.arena_bytes}
+
+
+def convert_baseline(tflite_path: Path, dt_ms: int, window_ms: int) -> Path:
+    """The baseline CNN as a version 2 .sgm next to it (pysg convert's defaults plus the
+    DVS128's 128 x 128 sensor and the gesture labels)."""
+    from converters.tflite_sgm import tflite_to_sgm
+    from pysg.datasets.gesture import GESTURE_CLASSES
+
+    out = tflite_path.with_name(f"{tflite_path.stem}_dt{dt_ms}.sgm")
+    out.write_bytes(tflite_to_sgm(str(tflite_path), dt_ms=dt_ms, window_steps=window_ms // dt_ms,
+                                  sensor=(128, 128), labels=list(GESTURE_CLASSES)))
+    return out
+
+
 def _spawn(args: list[str]) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", *args], env=env,
@@ -221,7 +281,7 @@ def _mb(b: float) -> str:
     return f"{b / 2**20:.1f}"
 
 
-def _table(base: dict, pysgs: list[dict], cnn: list[dict]) -> str:
+def _table(base: dict, pysgs: list[dict], cnn: list[dict], imported: dict | None = None) -> str:
     pysg = pysgs[0]  # the event-driven feed: the ratios' reference
     step_only = next((q for q in pysgs if q["feed"] == "frames"), pysg)["step_per_s_input"]
     rows = [("| engine | rate (per s of input) | accuracy | ops / s of input | wall / s of input "
@@ -246,7 +306,20 @@ def _table(base: dict, pysgs: list[dict], cnn: list[dict]) -> str:
                     f"{_mb(r['peak_rss'])} (+{_mb(r['peak_rss'] - r['rss_before'])}) | "
                     f"{r['model_bytes']:,} B + activations {r['activation_bytes']:,} B |")
     match = next((r for r in cnn if abs(r["hop_ms"] - pysg["dt_ms"]) < 1e-9), None)
+    if imported is not None:
+        q = imported
+        rows.append(f"| the same int8 CNN converted (`pysg convert`), event-driven in pysg's C runtime, events | "
+                    f"{q['steps_per_s_input']:.0f} steps (dt {q['dt_ms']:g} ms) | {100 * q['accuracy']:.2f} % | "
+                    f"{q['ops_per_s_input'] / 1e6:.3f} M synaptic ops | {1e3 * q['wall_per_s_input']:.3f} ms | "
+                    f"{q['us_per_step']:.2f} | {_mb(q['peak_rss'])} (+{_mb(q['peak_rss'] - q['rss_before'])}) | "
+                    f"{q['model_bytes']:,} B + arena {q['arena_bytes']:,} B |")
     lines = rows + [""]
+    if imported is not None and match is not None:
+        same = sum(a == b for a, b in zip(imported["predictions"], match["predictions"]))
+        lines.append(f"- converted CNN in pysg's runtime vs LiteRT at hop {match['hop_ms']} ms: decisions agree "
+                     f"{same}/{len(match['predictions'])}; LiteRT / converted wall time "
+                     f"{match['wall_per_s_input'] / imported['wall_per_s_input']:.2f}x, MACs / synaptic ops "
+                     f"{match['ops_per_s_input'] / imported['ops_per_s_input']:.1f}x")
     for r in cnn:
         tag = " (pysg's step rate)" if r is match else ""
         lines.append(f"- hop {r['hop_ms']} ms{tag}: LiteRT / pysg wall time "
@@ -274,10 +347,12 @@ def run(data: str, model: str, hops: list[int], split: str = "test", repeat: int
     base = build_baseline(data, cfg, log=log)
     split_path = str(export_split(data, split))
     pysgs = [_spawn(["pysg", split_path, model, feed, str(repeat)]) for feed in ("events", "frames")]
+    sgm = convert_baseline(Path(base.path), 10, cfg.window_ms)
+    imported = _spawn(["imported", split_path, str(sgm), str(repeat)])
     cnn = [_spawn(["litert", split_path, str(base.path), str(h), str(cfg.window_ms), str(cfg.slices),
                    str(base.meta["macs_per_frame"]), str(repeat)]) for h in hops]
-    return {"baseline": base.meta, "baseline_path": str(base.path), "pysg": pysgs, "litert": cnn,
-            "table": _table(base.meta, pysgs, cnn), "config": asdict(cfg)}
+    return {"baseline": base.meta, "baseline_path": str(base.path), "pysg": pysgs, "imported": imported,
+            "litert": cnn, "table": _table(base.meta, pysgs, cnn, imported), "config": asdict(cfg)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -287,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
         if kind == "litert":
             sp, m, hop, win, sl, macs, rep = rest
             result = worker_litert(sp, m, int(hop), int(win), int(sl), int(macs), int(rep))
+        elif kind == "imported":
+            sp, m, rep = rest
+            result = worker_imported(sp, m, int(rep))
         else:
             sp, m, feed, rep = rest
             result = worker_pysg(sp, m, feed, int(rep))
