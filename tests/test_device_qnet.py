@@ -81,6 +81,25 @@ def test_posix_device_runs_the_imported_cnn(cnn_file, reference, tmp_path, capsy
     assert len({r["prediction_index"] for r in rows}) > 1  # not a constant answer
 
 
+def test_device_refuses_a_network_beyond_its_arena(cnn_file, tmp_path):
+    """A 2 s window (a 201-step count ring) needs ~1 MB of arena: MODEL_END refuses it
+    at the header's arena_bytes and the active model stays."""
+    from pysg.device.ops import Status
+    from pysg.device.protocol import DeviceError
+    from pysg.sgm import load_sgm
+
+    big = tflite_to_sgm(_built_cnn(), dt_ms=10, window_steps=200, sensor=(128, 128))
+    assert load_sgm(big).arena_bytes > 262144
+    with start_posix_device(tmp_path / "flash.bin", tcp_port=0) as dev, Device(dev.url, **FAST) as d:
+        first = d.upload_model(cnn_file.read_bytes())
+        assert d.info().arena_capacity == 262144
+        with pytest.raises(DeviceError) as e:
+            d.upload_model(big)
+        assert e.value.status == Status.ERR_MODEL and e.value.error_offset == 20  # arena_bytes
+        assert e.value.sg_status == -11  # SG_ERR_ARENA
+        assert d.info().active_slot == first.slot
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
                     reason="needs qemu-system-arm and arm-none-eabi-gcc")
