@@ -30,6 +30,9 @@ setup(
         # (the bit-exact reference, x86-64 only) and pymicro-wakeword (real int8 models):
         # both pinned in requirements-ci.txt.
         "tflite": ["tflite==2.18.0", "flatbuffers==25.12.19"],
+        # the TFLite interpreter of the baseline (converters/tflite_interpreter.py; the frozen
+        # tflite-runtime is used instead when that is what is installed)
+        "litert": ["ai-edge-litert>=2.3"],
     },
     entry_points={"console_scripts": ["pysg = pysg.cli:main"]},
 )

@@ -109,9 +109,9 @@ def worker_litert(split_path: str, model_path: str, hop: int, window: int, slice
     samples = _load_split(split_path)
     gc.collect()
     rss0 = _start_peak()
-    from ai_edge_litert.interpreter import Interpreter
+    from converters.tflite_interpreter import interpreter_module
 
-    it = Interpreter(model_path=model_path, num_threads=1)  # default resolver: XNNPACK
+    it = interpreter_module().Interpreter(model_path=model_path, num_threads=1)  # default resolver: XNNPACK
     it.allocate_tensors()
     i_in, i_out = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
     n_out = int(it.get_output_details()[0]["shape"][-1])

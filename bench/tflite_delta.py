@@ -41,7 +41,7 @@ DEFAULT_HOPS = (10, 50, 100, 200)
 
 def run_hop(model: bytes, samples, hop: int, window: int, slices: int) -> dict:
     """Every figure of one hop over the split's (events, duration, label) samples."""
-    from ai_edge_litert.interpreter import Interpreter
+    from converters.tflite_interpreter import interpreter_module
     from cnn_baseline.frames import event_frames
     from tflite_micro.python.tflite_micro.runtime import Interpreter as Tflm
 
@@ -59,7 +59,7 @@ def run_hop(model: bytes, samples, hop: int, window: int, slices: int) -> dict:
     c_s = 0.0
     c_synops = 0
     micro = Tflm.from_bytes(model, arena_size=1 << 20)
-    xnn = Interpreter(model_content=model, num_threads=1)
+    xnn = interpreter_module().Interpreter(model_content=model, num_threads=1)
     xnn.allocate_tensors()
     x_in, x_out = xnn.get_input_details()[0]["index"], xnn.get_output_details()[0]["index"]
     n_cls = int(net.output_shape[-1])

@@ -103,10 +103,11 @@ def dequantize_frames(frames: np.ndarray) -> np.ndarray:
 def litert_interpreter(model: bytes, *, threads: int = 1, reference: bool = False):
     """LiteRT interpreter: the default op resolver (int8 through XNNPACK) or, with
     ``reference``, TFLite's reference kernels without delegates."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from converters.tflite_interpreter import interpreter_module
 
-    kw = {"experimental_op_resolver_type": OpResolverType.BUILTIN_REF} if reference else {}
-    it = Interpreter(model_content=model, num_threads=threads, **kw)
+    tfl = interpreter_module()
+    kw = {"experimental_op_resolver_type": tfl.OpResolverType.BUILTIN_REF} if reference else {}
+    it = tfl.Interpreter(model_content=model, num_threads=threads, **kw)
     it.allocate_tensors()
     return it
 
