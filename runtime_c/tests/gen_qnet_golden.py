@@ -34,6 +34,7 @@ from converters.tflite_sgm import tflite_to_sgm  # noqa: E402
 from pysg.qnet import QnetRef  # noqa: E402
 from pysg.sgm import load_sgm  # noqa: E402
 from test_qnet import random_network  # noqa: E402
+from test_qnet_runtime import window_tensor  # noqa: E402
 
 STEPS = 16
 
@@ -59,24 +60,6 @@ def _network(seed: int, want_channels: int) -> bytes:
         if g.tensors[g.inputs[0]].shape[3] == want_channels:
             return tfl
     raise RuntimeError(f"no random network with {want_channels} input channels")
-
-
-def window_tensor(history: list[np.ndarray], slices: int, window: int, lut: np.ndarray) -> np.ndarray:
-    """The input tensor (H, W, S P) after the last step of `history` (each (P, H, W)
-    counts), straight from FORMAT.md 7.2: slice k sums steps s - W + 1 + k L .. s - W + (k + 1) L."""
-    s = len(history) - 1
-    p_ch, h, w = history[0].shape
-    ls = window // slices
-    x = np.empty((h, w, slices * p_ch), np.int8)
-    for k in range(slices):
-        n = np.zeros((p_ch, h, w), np.int64)
-        for t in range(s - window + 1 + k * ls, s - window + 1 + (k + 1) * ls):
-            if t >= 0:
-                n += history[t]
-        vals = lut[np.minimum(n, lut.size - 1)]
-        for p in range(p_ch):
-            x[:, :, k * p_ch + p] = vals[p]
-    return x
 
 
 def case_events(rng: np.random.Generator, out: Path) -> str:

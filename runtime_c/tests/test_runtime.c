@@ -11,6 +11,7 @@
 
 #include "sg_internal.h"
 #include "sg_runtime.h"
+#include "test_files.h"
 
 #define MAX_FILE (1u << 16)
 #define ARENA_WORDS (1u << 16)
@@ -54,27 +55,7 @@ static size_t read_file(const char *name, void *dst, size_t cap)
 
 static void *read_alloc(const char *name, size_t *size)
 {
-    char path[1024];
-    FILE *f;
-    long n;
-    void *p;
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    f = fopen(path, "rb");
-    if (f == NULL) {
-        fprintf(stderr, "cannot open %s\n", path);
-        exit(2);
-    }
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    p = malloc((size_t)n + 8u);
-    if (p == NULL || fread(p, 1, (size_t)n, f) != (size_t)n) {
-        fprintf(stderr, "cannot read %s\n", path);
-        exit(2);
-    }
-    fclose(f);
-    *size = (size_t)n;
-    return p;
+    return sg_test_read_alloc(dir, name, size);
 }
 
 /* ------------------------------------------------------------ arithmetic by hand */
