@@ -72,7 +72,9 @@ JOB_ADDR = 0x21000000
 JOB_LIMIT = 16 << 20             # the board's RAM at 0x21000000
 JOB_MAGIC, RESULT_MAGIC, JOB_VERSION = 0x43444753, 0x52444753, 1
 FLAG_RUN, FLAG_SYSTICK = 1, 2
-KINDS = {"frames": 0, "events": 1}  # dc_job.h DC_KIND_*: sg_step on frames, sg_feed on events
+# dc_job.h DC_KIND_*: sg_step on frames, sg_feed on events, and for an imported network
+# (version 2) its layers run densely per frame by the TFLite-exact kernels (dc_dense.c)
+KINDS = {"frames": 0, "events": 1, "dense": 2}
 EVENT_REC = np.dtype([("t", "<u4"), ("x", "u1"), ("y", "u1"), ("p", "u1"), ("pad", "u1")])  # dc_event_rec
 HEADER = struct.Struct("<10I")   # dc_job_header
 GESTURE = struct.Struct("<IiII5Q")  # dc_gesture_result
@@ -222,6 +224,11 @@ def encode_job(sgm: bytes, gestures: list[Gesture], flags: int, result_path: str
     data_off = len(buf)
     for g in gestures:
         t = len(g.frames)
+        if kind == "dense":  # the input tensors of the steps with a whole window, one per frame
+            x = dense_tensors(sgm, g)
+            buf += struct.pack("<II", len(x), 0) + x.tobytes()
+            buf += b"\0" * (-len(buf) % 4)
+            continue
         buf += struct.pack("<II", t, int(math.floor(warmup * t)))  # intref.scores: steps >= floor(0.2 T)
         if kind == "events":
             if len(g.events) and max(int(g.events["x"].max()), int(g.events["y"].max())) > 255:
@@ -349,6 +356,37 @@ def reference(model: SgmModel | SgmQModel, gestures: list[Gesture]) -> list[dict
     return out
 
 
+def dense_tensors(sgm: bytes, g: Gesture) -> np.ndarray:
+    """The int8 input tensors (frames, H, W, C) of a gesture's steps with a whole window:
+    what the delta execution's encoder builds from the counts (pysg.qnet.QnetRef)."""
+    from pysg.qnet import QnetRef
+
+    q = QnetRef(sgm)
+    shape = (q.model.polarities,) + q.model.input_shape[:2]
+    out = []
+    for s, f in enumerate(g.frames):
+        q.step_counts(f.reshape(shape))
+        if s >= q.window - 1:
+            out.append(q.net._x.astype(np.int8).reshape(q.model.input_shape))
+    return np.array(out, np.int8).reshape((-1,) + q.model.input_shape)
+
+
+def dense_reference(model: SgmQModel, gestures: list[Gesture]) -> list[dict]:
+    """What the dense kernels must give: the logits of every frame (= the delta
+    execution's from step W - 1 on, both equal to TFLite Micro's), their sums, the argmax;
+    "synops" here are the dense MACs of those frames."""
+    from pysg.qnet import DeltaNetwork
+
+    macs = DeltaNetwork(model).dense_macs_per_frame
+    out = []
+    for r, g in zip(_reference_qnet(model, gestures), gestures):
+        lg = r.pop("logits")[model.window - 1:]
+        out.append({"hash": fnv_logits(lg), "scores": lg.astype(np.int64).sum(axis=0),
+                    "prediction": int(lg.astype(np.int64).sum(axis=0).argmax()), "synops": macs * len(lg),
+                    "spikes0": 0, "events_in": r["events_in"], "steps": len(lg)})
+    return out
+
+
 def _reference_qnet(model: SgmQModel, gestures: list[Gesture]) -> list[dict]:
     from pysg.qnet import QnetRef
 
@@ -365,7 +403,7 @@ def _reference_qnet(model: SgmQModel, gestures: list[Gesture]) -> list[dict]:
         lg = np.array(logits)
         out.append({"hash": fnv_logits(lg), "hash_last": fnv_logits(lg[-1]), "scores": q.scores.copy(),
                     "prediction": int(q.scores.argmax()), "synops": synops, "spikes0": deltas,
-                    "events_in": int(g.frames.astype(np.int64).sum()), "steps": len(g.frames)})
+                    "events_in": int(g.frames.astype(np.int64).sum()), "steps": len(g.frames), "logits": lg})
     return out
 
 
@@ -375,7 +413,9 @@ def check_against(dev: dict, ref: list[dict], kind: str) -> None:
     if len(dev["gestures"]) != len(ref):
         raise BenchError(f"device returned {len(dev['gestures'])} gestures, expected {len(ref)}")
     for i, (d, r) in enumerate(zip(dev["gestures"], ref)):
-        for key in ("steps", "hash", "prediction", "synops", "spikes0", "events_in"):
+        keys = ("steps", "hash", "prediction") if kind == "dense" else \
+            ("steps", "hash", "prediction", "synops", "spikes0", "events_in")
+        for key in keys:
             want = r["hash_last"] if key == "hash" and kind == "events" else r[key]
             if d[key] != want:
                 raise BenchError(f"gesture {i}: device {key} {d[key]} != pysg.intref {want}")
@@ -418,7 +458,7 @@ def measure(kind: str, opt: str, dt: float, elf: Path, jobs: dict[int, bytes], g
             ref: list[dict], work: Path, plugin: Path, args, meta: dict, profiles: dict) -> Case:
     """Run and baseline jobs --repeat times under the insn plugin, the -icount cross-check
     and optionally the per-function profile, for one (kind, opt, dt)."""
-    c = Case(kind, opt, dt, sum(len(g.frames) for g in gestures), sum(g.seconds for g in gestures),
+    c = Case(kind, opt, dt, sum(r["steps"] for r in ref), sum(g.seconds for g in gestures),
              sum(r["synops"] for r in ref), sum(r["events_in"] for r in ref), sum(r["spikes0"] for r in ref),
              meta["correct"])
     for _ in range(args.repeat):
@@ -451,7 +491,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dt-ms", type=float, nargs="+", default=[10.0, 1.0])
     ap.add_argument("--kind", nargs="+", default=["frames", "events"], choices=list(KINDS),
-                    help="frames: pre-binned frames through sg_step; events: packets of events through sg_feed")
+                    help="frames: pre-binned frames through sg_step; events: packets of events through sg_feed; "
+                         "dense (version 2 --model): its layers per frame through the TFLite-exact dense kernels")
     ap.add_argument("--opt", nargs="+", default=["O2", "Os"], choices=["O2", "Os"])
     ap.add_argument("--gestures", type=int, default=None, help="first N gestures (default: all 11)")
     ap.add_argument("--model", type=Path, default=None,
@@ -497,6 +538,8 @@ def main(argv=None) -> int:
         m = load_sgm(sgm)
         gestures = load_gestures(m, args.gestures)
         ref = reference(m, gestures)
+        for r in ref:
+            r.pop("logits", None)
         labels = [g.label for g in gestures]
         meta[dt] = {"model_bytes": len(sgm), "arena_bytes": m.arena_bytes, "gestures": len(gestures),
                     "seconds": sum(g.seconds for g in gestures), "correct": sum(r["prediction"] == lab
@@ -506,9 +549,12 @@ def main(argv=None) -> int:
             jobs = {flags: encode_job(sgm, gestures, flags, result_path, kind, warm)
                     for flags in (FLAG_RUN, 0, FLAG_RUN | FLAG_SYSTICK, FLAG_SYSTICK)}
             meta[dt][f"job_bytes_{kind}"] = len(jobs[FLAG_RUN])
+            if kind == "dense" and not isinstance(m, SgmQModel):
+                raise BenchError("--kind dense runs an imported network's layers: give a version 2 --model")
+            ref_k = dense_reference(m, gestures) if kind == "dense" else ref
             for opt in args.opt:
-                cases.append(measure(kind, opt, dt, elves[opt], jobs, gestures, ref, work, plugin, args, meta[dt],
-                                     profiles))
+                cases.append(measure(kind, opt, dt, elves[opt], jobs, gestures, ref_k, work, plugin, args,
+                                     meta[dt], profiles))
 
     out = {"machine": {"uname_m": platform.machine(), "nproc": os.cpu_count(), "date": time.strftime("%Y-%m-%d"),
                        **pinfo},

@@ -15,7 +15,9 @@
  *     of that step's frame (in_c x in_h x in_w, channel-major as sg_step takes it), then
  *     zero padding to 4 bytes;
  *   - DC_KIND_EVENTS (sg_feed): u32 n_events, u32 0, then n_events dc_event_rec (time in
- *     µs from the gesture's start, which is the runtime's origin).
+ *     µs from the gesture's start, which is the runtime's origin);
+ *   - DC_KIND_DENSE (dc_dense.c, version 2 models): n_steps int8 input tensors (NHWC), one
+ *     per frame, then zero padding to 4 bytes (score_from unused: every frame is scored).
  *
  * Result file: one dc_gesture_result per gesture (each followed by n_classes int64
  * scores), then one dc_trailer. A baseline job (no DC_FLAG_RUN) writes the same number
@@ -34,6 +36,9 @@
 #define DC_FLAG_SYSTICK 2u /* run SysTick (only with -icount: its interrupts are timed) */
 #define DC_KIND_FRAMES 0u  /* dense frames through sg_step */
 #define DC_KIND_EVENTS 1u  /* events in packets through sg_feed, then sg_advance_to */
+#define DC_KIND_DENSE 2u   /* version 2 model: int8 input tensors through the dense kernels */
+#define DC_FNV_PRIME 0x01000193u /* the logits hash */
+#define DC_FNV_BASIS 0x811C9DC5u
 
 /** One input event of a DC_KIND_EVENTS job (8 bytes). */
 typedef struct dc_event_rec {

@@ -7,6 +7,7 @@
  * without the runtime calls, so the difference of the two instruction counts is the inference
  * alone.
  */
+#include "dc_dense.h"
 #include "dc_job.h"
 #include "dc_port.h"
 #include "sg_runtime.h"
@@ -20,8 +21,6 @@
 #ifndef DC_PACKET
 #define DC_PACKET 64u /* events per sg_feed call, as a camera driver's packet */
 #endif
-#define DC_FNV_PRIME 0x01000193u
-#define DC_FNV_BASIS 0x811C9DC5u
 
 static uint32_t dc_arena[(DC_ARENA_BYTES + 3u) / 4u];
 static uint16_t dc_frame[DC_MAX_INPUTS];
@@ -29,6 +28,8 @@ static sg_event dc_packet[DC_PACKET];
 static const int32_t dc_no_logits[SG_MAX_CLASSES]; /* what the baseline hashes */
 static sg_model dc_model;
 static sg_runtime dc_rt;
+static int32_t dc_dense_logits[SG_MAX_CLASSES];
+static int64_t dc_dense_scores[SG_MAX_CLASSES];
 
 /* Same work in both modes: one result record and its scores through semihosting. */
 static int32_t dc_emit(int32_t handle, const dc_gesture_result *r, const int64_t *scores,
@@ -184,7 +185,7 @@ int dc_main(void)
     int32_t status = 0;
     const uint8_t *rec;
     if (job->magic != DC_JOB_MAGIC || job->version != DC_JOB_VERSION ||
-        job->path_offset >= job->job_size || job->kind > DC_KIND_EVENTS) {
+        job->path_offset >= job->job_size || job->kind > DC_KIND_DENSE) {
         return 2;
     }
     handle = dc_host_open_write((const char *)(base + job->path_offset));
@@ -211,9 +212,19 @@ int dc_main(void)
     if (status == 0 && tr.frame_inputs > DC_MAX_INPUTS) {
         status = DC_ERR_SPACE;
     }
+    if (status == 0 && job->kind == DC_KIND_DENSE) {
+        status = dc_dense_prepare(&dc_model);
+    }
     rec = base + job->data_offset;
     for (g = 0; status == 0 && g < job->n_gestures; ++g) {
         dc_gesture_result r = {0, -1, 0, 0, 0, 0, 0, 0, 0};
+        if (job->kind == DC_KIND_DENSE) {
+            status = dc_gesture_dense(&dc_model, &rec, run, dc_dense_logits, dc_dense_scores, &r);
+            if (status == 0) {
+                status = dc_emit(handle, &r, run ? dc_dense_scores : no_scores, tr.n_classes);
+            }
+            continue;
+        }
         status = job->kind == DC_KIND_EVENTS
                      ? dc_gesture_events(&rec, run, tr.n_classes, &r)
                      : dc_gesture_frames(&rec, run, tr.frame_inputs, tr.n_classes, &r);
