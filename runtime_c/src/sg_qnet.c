@@ -127,7 +127,8 @@ SG_INLINE void tap_range(uint32_t y, uint32_t pad, uint32_t k, uint32_t dil, uin
     const uint32_t top = y + pad;                               /* <= 2 x 65535 */
     const uint64_t reach = (uint64_t)dil * (k - 1u);            /* ext - 1, up to ~2^32 */
     uint32_t h = top / stride;
-    *lo = (uint64_t)top <= reach ? 0u : (uint32_t)((top - reach + stride - 1u) / stride);
+    /* past the comparison reach < top fits 32 bits: a 32-bit division (no libgcc call on M4) */
+    *lo = (uint64_t)top <= reach ? 0u : (top - (uint32_t)reach + stride - 1u) / stride;
     *hi = h < n_out ? h : n_out - 1u;
 }
 
@@ -184,7 +185,13 @@ static uint32_t scatter(const sg_qlayer *q, uint32_t i, int32_t d, int32_t *acc,
                 a[0] = (int32_t)((uint32_t)a[0] + (uint32_t)d);
             } else {
                 const int8_t *w = q->weights + ((size_t)ky * q->kernel_w + kx) * tap_stride + w0;
-                for (m = 0; m < cnt; ++m) {
+                for (m = 0; m + 4u <= cnt; m += 4u) { /* by four: -Os (the firmware) does not unroll */
+                    a[m] = (int32_t)((uint32_t)a[m] + (uint32_t)(d * w[m]));
+                    a[m + 1u] = (int32_t)((uint32_t)a[m + 1u] + (uint32_t)(d * w[m + 1u]));
+                    a[m + 2u] = (int32_t)((uint32_t)a[m + 2u] + (uint32_t)(d * w[m + 2u]));
+                    a[m + 3u] = (int32_t)((uint32_t)a[m + 3u] + (uint32_t)(d * w[m + 3u]));
+                }
+                for (; m < cnt; ++m) {
                     a[m] = (int32_t)((uint32_t)a[m] + (uint32_t)(d * w[m]));
                 }
             }
