@@ -636,14 +636,14 @@ static void handle_frame(const sg_proto_frame *f)
     size_t n;
     if (f->op == SG_OP_HELLO) {
         sg_proto_cache_clear(&g.cache); /* a HELLO is always executed */
-    } else if ((cached = sg_proto_cache_lookup(&g.cache, f->seq, &n)) != NULL) {
+    } else if ((cached = sg_proto_cache_lookup(&g.cache, f->seq, f->crc, &n)) != NULL) {
         sg_board_uart_write(cached, n); /* a resent request: its reply was lost */
         return;
     }
     n = dispatch(f, g.tx + SG_PROTO_HEADER_SIZE);
     n = sg_proto_encode_reply(f->op, f->seq, g.tx, n, g.cache.frame);
     if (f->op != SG_OP_HELLO) {
-        sg_proto_cache_store(&g.cache, f->seq, g.cache.frame, n);
+        sg_proto_cache_store(&g.cache, f->seq, f->crc, g.cache.frame, n);
     }
     sg_board_uart_write(g.cache.frame, n);
 }

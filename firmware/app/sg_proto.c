@@ -48,6 +48,7 @@ static int rx_check(const sg_proto_rx *rx, sg_proto_frame *frame)
     frame->seq = rx->buf[1];
     frame->len = len;
     frame->payload = rx->buf + SG_PROTO_HEADER_SIZE;
+    frame->crc = sg_get_u32(rx->buf + SG_PROTO_HEADER_SIZE + len);
     return 1;
 }
 
@@ -129,16 +130,18 @@ void sg_proto_cache_clear(sg_proto_cache *cache)
     cache->n = 0;
 }
 
-const uint8_t *sg_proto_cache_lookup(const sg_proto_cache *cache, uint8_t seq, size_t *n)
+const uint8_t *sg_proto_cache_lookup(const sg_proto_cache *cache, uint8_t seq, uint32_t crc, size_t *n)
 {
-    if (!cache->valid || cache->seq != seq) {
+    /* seq alone would answer another client's request (one that never said HELLO) with
+     * a stored reply; a resend is the same bytes, so its CRC matches as well */
+    if (!cache->valid || cache->seq != seq || cache->crc != crc) {
         return NULL;
     }
     *n = cache->n;
     return cache->frame;
 }
 
-void sg_proto_cache_store(sg_proto_cache *cache, uint8_t seq, const uint8_t *frame, size_t n)
+void sg_proto_cache_store(sg_proto_cache *cache, uint8_t seq, uint32_t crc, const uint8_t *frame, size_t n)
 {
     if (n > sizeof cache->frame) {
         cache->valid = 0;
@@ -149,5 +152,6 @@ void sg_proto_cache_store(sg_proto_cache *cache, uint8_t seq, const uint8_t *fra
     }
     cache->n = n;
     cache->seq = seq;
+    cache->crc = crc;
     cache->valid = 1;
 }

@@ -2,7 +2,7 @@
 /*
  * Protocol framing on the device side (docs/PROTOCOL.md section 1): a streaming COBS
  * decoder fed byte by byte into one frame buffer, the frame checks (size, len, CRC-32),
- * the reply encoder, and the exactly-once reply cache keyed on seq.
+ * the reply encoder, and the exactly-once reply cache keyed on seq and request CRC.
  */
 #ifndef SG_PROTO_H
 #define SG_PROTO_H
@@ -35,6 +35,7 @@ typedef struct sg_proto_frame {
     uint8_t seq;
     uint16_t len;
     const uint8_t *payload;
+    uint32_t crc;       /**< the frame's CRC-32: with seq, what identifies a resend */
 } sg_proto_frame;
 
 /** Forget any partial frame and zero the counters. */
@@ -61,10 +62,11 @@ size_t sg_cobs_encode(const uint8_t *in, size_t n, uint8_t *out);
  */
 size_t sg_proto_encode_reply(uint8_t op, uint8_t seq, uint8_t *packet, size_t len, uint8_t *out);
 
-/** The last executed request's seq and its encoded reply (exactly-once delivery). */
+/** The last executed request's seq and CRC and its encoded reply (exactly-once delivery). */
 typedef struct sg_proto_cache {
     uint8_t valid;
     uint8_t seq;
+    uint32_t crc;
     size_t n;
     uint8_t frame[SG_PROTO_FRAME_MAX];
 } sg_proto_cache;
@@ -72,11 +74,12 @@ typedef struct sg_proto_cache {
 /** Forget the stored reply (HELLO, boot). */
 void sg_proto_cache_clear(sg_proto_cache *cache);
 
-/** The stored reply for @p seq, or NULL when the request must be executed. */
-const uint8_t *sg_proto_cache_lookup(const sg_proto_cache *cache, uint8_t seq, size_t *n);
+/** The stored reply of a resend (same @p seq and request @p crc as the last executed
+ *  request), or NULL when the request must be executed. */
+const uint8_t *sg_proto_cache_lookup(const sg_proto_cache *cache, uint8_t seq, uint32_t crc, size_t *n);
 
-/** Remember @p n bytes of encoded reply for @p seq. */
-void sg_proto_cache_store(sg_proto_cache *cache, uint8_t seq, const uint8_t *frame, size_t n);
+/** Remember @p n bytes of encoded reply for the request @p seq with CRC @p crc. */
+void sg_proto_cache_store(sg_proto_cache *cache, uint8_t seq, uint32_t crc, const uint8_t *frame, size_t n);
 
 /* Little-endian field access for payloads. */
 static inline uint16_t sg_get_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
