@@ -26,6 +26,7 @@ from converters.tflite_sgm import count_lut, graph_to_qmodel, tflite_to_sgm  # n
 from converters.tflite_writer import OpSpec, TensorSpec, write_tflite  # noqa: E402
 from pysg.cli import main  # noqa: E402
 from pysg.qnet import QnetRef  # noqa: E402
+from pysg.runtime import Runtime  # noqa: E402
 from pysg.sgm import (QBLOBS, QLAYER_FIELDS, SgmFormatError, SgmQModel, load_sgm, qarena_bytes_for,  # noqa: E402
                       resign)
 from test_qnet import Tflm, _act, _built_cnn, random_network, sparse_sequence  # noqa: E402
@@ -332,3 +333,30 @@ def test_eval_command_runs_a_converted_network(tmp_path, capsys):
             ref.step_counts(c)
         want.append(ref.prediction())
     assert got["predictions"] == want and got["n"] == len(want)
+
+
+def test_float_model_edges_are_dropped():
+    """QUANTIZE float -> int8 first and DEQUANTIZE int8 -> float last (a float model's
+    edges): the file runs the int8 network between them, and dequantising its output
+    gives TFLite Micro's float output for the float input (inputs exactly on the int8
+    grid, power-of-two scales: both sides exact)."""
+    rng = np.random.default_rng(9)
+    w = rng.integers(-127, 128, (3, 3, 3, 2), dtype=np.int8)
+    t = [TensorSpec("x", (1, 4, 4, 2), "float32"), _act("xq", (1, 4, 4, 2), 0.125, -3),
+         TensorSpec("w", w.shape, "int8", [np.float32(1 / 64)], [0], 0, w), _act("yq", (1, 4, 4, 3), 0.5, 4),
+         TensorSpec("y", (1, 4, 4, 3), "float32")]
+    ops = [OpSpec("QUANTIZE", [0], [1], {}), OpSpec("CONV_2D", [1, 2, -1], [3], {"padding": "SAME"}),
+           OpSpec("DEQUANTIZE", [3], [4], {})]
+    model = write_tflite(t, ops, [0], [4])
+    data = tflite_to_sgm(model, input="tensor")
+    q = load_sgm(data)
+    assert [ly.kind_name for ly in q.layers] == ["conv"] and q.input.output_offset == -3
+    ref, micro, rt = QnetRef(q), Tflm(model), Runtime(data)
+    for k in range(4):
+        xq = rng.integers(-128, 128, (1, 4, 4, 2)).astype(np.int8)
+        x = ((xq.astype(np.float32) + 3) * np.float32(0.125)).astype(np.float32)
+        y = micro(x)
+        got = ref.step_tensor(xq)
+        np.testing.assert_array_equal((got.astype(np.float32) - 4) * np.float32(0.5), y.reshape(-1),
+                                      err_msg=f"frame {k}")
+        np.testing.assert_array_equal(rt.step_tensor(xq), got, err_msg=f"C runtime, frame {k}")
