@@ -212,20 +212,21 @@ def load_gestures(model: SgmModel | SgmQModel, n: int | None) -> list[Gesture]:
 
 
 def encode_job(sgm: bytes, gestures: list[Gesture], flags: int, result_path: str, kind: str,
-               warmup: float = 0.2) -> bytes:
+               warmup: float = 0.2, tensors: list[np.ndarray] | None = None) -> bytes:
     """dc_job.h layout: header, model (8-aligned), gesture records, result path. ``warmup``:
     the scores skip floor(warmup T) steps (0 for an imported network: its runtime scores
-    from the first whole window itself)."""
+    from the first whole window itself). ``tensors``: per gesture the int8 input tensors
+    of the dense kind (the reference's, see `_reference_qnet`)."""
     buf = bytearray(HEADER.size)
     buf += b"\0" * (-len(buf) % 8)
     model_off = len(buf)
     buf += sgm
     buf += b"\0" * (-len(buf) % 8)
     data_off = len(buf)
-    for g in gestures:
+    for i, g in enumerate(gestures):
         t = len(g.frames)
         if kind == "dense":  # the input tensors of the steps with a whole window, one per frame
-            x = dense_tensors(sgm, g)
+            x = tensors[i]
             buf += struct.pack("<II", len(x), 0) + x.tobytes()
             buf += b"\0" * (-len(buf) % 4)
             continue
@@ -356,31 +357,16 @@ def reference(model: SgmModel | SgmQModel, gestures: list[Gesture]) -> list[dict
     return out
 
 
-def dense_tensors(sgm: bytes, g: Gesture) -> np.ndarray:
-    """The int8 input tensors (frames, H, W, C) of a gesture's steps with a whole window:
-    what the delta execution's encoder builds from the counts (pysg.qnet.QnetRef)."""
-    from pysg.qnet import QnetRef
-
-    q = QnetRef(sgm)
-    shape = (q.model.polarities,) + q.model.input_shape[:2]
-    out = []
-    for s, f in enumerate(g.frames):
-        q.step_counts(f.reshape(shape))
-        if s >= q.window - 1:
-            out.append(q.net._x.astype(np.int8).reshape(q.model.input_shape))
-    return np.array(out, np.int8).reshape((-1,) + q.model.input_shape)
-
-
-def dense_reference(model: SgmQModel, gestures: list[Gesture]) -> list[dict]:
-    """What the dense kernels must give: the logits of every frame (= the delta
-    execution's from step W - 1 on, both equal to TFLite Micro's), their sums, the argmax;
-    "synops" here are the dense MACs of those frames."""
+def dense_reference(model: SgmQModel, ref: list[dict]) -> list[dict]:
+    """What the dense kernels must give, from the delta reference's per-step logits
+    (`_reference_qnet`): the logits of every frame (steps W - 1 on; both equal TFLite
+    Micro's), their sums, the argmax; "synops" here are the dense MACs of those frames."""
     from pysg.qnet import DeltaNetwork
 
     macs = DeltaNetwork(model).dense_macs_per_frame
     out = []
-    for r, g in zip(_reference_qnet(model, gestures), gestures):
-        lg = r.pop("logits")[model.window - 1:]
+    for r in ref:
+        lg = r["logits"][model.window - 1:]
         out.append({"hash": fnv_logits(lg), "scores": lg.astype(np.int64).sum(axis=0),
                     "prediction": int(lg.astype(np.int64).sum(axis=0).argmax()), "synops": macs * len(lg),
                     "spikes0": 0, "events_in": r["events_in"], "steps": len(lg)})
@@ -395,15 +381,18 @@ def _reference_qnet(model: SgmQModel, gestures: list[Gesture]) -> list[dict]:
     out = []
     for g in gestures:
         q.reset()
-        logits, synops, deltas = [], 0, 0
-        for f in g.frames:
+        logits, tensors, synops, deltas = [], [], 0, 0
+        for s, f in enumerate(g.frames):
             logits.append(q.step_counts(f.reshape(shape)))
             synops += q.net.last.synops
             deltas += q.net.last.input_events  # the input tensor's deltas: entry 0's "spikes"
+            if s >= q.window - 1:  # a whole window: the frame the dense kind runs
+                tensors.append(q.net._x.astype(np.int8).reshape(model.input_shape))
         lg = np.array(logits)
         out.append({"hash": fnv_logits(lg), "hash_last": fnv_logits(lg[-1]), "scores": q.scores.copy(),
                     "prediction": int(q.scores.argmax()), "synops": synops, "spikes0": deltas,
-                    "events_in": int(g.frames.astype(np.int64).sum()), "steps": len(g.frames), "logits": lg})
+                    "events_in": int(g.frames.astype(np.int64).sum()), "steps": len(g.frames), "logits": lg,
+                    "tensors": np.array(tensors, np.int8).reshape((-1,) + model.input_shape)})
     return out
 
 
@@ -538,6 +527,8 @@ def main(argv=None) -> int:
         m = load_sgm(sgm)
         gestures = load_gestures(m, args.gestures)
         ref = reference(m, gestures)
+        ref_dense = dense_reference(m, ref) if isinstance(m, SgmQModel) else None
+        tensors = [r.pop("tensors", None) for r in ref]
         for r in ref:
             r.pop("logits", None)
         labels = [g.label for g in gestures]
@@ -546,12 +537,12 @@ def main(argv=None) -> int:
                                                                               for r, lab in zip(ref, labels))}
         for kind in args.kind:
             warm = 0.0 if isinstance(m, SgmQModel) else 0.2
-            jobs = {flags: encode_job(sgm, gestures, flags, result_path, kind, warm)
-                    for flags in (FLAG_RUN, 0, FLAG_RUN | FLAG_SYSTICK, FLAG_SYSTICK)}
-            meta[dt][f"job_bytes_{kind}"] = len(jobs[FLAG_RUN])
             if kind == "dense" and not isinstance(m, SgmQModel):
                 raise BenchError("--kind dense runs an imported network's layers: give a version 2 --model")
-            ref_k = dense_reference(m, gestures) if kind == "dense" else ref
+            jobs = {flags: encode_job(sgm, gestures, flags, result_path, kind, warm, tensors)
+                    for flags in (FLAG_RUN, 0, FLAG_RUN | FLAG_SYSTICK, FLAG_SYSTICK)}
+            meta[dt][f"job_bytes_{kind}"] = len(jobs[FLAG_RUN])
+            ref_k = ref_dense if kind == "dense" else ref
             for opt in args.opt:
                 cases.append(measure(kind, opt, dt, elves[opt], jobs, gestures, ref_k, work, plugin, args,
                                      meta[dt], profiles))

@@ -34,9 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-DEFAULT_DATA = "/tmp/gd3"
-DEFAULT_MODEL = str(HERE.parent / "pysg" / "data" / "gesture_model.npz")
-DEFAULT_HOPS = (10, 50, 100, 200)
+from tflite_baseline import DEFAULT_DATA, DEFAULT_HOPS, DEFAULT_MODEL, _load_split, _spawn, export_split  # noqa: E402
 
 
 def run_hop(model: bytes, samples, hop: int, window: int, slices: int) -> dict:
@@ -187,7 +185,6 @@ def _table(rows: list[dict], pysg: dict | None) -> str:
 def run(data: str, hops: list[int], *, with_pysg: bool = True, model_path: str = DEFAULT_MODEL,
         log=print) -> dict:
     from cnn_baseline import BaselineConfig, build_baseline
-    from tflite_baseline import _load_split, _spawn, export_split
 
     cfg = BaselineConfig()
     base = build_baseline(data, cfg, log=log)

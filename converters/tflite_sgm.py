@@ -107,7 +107,7 @@ def _requant_fields(rq) -> dict:
             "multiplier": np.asarray(rq.multiplier, "<i4"), "shift": np.asarray(rq.shift, np.int8)}
 
 
-def _layer(graph: TfliteGraph, op, in_shape: tuple[int, int, int], last: bool) -> SgmQLayer:
+def _layer(graph: TfliteGraph, op, last: bool) -> SgmQLayer:
     t = graph.tensors
     if isinstance(op, (Conv2D, DepthwiseConv2D)):
         x_t, y_t = t[op.inputs[0]], t[op.outputs[0]]
@@ -156,7 +156,7 @@ def graph_to_qmodel(graph: TfliteGraph, *, dt_us: int = 10_000, input: str = "ev
     layers: list[SgmQLayer] = []
     prev = in_shape
     for k, op in enumerate(ops):
-        ly = _layer(graph, op, prev, k == len(ops) - 1)
+        ly = _layer(graph, op, k == len(ops) - 1)
         if ly.n_in != int(np.prod(prev)):
             raise TfliteGraphError(f"operator {op.index}: input of {ly.n_in} elements after {int(np.prod(prev))}")
         layers.append(ly)

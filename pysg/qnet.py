@@ -15,18 +15,20 @@ coding is exact:
 * AVERAGE_POOL_2D keeps its window sums the same way (weights 1) and re-divides the
   changed windows; RESHAPE passes deltas through (NHWC flat order is unchanged).
 
-``reset()`` sets the state to the network's response to the all-zero-point input (one
-dense pass through the same scatter code). Because each layer is linear up to the
+``reset()`` sets the state to the network's response to the input of no input (the zero
+point, or an event model's lut[0]: one dense pass through the same scatter code). Because each layer is linear up to the
 requantisation and each delta is exact, every ``step(frame)`` returns TFLite's output for
 that frame bit for bit; the arithmetic (synaptic ops, requantisations) is proportional to
 the changes. This numpy reference also zeroes and scans one dense change buffer per layer
 and step (O(outputs) bookkeeping that a C version would replace by a touched list).
 
-Layouts as TFLite: NHWC activations, flat index ``((n * H + y) * W + x) * C + c``. A fully
-connected layer is a 1 x 1 "conv" over the rows of its [B, n_in] input. Integer
-arithmetic throughout in int64 (the accumulators hold int32 values: the reader proves
-they cannot overflow). QUANTIZE / DEQUANTIZE have no event-driven form here and are
-refused (a float model edge is not int8 deltas).
+Layouts as TFLite: NHWC activations of batch 1, flat index ``(y * W + x) * C + c``. A
+fully connected layer is a 1 x 1 "conv" over the rows of its [rows, n_in] input. The
+network comes from a version 2 .sgm model (docs/FORMAT.md 7-10; ``from_tflite`` converts
+first, so a float model's QUANTIZE / DEQUANTIZE edges are dropped and other operators
+refused there). Integer arithmetic throughout in int64 (the accumulators hold int32
+values: the loader checks they cannot overflow). :class:`QnetRef` adds the event-count
+encoder and the scores: the reference of runtime_c/src/sg_qnet.c.
 """
 from __future__ import annotations
 
@@ -158,20 +160,19 @@ class _Scatter:
 
 
 def _taps(in_hw: tuple[int, int], out_hw: tuple[int, int], k_hw: tuple[int, int], stride, dilation,
-          padding, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+          padding) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CSR (ptr, tap_q, tap_t) from input positions to (output position, tap) pairs."""
     (h, w), (oh, ow), (kh, kw) = in_hw, out_hw, k_hw
-    n, oy, ox, ky, kx = np.meshgrid(np.arange(batch), np.arange(oh), np.arange(ow), np.arange(kh), np.arange(kw),
-                                    indexing="ij")
+    oy, ox, ky, kx = np.meshgrid(np.arange(oh), np.arange(ow), np.arange(kh), np.arange(kw), indexing="ij")
     y = oy * stride[0] - padding[0] + ky * dilation[0]
     x = ox * stride[1] - padding[1] + kx * dilation[1]
     inside = (y >= 0) & (y < h) & (x >= 0) & (x < w)
-    p = ((n * h + y) * w + x)[inside]
-    q = ((n * oh + oy) * ow + ox)[inside]
+    p = (y * w + x)[inside]
+    q = (oy * ow + ox)[inside]
     t = (ky * kw + kx)[inside]
     order = np.argsort(p, kind="stable")
-    ptr = np.zeros(batch * h * w + 1, np.int64)
-    np.cumsum(np.bincount(p, minlength=batch * h * w), out=ptr[1:])
+    ptr = np.zeros(h * w + 1, np.int64)
+    np.cumsum(np.bincount(p, minlength=h * w), out=ptr[1:])
     return ptr, q[order].astype(np.int64), t[order].astype(np.int64)
 
 
@@ -192,7 +193,7 @@ def _layer_scatter(ly: SgmQLayer, index: int) -> tuple[_Scatter, int]:
                       -ly.input_offset, requant=rq)
         return sc, h * cout * cin
     kh, kw = ly.kernel
-    ptr, tq, tt = _taps((h, w), (oh, ow), (kh, kw), ly.stride, ly.dilation, ly.padding, 1)
+    ptr, tq, tt = _taps((h, w), (oh, ow), (kh, kw), ly.stride, ly.dilation, ly.padding)
     if ly.kind == QKIND_POOL:
         count = np.bincount(tq, minlength=oh * ow).astype(np.int64)
         if count.min() == 0:

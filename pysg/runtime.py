@@ -218,17 +218,17 @@ class Runtime:
         self.n_classes = int(m.n_classes)
         self.dt_us = int(m.dt_us)
         self.format_version = int(m.format_version)
-        self.input_shape = (int(m.in_c), int(m.in_h), int(m.in_w))
-        # version 2: the int8 input tensor (in_h, in_w, in_c), NHWC; an event-count model
-        # takes count frames over its P x in_h x in_w cells, a tensor-input one (S = 0)
-        # whole tensors (`step_tensor`)
+        # the counts of a step (sg_step): (channels, in_h, in_w); None for a version 2 model
+        # with tensor input, which takes whole int8 tensors (`step_tensor`)
+        channels = int(lib.sg_model_count_channels(m))
+        self.input_shape = (channels, int(m.in_h), int(m.in_w)) if channels else None
+        # version 2: the int8 input tensor (in_h, in_w, in_c), NHWC
         self.tensor_shape: tuple[int, int, int] | None = None
         self.window = 1
         if self.format_version == int(lib.SG_FORMAT_VERSION_QNET):
             entry = m.qlayers[0]
             self.tensor_shape = (int(m.in_h), int(m.in_w), int(m.in_c))
             self.window = int(entry.kernel_w) if entry.kernel_h else 1
-            self.input_shape = (int(entry.depth_multiplier), int(m.in_h), int(m.in_w)) if entry.kernel_h else None
         self.n_inputs = int(np.prod(self.input_shape)) if self.input_shape is not None else 0
         self.sensor_size = (int(m.sensor_w), int(m.sensor_h))
         self.downsample = int(m.downsample)

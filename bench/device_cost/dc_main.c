@@ -202,10 +202,7 @@ int dc_main(void)
     if (status == 0) {
         tr.n_classes = dc_model.n_classes;
         tr.arena_bytes = (uint32_t)sg_arena_size(&dc_model);
-        /* a step's counts: in_c channels, or an imported network's P polarity channels */
-        tr.frame_inputs = (uint32_t)(dc_model.format_version == SG_FORMAT_VERSION_QNET
-                                         ? dc_model.qlayers[0].depth_multiplier : dc_model.in_c) *
-                          dc_model.in_h * dc_model.in_w;
+        tr.frame_inputs = (uint32_t)sg_model_count_channels(&dc_model) * dc_model.in_h * dc_model.in_w;
         status = (int32_t)sg_runtime_init(&dc_rt, &dc_model, dc_arena, sizeof dc_arena);
     }
     tr.ticks_load = dc_ticks() - t;

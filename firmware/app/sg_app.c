@@ -48,16 +48,9 @@ static uint16_t g_counts[SG_APP_MAX_INPUTS];
 
 /* ---------------------------------------------------------------- model */
 
-/* Channels of one step's counts: the polarity channels of an imported network's event
- * input (its tensor's channels are slices x polarities), in_c of a SpikingGamma model. */
-static uint16_t count_channels(const sg_model *m)
-{
-    return m->format_version == SG_FORMAT_VERSION_QNET ? m->qlayers[0].depth_multiplier : m->in_c;
-}
-
 static uint32_t n_inputs(const sg_model *m)
 {
-    return (uint32_t)count_channels(m) * m->in_h * m->in_w;
+    return (uint32_t)sg_model_count_channels(m) * m->in_h * m->in_w;
 }
 
 /* This build's limits on a model the runtime accepted: 0 ok, else an sg_status. */
@@ -71,7 +64,7 @@ static int model_fits(const sg_model *m, uint32_t *offset)
         *offset = SG_HDR_OFF_IN_C;
         return SG_ERR_UNSUPPORTED;
     }
-    if (m->format_version == SG_FORMAT_VERSION_QNET && m->qlayers[0].kernel_h == 0u) {
+    if (sg_model_count_channels(m) == 0u) {
         /* tensor input: the protocol streams event counts only; point at the entry's slices */
         *offset = sg_get_u32(m->data + SG_HDR_OFF_LAYERS) + SG_QENTRY_OFF_SLICES;
         return SG_ERR_UNSUPPORTED;
@@ -513,7 +506,7 @@ static size_t op_stream_start(const uint8_t *in, size_t n, uint8_t *out)
     g.stream_flags = in[0];
     out[0] = SG_DEV_OK;
     sg_put_u16(out + 1, g.model.n_classes);
-    sg_put_u16(out + 3, count_channels(&g.model));
+    sg_put_u16(out + 3, sg_model_count_channels(&g.model));
     sg_put_u16(out + 5, g.model.in_h);
     sg_put_u16(out + 7, g.model.in_w);
     sg_put_u32(out + 9, g.model.dt_us);

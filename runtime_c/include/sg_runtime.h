@@ -141,6 +141,13 @@ const char *sg_model_label(const sg_model *model, uint16_t index);
 /** Arena bytes the model needs (= model->arena_bytes): the caller allocates it. */
 size_t sg_arena_size(const sg_model *model);
 
+/**
+ * Channels of the event counts a step takes (sg_step's counts are this x in_h x in_w,
+ * channel-major): in_c of a version 1 model, the polarity channels P of an imported
+ * network with event-count input, 0 for one with tensor input (sg_step_tensor).
+ */
+uint16_t sg_model_count_channels(const sg_model *model);
+
 /** Counters since the last sg_runtime_reset(). */
 typedef struct sg_stats {
     uint64_t steps;                 /**< completed time steps */

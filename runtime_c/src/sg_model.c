@@ -1030,3 +1030,14 @@ size_t sg_arena_size(const sg_model *model)
 {
     return model == NULL ? 0u : (size_t)model->arena_bytes;
 }
+
+uint16_t sg_model_count_channels(const sg_model *model)
+{
+    if (model == NULL) {
+        return 0u;
+    }
+    if (model->format_version == SG_FORMAT_VERSION_QNET) { /* input entry: slices, P */
+        return model->qlayers[0].kernel_h >= 1u ? model->qlayers[0].depth_multiplier : 0u;
+    }
+    return model->in_c;
+}
