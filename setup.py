@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 """Build and install pysg, with the C runtime (runtime_c/) as the cffi extension
-`pysg._sg_runtime` (API mode, built by pysg/_build_runtime.py from runtime_c/src/*.c), and the
+`pysg._sg_runtime` (API mode, built by pysg/_build_runtime.py from the sources runtime_c/sources.mk lists), and the
 POSIX emulated device as `pysg._sg_device` (pysg/_build_device.py: runtime + firmware/)."""
 from setuptools import find_packages, setup
 
@@ -9,7 +9,10 @@ setup(
     version="0.1.0",
     description="Embedded edge-inference runtime for SpikingGamma spiking neural networks",
     python_requires=">=3.10",
-    packages=find_packages(include=["pysg", "pysg.*", "converters", "converters.*"]),
+    packages=find_packages(include=["pysg", "pysg.*"]) + ["pysg.converters"],
+    # the top-level converters/ folder installs as pysg.converters (no top-level module of
+    # that name to collide with another distribution's)
+    package_dir={"pysg.converters": "converters"},
     package_data={"pysg": ["data/*.npz", "data/samples/*"]},
     install_requires=[
         "numpy>=1.24",
@@ -26,11 +29,11 @@ setup(
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6", "evutils==0.3.18", "psutil>=5.9",
                  "faery==0.7.1", "dv-processing==2.0.4"],
-        # TFLite int8 import (converters/tflite_graph.py). The tests also need tflite-micro
+        # TFLite int8 import (pysg.converters.tflite_graph). The tests also need tflite-micro
         # (the bit-exact reference, x86-64 only) and pymicro-wakeword (real int8 models):
         # both pinned in requirements-ci.txt.
         "tflite": ["tflite==2.18.0", "flatbuffers==25.12.19"],
-        # the TFLite interpreter of the baseline (converters/tflite_interpreter.py; the frozen
+        # the TFLite interpreter of the baseline (pysg.converters.tflite_interpreter; the frozen
         # tflite-runtime is used instead when that is what is installed)
         "litert": ["ai-edge-litert>=2.3"],
     },

@@ -55,7 +55,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from converters.sgm import export_network  # noqa: E402
+from pysg.converters.sgm import export_network  # noqa: E402
 from pysg import intref  # noqa: E402
 from pysg.datasets.gesture import GestureDataset  # noqa: E402
 from pysg.model.network import Network  # noqa: E402

@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from converters.sgm import export_network  # noqa: E402
+from pysg.converters.sgm import export_network  # noqa: E402
 from pysg import intref  # noqa: E402
 from pysg.device.client import Device  # noqa: E402
 from pysg.device.faultproxy import FaultProxy  # noqa: E402

@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from converters.sgm import export_network  # noqa: E402
+from pysg.converters.sgm import export_network  # noqa: E402
 from pysg import intref  # noqa: E402
 from pysg.datasets.binning import bin_events  # noqa: E402
 from pysg.datasets.gesture import read_labels_csv  # noqa: E402

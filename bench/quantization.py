@@ -15,7 +15,7 @@ import json
 
 import numpy as np
 
-from converters.sgm import export_network
+from pysg.converters.sgm import export_network
 from pysg.intref import evaluate_ref, run
 from pysg.model import Network
 from pysg.recipes import load_split

@@ -31,8 +31,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from converters.sgm import export_network  # noqa: E402
+from pysg.converters.sgm import export_network  # noqa: E402
 from pysg import intref  # noqa: E402
+from pysg._build_runtime import runtime_sources  # noqa: E402
 from pysg.model.network import Network  # noqa: E402
 from pysg.recipes import BUNDLED_MODEL, BUNDLED_SAMPLES  # noqa: E402
 from pysg.runtime import Runtime, as_sg_events, run_events_c  # noqa: E402
@@ -53,10 +54,10 @@ def best(fn, repeat: int):
 def callgrind(sgm: bytes, ev: np.ndarray, workdir: Path) -> dict:
     """Compile bench/sg_drive.c with the runtime sources (-O2, as the host library) and
     count instructions of sg_drive_run (feeding and stepping only) under callgrind."""
-    src = sorted((ROOT / "runtime_c" / "src").glob("*.c"))
+    src = runtime_sources("SG_DEVICE_SRCS")  # runtime_c/sources.mk: the one source list
     exe = workdir / "sg_drive"
-    cmd = ["gcc", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-O2", f"-I{ROOT / 'runtime_c' / 'include'}",
-           f"-I{ROOT / 'runtime_c' / 'src'}", str(ROOT / "bench" / "sg_drive.c"), *map(str, src), "-o", str(exe)]
+    cmd = ["gcc", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-O2", *(f"-I{d}" for d in runtime_sources("SG_INC_DIRS")),
+           str(ROOT / "bench" / "sg_drive.c"), *src, "-o", str(exe)]
     subprocess.run(cmd, check=True)
     (workdir / "model.sgm").write_bytes(sgm)
     as_sg_events(ev).tofile(workdir / "events.bin")

@@ -109,7 +109,7 @@ def worker_litert(split_path: str, model_path: str, hop: int, window: int, slice
     samples = _load_split(split_path)
     gc.collect()
     rss0 = _start_peak()
-    from converters.tflite_interpreter import interpreter_module
+    from pysg.converters.tflite_interpreter import interpreter_module
 
     it = interpreter_module().Interpreter(model_path=model_path, num_threads=1)  # default resolver: XNNPACK
     it.allocate_tensors()
@@ -259,7 +259,7 @@ def worker_imported(split_path: str, sgm_path: str, repeat: int = 3) -> dict:
 def convert_baseline(tflite_path: Path, dt_ms: int, window_ms: int) -> Path:
     """The baseline CNN as a version 2 .sgm next to it (pysg convert's defaults plus the
     DVS128's 128 x 128 sensor and the gesture labels)."""
-    from converters.tflite_sgm import tflite_to_sgm
+    from pysg.converters.tflite_sgm import tflite_to_sgm
     from pysg.datasets.gesture import GESTURE_CLASSES
 
     out = tflite_path.with_name(f"{tflite_path.stem}_dt{dt_ms}.sgm")

@@ -39,7 +39,7 @@ from tflite_baseline import DEFAULT_DATA, DEFAULT_HOPS, DEFAULT_MODEL, _load_spl
 
 def run_hop(model: bytes, samples, hop: int, window: int, slices: int) -> dict:
     """Every figure of one hop over the split's (events, duration, label) samples."""
-    from converters.tflite_interpreter import interpreter_module
+    from pysg.converters.tflite_interpreter import interpreter_module
     from cnn_baseline.frames import event_frames
     from tflite_micro.python.tflite_micro.runtime import Interpreter as Tflm
 
@@ -48,7 +48,7 @@ def run_hop(model: bytes, samples, hop: int, window: int, slices: int) -> dict:
     net = DeltaNetwork.from_tflite(model)
     rt = None
     if (window // hop) % slices == 0 and window % hop == 0:  # representable as a version 2 file
-        from converters.tflite_sgm import tflite_to_sgm
+        from pysg.converters.tflite_sgm import tflite_to_sgm
         from pysg.runtime import Runtime
 
         rt = Runtime(tflite_to_sgm(model, dt_ms=hop, window_steps=window // hop, sensor=(128, 128)))

@@ -1,2 +1,2 @@
 # SPDX-License-Identifier: MIT
-"""Model converters: float pysg Network -> int8 .sgm file (`converters.sgm`)."""
+"""Model converters: float pysg Network -> int8 .sgm file (`pysg.converters.sgm`)."""

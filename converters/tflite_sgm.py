@@ -2,7 +2,7 @@
 """An int8 TFLite network -> a version 2 ``.sgm`` file (docs/FORMAT.md sections 7-10).
 
 The layers' int8 weights, int32 biases, zero points and TFLite Micro's requantisation
-multipliers and shifts (computed by :mod:`converters.tflite_graph`) are stored unchanged;
+multipliers and shifts (computed by :mod:`pysg.converters.tflite_graph`) are stored unchanged;
 only the weight order is the one the event-driven scatter reads (conv OHWI -> HWIO,
 fully connected [o][i] -> [i][o]; depthwise as TFLite stores it). RESHAPE disappears
 (NHWC flat order is unchanged); a QUANTIZE first and a DEQUANTIZE last (a float model

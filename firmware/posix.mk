@@ -7,6 +7,7 @@
 #   make fuzz-proto   libFuzzer on the frame receiver + op handlers (FUZZ_SECONDS, default 30)
 # The end-to-end tests run any build: PYSG_POSIX_DEVICE=firmware/build/posix/asan/sg_posix_device
 #   python -m pytest tests/test_device_posix.py
+include ../runtime_c/sources.mk
 POSIX_PYTHON ?= $(if $(PYTHON),$(PYTHON),python3)
 POSIX_B ?= build/posix
 POSIX_CC ?= gcc
@@ -14,10 +15,10 @@ POSIX_CLANG ?= clang
 FUZZ_SECONDS ?= 30
 
 POSIX_WARN := -std=c99 -Wall -Wextra -Werror -pedantic
-POSIX_INC := -Iinclude -Iapp -Iboot -Iboards/posix -I../runtime_c/include -I../runtime_c/src
-POSIX_CORE_SRCS := $(wildcard ../runtime_c/src/*.c) $(wildcard app/*.c) boot/sg_bootctl.c
+POSIX_INC := -Iinclude -Iapp -Iboot -Iboards/posix $(addprefix -I../runtime_c/,$(SG_INC_DIRS))
+POSIX_CORE_SRCS := $(addprefix ../runtime_c/,$(SG_DEVICE_SRCS)) $(wildcard app/*.c) boot/sg_bootctl.c
 POSIX_BOARD_SRCS := boards/posix/sg_board_posix.c boards/posix/sg_posix_main.c boards/posix/sg_posix_device.c
-POSIX_HDRS := $(wildcard include/*.h app/*.h boot/*.h boards/posix/*.h ../runtime_c/include/*.h ../runtime_c/src/*.h)
+POSIX_HDRS := $(wildcard include/*.h app/*.h boot/*.h boards/posix/*.h) $(addprefix ../runtime_c/,$(SG_HDRS))
 POSIX_TEST_BOARD := tests/sg_test_board.c
 POSIX_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """cffi builder of `pysg._sg_device`: the POSIX emulated device in API mode.
 
-The same C as `make -C firmware posix` (runtime_c/src/*.c, firmware/app/*.c,
+The same C as `make -C firmware posix` (runtime_c/sources.mk's SG_DEVICE_SRCS, firmware/app/*.c,
 firmware/boards/posix/*.c without its `main`, firmware/boot/sg_bootctl.c), so
 `python -m pysg.device.posix` runs the device without a C toolchain at run time.
 setup.py runs it through `cffi_modules`; for a quick in-place build:
@@ -10,6 +10,7 @@ setup.py runs it through `cffi_modules`; for a quick in-place build:
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 
 from cffi import FFI
@@ -22,6 +23,16 @@ CFLAGS = ["-std=c99", "-O2"]
 # The standalone executable's main(); the extension calls sg_posix_main() itself.
 EXCLUDE = {os.path.join(FIRMWARE_DIR, "boards", "posix", "sg_posix_device.c")}
 
+
+
+def _runtime_builder():
+    """pysg/_build_runtime.py, loaded by path: cffi runs these builders as plain files."""
+    spec = importlib.util.spec_from_file_location("_pysg_build_runtime", os.path.join(ROOT, "pysg", "_build_runtime.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 CDEF = """
 int sg_posix_main(int argc, char **argv);
 """
@@ -29,7 +40,7 @@ int sg_posix_main(int argc, char **argv);
 
 def source_files() -> list[str]:
     """The C files compiled into the extension (absolute paths)."""
-    srcs = (glob.glob(os.path.join(RUNTIME_DIR, "src", "*.c"))
+    srcs = (_runtime_builder().runtime_sources("SG_DEVICE_SRCS")
             + glob.glob(os.path.join(FIRMWARE_DIR, "app", "*.c"))
             + glob.glob(os.path.join(FIRMWARE_DIR, "boards", "posix", "*.c"))
             + [os.path.join(FIRMWARE_DIR, "boot", "sg_bootctl.c")])
@@ -38,7 +49,7 @@ def source_files() -> list[str]:
 
 def include_dirs() -> list[str]:
     return [os.path.join(FIRMWARE_DIR, d) for d in ("include", "app", "boot", os.path.join("boards", "posix"))] \
-        + [os.path.join(RUNTIME_DIR, "include"), os.path.join(RUNTIME_DIR, "src")]
+        + _runtime_builder().runtime_sources("SG_INC_DIRS")
 
 
 def make_builder(relative: bool = True) -> FFI:
@@ -55,8 +66,7 @@ def make_builder(relative: bool = True) -> FFI:
                      + glob.glob(os.path.join(FIRMWARE_DIR, "app", "*.h"))
                      + glob.glob(os.path.join(FIRMWARE_DIR, "boot", "*.h"))
                      + glob.glob(os.path.join(FIRMWARE_DIR, "boards", "posix", "*.h"))
-                     + glob.glob(os.path.join(RUNTIME_DIR, "include", "*.h"))
-                     + glob.glob(os.path.join(RUNTIME_DIR, "src", "*.h")))
+                     + _runtime_builder().runtime_sources("SG_HDRS"))
     builder = FFI()
     builder.cdef(CDEF)
     builder.set_source(

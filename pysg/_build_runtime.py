@@ -2,7 +2,8 @@
 """cffi builder of `pysg._sg_runtime`: the C runtime (runtime_c/) in API mode.
 
 setup.py runs it through `cffi_modules=["pysg/_build_runtime.py:ffibuilder"]`; it
-compiles every runtime_c/src/*.c together with the cffi glue into one extension
+compiles the runtime's sources (runtime_c/sources.mk: SG_DEVICE_SRCS and
+SG_HOST_SRCS) together with the cffi glue into one extension
 module (`-std=c99 -O2`). For a quick in-place build: `python pysg/_build_runtime.py`.
 
 One source of truth: the cdef is generated from the public headers (HEADERS:
@@ -30,7 +31,21 @@ HEADERS = [HEADER, os.path.join(RUNTIME_DIR, "include", "sg_preprocess.h"),
 MODULE = "pysg._sg_runtime"
 CFLAGS = ["-std=c99", "-O2"]
 
+SOURCES_MK = os.path.join(RUNTIME_DIR, "sources.mk")
+
 _DEFINE = re.compile(r"define\s+(SG_\w+)\s+(\d+)[uUlL]*\s*$")
+
+
+def runtime_sources(name: str, sources_mk: str = SOURCES_MK) -> list[str]:
+    """The files of variable @name in runtime_c/sources.mk (the runtime's one source list),
+    as absolute paths. Raises RuntimeError naming the file when the variable is missing."""
+    with open(sources_mk, encoding="utf-8") as f:
+        text = re.sub(r"\\\n", " ", f.read())
+    for line in text.splitlines():
+        m = re.match(r"\s*(\w+)\s*:=([^#]*)", line)
+        if m and m[1] == name:
+            return [os.path.join(os.path.dirname(sources_mk), w) for w in m[2].split()]
+    raise RuntimeError(f"{sources_mk}: no variable {name}")
 
 
 def cdef_from_header(text: str) -> str:
@@ -71,8 +86,8 @@ EXTRA_CDEF = "const char *pysg_sources_sha256(void);\n"
 
 def source_files() -> list[str]:
     """Every C file the extension is built from (header, sources, private headers)."""
-    return sorted(glob.glob(os.path.join(RUNTIME_DIR, "include", "*.h"))
-                  + glob.glob(os.path.join(RUNTIME_DIR, "src", "*.[ch]")))
+    return sorted(set(runtime_sources("SG_HDRS") + runtime_sources("SG_DEVICE_SRCS")
+                      + runtime_sources("SG_HOST_SRCS")))
 
 
 def sources_digest() -> str:
@@ -99,17 +114,18 @@ def make_builder(relative: bool = True) -> FFI:
             cdef += cdef_from_header(f.read())
     builder = FFI()
     builder.cdef(cdef + EXTRA_CDEF)
-    srcs = sorted(_rel(p) for p in glob.glob(os.path.join(RUNTIME_DIR, "src", "*.c")))
-    if not srcs:
-        raise RuntimeError(f"no C sources in {os.path.join(RUNTIME_DIR, 'src')}: cannot build {MODULE}")
+    srcs = sorted(set(runtime_sources("SG_DEVICE_SRCS") + runtime_sources("SG_HOST_SRCS")))
+    missing = [p for p in srcs if not os.path.exists(p)]
+    if not srcs or missing:
+        raise RuntimeError(f"cannot build {MODULE}: C sources missing from {RUNTIME_DIR}: {missing or 'all'}")
+    srcs = [_rel(p) for p in srcs]
     builder.set_source(
         MODULE,
         "".join(f'#include "{os.path.basename(h)}"\n' for h in HEADERS)
         + f'static const char *pysg_sources_sha256(void) {{ return "{sources_digest()}"; }}\n',
         sources=srcs,
-        include_dirs=[_rel(os.path.join(RUNTIME_DIR, "include")), _rel(os.path.join(RUNTIME_DIR, "src"))],
-        depends=[_rel(h) for h in HEADERS]
-        + sorted(_rel(p) for p in glob.glob(os.path.join(RUNTIME_DIR, "src", "*.h"))),
+        include_dirs=[_rel(d) for d in runtime_sources("SG_INC_DIRS")],
+        depends=sorted(_rel(h) for h in runtime_sources("SG_HDRS")) + [_rel(SOURCES_MK)],
         extra_compile_args=CFLAGS,
     )
     return builder

@@ -142,7 +142,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from converters.sgm import export_file
+    from pysg.converters.sgm import export_file
 
     info = export_file(args.model, args.output, dt_ms=args.dt_ms)
     print(json.dumps(info) if args.json else
@@ -159,7 +159,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def cmd_convert(args) -> int:
-    from converters.tflite_sgm import convert_file
+    from pysg.converters.tflite_sgm import convert_file
 
     labels = None
     if args.labels:
@@ -328,7 +328,7 @@ def _model_bytes(path, dt_ms: float | None) -> bytes:
 
     data = Path(path).read_bytes()
     if data[:4] == b"PK\x03\x04":
-        from converters.sgm import export_network
+        from pysg.converters.sgm import export_network
 
         from .model.network import Network
 

@@ -254,7 +254,7 @@ def load_model(path, *, dt_ms: float | None = None) -> SgmModel:
     with open(path, "rb") as f:
         data = f.read()
     if data[:4] == b"PK\x03\x04":  # a float .npz model: quantise it as `pysg export` would
-        from converters.sgm import export_network
+        from pysg.converters.sgm import export_network
         from .model.network import Network
 
         net = Network.load(path)

@@ -16,7 +16,7 @@ Every conv / fully connected output element is::
 where :func:`mbqm` is TFLite's double-rounding MultiplyByQuantizedMultiplier
 (``RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc << left, multiplier), right)``).
 Window points outside the image are skipped (zero padding). The parameters come from
-:mod:`converters.tflite_graph`, which computes them exactly as TFLite's Prepare does.
+:mod:`pysg.converters.tflite_graph`, which computes them exactly as TFLite's Prepare does.
 Layouts: activations NHWC, conv filters OHWI, depthwise filters 1HW(C*M), fully connected
 weights [out, in].
 """

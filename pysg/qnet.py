@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from converters.tflite_graph import TfliteGraph, read_tflite
+from pysg.converters.tflite_graph import TfliteGraph, read_tflite
 
 from . import qkernels as qk
 from .sgm import COUNT_MAX, QKIND_DEPTHWISE, QKIND_FC, QKIND_POOL, SgmQLayer, SgmQModel, load_sgm
@@ -236,7 +236,7 @@ class DeltaNetwork:
 
     def __init__(self, model: SgmQModel | TfliteGraph) -> None:
         if isinstance(model, TfliteGraph):
-            from converters.tflite_sgm import graph_to_qmodel
+            from pysg.converters.tflite_sgm import graph_to_qmodel
 
             model = graph_to_qmodel(model, input="tensor")
         self.model = model

@@ -93,7 +93,7 @@ def demo(model_path=BUNDLED_MODEL, samples_dir=BUNDLED_SAMPLES, *, engine: str =
     accuracy.
 
     engine "c" (default): the float model is exported to .sgm in memory
-    (`converters.sgm.export_network`) and every gesture's raw events are fed to the C
+    (`pysg.converters.sgm.export_network`) and every gesture's raw events are fed to the C
     runtime (origin at the interval start, ceil(duration / dt) steps); "float": the
     float model on binned frames."""
     net = Network.load(model_path)
@@ -101,7 +101,7 @@ def demo(model_path=BUNDLED_MODEL, samples_dir=BUNDLED_SAMPLES, *, engine: str =
     samples = list(ds)
     classes = net.config.classes
     if engine == "c":
-        from converters.sgm import export_network
+        from pysg.converters.sgm import export_network
 
         from .runtime import Runtime
 

@@ -170,7 +170,7 @@ def load_model_bytes(model, *, dt_ms: float | None = None) -> bytes:
     from .sgm import SgmModel
 
     if isinstance(model, SgmModel):
-        from converters.sgm import encode
+        from pysg.converters.sgm import encode
 
         return encode(model)
     if isinstance(model, (bytes, bytearray, memoryview)):
@@ -178,7 +178,7 @@ def load_model_bytes(model, *, dt_ms: float | None = None) -> bytes:
     if isinstance(model, (str, os.PathLike)):
         data = Path(model).read_bytes()
         if data[:4] == b"PK\x03\x04":  # a float .npz model
-            from converters.sgm import export_network
+            from pysg.converters.sgm import export_network
             from .model.network import Network
 
             return export_network(Network.load(model), dt_us=None if dt_ms is None else int(round(dt_ms * 1000)))

@@ -3,7 +3,7 @@
 
 docs/FORMAT.md is the specification; this module is its executable form and is kept
 in step with it (the byte layout tables below are the single source of truth that the
-writer, `converters/sgm.py`, and the tests use). The loader never reads outside the
+writer, `pysg.converters.sgm`, and the tests use). The loader never reads outside the
 buffer and reports the FIRST bad field as `SgmFormatError(offset, field, what)`.
 """
 from __future__ import annotations

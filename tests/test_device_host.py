@@ -39,7 +39,7 @@ FAST = {"reply_timeout": 0.2, "bytes_per_s": 1e7}   # the POSIX device answers i
 
 @pytest.fixture(scope="module")
 def sgm_bytes() -> bytes:
-    from converters.sgm import export_network
+    from pysg.converters.sgm import export_network
     from pysg.model.network import Network
     from pysg.recipes import BUNDLED_MODEL
 

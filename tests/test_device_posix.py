@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from cobs import cobs
 
-from converters.sgm import export_network
+from pysg.converters.sgm import export_network
 from pysg import intref
 from pysg.device.ops import MAX_PAYLOAD, Cap, Op, Status, StreamFlag
 from pysg.device.posix import FLASH_SIZE, PosixDeviceError, start_posix_device

@@ -46,7 +46,7 @@ def firmware():
 @pytest.fixture(scope="module")
 def models() -> dict[int, bytes]:
     """Two different valid models (the bundled network at 10 ms and at 5 ms), by CRC-32."""
-    from converters.sgm import export_network
+    from pysg.converters.sgm import export_network
     from pysg.model.network import Network
     from pysg.recipes import BUNDLED_MODEL
 

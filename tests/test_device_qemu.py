@@ -53,7 +53,7 @@ def firmware_v2(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sgm_file(tmp_path_factory) -> Path:
-    from converters.sgm import export_network
+    from pysg.converters.sgm import export_network
     from pysg.model.network import Network
     from pysg.recipes import BUNDLED_MODEL
 

@@ -18,7 +18,7 @@ pytest.importorskip("pysg._sg_device", reason="the POSIX device extension is not
 pytest.importorskip("tflite", reason="the tflite package writes the CNN")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from converters.tflite_sgm import tflite_to_sgm  # noqa: E402
+from pysg.converters.tflite_sgm import tflite_to_sgm  # noqa: E402
 from pysg.cli import main  # noqa: E402
 from pysg.datasets.binning import bin_events  # noqa: E402
 from pysg.datasets.gesture import read_labels_csv, write_labels_csv  # noqa: E402

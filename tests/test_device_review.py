@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from converters.sgm import export_network
+from pysg.converters.sgm import export_network
 from pysg.device import protocol as P
 from pysg.device.client import Device, DeviceInfo, DeviceStats, HelloInfo, StreamInfo, _Stream
 from pysg.device.link import Link, LinkCounters

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from converters.sgm import export_network
+from pysg.converters.sgm import export_network
 from pysg.intref import (INT32_MAX, INT32_MIN, IntRef, decay_q15, rshift_round, run, sat32, scores, wrap32)
 from pysg.model import Conv2d, Dense, Flatten, Network, NetworkConfig, SumPool2d
 from pysg.sgm import KIND_DENSE, SgmModel, SgmStage, load_sgm

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from converters.sgm import export_network
+from pysg.converters.sgm import export_network
 from pysg.cli import main
 from pysg.io import read_events
 from pysg.io.sources import FileSource, TcpSource

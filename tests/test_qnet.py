@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """pysg.qnet.DeltaNetwork (imported int8 networks run event-driven) against independent truth.
 
-(a) random small int8 networks written with converters.tflite_writer (conv with padding,
+(a) random small int8 networks written with pysg.converters.tflite_writer (conv with padding,
     stride, dilation and groups; depthwise with a depth multiplier; average pool; reshape;
     fully connected; NONE / RELU / RELU6), fed frame sequences with sparse changes: every
     step's output equals TFLite Micro's output for that frame and pysg.qkernels' dense pass.
@@ -29,10 +29,10 @@ pytest.importorskip("tflite", reason="the tflite package reads and writes the mo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
-from converters.tflite_graph import (AveragePool2D, Conv2D, DepthwiseConv2D, FullyConnected,  # noqa: E402
+from pysg.converters.tflite_graph import (AveragePool2D, Conv2D, DepthwiseConv2D, FullyConnected,  # noqa: E402
                                      Quantize, Quantization, Reshape, Tensor, TfliteGraph, TfliteGraphError,
                                      UnsupportedOpError, read_tflite)
-from converters.tflite_writer import OpSpec, TensorSpec, write_tflite  # noqa: E402
+from pysg.converters.tflite_writer import OpSpec, TensorSpec, write_tflite  # noqa: E402
 from pysg import qkernels as qk  # noqa: E402
 from pysg.qnet import DeltaNetwork  # noqa: E402
 

@@ -2,10 +2,10 @@
 """Version 2 `.sgm` files (imported int8 networks) in the C runtime (runtime_c/src/sg_qnet.c,
 through pysg.runtime / cffi) against TFLite Micro and pysg.qnet.QnetRef.
 
-(a) random one-operator models (converters.tflite_writer, batch 1): conv with groups,
+(a) random one-operator models (pysg.converters.tflite_writer, batch 1): conv with groups,
     stride, dilation and SAME / VALID padding, per-channel and per-tensor; depthwise with a
     depth multiplier; fully connected per-tensor and per-channel; average pool. Converted
-    by converters.tflite_sgm with tensor input and with event-count input; every step's
+    by pysg.converters.tflite_sgm with tensor input and with event-count input; every step's
     logits equal TFLite Micro's output for that step's input tensor (rebuilt here from
     the count history for event input, straight from docs/FORMAT.md 7.2) and QnetRef's,
     and the runtime's counters (synaptic ops, deltas per entry) equal QnetRef's.
@@ -31,9 +31,9 @@ pytest.importorskip("tflite", reason="the tflite package reads and writes the mo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from converters.tflite_graph import read_tflite  # noqa: E402
-from converters.tflite_sgm import tflite_to_sgm  # noqa: E402
-from converters.tflite_writer import OpSpec, TensorSpec, write_tflite  # noqa: E402
+from pysg.converters.tflite_graph import read_tflite  # noqa: E402
+from pysg.converters.tflite_sgm import tflite_to_sgm  # noqa: E402
+from pysg.converters.tflite_writer import OpSpec, TensorSpec, write_tflite  # noqa: E402
 from pysg.qnet import QnetRef  # noqa: E402
 from pysg.runtime import Runtime, SgModelError, SgRuntimeError, lib  # noqa: E402
 from pysg.sgm import SgmFormatError, load_sgm, resign  # noqa: E402

@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from converters.sgm import export_network
+from pysg.converters.sgm import export_network
 import pysg.runtime as runtime  # an ImportError naming the fix when the extension is not built
 from pysg import intref
 from pysg._build_runtime import HEADER, cdef_from_header, function_names

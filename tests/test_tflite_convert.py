@@ -20,10 +20,10 @@ tflm = pytest.importorskip("tflite_micro.python.tflite_micro.runtime",
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from converters.sgm import pack_sgm  # noqa: E402
-from converters.tflite_graph import Conv2D, FullyConnected, UnsupportedOpError, read_tflite  # noqa: E402
-from converters.tflite_sgm import count_lut, graph_to_qmodel, tflite_to_sgm  # noqa: E402
-from converters.tflite_writer import OpSpec, TensorSpec, write_tflite  # noqa: E402
+from pysg.converters.sgm import pack_sgm  # noqa: E402
+from pysg.converters.tflite_graph import Conv2D, FullyConnected, UnsupportedOpError, read_tflite  # noqa: E402
+from pysg.converters.tflite_sgm import count_lut, graph_to_qmodel, tflite_to_sgm  # noqa: E402
+from pysg.converters.tflite_writer import OpSpec, TensorSpec, write_tflite  # noqa: E402
 from pysg.cli import main  # noqa: E402
 from pysg.qnet import QnetRef  # noqa: E402
 from pysg.runtime import Runtime  # noqa: E402
@@ -54,7 +54,7 @@ def _patch(data: bytes, entry: int, name: str, value: int) -> bytes:
 @pytest.mark.parametrize("seed", range(6))
 def test_parameters_stored_unchanged(seed):
     """Weights (in scatter order), biases, zero points, multipliers and shifts read back
-    from the file equal the .tflite's (read by converters.tflite_graph)."""
+    from the file equal the .tflite's (read by pysg.converters.tflite_graph)."""
     model = random_network(np.random.default_rng([seed, 7]))
     graph = read_tflite(model)
     q = load_sgm(tflite_to_sgm(model, input="tensor"))
@@ -106,7 +106,7 @@ def test_round_trip_bytes_and_arena_formula():
     n_in = int(np.prod(q.input_shape))
     c4 = lambda v: -(-v // 4) * 4  # noqa: E731
     assert q.arena_bytes == c4(n_in) + sum(4 * v + c4(v) for v in n) + 20 * max([n_in] + n) + c4(max([n_in] + n))
-    from converters.tflite_sgm import encode_qmodel
+    from pysg.converters.tflite_sgm import encode_qmodel
 
     assert encode_qmodel(q) == data
 

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""converters.tflite_interpreter: LiteRT by default, tflite-runtime when that is what is
+"""pysg.converters.tflite_interpreter: LiteRT by default, tflite-runtime when that is what is
 installed, and a clear error when neither is."""
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import types
 import numpy as np
 import pytest
 
-from converters.tflite_interpreter import interpreter_module
+from pysg.converters.tflite_interpreter import interpreter_module
 
 
 def test_litert_first_and_it_runs_a_model():
     pytest.importorskip("ai_edge_litert", reason="pip install ai-edge-litert==2.3.0")
     pytest.importorskip("tflite", reason="the tflite package writes the model")
-    from converters.tflite_writer import OpSpec, TensorSpec, write_tflite
+    from pysg.converters.tflite_writer import OpSpec, TensorSpec, write_tflite
 
     mod = interpreter_module()
     assert mod.__name__ == "ai_edge_litert.interpreter"

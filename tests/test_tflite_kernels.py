@@ -3,13 +3,13 @@
 twin (pysg.qkernels) against TFLite Micro (the `tflite-micro` wheel, reference kernels),
 element by element, 0 mismatches allowed.
 
-(a) random one-operator models written without TensorFlow (converters.tflite_writer):
+(a) random one-operator models written without TensorFlow (pysg.converters.tflite_writer):
     conv per-channel / per-tensor, padding SAME/VALID, stride, dilation, groups;
     depthwise with depth multiplier; fully connected per-tensor / per-channel;
     average pool; fused RELU / RELU6 / RELU_N1_TO_1; many seeds.
 (b) real models: every CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED layer of the four
     int8 wake-word models shipped in pymicro-wakeword 2.5.0, cut out one by one into a
-    one-operator model with the same tensors and quantisation (converters.tflite_writer.
+    one-operator model with the same tensors and quantisation (pysg.converters.tflite_writer.
     single_op_model), fed random int8 inputs and the real intermediate activations of the
     whole model (run by TFLite Micro on a feature stream); each layer also converted to a
     version 2 .sgm (`pysg convert --input tensor`) and run by the C runtime's delta
@@ -28,12 +28,12 @@ tflm = pytest.importorskip("tflite_micro.python.tflite_micro.runtime",
                            reason="tflite-micro (pip install --pre tflite-micro) is the reference")
 pytest.importorskip("tflite", reason="the tflite package reads and writes the models")
 
-from converters.tflite_graph import (AveragePool2D, Conv2D, DepthwiseConv2D, FullyConnected,  # noqa: E402
+from pysg.converters.tflite_graph import (AveragePool2D, Conv2D, DepthwiseConv2D, FullyConnected,  # noqa: E402
                                      Reshape, TfliteGraphError, UnsupportedOpError, activation_range,
                                      quantize_multiplier, read_tflite)
-from converters.tflite_writer import OpSpec, TensorSpec, single_op_model, write_tflite  # noqa: E402
+from pysg.converters.tflite_writer import OpSpec, TensorSpec, single_op_model, write_tflite  # noqa: E402
 from pysg import qkernels as qk  # noqa: E402
-from converters.tflite_sgm import tflite_to_sgm  # noqa: E402
+from pysg.converters.tflite_sgm import tflite_to_sgm  # noqa: E402
 from pysg.runtime import Runtime, SgRuntimeError, lib  # noqa: E402
 
 if not hasattr(lib, "sg_q_conv2d"):

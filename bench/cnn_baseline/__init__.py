@@ -103,7 +103,7 @@ def dequantize_frames(frames: np.ndarray) -> np.ndarray:
 def litert_interpreter(model: bytes, *, threads: int = 1, reference: bool = False):
     """LiteRT interpreter: the default op resolver (int8 through XNNPACK) or, with
     ``reference``, TFLite's reference kernels without delegates."""
-    from converters.tflite_interpreter import interpreter_module
+    from pysg.converters.tflite_interpreter import interpreter_module
 
     tfl = interpreter_module()
     kw = {"experimental_op_resolver_type": tfl.OpResolverType.BUILTIN_REF} if reference else {}

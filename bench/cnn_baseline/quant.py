@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from converters.tflite_graph import Conv2D, FullyConnected, read_tflite
-from converters.tflite_writer import OpSpec, TensorSpec, write_tflite
+from pysg.converters.tflite_graph import Conv2D, FullyConnected, read_tflite
+from pysg.converters.tflite_writer import OpSpec, TensorSpec, write_tflite
 from pysg import qkernels as qk
 
 from .cnn import CnnParams, forward

@@ -16,7 +16,7 @@ import zlib
 
 import numpy as np
 
-from converters.sgm import export_network
+from pysg.converters.sgm import export_network
 from pysg.model import Conv2d, Dense, Flatten, Network, NetworkConfig, SumPool2d
 
 

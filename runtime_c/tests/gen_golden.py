@@ -3,7 +3,7 @@
 
 Writes into OUT_DIR (not committed):
   <name>.sgm     a small random model: exported from a calibrated float network
-                 (converters.sgm.export_network), or random integers over each field's
+                 (pysg.converters.sgm.export_network), or random integers over each field's
                  whole valid range (int_* cases: saturation, K = 1 and 16, alpha 0 and
                  32767, shifts up to 62, a one-slot delay ring)
   <name>.case    events, dense frames and the expected per-step logits / spike counts
@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from converters.sgm import encode, export_network
+from pysg.converters.sgm import encode, export_network
 from pysg.datasets.binning import bin_events
 from pysg.events import make_events
 from pysg.intref import run

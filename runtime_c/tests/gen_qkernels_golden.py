@@ -21,8 +21,8 @@ import numpy as np
 
 sys.path.insert(0, "tests")
 import test_tflite_kernels as T  # noqa: E402
-from converters.tflite_graph import Conv2D, DepthwiseConv2D, FullyConnected, read_tflite  # noqa: E402
-from converters.tflite_writer import single_op_model  # noqa: E402
+from pysg.converters.tflite_graph import Conv2D, DepthwiseConv2D, FullyConnected, read_tflite  # noqa: E402
+from pysg.converters.tflite_writer import single_op_model  # noqa: E402
 
 
 def i32(*v) -> bytes:

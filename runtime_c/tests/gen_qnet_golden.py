@@ -5,8 +5,8 @@ Usage (from the repository root; needs tflite-micro and the tflite package):
     python runtime_c/tests/gen_qnet_golden.py OUTDIR
 
 Two random conv (groups) -> depthwise (multiplier) -> average pool -> reshape -> fully
-connected int8 networks (tests/test_qnet.py's generator, converters.tflite_writer) are
-converted with converters.tflite_sgm: one with event-count input (slices x polarities,
+connected int8 networks (tests/test_qnet.py's generator, pysg.converters.tflite_writer) are
+converted with pysg.converters.tflite_sgm: one with event-count input (slices x polarities,
 a window of several steps), one with tensor input. For every step the expected logits
 are TFLite Micro's output for that step's input tensor (the event-count case rebuilds the
 tensor from the counts here, independently of pysg.qnet), and pysg.qnet.QnetRef must
@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from tflite_micro.python.tflite_micro.runtime import Interpreter  # noqa: E402
 
-from converters.tflite_sgm import tflite_to_sgm  # noqa: E402
+from pysg.converters.tflite_sgm import tflite_to_sgm  # noqa: E402
 from pysg.qnet import QnetRef  # noqa: E402
 from pysg.sgm import load_sgm  # noqa: E402
 from test_qnet import random_network  # noqa: E402
@@ -54,7 +54,7 @@ def _network(seed: int, want_channels: int) -> bytes:
     """A random network whose input has `want_channels` channels (redrawn until it has)."""
     for k in range(200):
         tfl = random_network(np.random.default_rng([seed, k]))
-        from converters.tflite_graph import read_tflite
+        from pysg.converters.tflite_graph import read_tflite
 
         g = read_tflite(tfl)
         if g.tensors[g.inputs[0]].shape[3] == want_channels:
