@@ -14,6 +14,6 @@ SG_DEVICE_SRCS := src/sg_status.c src/sg_model.c src/sg_kernels.c src/sg_runtime
 SG_HOST_SRCS := src/sg_decode.c src/sg_preprocess.c
 # Every header (public ones in include/, private ones beside the sources) and the
 # include folders a build passes with -I.
-SG_HDRS := include/sg_runtime.h include/sg_preprocess.h include/sg_decode.h \
+SG_HDRS := include/sg_format.h include/sg_runtime.h include/sg_preprocess.h include/sg_decode.h \
            include/sg_qkernels.h src/sg_internal.h
 SG_INC_DIRS := include src
