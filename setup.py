@@ -23,16 +23,17 @@ setup(
         "cffi>=1.15",      # the C runtime extension pysg._sg_runtime
         "pyserial>=3.5",   # device ports: paths, ptys and socket:// URLs
         "cobs>=1.2",       # device protocol framing (docs/PROTOCOL.md)
+        "scipy>=1.10",     # pysg synth: the renderer's image filters
+        "tflite>=2.10",    # reading int8 .tflite graphs (pysg convert; pure Python)
+        "flatbuffers>=2.0",  # the .tflite schema's runtime (reader and writer)
     ],
     setup_requires=["cffi>=1.15"],
     cffi_modules=["pysg/_build_runtime.py:ffibuilder", "pysg/_build_device.py:ffibuilder"],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6", "evutils==0.3.18", "psutil>=5.9",
                  "faery==0.7.1", "dv-processing==2.0.4"],
-        # TFLite int8 import (pysg.converters.tflite_graph). The tests also need tflite-micro
-        # (the bit-exact reference, x86-64 only) and pymicro-wakeword (real int8 models):
-        # both pinned in requirements-ci.txt.
-        "tflite": ["tflite==2.18.0", "flatbuffers==25.12.19"],
+        # The tests also need tflite-micro (the bit-exact reference, x86-64 only) and
+        # pymicro-wakeword (real int8 models): both pinned in requirements-ci.txt.
         # the TFLite interpreter of the baseline (pysg.converters.tflite_interpreter; the frozen
         # tflite-runtime is used instead when that is what is installed)
         "litert": ["ai-edge-litert>=2.3"],

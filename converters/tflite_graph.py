@@ -219,8 +219,8 @@ def compute_padding(padding: str, in_size: int, k: int, stride: int, dilation: i
 def _load_tflite():
     try:
         import tflite
-    except ImportError as e:  # optional dependency: pip install pysg[tflite]
-        raise ImportError("reading .tflite files needs the `tflite` package: pip install 'pysg[tflite]'") from e
+    except ImportError as e:  # a core dependency: only a broken install lacks it
+        raise ImportError("reading .tflite files needs the `tflite` package, a dependency of pysg: reinstall pysg (pip install .)") from e
     return tflite
 
 
