@@ -75,7 +75,6 @@ try:
         raise ImportError("EVENT_DTYPE layout differs from sg_decode.h's record")
 except ImportError:
     _ffi = _lib = None
-_INT64_LIMIT = 1 << 63
 
 
 # --------------------------------------------------------------------------- #
@@ -99,20 +98,38 @@ class EvtHeader:
     keys: dict[str, str] = field(default_factory=dict)
 
 
-def _parse_int(path: str, where: str, text: str, what: str) -> int:
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise EventFileError(path, where, f"{what}: {text.strip()!r} is not an integer") from None
-    if value < 0:
-        raise EventFileError(path, where, f"{what}: negative value {value}")
+# Header values a decoder can use: coordinates are uint16 in EVENT_DTYPE, and a '% t0'
+# offset plus any decoded time (an EVT 3.0 file would need 2^62 us, 146,000 years, to
+# come near) must still fit int64.
+GEOMETRY_MAX = 65535
+T0_MAX = 1 << 62
+
+
+def _parse_int(path: str, where: str, text: str, what: str, limit: int) -> int:
+    text = text.strip()
+    if not text.isdigit() or len(text) > 20:  # no sign, no '_' or spaces that int() accepts
+        raise EventFileError(path, where, f"{what}: {text!r} is not a non-negative integer")
+    value = int(text)
+    if value > limit:
+        raise EventFileError(path, where, f"{what}: {value} is larger than {limit}")
     return value
+
+
+def _set_format(head: EvtHeader, path: str, where: str, fmt: str, seen: dict[str, str]) -> None:
+    """A header line naming the format; a second line naming another one is refused
+    rather than letting the later line silently win."""
+    if head.format is not None and head.format != fmt and head.format in seen:
+        raise EventFileError(path, where, f"header names {fmt.upper()} here but {head.format.upper()} at "
+                                          f"{seen[head.format]}: which decoder applies is ambiguous")
+    head.format = fmt
+    seen.setdefault(fmt, where)
 
 
 def _parse_header(f: BinaryIO, path: str) -> EvtHeader:
     """Read the ``%`` header lines from ``f`` (positioned at 0)."""
     head = EvtHeader()
     offset = 0
+    seen: dict[str, str] = {}  # format -> where the header first named it
     while True:
         f.seek(offset)
         peek = f.read(2)
@@ -140,38 +157,38 @@ def _parse_header(f: BinaryIO, path: str) -> EvtHeader:
         if low == "evt":
             version = value.strip()
             if version.startswith("3"):
-                head.format = "evt3"
+                _set_format(head, path, where, "evt3", seen)
             elif version.startswith("2"):
-                head.format = "evt2"
+                _set_format(head, path, where, "evt2", seen)
             else:
                 raise EventFileError(path, where, f"unsupported '% evt {version}'")
         elif low == "format":
             parts = value.split(";")
             name = parts[0].strip().upper()
             if name in ("EVT3", "EVT3.0"):
-                head.format = "evt3"
+                _set_format(head, path, where, "evt3", seen)
             elif name in ("EVT2", "EVT2.0", "EVT21", "EVT2.1"):
                 if name in ("EVT21", "EVT2.1"):
                     raise EventFileError(path, where, "EVT 2.1 is not supported")
-                head.format = "evt2"
+                _set_format(head, path, where, "evt2", seen)
             for part in parts[1:]:
                 k, _, v = part.partition("=")
                 if k.strip().lower() == "width":
-                    head.width = _parse_int(path, where, v, "format width")
+                    head.width = _parse_int(path, where, v, "format width", GEOMETRY_MAX)
                 elif k.strip().lower() == "height":
-                    head.height = _parse_int(path, where, v, "format height")
+                    head.height = _parse_int(path, where, v, "format height", GEOMETRY_MAX)
         elif low == "geometry":
             w, sep, h = value.partition("x")
             if not sep:
                 raise EventFileError(path, where, f"'% geometry {value}' is not WIDTHxHEIGHT")
-            head.width = _parse_int(path, where, w, "geometry width")
-            head.height = _parse_int(path, where, h, "geometry height")
+            head.width = _parse_int(path, where, w, "geometry width", GEOMETRY_MAX)
+            head.height = _parse_int(path, where, h, "geometry height", GEOMETRY_MAX)
         elif low == "width":
-            head.width = _parse_int(path, where, value, "Width")
+            head.width = _parse_int(path, where, value, "Width", GEOMETRY_MAX)
         elif low == "height":
-            head.height = _parse_int(path, where, value, "Height")
+            head.height = _parse_int(path, where, value, "Height", GEOMETRY_MAX)
         elif low == "t0":
-            head.t0 = _parse_int(path, where, value, "t0")
+            head.t0 = _parse_int(path, where, value, "t0", T0_MAX)
         elif low == "version" and head.format is None:
             head.format = "dat"
         elif low == "data" and "cd events" in value.lower() and head.format is None:
@@ -417,7 +434,6 @@ def _iter_evt(path: str, chunk_events: int, format: str | None, add_t0: bool, us
     for fmt, head, t0, pos, words in _evt_word_chunks(path, chunk_events, format, add_t0):
         if state is None:
             state = _Evt2State() if fmt == "evt2" else _Evt3State()
-            use_c = use_c and t0 < _INT64_LIMIT  # a '% t0' beyond int64: numpy's OverflowError
         if use_c:
             ev = _decode_c(words, state, t0, fmt == "evt3")
         else:
@@ -463,8 +479,6 @@ def _read_evt_c(path: str, format: str | None, add_t0: bool) -> np.ndarray:
     state: Any = None
     for fmt, head, t0, pos, words in _evt_word_chunks(path, 1 << 24, format, add_t0):
         if state is None:
-            if t0 >= _INT64_LIMIT:  # a '% t0' beyond int64: numpy's OverflowError
-                return _concat(list(_iter_evt(path, 1 << 24, format, add_t0, False)))
             state = _Evt2State() if fmt == "evt2" else _Evt3State()
             # room for one event per 2 words (EVT 3.0) / per word (EVT 2.0); grown if needed
             total = (os.path.getsize(path) - head.data_offset) // words.itemsize
