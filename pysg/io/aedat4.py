@@ -464,6 +464,7 @@ def iter_aedat4(path: str | os.PathLike, *, stream: int | None = None) -> Iterat
                 ev = dec.decode_payload(dec.read(f, size), header.compression, at)[0]
             else:
                 ev = _decode_packet(path, _decompress(path, header.compression, f.read(size), at), at)
+            _evt._check_range(path, ev, chosen.width, chosen.height, at)
             if ev.size:
                 yield ev
 
@@ -511,10 +512,12 @@ def _read_aedat4_c(path: str, stream: int | None) -> np.ndarray:
                 if sid == chosen.id:
                     if out is None:
                         out = np.empty(min(max(file_size // per, 1024), 1 << 26), dtype=EVENT_DTYPE)
+                    start = k
                     if compressed:  # a cffi buffer: no copy, and nothing left exported at close
                         out, k = dec.decode_payload(_ffi.buffer(src + at, size), header.compression, at, out, k)
                     else:
                         out, k = dec.decode(src + at, size, lambda a=at, n=size: mm[a:a + n], at, out, k)
+                    _evt._check_range(path, out[start:k], chosen.width, chosen.height, at)
                 pos = at + size
     return np.empty(0, dtype=EVENT_DTYPE) if out is None else _evt._shrink(out, k)
 
