@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import re
 import struct
 from typing import Any, BinaryIO
 
@@ -116,6 +117,27 @@ def _parse_header(f: BinaryIO, path: str) -> dict[str, Any]:
         "data_offset": offset,
         "format_offset": format_offset,
     }
+
+
+# Sensor sizes of the cameras cAER names in '#Source <id>: <name>' (libcaer's device
+# names), and our own writer's "DVS <W>x<H>". An unknown name gives no geometry (no check).
+_CAMERA_SIZES = {"DVS128": (128, 128), "EDVS": (128, 128), "DAVIS128": (128, 128), "DAVIS208": (208, 192),
+                 "DAVIS240": (240, 180), "DAVIS240A": (240, 180), "DAVIS240B": (240, 180), "DAVIS240C": (240, 180),
+                 "DAVIS346": (346, 260), "DAVIS346A": (346, 260), "DAVIS346B": (346, 260), "DAVIS346C": (346, 260),
+                 "DAVIS640": (640, 480), "DVXPLORER": (640, 480), "DVXPLORER LITE": (320, 240)}
+
+
+def sensor_geometry(sources: dict[int, str]) -> tuple[int, int] | None:
+    """(width, height) the header's '#Source' lines name, when every source names a camera
+    of known size and they agree; None otherwise."""
+    sizes = set()
+    for name in sources.values():
+        m = re.search(r"(\d+)\s*x\s*(\d+)", name)
+        size = (int(m[1]), int(m[2])) if m else _CAMERA_SIZES.get(name.strip().upper())
+        if size is None:
+            return None
+        sizes.add(size)
+    return sizes.pop() if len(sizes) == 1 else None
 
 
 def read_aedat31_header(path: str | os.PathLike) -> dict[str, Any]:
@@ -249,7 +271,7 @@ def read_aedat31(path: str | os.PathLike, *, include_invalid: bool = False) -> n
                                      f"{int(c['ts'][first])} (bit 31 set)")
             k += res[0]
         ffi.release(dst)
-        return _evt._shrink(out, k)
+        return _checked(path, header, _evt._shrink(out, k), include_invalid)
 
     # Pass 2: decode all polarity events at once.
     counts = np.fromiter((c.size for c in chunks), dtype=np.int64, count=len(chunks))
@@ -274,6 +296,19 @@ def read_aedat31(path: str | os.PathLike, *, include_invalid: bool = False) -> n
     out["y"] = (d >> np.uint32(2)) & np.uint32(0x7FFF)
     out["p"] = (d >> np.uint32(1)) & np.uint32(1)
     out["t"] = high | ts
+    return _checked(path, header, out, include_invalid)
+
+
+def _checked(path: str, header: dict[str, Any], out: np.ndarray, include_invalid: bool) -> np.ndarray:
+    """``out`` if every event lies inside the sensor the header names; otherwise the
+    packet iterator, which checks packet by packet, raises the error with the packet's
+    byte offset (errors are rare: reading twice costs nothing that matters)."""
+    size = sensor_geometry(header["sources"])
+    if size is not None and out.size and (int(out["x"].max()) >= size[0] or int(out["y"].max()) >= size[1]):
+        for _ in iter_aedat31(path, include_invalid=include_invalid):
+            pass
+        # the iterator checks the same events and raises first; kept so no path returns them
+        raise EventFileError(path, "byte offset ?", f"events outside the header's {size[0]}x{size[1]} sensor")
     return out
 
 
@@ -405,6 +440,7 @@ def iter_aedat31(path: str | os.PathLike, *, chunk_events: int = 1_000_000,
             raise EventFileError(path, f"byte offset {header['format_offset']}",
                                  f"unsupported '#Format: {header['format']}', only RAW is supported")
         size = os.fstat(f.fileno()).st_size
+        geometry = sensor_geometry(header["sources"]) or (None, None)
         pos = header["data_offset"]
         pending: list[np.ndarray] = []
         n_pending = 0
@@ -419,6 +455,7 @@ def iter_aedat31(path: str | os.PathLike, *, chunk_events: int = 1_000_000,
                 rec = np.frombuffer(f.read(number * _POLARITY_SIZE), dtype=_POLARITY_RECORD)
                 if _evt._lib is not None:
                     out = _decode_packet_c(path, rec, ts_overflow, include_invalid, body)
+                    _evt._check_range(path, out, *geometry, body)
                     pending.append(out)
                     n_pending += out.size
                     if n_pending >= chunk_events:
@@ -446,6 +483,7 @@ def iter_aedat31(path: str | os.PathLike, *, chunk_events: int = 1_000_000,
                 out["y"] = (d >> np.uint32(2)) & np.uint32(0x7FFF)
                 out["p"] = (d >> np.uint32(1)) & np.uint32(1)
                 out["t"] = (np.int64(ts_overflow) << _TS_BITS) | ts
+                _evt._check_range(path, out, *geometry, body)
                 pending.append(out)
                 n_pending += out.size
                 if n_pending >= chunk_events:
