@@ -60,6 +60,8 @@ _EVENT = np.dtype([("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "u1"), ("_pad
 _PACKET = struct.Struct("<ii")
 # Refuse a decompressed packet larger than this (a lying frame header).
 MAX_PACKET_BYTES = 1 << 30
+MIN_PACKET_LIMIT = 64 << 20  # a compressed packet may always inflate to this much (4 Mi events)
+BOMB_RATIO = 32              # ... or to this many times its compressed size (events compress 2-10x)
 
 
 @dataclass
@@ -239,37 +241,66 @@ def _lz4_declared_size(payload: Any) -> int:
     return 0
 
 
+def packet_limit(compressed_bytes: int) -> int:
+    """Largest uncompressed packet accepted for a compressed payload of this size. Real
+    event packets compress 2-10x (LZ4 or ZSTD), so a payload that inflates past 32x its
+    size and past 64 MiB (4 Mi events) is a decompression bomb: refused before its output
+    is allocated (a declared size) or as soon as the output passes the limit."""
+    return min(MAX_PACKET_BYTES, max(MIN_PACKET_LIMIT, BOMB_RATIO * compressed_bytes))
+
+
 def _decompress(path: str, compression: str, payload: Any, at: int) -> Any:
     """The uncompressed packet of ``payload`` (any bytes-like object), which starts at
-    byte ``at`` of ``path``: decompression errors are raised as EventFileError there."""
+    byte ``at`` of ``path``: decompression errors are raised as EventFileError there.
+    Memory stays bounded by :func:`packet_limit`, whatever the frame header says."""
+    if compression == "none":
+        return payload
+    limit = packet_limit(len(payload))
+    kind = "LZ4" if compression.startswith("lz4") else "ZSTD"
+
+    def too_big(n: int, verb: str) -> EventFileError:
+        return EventFileError(path, f"byte offset {at}",
+                              f"{kind} frame {verb} {n} bytes, more than {limit} (the most a {len(payload)}-byte "
+                              "payload may inflate to: a decompression bomb?)")
+
     if compression.startswith("lz4"):
-        # python-lz4 sizes its output by the header's content size: refuse a lying one
-        # before it allocates. Without one, output grows with the data (LZ4 expands at
-        # most ~255x), and is checked after.
-        declared = _lz4_declared_size(payload)
-        if declared > MAX_PACKET_BYTES:
-            raise EventFileError(path, f"byte offset {at}",
-                                 f"LZ4 frame declares {declared} bytes, more than {MAX_PACKET_BYTES}")
+        declared = _lz4_declared_size(payload)  # python-lz4 allocates this much: check it first
+        if declared > limit:
+            raise too_big(declared, "declares")
         try:
-            out = lz4.frame.decompress(payload)  # one frame; bytes after it are ignored
+            if declared:
+                out = lz4.frame.decompress(payload)  # one frame; bytes after it are ignored
+            else:  # no size in the header: stop at the limit instead of growing without bound
+                d = lz4.frame.LZ4FrameDecompressor()
+                out = d.decompress(payload, max_length=limit + 1)
+                if len(out) > limit:
+                    raise too_big(len(out), "holds")
+                if not d.eof:  # truncated: the one-shot call names liblz4's error (bounded: out <= limit)
+                    out = lz4.frame.decompress(payload)
         except RuntimeError as e:  # python-lz4 reports liblz4's errors as RuntimeError
             raise EventFileError(path, f"byte offset {at}", f"{compression} decompression failed: {e}") from None
-        if len(out) > MAX_PACKET_BYTES:
-            raise EventFileError(path, f"byte offset {at}",
-                                 f"LZ4 frame holds {len(out)} bytes, more than {MAX_PACKET_BYTES}")
+        if len(out) > limit:
+            raise too_big(len(out), "holds")
         return out
     if compression.startswith("zstd"):
         try:
-            declared = zstandard.frame_content_size(payload)
-            if declared > MAX_PACKET_BYTES:
-                raise EventFileError(path, f"byte offset {at}",
-                                     f"ZSTD frame declares {declared} bytes, more than {MAX_PACKET_BYTES}")
-            d = zstandard.ZstdDecompressor().decompressobj()
-            out = d.decompress(payload)
+            declared = zstandard.frame_content_size(payload)  # -1: not stored
+            if declared > limit:
+                raise too_big(declared, "declares")
+            reader = zstandard.ZstdDecompressor().stream_reader(payload, read_across_frames=False)
+            out = reader.read(limit + 1) if declared < 0 else reader.read(declared + 1)
+            if len(out) > limit:
+                raise too_big(len(out), "holds")
+            if declared >= 0 and len(out) != declared:
+                raise EventFileError(path, f"byte offset {at}", f"truncated or oversized ZSTD frame (declares "
+                                                                f"{declared} bytes, holds {len(out)})")
+            if declared < 0:  # did the frame end? decoding it again yields the same <= limit bytes
+                d = zstandard.ZstdDecompressor().decompressobj()
+                d.decompress(payload)
+                if not d.eof:
+                    raise EventFileError(path, f"byte offset {at}", "truncated or oversized ZSTD frame")
         except zstandard.ZstdError as e:
             raise EventFileError(path, f"byte offset {at}", f"{compression} decompression failed: {e}") from None
-        if len(out) > MAX_PACKET_BYTES or not d.eof:
-            raise EventFileError(path, f"byte offset {at}", "truncated or oversized ZSTD frame")
         return out
     return payload
 
