@@ -59,3 +59,24 @@ def test_conflicting_formats_are_refused(tmp_path, header):
 def test_repeating_the_same_format_is_fine(tmp_path):
     ev = read_evt(write(tmp_path, "% evt 3.0\n% format EVT3;height=720;width=1280\n% end\n", b""))
     assert ev.size == 0 and read_prophesee_header(tmp_path / "f.raw").width == 1280
+
+
+@pytest.mark.parametrize("lines, size, source", [
+    ("% plugin_name hal_plugin_gen3_fx3\n% system_ID 21\n", (640, 480), "plugin_name"),
+    ("% plugin_name hal_plugin_imx636_evk4\n", (1280, 720), "plugin_name"),
+    ("% system_ID 49\n", (1280, 720), "system_ID"),
+    ("% geometry 304x240\n% plugin_name hal_plugin_gen3_fx3\n", (304, 240), "header"),
+    ("% plugin_name some_future_plugin\n% system_ID 999\n", (None, None), None),
+])
+def test_size_from_the_named_camera_without_a_geometry_line(tmp_path, lines, size, source):
+    head = read_prophesee_header(write(tmp_path, "% evt 2.0\n" + lines + "% end\n"))
+    assert (head.width, head.height, head.geometry_source) == size + (source,)
+
+
+def test_info_never_reports_an_unknown_size_for_a_file_with_events(tmp_path):
+    from pysg.io import info
+
+    got = info(write(tmp_path, "% evt 2.0\n% end\n"))  # nothing names the sensor
+    assert (got["width"], got["height"], got["geometry_source"]) == (4, 6, "events")
+    got = info(write(tmp_path, "% evt 2.0\n% plugin_name hal_plugin_gen3_fx3\n% end\n"))
+    assert (got["width"], got["height"], got["geometry_source"]) == (640, 480, "file")

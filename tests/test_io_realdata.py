@@ -67,7 +67,7 @@ def faery_read(path) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name, fmt, size, n", [
-    ("evt2.raw", "evt2", (None, None), 521252),
+    ("evt2.raw", "evt2", (640, 480), 521252),  # no geometry line: its '% plugin_name hal_plugin_gen3_fx3
     ("evt3.raw", "evt3", (1280, 720), 1218618),
     ("gen4.dat", "dat", (1280, 720), 1218618),
     ("davis346.aedat4", "aedat4", (346, 260), 78830),
@@ -81,6 +81,8 @@ def test_real_file_matches_faery(real_data, name, fmt, size, n):
     chunks = list(iter_events(path, chunk_events=100_000))
     np.testing.assert_array_equal(np.concatenate(chunks), f.events)
     summary = info(path)
+    assert (summary["width"], summary["height"], summary["geometry_source"]) == size + ("file",)
+    assert int(f.events["x"].max()) < size[0] and int(f.events["y"].max()) < size[1]
     assert summary["n_events"] == n
     assert summary["t_first"] == int(f.events["t"][0]) and summary["t_last"] == int(f.events["t"][-1])
     assert summary["n_on"] == int(f.events["p"].sum())

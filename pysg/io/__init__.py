@@ -73,8 +73,8 @@ def _geometry(path: str, fmt: str, options: dict[str, Any]) -> tuple[int | None,
         return h.width, h.height
     if fmt == "aedat31":
         from pysg.io.aedat31 import read_aedat31_header
-        names = read_aedat31_header(path)["sources"].values()
-        return (128, 128) if any("DVS128" in n for n in names) else (None, None)
+        from pysg.io.aedat31 import sensor_geometry
+        return sensor_geometry(read_aedat31_header(path)["sources"]) or (None, None)
     if fmt == "aedat2":
         return (128, 128) if options.get("layout", "dvs128") == "dvs128" else (None, None)
     return None, None
@@ -162,12 +162,16 @@ def iter_events(path: str | os.PathLike, chunk_events: int = 1_000_000, **option
 
 def info(path: str | os.PathLike, **options: Any) -> dict[str, Any]:
     """Summary of a file, computed chunk by chunk: ``format``, ``width``,
-    ``height``, ``n_events``, ``t_first``, ``t_last`` (None when empty),
-    ``t_min``, ``t_max``, ``n_on``."""
+    ``height``, ``geometry_source`` (``"file"``: the header or the camera it names;
+    ``"events"``: no size recorded, so the smallest sensor holding every event, a lower
+    bound; None for a file without events or size), ``n_events``, ``t_first``,
+    ``t_last`` (None when empty), ``t_min``, ``t_max``, ``n_on``."""
     path = os.fspath(path)
     fmt = detect_format(path)
     width, height = _geometry(path, fmt, options)
+    source = "file" if width is not None and height is not None else None
     n = n_on = 0
+    x_max = y_max = -1
     t_first = t_last = t_min = t_max = None
     for ev in iter_events(path, **options):
         if not ev.size:
@@ -180,5 +184,8 @@ def info(path: str | os.PathLike, **options: Any) -> dict[str, Any]:
         t_min, t_max = min(t_min, int(t.min())), max(t_max, int(t.max()))
         n += ev.size
         n_on += int(np.count_nonzero(ev["p"]))
-    return {"format": fmt, "width": width, "height": height, "n_events": n, "t_first": t_first,
-            "t_last": t_last, "t_min": t_min, "t_max": t_max, "n_on": n_on}
+        x_max, y_max = max(x_max, int(ev["x"].max())), max(y_max, int(ev["y"].max()))
+    if source is None and n:
+        width, height, source = x_max + 1, y_max + 1, "events"
+    return {"format": fmt, "width": width, "height": height, "geometry_source": source, "n_events": n,
+            "t_first": t_first, "t_last": t_last, "t_min": t_min, "t_max": t_max, "n_on": n_on}

@@ -85,7 +85,8 @@ class EvtHeader:
     """The ``% `` text header of a Prophesee file.
 
     ``format`` is ``"evt2"``, ``"evt3"``, ``"dat"`` or None (header says
-    nothing); ``width``/``height`` are None when absent; ``t0`` is the offset
+    nothing); ``width``/``height`` come from a geometry line or, without one, from the
+    camera the header names (``geometry_source`` says which), None when neither; ``t0`` is the offset
     faery subtracted (0 when absent); ``data_offset`` is the first byte after
     the header.
     """
@@ -96,6 +97,7 @@ class EvtHeader:
     t0: int = 0
     data_offset: int = 0
     keys: dict[str, str] = field(default_factory=dict)
+    geometry_source: str | None = None  # "header", "plugin_name", "system_ID" or None
 
 
 # Header values a decoder can use: coordinates are uint16 in EVENT_DTYPE, and a '% t0'
@@ -194,7 +196,33 @@ def _parse_header(f: BinaryIO, path: str) -> EvtHeader:
         elif low == "data" and "cd events" in value.lower() and head.format is None:
             head.format = "dat"
     head.data_offset = offset
+    if head.width is None and head.height is None:
+        size, source = camera_geometry(head.keys)
+        if size is not None:
+            (head.width, head.height), head.geometry_source = size, source
+    elif head.width is not None and head.height is not None:
+        head.geometry_source = "header"
     return head
+
+
+# Sensor sizes by the Metavision HAL plugin a recording names ('% plugin_name'), for files
+# whose header has no geometry line (Gen3 EVT 2.0 files). Matched as substrings, in order.
+_PLUGIN_SIZES = (("imx636", (1280, 720)), ("imx646", (1280, 720)), ("gen41", (1280, 720)), ("gen4", (1280, 720)),
+                 ("genx320", (320, 320)), ("imx8", (320, 320)), ("gen31", (640, 480)), ("gen3", (640, 480)))
+# '% system_ID' values seen in real recordings with a known sensor (a Gen3 EVT 2.0 file
+# and an IMX636 EVT 3.0 file in faery's test data); others give no size.
+_SYSTEM_ID_SIZES = {"21": (640, 480), "49": (1280, 720)}
+
+
+def camera_geometry(keys: dict[str, str]) -> tuple[tuple[int, int] | None, str | None]:
+    """(width, height) and where it came from ("plugin_name" or "system_ID"), from the
+    camera a header names; (None, None) when it names none we know."""
+    plugin = keys.get("plugin_name", "").strip().lower()
+    for needle, size in _PLUGIN_SIZES:
+        if plugin and needle in plugin:
+            return size, "plugin_name"
+    size = _SYSTEM_ID_SIZES.get(keys.get("system_ID", "").strip())
+    return (size, "system_ID") if size is not None else (None, None)
 
 
 def read_prophesee_header(path: str | os.PathLike) -> EvtHeader:
