@@ -17,8 +17,28 @@ def _pyplot():
     return plt
 
 
+# Eleven colours a reader can tell apart (matplotlib's tab10 and black), one per gesture
+# class; a twelfth class and beyond reuse them with a dashed line.
+CLASS_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
+                 "tab:gray", "tab:olive", "tab:cyan", "black")
+ON_COLOUR, OFF_COLOUR = (1.0, 0.2, 0.2), (0.2, 0.3, 1.0)
+
+
+def class_style(index: int) -> dict:
+    """Line colour and style of class ``index`` (distinct for the first 11 classes)."""
+    return {"color": CLASS_COLOURS[index % len(CLASS_COLOURS)],
+            "linestyle": "-" if index < len(CLASS_COLOURS) else "--"}
+
+
 def plot_history(history: dict, out: str | Path) -> None:
     """Loss and accuracy per epoch (a `pysg train --history` JSON)."""
+    fig = history_figure(history)
+    fig.savefig(out, dpi=120, bbox_inches="tight")
+    _pyplot().close(fig)
+
+
+def history_figure(history: dict):
+    """The matplotlib Figure of :func:`plot_history` (the caller closes it)."""
     plt = _pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
     a.plot(history["epoch"], history["loss"], marker="o")
@@ -28,10 +48,13 @@ def plot_history(history: dict, out: str | Path) -> None:
     if val.size and not np.all(np.isnan(val)):
         b.plot(history["epoch"], val * 100, marker="s", label="validation")
     b.set(xlabel="epoch", ylabel="accuracy (%)")
-    b.legend()
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (a, b):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+    b.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)  # beside the curves, never on them
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    return fig
 
 
 def plot_confusion(confusion: np.ndarray, classes: list[str], out: str | Path) -> None:
@@ -63,29 +86,64 @@ def _sample(folder, index: int):
     return ds[index]
 
 
-def plot_event_strip(folder, out: str | Path, *, sample: int = 0, frames: int = 8,
+def _events_to_show(source, sample: int) -> tuple[np.ndarray, int, int, str]:
+    """(events with t from 0, sensor width, height, title) of test sample ``sample`` of a
+    dataset folder, or of one recording file."""
+    if Path(source).is_dir():
+        from .datasets.gesture import GESTURE_CLASSES
+
+        s = _sample(source, sample)
+        ev = s.events
+        return ev, 128, 128, f"{GESTURE_CLASSES[s.label]} ({Path(s.source).name})"
+    from .io import read_events
+
+    f = read_events(source)
+    ev = f.events.copy()
+    if ev.size:
+        ev["t"] -= ev["t"][0]
+    width = f.width if f.width is not None else (int(ev["x"].max()) + 1 if ev.size else 1)
+    height = f.height if f.height is not None else (int(ev["y"].max()) + 1 if ev.size else 1)
+    return ev, width, height, f"{Path(source).name} ({f.format}, {width}x{height}, {ev.size} events)"
+
+
+def plot_event_strip(source, out: str | Path, *, sample: int = 0, frames: int = 8,
                      window_ms: float = 50.0) -> None:
-    """Event frames (ON red, OFF blue) at evenly spaced times of one test sample."""
-    from .datasets.gesture import GESTURE_CLASSES
+    """Event frames (ON red, OFF blue) at evenly spaced times of one test sample of a
+    dataset folder, or of one recording file."""
+    fig = event_strip_figure(source, sample=sample, frames=frames, window_ms=window_ms)
+    fig.savefig(out, dpi=110)
+    _pyplot().close(fig)
+
+
+def event_strip_figure(source, *, sample: int = 0, frames: int = 8, window_ms: float = 50.0):
+    """The matplotlib Figure of :func:`plot_event_strip` (the caller closes it)."""
+    from matplotlib.patches import Patch
 
     plt = _pyplot()
-    s = _sample(folder, sample)
-    fig, axes = plt.subplots(1, frames, figsize=(2 * frames, 2.3))
+    ev, width, height, title = _events_to_show(source, sample)
+    duration = int(ev["t"][-1]) + 1 if ev.size else 1
+    fig, axes = plt.subplots(1, frames, figsize=(2 * frames, 1.9 * height / width + 0.8), squeeze=False)
     win = int(window_ms * 1000)
-    for i, ax in enumerate(axes):
-        t0 = int(i * (s.duration_us - win) / max(1, frames - 1))
-        ev = s.events[(s.events["t"] >= t0) & (s.events["t"] < t0 + win)]
-        img = np.ones((128, 128, 3))
-        on, off = ev[ev["p"] == 1], ev[ev["p"] == 0]
-        img[off["y"], off["x"]] = (0.2, 0.3, 1.0)
-        img[on["y"], on["x"]] = (1.0, 0.2, 0.2)
-        ax.imshow(img)
-        ax.set_title(f"{t0 / 1000:.0f} ms", fontsize=8)
-        ax.axis("off")
-    fig.suptitle(f"{GESTURE_CLASSES[s.label]} ({Path(s.source).name})", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    for i, ax in enumerate(axes[0]):
+        t0 = int(i * max(0, duration - win) / max(1, frames - 1))
+        w = ev[(ev["t"] >= t0) & (ev["t"] < t0 + win)]
+        img = np.ones((height, width, 3))
+        on, off = w[w["p"] == 1], w[w["p"] == 0]
+        img[off["y"], off["x"]] = OFF_COLOUR
+        img[on["y"], on["x"]] = ON_COLOUR
+        ax.imshow(img, interpolation="nearest")
+        ax.set_title(f"{t0 / 1000:.0f}-{(t0 + win) / 1000:.0f} ms", fontsize=8)
+        ax.set_xticks([0, width - 1])
+        ax.set_yticks([0, height - 1])
+        ax.tick_params(labelsize=6)
+        if i == 0:
+            ax.set_ylabel("y (pixel)", fontsize=8)
+        ax.set_xlabel("x (pixel)", fontsize=8)
+    fig.legend(handles=[Patch(color=ON_COLOUR, label="ON"), Patch(color=OFF_COLOUR, label="OFF")],
+               loc="upper right", fontsize=8, title="polarity", title_fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.93, 1))
+    return fig
 
 
 def plot_raster(model, folder, out: str | Path, *, sample: int = 0) -> None:
@@ -115,11 +173,12 @@ def plot_raster(model, folder, out: str | Path, *, sample: int = 0) -> None:
         axes[l].set(ylabel=f"stage {l} neuron")
     lg = np.array(logits)
     for c in range(lg.shape[1]):
-        axes[-1].plot(np.arange(len(lg)) * dt_s, lg[:, c], lw=1, label=net.config.classes[c] if net.config.classes else c)
+        axes[-1].plot(np.arange(len(lg)) * dt_s, lg[:, c], lw=1, label=net.config.classes[c] if net.config.classes else c,
+                      **class_style(c))
     axes[-1].set(xlabel="time (s)", ylabel="logit")
-    axes[-1].legend(fontsize=6, ncol=4)
+    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     truth = net.config.classes[s.label] if net.config.classes else s.label
     fig.suptitle(f"true class: {truth}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=110, bbox_inches="tight")
     plt.close(fig)
