@@ -7,9 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
-from pysg.converters.sgm import ExportError, encode, export_network, quantize
+from pysg.converters.sgm import ExportError, export_network, quantize
 from pysg.model import Conv2d, Dense, Flatten, Network, NetworkConfig, SumPool2d
-from pysg.sgm import (HEADER_FIELDS, HEADER_SIZE, LAYER_ENTRY_SIZE, LAYER_FIELDS, SgmFormatError, inspect_sgm,
+from pysg.sgm import (HEADER_FIELDS, HEADER_SIZE, LAYER_ENTRY_SIZE, LAYER_FIELDS, SgmFormatError, encode, inspect_sgm,
                       load_sgm, resign)
 
 

@@ -20,15 +20,14 @@ tflm = pytest.importorskip("tflite_micro.python.tflite_micro.runtime",
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pysg.converters.sgm import pack_sgm  # noqa: E402
 from pysg.converters.tflite_graph import Conv2D, FullyConnected, UnsupportedOpError, read_tflite  # noqa: E402
 from pysg.converters.tflite_sgm import count_lut, graph_to_qmodel, tflite_to_sgm  # noqa: E402
 from pysg.converters.tflite_writer import OpSpec, TensorSpec, write_tflite  # noqa: E402
 from pysg.cli import main  # noqa: E402
 from pysg.qnet import QnetRef  # noqa: E402
 from pysg.runtime import Runtime  # noqa: E402
-from pysg.sgm import (QBLOBS, QLAYER_FIELDS, SgmFormatError, SgmQModel, load_sgm, qarena_bytes_for,  # noqa: E402
-                      resign)
+from pysg.sgm import (QBLOBS, QLAYER_FIELDS, SgmFormatError, SgmQModel, encode_qmodel, load_sgm,  # noqa: E402
+                      pack_sgm, qarena_bytes_for, resign)
 from test_qnet import Tflm, _act, _built_cnn, random_network, sparse_sequence  # noqa: E402
 
 WINDOW, SLICES, DT_US = 20, 2, 10_000
@@ -106,8 +105,6 @@ def test_round_trip_bytes_and_arena_formula():
     n_in = int(np.prod(q.input_shape))
     c4 = lambda v: -(-v // 4) * 4  # noqa: E731
     assert q.arena_bytes == c4(n_in) + sum(4 * v + c4(v) for v in n) + 20 * max([n_in] + n) + c4(max([n_in] + n))
-    from pysg.converters.tflite_sgm import encode_qmodel
-
     assert encode_qmodel(q) == data
 
 

@@ -32,12 +32,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from pysg.converters.sgm import encode, export_network
+from pysg.converters.sgm import export_network
 from pysg.datasets.binning import bin_events
 from pysg.events import make_events
 from pysg.intref import run
 from pysg.model import Conv2d, Dense, Flatten, Network, NetworkConfig, SumPool2d
-from pysg.sgm import KIND_DENSE, SgmFormatError, SgmModel, SgmStage, load_sgm, resign
+from pysg.sgm import KIND_DENSE, SgmFormatError, SgmModel, SgmStage, encode, load_sgm, resign
 from pysg.train.trainer import SequenceData, calibrate
 
 
