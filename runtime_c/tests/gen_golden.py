@@ -19,7 +19,8 @@ int32 logits; T x n_hidden int64 spikes per hidden stage; T int64 synaptic opera
 .rej layout: records of (uint32 position, uint8 new byte, uint8 resign, uint16 0,
 int64 expected error offset or -1).
 
-Usage: python runtime_c/tests/gen_golden.py OUT_DIR
+Usage, from the repository root (runtime_c/Makefile's `golden` rule does this):
+    python -m runtime_c.tests.gen_golden OUT_DIR
 """
 from __future__ import annotations
 
@@ -28,9 +29,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 
 from pysg.converters.sgm import export_network
 from pysg.datasets.binning import bin_events
