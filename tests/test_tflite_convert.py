@@ -21,8 +21,8 @@ from pysg.converters.tflite_writer import OpSpec, TensorSpec, write_tflite  # no
 from pysg.cli import main  # noqa: E402
 from pysg.qnet import QnetRef  # noqa: E402
 from pysg.runtime import Runtime  # noqa: E402
-from pysg.sgm import (QBLOBS, QLAYER_FIELDS, SgmFormatError, SgmQModel, encode_qmodel, load_sgm,  # noqa: E402
-                      pack_sgm, qarena_bytes_for, resign)
+from pysg.sgm import (QBLOBS, QLAYER_FIELDS, SgmFormatError, SgmQModel, encode_qmodel, encode_sgm,  # noqa: E402
+                      load_sgm, pack_sgm, qarena_bytes_for, resign)
 from tests.support.cnn_baseline.frames import count_lut as frames_lut  # noqa: E402
 from tests.support.cnn_baseline.frames import event_frames  # noqa: E402
 from tests.support.qnet_models import Tflm, built_cnn, int8_act, random_network, sparse_sequence  # noqa: E402
@@ -102,7 +102,7 @@ def test_round_trip_bytes_and_arena_formula():
     n_in = int(np.prod(q.input_shape))
     c4 = lambda v: -(-v // 4) * 4  # noqa: E731
     assert q.arena_bytes == c4(n_in) + sum(4 * v + c4(v) for v in n) + 20 * max([n_in] + n) + c4(max([n_in] + n))
-    assert encode_qmodel(q) == data
+    assert encode_qmodel(q) == encode_sgm(q) == data
 
 
 # ---------------------------------------------------------------- event input = the baseline's frames
