@@ -33,6 +33,7 @@ from pysg.runtime import Runtime, as_sg_events, run_events_c
 from pysg.sgm import load_sgm
 from tests.support.measure import CHUNK, best, callgrind
 
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=3)

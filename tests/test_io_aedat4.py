@@ -18,6 +18,7 @@ from pysg.events import EVENT_DTYPE, EventFileError, make_events
 from pysg.io.aedat4 import MAX_PACKET_BYTES, iter_aedat4, read_aedat4, read_aedat4_header, write_aedat4
 from tests.support.dv_files import dv_write, random_events
 
+
 def dv_read(path) -> np.ndarray:
     dv = pytest.importorskip("dv_processing")
     rec = dv.io.MonoCameraRecording(str(path))

@@ -35,6 +35,7 @@ from tests.support.cnn_baseline.cnn import macs_per_frame  # noqa: E402
 from tests.support.qnet_models import (Tflm, built_cnn, bundled_frames, int8_act, random_network,  # noqa: E402
                                        sparse_sequence)
 
+
 # ---------------------------------------------------------------- dense reference and fan-out
 
 def dense_tensors(graph: TfliteGraph, x: np.ndarray) -> dict[int, np.ndarray]:

@@ -10,6 +10,7 @@ from .loader import load_sgm, read_sgm
 from .qnet import SgmQModel
 from .sg import SgmModel
 
+
 def _inspect_sg(model: SgmModel) -> dict:
     layers = []
     for i, st in enumerate(model.stages):

@@ -13,6 +13,7 @@ from .layout import (ALIGN, FLAG_OUTPUT, HEADER_FIELDS, HEADER_SIZE, LAYER_ENTRY
                      QKIND_CONV, QKIND_DEPTHWISE, QKIND_FC, QKIND_INPUT, QKIND_NAMES, QKIND_POOL, QLAYER_FIELDS,
                      SgmFormatError, field_offset, read_fields)
 
+
 @dataclass
 class SgmQLayer:
     """One entry of a version 2 layer table (docs/FORMAT.md 7.1): geometry NHWC, TFLite's

@@ -13,6 +13,7 @@ from .layout import (ALIGN, BLOB_DTYPES, BLOBS, FLAG_DELAYS, FLAG_OUTPUT, HEADER
                      KIND_NAMES, LAYER_ENTRY_SIZE, LAYER_FIELDS, Q15_ONE, THETA_MAX, VSHIFT_MAX, X_FRAC_BITS_RANGE,
                      SgmFormatError, field_offset, read_fields)
 
+
 @dataclass
 class SgmStage:
     """One stage (synaptic layer) of an .sgm model, with its integer parameters.
