@@ -15,8 +15,8 @@ demo:
 	pysg demo
 
 bench:
-	$(PYTHON) bench/train_memory.py
-	$(PYTHON) bench/gesture_recipe.py
+	$(PYTHON) -m bench.train_memory
+	$(PYTHON) -m bench.gesture_recipe
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

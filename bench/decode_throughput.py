@@ -3,42 +3,33 @@
 on the same files: AEDAT 3.1, AEDAT 4 (LZ4), EVT 3.0, EVT 2.0 and DAT.
 
 Files: the real recordings of faery's sdist (tests/data, fetched by
-tests/test_io_realdata.py into ~/.cache/pysg-tests) and larger synthetic files
+tests/support/realdata.py, e.g. by running tests/test_io_realdata.py, into
+~/.cache/pysg-tests) and larger synthetic files
 written by third-party writers (faery for EVT 3.0, EVT 2.0 and AEDAT 4 LZ4; AEDAT
 3.1 has no third-party writer, so pysg writes it and evutils reads it). AEDAT 4
 packets are decompressed by python-lz4 (one lz4.frame.decompress call per packet) and
 decoded by C; dv-processing reads the same AEDAT 4 files. The last column is pysg's
 throughput over each reader's (best of --repeat runs each).
 
-    OMP_NUM_THREADS=1 python bench/decode_throughput.py [--events 5000000] [--repeat 3]
+    OMP_NUM_THREADS=1 python -m bench.decode_throughput [--events 5000000] [--repeat 3]
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import pathlib
-import sys
 import tempfile
-import time
 
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
+from pysg.events import make_events
+from pysg.io.aedat31 import read_aedat31, write_aedat31
+from pysg.io.aedat4 import read_aedat4
+from pysg.io.evt import read_dat, read_evt
+from tests.support.measure import best
+from tests.support.realdata import CACHE
 
-from pysg.events import make_events  # noqa: E402
-from pysg.io.aedat31 import read_aedat31, write_aedat31  # noqa: E402
-from pysg.io.aedat4 import read_aedat4  # noqa: E402
-from pysg.io.evt import read_dat, read_evt  # noqa: E402
-
-
-def best(fn, repeat: int) -> tuple[float, int]:
-    times, n = [], 0
-    for _ in range(repeat):
-        t = time.perf_counter()
-        n = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), n
+REAL_DATA = CACHE / "data"  # where the tests keep faery's real recordings
 
 
 def faery_count(path) -> int:
@@ -68,7 +59,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=5_000_000, help="events in the synthetic files")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--real", default=str(pathlib.Path.home() / ".cache/pysg-tests/faery-0.7.1/data"))
+    ap.add_argument("--real", default=str(REAL_DATA))
     args = ap.parse_args(argv)
     import faery
 
@@ -99,7 +90,7 @@ def main(argv=None) -> None:
         cases += [("EVT 2.0 real Gen3", real / "evt2.raw", read_evt, [("faery", faery_count)])]
         cases += [("DAT real Gen4", real / "gen4.dat", read_dat, [("faery", faery_count)])]
     else:
-        print(f"(real files not found in {real}: run tests/test_io_realdata.py first)")
+        print(f"(real files not found in {real}: run `python -m pytest tests/test_io_realdata.py` first)")
     cases += [
         (f"EVT 3.0 faery-written {n/1e6:g}M", tmp / "big.raw", read_evt, [("faery", faery_count)]),
         (f"EVT 2.0 faery-written {n/1e6:g}M", tmp / "big2.raw", read_evt, [("faery", faery_count)]),

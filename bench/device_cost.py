@@ -3,7 +3,7 @@
 second of gesture input under QEMU (mps2-an386) with the TCG `insn` plugin, the RAM and
 flash the driver needs, and the real-time factor they imply at 168 MHz.
 
-    OMP_NUM_THREADS=1 python bench/device_cost.py [--dt-ms 10 1] [--kind frames events] [--opt O2 Os]
+    OMP_NUM_THREADS=1 python -m bench.device_cost [--dt-ms 10 1] [--kind frames events] [--opt O2 Os]
         [--gestures N] [--model file.sgm] [--plugin libinsn.so] [--repeat 2] [--no-icount] [--profile] [--json]
 
 What it does:
@@ -52,17 +52,15 @@ from pathlib import Path
 
 import numpy as np
 
+from pysg.converters.sgm import export_network
+from pysg import intref
+from pysg.datasets.gesture import GestureDataset
+from pysg.model.network import Network
+from pysg.recipes import BUNDLED_MODEL, BUNDLED_SAMPLES
+from pysg.sgm import SgmModel, SgmQModel, load_sgm
+from pysg.train.trainer import bin_samples
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from pysg.converters.sgm import export_network  # noqa: E402
-from pysg import intref  # noqa: E402
-from pysg.datasets.gesture import GestureDataset  # noqa: E402
-from pysg.model.network import Network  # noqa: E402
-from pysg.recipes import BUNDLED_MODEL, BUNDLED_SAMPLES  # noqa: E402
-from pysg.sgm import SgmModel, SgmQModel, load_sgm  # noqa: E402
-from pysg.train.trainer import bin_samples  # noqa: E402
-
 DRIVER_DIR = ROOT / "bench" / "device_cost"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pysg-bench"
 QEMU = "qemu-system-arm"

@@ -8,7 +8,7 @@ it back, and stream the first gestures of the bundled recording with per-step lo
 a trial succeeds when the model reads back bit-exact and every logit equals
 pysg.intref's. Reports trials, successes, injected faults, resends and wall time.
 
-    OMP_NUM_THREADS=1 python bench/device_faults.py [--seeds 5] [--gestures 3]
+    OMP_NUM_THREADS=1 python -m bench.device_faults [--seeds 5] [--gestures 3]
 """
 from __future__ import annotations
 
@@ -21,20 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from pysg.converters.sgm import export_network  # noqa: E402
-from pysg import intref  # noqa: E402
-from pysg.device.client import Device  # noqa: E402
-from pysg.device.faultproxy import FaultProxy  # noqa: E402
-from pysg.device.posix import start_posix_device  # noqa: E402
-from pysg.model.network import Network  # noqa: E402
-from pysg.recipes import BUNDLED_MODEL  # noqa: E402
-from pysg.sgm import load_sgm  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "bench"))
-from device_throughput import gesture_frames  # noqa: E402
+from pysg.converters.sgm import export_network
+from pysg import intref
+from pysg.device.client import Device
+from pysg.device.faultproxy import FaultProxy
+from pysg.device.posix import start_posix_device
+from pysg.model.network import Network
+from pysg.recipes import BUNDLED_MODEL
+from pysg.sgm import load_sgm
+from tests.support.bundled import gesture_frames
 
 # (unit, drop, corrupt): "frame" draws once per frame and direction, "byte" per byte
 SETTINGS = [("frame", 0.01, 0.01), ("byte", 1e-4, 1e-4), ("byte", 3e-4, 3e-4)]

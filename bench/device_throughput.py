@@ -9,7 +9,7 @@ events/s, wire bytes per event, and the real-time factor: seconds of recording p
 second of streaming). Every streamed gesture's prediction is checked against
 pysg.intref, so the figures are of correct work.
 
-    OMP_NUM_THREADS=1 python bench/device_throughput.py [--gestures N] [--json]
+    OMP_NUM_THREADS=1 python -m bench.device_throughput [--gestures N] [--json]
 """
 from __future__ import annotations
 
@@ -25,35 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from pysg.converters.sgm import export_network  # noqa: E402
-from pysg import intref  # noqa: E402
-from pysg.datasets.binning import bin_events  # noqa: E402
-from pysg.datasets.gesture import read_labels_csv  # noqa: E402
-from pysg.device.client import Device  # noqa: E402
-from pysg.device.protocol import encode_steps  # noqa: E402
-from pysg.io import read_events  # noqa: E402
-from pysg.model.network import Network  # noqa: E402
-from pysg.recipes import BUNDLED_MODEL  # noqa: E402
-from pysg.sgm import load_sgm  # noqa: E402
-
-SAMPLES = ROOT / "pysg" / "data" / "samples"
-
-
-def gesture_frames(model, n: int) -> list[tuple[np.ndarray, int, float]]:
-    """(frames, events, seconds) of the first n gestures of the bundled recording."""
-    events = read_events(SAMPLES / "user01_fluorescent.aedat").events
-    out = []
-    for row in read_labels_csv(SAMPLES / "user01_fluorescent_labels.csv")[:n]:
-        ev = events[(events["t"] >= row["t_start"]) & (events["t"] < row["t_end"])].copy()
-        ev["t"] -= row["t_start"]
-        dur = int(row["t_end"] - row["t_start"])
-        frames = bin_events(ev, duration_us=dur, dt_us=model.dt_us, sensor_size=model.sensor_size,
-                            downsample=model.downsample, channels=model.input_shape[0])
-        out.append((frames, len(ev), dur / 1e6))
-    return out
+from pysg.converters.sgm import export_network
+from pysg import intref
+from pysg.device.client import Device
+from pysg.device.protocol import encode_steps
+from pysg.model.network import Network
+from pysg.recipes import BUNDLED_MODEL
+from pysg.sgm import load_sgm
+from tests.support.bundled import gesture_frames
 
 
 def measure(name: str, url: str, data: bytes, model, gestures) -> dict:

@@ -8,7 +8,7 @@ them), with their defaults, and reports:
 * activity: spikes per hidden neuron per second, synaptic operations per sample vs the
   multiply-accumulates of the equivalent frame-based network.
 
-    python bench/gesture_recipe.py --out /tmp/gesture [--seed 0] [--dts 10 5 2 1] [--json]
+    python -m bench.gesture_recipe --out /tmp/gesture [--seed 0] [--dts 10 5 2 1] [--json]
 
 An existing dataset folder or model in --out is reused (delete them to start afresh).
 """

@@ -5,7 +5,7 @@ For a few architectures and both credit modes, random networks are fed random in
 spikes for T steps; the cosine similarity between the online and the exact gradient
 of every parameter tensor is reported (mean and minimum over seeds).
 
-    python bench/gradient_alignment.py [--seeds 5] [--steps 60]
+    python -m bench.gradient_alignment [--seeds 5] [--steps 60]
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ Every labelled gesture of the split is fed to the C runtime as raw events (origi
 the interval start, through sg_feed / sg_advance_to) and, binned, to the Python
 integer reference; the per-step int32 logits must be equal at every step.
 
-    python bench/parity_split.py MODEL.npz|MODEL.sgm DATA_DIR [--split test] [--dt-ms D]
+    python -m bench.parity_split MODEL.npz|MODEL.sgm DATA_DIR [--split test] [--dt-ms D]
 """
 from __future__ import annotations
 

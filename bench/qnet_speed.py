@@ -7,7 +7,7 @@ bench/runtime_speed.py counts the SpikingGamma model), per step and per synaptic
 with the functions that take them. The C runtime's per-step logits are checked equal to
 the Python reference pysg.qnet.QnetRef's first.
 
-    OMP_NUM_THREADS=1 python bench/qnet_speed.py MODEL.sgm [--repeat 3] [--no-callgrind]
+    OMP_NUM_THREADS=1 python -m bench.qnet_speed MODEL.sgm [--repeat 3] [--no-callgrind]
     (MODEL.sgm: e.g. `pysg convert ~/.cache/pysg-bench/gesture_cnn_*.tflite -o cnn.sgm --sensor 128x128`)
 """
 from __future__ import annotations
@@ -19,16 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from runtime_speed import best, callgrind  # noqa: E402
-
-from pysg.datasets.binning import bin_events  # noqa: E402
-from pysg.qnet import QnetRef  # noqa: E402
-from pysg.recipes import BUNDLED_SAMPLES  # noqa: E402
-from pysg.runtime import Runtime, as_sg_events  # noqa: E402
+from pysg.datasets.binning import bin_events
+from pysg.qnet import QnetRef
+from pysg.recipes import BUNDLED_SAMPLES
+from pysg.runtime import Runtime, as_sg_events
+from tests.support.measure import best, callgrind
 
 
 def main(argv=None) -> int:

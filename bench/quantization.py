@@ -6,7 +6,7 @@ same binned test split: accuracy and prediction agreement, the relative RMS erro
 each stage's x(t) (float vs integer reference, live steps only), spikes and synaptic
 events per sample, file and arena bytes per layer.
 
-    python bench/quantization.py MODEL.npz DATA_DIR [--split test] [--dt-ms D]
+    python -m bench.quantization MODEL.npz DATA_DIR [--split test] [--dt-ms D]
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ measurement runs in a fresh subprocess and reports:
   minus the resident size before reading, in a run without tracemalloc.
   (``ru_maxrss`` is not used: Linux carries it over from the parent.)
 
-    OMP_NUM_THREADS=1 python bench/read_memory.py [--events 4000000] [--chunk N] [--json]
+    OMP_NUM_THREADS=1 python -m bench.read_memory [--events 4000000] [--chunk N] [--json]
 """
 from __future__ import annotations
 
@@ -29,7 +29,6 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 FORMATS = ("aedat31", "evt3", "aedat4", "dat", "aedat2", "npy")
 SUFFIX = {"dat": "dat", "aedat2": "aedat", "npy": "npy"}
@@ -114,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         paths = make_files(pathlib.Path(tmp), args.events)
         for fmt in FORMATS:
             for mode in ("iter", "whole"):
-                out = subprocess.run([sys.executable, __file__, "--child", mode, str(paths[fmt]), str(chunk)],
-                                     capture_output=True, text=True, check=True,
+                out = subprocess.run([sys.executable, "-m", "bench.read_memory", "--child", mode, str(paths[fmt]),
+                                      str(chunk)], cwd=ROOT, capture_output=True, text=True, check=True,
                                      env={**os.environ, "OMP_NUM_THREADS": "1"})
                 r = json.loads(out.stdout)
                 rows.append({"format": fmt, "mode": mode, "file_bytes": paths[fmt].stat().st_size,

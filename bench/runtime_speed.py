@@ -5,7 +5,7 @@ file as one sample like `pysg run`) and the bundled gesture model exported to .s
 plus instruction counts of the C runtime alone under valgrind's callgrind (a small C
 driver, bench/sg_drive.c, fed the same events in packets of 1024).
 
-    OMP_NUM_THREADS=1 python bench/runtime_speed.py [--repeat 3] [--dt-ms 10] [--no-callgrind]
+    OMP_NUM_THREADS=1 python -m bench.runtime_speed [--repeat 3] [--dt-ms 10] [--no-callgrind]
 
 Columns: wall time (best of --repeat), events/s, real-time factor (wall time per second
 of DVS input), ns per synaptic operation (wall / synops), speed-up over the other
@@ -18,69 +18,20 @@ spikes are checked equal.
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from pysg.converters.sgm import export_network  # noqa: E402
-from pysg import intref  # noqa: E402
-from pysg._build_runtime import runtime_sources  # noqa: E402
-from pysg.model.network import Network  # noqa: E402
-from pysg.recipes import BUNDLED_MODEL, BUNDLED_SAMPLES  # noqa: E402
-from pysg.runtime import Runtime, as_sg_events, run_events_c  # noqa: E402
-from pysg.sgm import load_sgm  # noqa: E402
-
-CHUNK = 1024  # events per sg_feed call in the C driver (a USB packet's worth)
-
-
-def best(fn, repeat: int):
-    times, out = [], None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), out
-
-
-def callgrind(sgm: bytes, ev: np.ndarray, workdir: Path) -> dict:
-    """Compile bench/sg_drive.c with the runtime sources (-O2, as the host library) and
-    count instructions of sg_drive_run (feeding and stepping only) under callgrind."""
-    src = runtime_sources("SG_DEVICE_SRCS")  # runtime_c/sources.mk: the one source list
-    exe = workdir / "sg_drive"
-    cmd = ["gcc", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-O2", *(f"-I{d}" for d in runtime_sources("SG_INC_DIRS")),
-           str(ROOT / "bench" / "sg_drive.c"), *src, "-o", str(exe)]
-    subprocess.run(cmd, check=True)
-    (workdir / "model.sgm").write_bytes(sgm)
-    as_sg_events(ev).tofile(workdir / "events.bin")
-    native = subprocess.run([str(exe), str(workdir / "model.sgm"), str(workdir / "events.bin"), str(CHUNK)],
-                            check=True, capture_output=True, text=True).stdout
-    out_file = workdir / "callgrind.out"
-    vg = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}", "--toggle-collect=sg_drive_run",
-          str(exe), str(workdir / "model.sgm"), str(workdir / "events.bin"), str(CHUNK)]
-    t = time.perf_counter()
-    run = subprocess.run(vg, check=True, capture_output=True, text=True)
-    vg_seconds = time.perf_counter() - t
-    totals = re.search(r"^(?:summary|totals):\s*(\d+)", out_file.read_text(), re.M)
-    stats = dict(zip(*[iter(native.split())] * 2))
-    top = []
-    if shutil.which("callgrind_annotate"):
-        ann = subprocess.run(["callgrind_annotate", str(out_file)], capture_output=True, text=True).stdout
-        for line in ann.splitlines():
-            hit = re.match(r"^\s*([\d,]+)\s+\(\s*([\d.]+)%\)\s+\S*:(\w+)", line)
-            if hit and len(top) < 6:
-                top.append((hit[3], int(hit[1].replace(",", "")), float(hit[2])))
-    return {"top": top, "instructions": int(totals[1]), "driver_stdout": native.strip(), "stats": stats,
-            "valgrind_seconds": vg_seconds, "compile": " ".join(cmd), "valgrind": " ".join(vg),
-            "callgrind_stderr_tail": run.stderr.strip().splitlines()[-1:] if run.stderr else []}
+from pysg.converters.sgm import export_network
+from pysg import intref
+from pysg.model.network import Network
+from pysg.recipes import BUNDLED_MODEL, BUNDLED_SAMPLES
+from pysg.runtime import Runtime, as_sg_events, run_events_c
+from pysg.sgm import load_sgm
+from tests.support.measure import CHUNK, best, callgrind
 
 
 def main(argv=None) -> int:

@@ -6,7 +6,7 @@ split), side by side:
 
 * LiteRT (ai-edge-litert, default op resolver = int8 through XNNPACK, 1 thread), one
   invoke per frame, frames every ``hop`` ms over the last ``window`` ms
-  (bench/cnn_baseline/frames.py), decision argmax of the mean logits of the gesture's
+  (tests/support/cnn_baseline/frames.py), decision argmax of the mean logits of the gesture's
   frames. Run at several frame rates: the hop equal to pysg's step (10 ms) and lower rates.
 * pysg's C runtime (`pysg.runtime.Runtime` via cffi) fed each gesture's raw events
   (`classify_events`, exactly as `pysg eval --engine c`), and fed numpy-binned count
@@ -24,9 +24,9 @@ events included; LiteRT's invoke loop alone is also shown).
 Operations per second of input: the CNN's MACs per frame x frames per second of a
 continuous stream (1000 / hop); pysg's synaptic ops counted by the runtime over the split
 / seconds of input. The int8 .tflite is trained on the train split on first use and
-cached under ~/.cache/pysg-bench (bench/cnn_baseline).
+cached under ~/.cache/pysg-bench (tests/support/cnn_baseline).
 
-    OMP_NUM_THREADS=1 python bench/tflite_baseline.py [--data /tmp/gd3] [--model M] [--json out]
+    OMP_NUM_THREADS=1 python -m bench.tflite_baseline [--data /tmp/gd3] [--model M] [--json out]
 """
 from __future__ import annotations
 
@@ -35,19 +35,14 @@ import gc
 import json
 import math
 import os
-import subprocess
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
-
-DEFAULT_DATA = "/tmp/gd3"
-DEFAULT_MODEL = str(HERE.parent / "pysg" / "data" / "gesture_model.npz")
-DEFAULT_HOPS = (10, 50, 100, 200)
+# numpy and these only: a worker's memory is measured after its input is loaded
+from tests.support.gesture_split import DEFAULT_DATA, DEFAULT_HOPS, export_split, load_split
+from tests.support.measure import run_worker
 
 
 def _status_bytes(field: str) -> int:
@@ -70,43 +65,13 @@ def _peak_bytes() -> int:
     return _status_bytes("VmHWM")
 
 
-def export_split(data: str, split: str) -> Path:
-    """The split's gestures as one .npz (events, per-gesture offsets, durations, labels)
-    in the bench cache, so that the workers load the input without the AEDAT decoder's
-    transient memory."""
-    import numpy as np
-    from cnn_baseline import CACHE_DIR, dataset_key
-
-    from pysg.datasets.gesture import GestureDataset
-
-    path = CACHE_DIR / f"split_{split}_{dataset_key(Path(data))}.npz"
-    if not path.is_file():
-        ds = GestureDataset(data, split)
-        samples = list(ds)
-        offsets = np.cumsum([0] + [len(s.events) for s in samples])
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, events=np.concatenate([s.events for s in samples]), offsets=offsets,
-                 durations=np.array([s.duration_us for s in samples], np.int64),
-                 labels=np.array([s.label for s in samples], np.int64))
-        os.replace(tmp, path)
-    return path
-
-
-def _load_split(path: str):
-    import numpy as np
-
-    with np.load(path, allow_pickle=False) as z:
-        ev, off, dur, lab = z["events"], z["offsets"], z["durations"], z["labels"]
-    return [(ev[off[i]:off[i + 1]], int(dur[i]), int(lab[i])) for i in range(len(dur))]
-
-
 def worker_litert(split_path: str, model_path: str, hop: int, window: int, slices: int,
                   macs_per_frame: int, repeat: int = 3) -> dict:
     import numpy as np
-    from cnn_baseline.frames import event_frames
 
-    samples = _load_split(split_path)
+    from tests.support.cnn_baseline.frames import event_frames
+
+    samples = load_split(split_path)
     gc.collect()
     rss0 = _start_peak()
     from pysg.converters.tflite_interpreter import interpreter_module
@@ -167,7 +132,7 @@ def worker_litert(split_path: str, model_path: str, hop: int, window: int, slice
 def worker_pysg(split_path: str, model_path: str, feed: str = "events", repeat: int = 3) -> dict:
     """``feed`` "events": raw events (`classify_events`, the C runtime bins them);
     "frames": numpy `bin_events` counts per step, then `sg_step` per step (`run_frames`)."""
-    samples = _load_split(split_path)
+    samples = load_split(split_path)
     gc.collect()
     rss0 = _start_peak()
     from pysg.datasets.binning import bin_events
@@ -220,7 +185,7 @@ def worker_imported(split_path: str, sgm_path: str, repeat: int = 3) -> dict:
     frames built in the runtime, delta execution) in pysg's C runtime, fed each gesture's
     raw events; decision: argmax of the logits summed over the steps with a whole window
     (LiteRT's rule at a hop of one step)."""
-    samples = _load_split(split_path)
+    samples = load_split(split_path)
     gc.collect()
     rss0 = _start_peak()
     from pysg.runtime import Runtime
@@ -269,12 +234,7 @@ def convert_baseline(tflite_path: Path, dt_ms: int, window_ms: int) -> Path:
 
 
 def _spawn(args: list[str]) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", *args], env=env,
-                         capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(f"worker {args[:2]} failed ({out.returncode}):\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_worker("bench.tflite_baseline", args)
 
 
 def _mb(b: float) -> str:
@@ -341,7 +301,7 @@ def _table(base: dict, pysgs: list[dict], cnn: list[dict], imported: dict | None
 
 
 def run(data: str, model: str, hops: list[int], split: str = "test", repeat: int = 3, log=print) -> dict:
-    from cnn_baseline import BaselineConfig, build_baseline
+    from tests.support.cnn_baseline import BaselineConfig, build_baseline
 
     cfg = BaselineConfig()
     base = build_baseline(data, cfg, log=log)
@@ -370,9 +330,11 @@ def main(argv: list[str] | None = None) -> int:
             result = worker_pysg(sp, m, feed, int(rep))
         print(json.dumps(result))
         return 0
+    from pysg.recipes import BUNDLED_MODEL
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=DEFAULT_DATA, help="DVS128-Gesture-layout folder (test split is run)")
-    ap.add_argument("--model", default=DEFAULT_MODEL, help="pysg model (.npz or .sgm)")
+    ap.add_argument("--model", default=str(BUNDLED_MODEL), help="pysg model (.npz or .sgm)")
     ap.add_argument("--hops", default=",".join(map(str, DEFAULT_HOPS)), help="CNN frame hops in ms")
     ap.add_argument("--repeat", type=int, default=3, help="timed passes per engine (the fastest is kept)")
     ap.add_argument("--json", help="write every figure to this file")

@@ -2,7 +2,7 @@
 """The TFLite baseline's int8 gesture CNN run event-driven vs TFLite, in Python and in C.
 
 Input: every labelled gesture of a DVS128-Gesture-layout folder's test split, framed
-exactly as bench/tflite_baseline.py frames it (bench/cnn_baseline/frames.py: the last
+exactly as bench/tflite_baseline.py frames it (tests/support/cnn_baseline/frames.py: the last
 200 ms in 2 time slices x 2 polarities, a frame every ``hop`` ms), at each hop.
 Per gesture, the Python delta network (pysg.qnet.DeltaNetwork) is reset (the
 all-zero-point response) and then stepped frame by frame; TFLite Micro (reference
@@ -18,7 +18,7 @@ synaptic ops), requantisations, the Python delta step's time and the C runtime's
 time per second of input. pysg's own SpikingGamma runtime's synaptic ops per second of
 input on the same split are measured by bench/tflite_baseline.py's worker in a subprocess.
 
-    OMP_NUM_THREADS=1 python bench/tflite_delta.py [--data /tmp/gd3] [--hops 10,50,100,200] [--json out]
+    OMP_NUM_THREADS=1 python -m bench.tflite_delta [--data /tmp/gd3] [--hops 10,50,100,200] [--json out]
 """
 from __future__ import annotations
 
@@ -30,20 +30,18 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
-
-from tflite_baseline import DEFAULT_DATA, DEFAULT_HOPS, DEFAULT_MODEL, _load_split, _spawn, export_split  # noqa: E402
+from pysg.recipes import BUNDLED_MODEL
+from tests.support.gesture_split import DEFAULT_DATA, DEFAULT_HOPS, export_split, load_split
+from tests.support.measure import run_worker
 
 
 def run_hop(model: bytes, samples, hop: int, window: int, slices: int) -> dict:
     """Every figure of one hop over the split's (events, duration, label) samples."""
-    from pysg.converters.tflite_interpreter import interpreter_module
-    from cnn_baseline.frames import event_frames
     from tflite_micro.python.tflite_micro.runtime import Interpreter as Tflm
 
+    from pysg.converters.tflite_interpreter import interpreter_module
     from pysg.qnet import DeltaNetwork
+    from tests.support.cnn_baseline.frames import event_frames
 
     net = DeltaNetwork.from_tflite(model)
     rt = None
@@ -182,21 +180,22 @@ def _table(rows: list[dict], pysg: dict | None) -> str:
     return "\n".join(out)
 
 
-def run(data: str, hops: list[int], *, with_pysg: bool = True, model_path: str = DEFAULT_MODEL,
+def run(data: str, hops: list[int], *, with_pysg: bool = True, model_path: str = str(BUNDLED_MODEL),
         log=print) -> dict:
-    from cnn_baseline import BaselineConfig, build_baseline
+    from tests.support.cnn_baseline import BaselineConfig, build_baseline
 
     cfg = BaselineConfig()
     base = build_baseline(data, cfg, log=log)
     split_path = str(export_split(data, "test"))
-    samples = _load_split(split_path)
+    samples = load_split(split_path)
     model = base.model_bytes
     rows = []
     for hop in hops:
         t0 = time.perf_counter()
         rows.append(run_hop(model, samples, hop, cfg.window_ms, cfg.slices))
         log(f"hop {hop} ms: {rows[-1]['frames']} frames in {time.perf_counter() - t0:.0f} s")
-    pysg = _spawn(["pysg", split_path, model_path, "events", "1"]) if with_pysg else None
+    # the SpikingGamma runtime's figures: bench.tflite_baseline's worker, in its own process
+    pysg = run_worker("bench.tflite_baseline", ["pysg", split_path, model_path, "events", "1"]) if with_pysg else None
     return {"baseline": base.meta, "baseline_path": str(base.path), "hops": rows, "pysg": pysg,
             "table": _table(rows, pysg)}
 
@@ -205,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=DEFAULT_DATA, help="DVS128-Gesture-layout folder (its test split is run)")
     ap.add_argument("--hops", default=",".join(map(str, DEFAULT_HOPS)), help="frame hops in ms")
-    ap.add_argument("--model", default=DEFAULT_MODEL, help="pysg model for the SpikingGamma comparison")
+    ap.add_argument("--model", default=str(BUNDLED_MODEL), help="pysg model for the SpikingGamma comparison")
     ap.add_argument("--no-pysg", action="store_true", help="skip the SpikingGamma runtime's run")
     ap.add_argument("--json", help="write every figure to this file")
     a = ap.parse_args(argv)

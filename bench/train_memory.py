@@ -7,7 +7,7 @@ figure reported is the peak of allocations made during the pass (the input array
 itself is excluded: it is data, not training state). numpy reports its buffers to
 tracemalloc, so this counts every array the trainer creates.
 
-    python bench/train_memory.py [--steps 200 2000] [--batch 16] [--json]
+    python -m bench.train_memory [--steps 200 2000] [--batch 16] [--json]
 """
 from __future__ import annotations
 

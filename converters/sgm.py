@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""Float pysg Network -> int8 `.sgm` model file (specification: docs/FORMAT.md).
+"""Float pysg Network -> int8 `.sgm` model file (specification: docs/FORMAT.md): the
+quantisation into a :class:`pysg.sgm.SgmModel`; pysg's format writer lays out the bytes.
 
 Quantisation, per stage l (see FORMAT.md, "Quantisation"):
 
@@ -16,17 +17,14 @@ Quantisation, per stage l (see FORMAT.md, "Quantisation"):
 from __future__ import annotations
 
 import math
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from pysg.model.layers import Conv2d, Dense, Flatten, SumPool2d
 from pysg.model.network import Network
-from pysg.sgm import (ALIGN, BLOBS, FLAG_DELAYS, FLAG_OUTPUT, FORMAT_VERSION, HEADER_FIELDS, HEADER_SIZE,
-                      KIND_CONV2D, KIND_DENSE, LABEL_SIZE, LAYER_ENTRY_SIZE, LAYER_FIELDS, MAGIC, MAX_BUCKETS,
-                      MAX_STAGES, Q15_ONE, THETA_MAX, VSHIFT_MAX, SgmModel, SgmStage, arena_bytes_for, header_crc)
+from pysg.sgm import (FORMAT_VERSION, KIND_CONV2D, KIND_DENSE, LABEL_SIZE, MAX_BUCKETS, MAX_STAGES, Q15_ONE,
+                      THETA_MAX, VSHIFT_MAX, SgmModel, SgmStage, arena_bytes_for, encode, inspect_sgm)
 
 X_FRAC_BITS_MAX = 16  # finest x unit: 2^-16 (x up to +-32768 before int32 saturation)
 VQ_MAX = 32767
@@ -68,7 +66,7 @@ def _q15(alpha: np.ndarray, where: str) -> np.ndarray:
 
 
 def quantize(net: Network) -> SgmModel:
-    """The integer model of a float network (no bytes yet; see `encode`)."""
+    """The integer model of a float network (no bytes yet: :func:`pysg.sgm.encode` writes them)."""
     cfg = net.config
     k = cfg.n_buckets
     if not 1 <= k <= MAX_BUCKETS:
@@ -191,72 +189,6 @@ def quantize(net: Network) -> SgmModel:
                     labels=labels, stages=stages, arena_bytes=arena_bytes_for(stages, k), file_bytes=0)
 
 
-def _pad(buf: bytearray) -> None:
-    buf.extend(b"\0" * (-len(buf) % ALIGN))
-
-
-def pack_sgm(header: dict, labels: list[str], entries: list[tuple[dict, dict]], layer_fields: tuple,
-             blob_names: tuple) -> bytes:
-    """Lay out an .sgm file of either version: header, labels, layer table, then the
-    blobs of each entry in ``blob_names`` order, every region 8-byte aligned.
-    ``header``: the version-specific header fields (format_version, arena_bytes, dt_us,
-    n_buckets, in_*, sensor_*, downsample); ``entries``: per layer-table entry its fields
-    (without blob offsets/sizes) and its blobs as little-endian numpy arrays (None:
-    absent)."""
-    labels_off = HEADER_SIZE
-    layers_off = labels_off + len(labels) * LABEL_SIZE
-    layers_off += -layers_off % ALIGN
-    buf = bytearray(layers_off + len(entries) * LAYER_ENTRY_SIZE)
-    for i, lab in enumerate(labels):
-        raw = lab.encode("utf-8")
-        buf[labels_off + i * LABEL_SIZE: labels_off + i * LABEL_SIZE + len(raw)] = raw
-    _pad(buf)
-    for si, (fields, blobs) in enumerate(entries):
-        f = dict(fields)
-        for name in blob_names:
-            arr = blobs.get(name)
-            if arr is None:
-                f[f"{name}_offset"], f[f"{name}_size"] = 0, 0
-                continue
-            data = np.ascontiguousarray(arr).tobytes()
-            f[f"{name}_offset"], f[f"{name}_size"] = len(buf), len(data)
-            buf.extend(data)
-            _pad(buf)
-        base = layers_off + si * LAYER_ENTRY_SIZE
-        for name, off, code in layer_fields:
-            struct.pack_into("<" + code, buf, base + off, f[name])
-    h = dict(header, magic=MAGIC, header_size=HEADER_SIZE, file_size=len(buf),
-             payload_crc32=zlib.crc32(bytes(buf[HEADER_SIZE:])) & 0xFFFFFFFF, n_stages=len(entries),
-             n_classes=len(labels), label_size=LABEL_SIZE, labels_offset=labels_off, layers_offset=layers_off,
-             layer_entry_size=LAYER_ENTRY_SIZE, header_crc32=0)
-    for name, off, code in HEADER_FIELDS:
-        struct.pack_into("<" + code, buf, off, h[name])
-    struct.pack_into("<I", buf, 60, header_crc(buf))
-    return bytes(buf)
-
-
-def encode(model: SgmModel) -> bytes:
-    """Lay out an integer SpikingGamma model as version 1 .sgm bytes."""
-    dtypes = {"weights": "<i1", "bias": "<i4", "vweights": "<i2", "vshift": "u1", "theta": "<i4",
-              "alpha": "<u2", "delays": "u1"}
-    entries = []
-    for st in model.stages:
-        blobs = {"weights": st.weights, "bias": st.bias, "vweights": st.vweights, "vshift": st.vshift,
-                 "theta": st.theta, "alpha": st.alpha, "delays": st.delays}
-        f = {"kind": st.kind, "flags": (FLAG_OUTPUT if st.is_output else 0) | (FLAG_DELAYS if st.delays is not None else 0),
-             "in_c": st.in_shape[0], "in_h": st.in_shape[1], "in_w": st.in_shape[2], "pool": st.pool,
-             "syn_c": st.syn_shape[0], "syn_h": st.syn_shape[1], "syn_w": st.syn_shape[2],
-             "out_c": st.out_shape[0], "out_h": st.out_shape[1], "out_w": st.out_shape[2],
-             "kernel": st.kernel, "stride": st.stride, "padding": st.padding, "max_delay": st.max_delay,
-             "x_frac_bits": st.x_frac_bits, "reserved": 0}
-        entries.append((f, {k: None if v is None else np.asarray(v, dtypes[k]) for k, v in blobs.items()}))
-    header = {"format_version": FORMAT_VERSION, "arena_bytes": arena_bytes_for(model.stages, model.n_buckets),
-              "dt_us": model.dt_us, "n_buckets": model.n_buckets, "in_c": model.input_shape[0],
-              "in_h": model.input_shape[1], "in_w": model.input_shape[2], "sensor_w": model.sensor_size[0],
-              "sensor_h": model.sensor_size[1], "downsample": model.downsample}
-    return pack_sgm(header, model.labels, entries, LAYER_FIELDS, BLOBS)
-
-
 def export_network(net: Network, *, dt_us: int | None = None) -> bytes:
     """Float network -> .sgm bytes; `dt_us` retargets the time step first."""
     if dt_us is not None and int(dt_us) != net.config.dt_us:
@@ -266,8 +198,6 @@ def export_network(net: Network, *, dt_us: int | None = None) -> bytes:
 
 def export_file(model_path, out_path, *, dt_ms: float | None = None) -> dict:
     """`pysg export`: read a float .npz model, write the .sgm, return a summary."""
-    from pysg.sgm import inspect_sgm
-
     net = Network.load(model_path)
     data = export_network(net, dt_us=None if dt_ms is None else int(round(dt_ms * 1000)))
     Path(out_path).write_bytes(data)

@@ -24,14 +24,13 @@ import os
 
 import numpy as np
 
-from pysg.sgm import (FORMAT_VERSION_QNET, LUT_MAX, QBLOBS, QKIND_CONV, QKIND_DEPTHWISE, QKIND_FC, QKIND_INPUT,
-                      QKIND_POOL, QLAYER_FIELDS, SgmQLayer, SgmQModel, load_sgm, qarena_bytes_for)
+from pysg.sgm import (FORMAT_VERSION_QNET, LUT_MAX, QKIND_CONV, QKIND_DEPTHWISE, QKIND_FC, QKIND_INPUT, QKIND_POOL,
+                      SgmQLayer, SgmQModel, encode_qmodel, inspect_sgm, qarena_bytes_for)
 
-from .sgm import FLAG_OUTPUT, pack_sgm
 from .tflite_graph import (AveragePool2D, Conv2D, DepthwiseConv2D, Dequantize, FullyConnected, Quantize, Reshape,
                            TfliteGraph, TfliteGraphError, UnsupportedOpError, read_tflite)
 
-__all__ = ["count_lut", "graph_to_qmodel", "encode_qmodel", "tflite_to_sgm", "convert_file"]
+__all__ = ["count_lut", "graph_to_qmodel", "tflite_to_sgm", "convert_file"]
 
 COUNT_MAPS = ("log2", "count")
 
@@ -193,31 +192,6 @@ def graph_to_qmodel(graph: TfliteGraph, *, dt_us: int = 10_000, input: str = "ev
                      labels, entry, layers, qarena_bytes_for(entry, layers), 0)
 
 
-def encode_qmodel(model: SgmQModel) -> bytes:
-    """Version 2 .sgm bytes of a model (validated by loading them back)."""
-    entries = []
-    for ly in [model.input] + model.layers:
-        f = {"kind": ly.kind, "flags": FLAG_OUTPUT if ly.is_output else 0, "in_h": ly.in_shape[0],
-             "in_w": ly.in_shape[1], "in_c": ly.in_shape[2], "out_h": ly.out_shape[0], "out_w": ly.out_shape[1],
-             "out_c": ly.out_shape[2], "kernel_h": ly.kernel[0], "kernel_w": ly.kernel[1],
-             "stride_h": ly.stride[0], "stride_w": ly.stride[1], "dilation_h": ly.dilation[0],
-             "dilation_w": ly.dilation[1], "pad_top": ly.padding[0], "pad_left": ly.padding[1],
-             "depth_multiplier": ly.depth_multiplier, "filter_c": ly.filter_c, "input_offset": ly.input_offset,
-             "output_offset": ly.output_offset, "act_min": ly.act_min, "act_max": ly.act_max, "reserved": 0}
-        blobs = {"weights": None if ly.weights is None else np.asarray(ly.weights, np.int8).ravel(),
-                 "bias": None if ly.bias is None else np.asarray(ly.bias, "<i4"),
-                 "multiplier": None if ly.multiplier is None else np.asarray(ly.multiplier, "<i4"),
-                 "shift": None if ly.shift is None else np.asarray(ly.shift, np.int8)}
-        entries.append((f, blobs))
-    h, w, c = model.input_shape
-    header = {"format_version": FORMAT_VERSION_QNET, "arena_bytes": qarena_bytes_for(model.input, model.layers),
-              "dt_us": model.dt_us, "n_buckets": 0, "in_c": c, "in_h": h, "in_w": w,
-              "sensor_w": model.sensor_size[0], "sensor_h": model.sensor_size[1], "downsample": model.downsample}
-    data = pack_sgm(header, model.labels, entries, QLAYER_FIELDS, QBLOBS)
-    load_sgm(data)  # the writer's own output must pass the loader: a failure here is a converter bug
-    return data
-
-
 def tflite_to_sgm(model: bytes | bytearray | str | os.PathLike | TfliteGraph, *, dt_ms: float = 10.0,
                   **options) -> bytes:
     """Version 2 .sgm bytes of an int8 .tflite (bytes, path or read graph); ``options``
@@ -231,8 +205,6 @@ def tflite_to_sgm(model: bytes | bytearray | str | os.PathLike | TfliteGraph, *,
 
 def convert_file(src, dst, **options) -> dict:
     """``pysg convert``: write the .sgm and return :func:`pysg.sgm.inspect_sgm`'s summary."""
-    from pysg.sgm import inspect_sgm
-
     data = tflite_to_sgm(str(src), **options)
     with open(dst, "wb") as f:
         f.write(data)

@@ -170,7 +170,7 @@ def load_model_bytes(model, *, dt_ms: float | None = None) -> bytes:
     from .sgm import SgmModel
 
     if isinstance(model, SgmModel):
-        from pysg.converters.sgm import encode
+        from .sgm import encode
 
         return encode(model)
     if isinstance(model, (bytes, bytearray, memoryview)):

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""The TFLite baseline's pieces (bench/cnn_baseline) against independent truth.
+"""The TFLite baseline's pieces (tests/support/cnn_baseline) against independent truth.
 
 * frames: event_frames against pysg.datasets.binning.bin_events summed window by window;
 * the numpy CNN's gradients against central finite differences (float64);
@@ -10,18 +10,12 @@
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-
-from cnn_baseline.cnn import CnnParams, _grads, init_params, macs_per_frame
-from cnn_baseline.frames import count_lut, event_frames, frame_count
-
 from pysg.datasets.binning import bin_events
+from tests.support.cnn_baseline.cnn import CnnParams, _grads, init_params, macs_per_frame
+from tests.support.cnn_baseline.frames import count_lut, event_frames, frame_count
 
 
 def _events(rng: np.random.Generator, n: int, duration_us: int) -> np.ndarray:
@@ -97,8 +91,8 @@ def test_macs_per_frame():
 @pytest.fixture(scope="module")
 def int8_model():
     pytest.importorskip("tflite", reason="the tflite package writes the model")
-    from cnn_baseline import dequantize_frames
-    from cnn_baseline.quant import quantize_to_tflite
+    from tests.support.cnn_baseline import dequantize_frames
+    from tests.support.cnn_baseline.quant import quantize_to_tflite
 
     rng = np.random.default_rng(11)
     p = init_params((4, 8, 16), 11, rng, in_channels=4)
@@ -112,7 +106,7 @@ def int8_model():
 
 def test_int8_tflite_is_bit_exact_with_tflite_micro(int8_model):
     tflm = pytest.importorskip("tflite_micro.python.tflite_micro.runtime", reason="pip install --pre tflite-micro")
-    from cnn_baseline import reference_logits
+    from tests.support.cnn_baseline import reference_logits
 
     model, frames = int8_model
     ref = reference_logits(model, frames)
@@ -128,7 +122,7 @@ def test_int8_tflite_is_bit_exact_with_tflite_micro(int8_model):
 
 def test_int8_tflite_in_litert_xnnpack_within_2_lsb(int8_model):
     pytest.importorskip("ai_edge_litert", reason="pip install ai-edge-litert==2.3.0")
-    from cnn_baseline import litert_interpreter, litert_logits, reference_logits
+    from tests.support.cnn_baseline import litert_interpreter, litert_logits, reference_logits
 
     model, frames = int8_model
     ref = reference_logits(model, frames).astype(np.int64)

@@ -13,6 +13,7 @@ import pytest
 
 from pysg.events import EVENT_DTYPE, EventFileError, make_events
 from pysg.io import aedat31, evt
+from tests.support import dv_files
 
 if evt._lib is None:
     pytest.skip("pysg._sg_runtime with sg_decode.h is not built", allow_module_level=True)
@@ -193,15 +194,11 @@ def test_random_evt_files(tmp_path, monkeypatch, seed):
     assert_same(lambda: list(evt.iter_evt(path, chunk_events=chunk)), monkeypatch)
 
 
-def test_real_recordings(monkeypatch):
-    import test_io_realdata
-    got = test_io_realdata._fetch()
-    if isinstance(got, str):
-        pytest.skip(got)
+def test_real_recordings(monkeypatch, real_data):
     for name in ("evt2.raw", "evt3.raw"):
-        ev, _ = assert_same(lambda: evt.read_evt(got / name), monkeypatch)
+        ev, _ = assert_same(lambda: evt.read_evt(real_data / name), monkeypatch)
         assert ev.size > 500_000
-        assert_same(lambda: list(evt.iter_evt(got / name, chunk_events=100_000)), monkeypatch)
+        assert_same(lambda: list(evt.iter_evt(real_data / name, chunk_events=100_000)), monkeypatch)
 
 
 # --------------------------------------------------------------------------- #
@@ -384,19 +381,14 @@ def test_aedat4_pysg_written(tmp_path, monkeypatch, compression, n, packet_event
 
 @pytest.mark.parametrize("compression", ["LZ4", "LZ4_HIGH", "ZSTD", "NONE"])
 def test_aedat4_dv_processing_written(tmp_path, monkeypatch, compression):
-    import test_io_aedat4 as t4
-    ev = t4.random_events(4, 12_000, 640, 480)
+    ev = dv_files.random_events(4, 12_000, 640, 480)
     path = tmp_path / "dv.aedat4"
-    t4.dv_write(path, ev, compression)
+    dv_files.dv_write(path, ev, compression)
     np.testing.assert_array_equal(assert_aedat4_same(path, monkeypatch), ev)
 
 
-def test_aedat4_real_recording(monkeypatch):
-    import test_io_realdata
-    got = test_io_realdata._fetch()
-    if isinstance(got, str):
-        pytest.skip(got)
-    assert assert_aedat4_same(got / "davis346.aedat4", monkeypatch).size > 50_000
+def test_aedat4_real_recording(monkeypatch, real_data):
+    assert assert_aedat4_same(real_data / "davis346.aedat4", monkeypatch).size > 50_000
 
 
 @pytest.mark.parametrize("seed", range(40))

@@ -8,7 +8,6 @@ on the C runtime (per-window predictions), the Python .sgm loader (offset of a b
 field). Faults: pysg.device.faultproxy between host and device."""
 from __future__ import annotations
 
-import json
 import struct
 import sys
 import zlib
@@ -30,6 +29,7 @@ from pysg.device.posix import start_posix_device  # noqa: E402
 from pysg.device.protocol import DeviceError  # noqa: E402
 from pysg.io import read_events  # noqa: E402
 from pysg.sgm import SgmFormatError, load_sgm, resign  # noqa: E402
+from tests.support.cli_output import json_lines  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parent.parent / "pysg" / "data" / "samples"
 RECORDING = SAMPLES / "user01_fluorescent.aedat"
@@ -82,13 +82,9 @@ def reference(sgm_bytes, recording):
     return out
 
 
-def _json_lines(capsys) -> list[dict]:
-    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
-
-
 def _flash(url, path, capsys) -> dict:
     assert main(["--quiet", "flash", "--port", url, str(path), "--json"]) == 0
-    return _json_lines(capsys)[-1]
+    return json_lines(capsys)[-1]
 
 
 # ------------------------------------------------------------------ flash and info
@@ -103,7 +99,7 @@ def test_flash_sgm_then_device_info(device, sgm_file, sgm_bytes, capsys):
     assert second["crc"] == zlib.crc32(sgm_bytes) and second["size"] == len(sgm_bytes)
 
     assert main(["device", "info", "--port", device.url, "--json"]) == 0
-    info = _json_lines(capsys)[-1]
+    info = json_lines(capsys)[-1]
     assert info["hello"]["name"] == "posix" and {"MODEL", "STREAM"} <= set(info["hello"]["caps"])
     assert info["info"]["active_slot"] == second["slot"]
     active = info["info"]["slots"][second["slot"]]
@@ -163,7 +159,7 @@ def test_upload_resumes_after_the_link_is_cut(device, sgm_bytes):
 def test_stream_cli_per_gesture_equals_the_integer_reference(device, sgm_file, recording, reference, capsys):
     _flash(device.url, sgm_file, capsys)
     assert main(["--quiet", "stream", "--port", device.url, str(RECORDING), "--json"]) == 0
-    rows = _json_lines(capsys)
+    rows = json_lines(capsys)
     _, labels = recording
     assert len(rows) == len(labels) == len(reference)
     for row, lab, ref in zip(rows, labels, reference):
@@ -191,7 +187,7 @@ def test_stream_cli_windows_equal_pysg_live(device, sgm_file, sgm_bytes, recordi
     _flash(device.url, sgm_file, capsys)
     events, _ = recording
     assert main(["stream", "--port", device.url, str(RECORDING), "--window-ms", "700", "--json"]) == 0
-    rows = _json_lines(capsys)
+    rows = json_lines(capsys)
     want = list(live_predictions(sgm_bytes, [events], window_ms=700))
     assert len(rows) == len(want) > 10
     assert rows == want

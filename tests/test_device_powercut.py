@@ -38,12 +38,6 @@ STEPS = 60            # steps streamed to check the served model
 
 
 @pytest.fixture(scope="module")
-def firmware():
-    q.build(("qemu",))
-    return q.BUILD_DIR / "app.img"
-
-
-@pytest.fixture(scope="module")
 def models() -> dict[int, bytes]:
     """Two different valid models (the bundled network at 10 ms and at 5 ms), by CRC-32."""
     from pysg.converters.sgm import export_network

@@ -6,7 +6,6 @@ equal, and `pysg flash --firmware` of a new application version through the boot
 (the model stays active and still gives the reference's logits)."""
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import zlib
@@ -26,6 +25,7 @@ from pysg.device import qemu as q  # noqa: E402
 from pysg.device.client import Device  # noqa: E402
 from pysg.io import read_events  # noqa: E402
 from pysg.sgm import load_sgm  # noqa: E402
+from tests.support.cli_output import json_lines  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -33,12 +33,6 @@ SAMPLES = Path(__file__).resolve().parent.parent / "pysg" / "data" / "samples"
 RECORDING = SAMPLES / "user01_fluorescent.aedat"
 N_GESTURES = 3          # the emulated UART moves ~45 KB/s: three gestures take ~5 s
 V2 = 0x000200
-
-
-@pytest.fixture(scope="module")
-def firmware():
-    q.build(("qemu",))
-    return q.BUILD_DIR / "app.img"
 
 
 @pytest.fixture(scope="module")
@@ -83,20 +77,16 @@ def gestures(sgm_file, tmp_path_factory):
     return csv, refs
 
 
-def _json_lines(capsys) -> list[dict]:
-    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
-
-
 def test_qemu_flash_stream_and_firmware_update(firmware, firmware_v2, sgm_file, gestures, capsys):
     csv, refs = gestures
     data = sgm_file.read_bytes()
     with q.start(app_image=firmware) as qd:
         assert main(["--quiet", "flash", "--port", qd.url, str(sgm_file), "--json"]) == 0
-        flashed = _json_lines(capsys)[-1]
+        flashed = json_lines(capsys)[-1]
         assert flashed["device"] == q.BOARD_NAME and flashed["crc"] == zlib.crc32(data)
 
         assert main(["--quiet", "stream", "--port", qd.url, str(RECORDING), "--labels", str(csv), "--json"]) == 0
-        rows = _json_lines(capsys)
+        rows = json_lines(capsys)
         assert len(rows) == N_GESTURES
         for row, ref in zip(rows, refs):
             assert row["scores"] == ref["scores"].tolist()
@@ -109,9 +99,9 @@ def test_qemu_flash_stream_and_firmware_update(firmware, firmware_v2, sgm_file, 
 
         # a new application through the bootloader; the model slot is kept
         assert main(["--quiet", "flash", "--port", qd.url, "--firmware", str(firmware_v2), "--json"]) == 0
-        assert _json_lines(capsys)[-1]["version"] == V2
+        assert json_lines(capsys)[-1]["version"] == V2
         assert main(["device", "info", "--port", qd.url, "--json"]) == 0
-        info = _json_lines(capsys)[-1]
+        info = json_lines(capsys)[-1]
         assert info["hello"]["fw_version"] == "0.2.0" and info["info"]["fw_version"] == "0.2.0"
         assert info["info"]["fw_confirmed"] is True
         assert info["info"]["active_slot"] == flashed["slot"]

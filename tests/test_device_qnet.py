@@ -6,9 +6,7 @@ pysg.qnet.QnetRef (itself equal to TFLite Micro on the same frames:
 tests/test_tflite_convert.py)."""
 from __future__ import annotations
 
-import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,6 @@ import pytest
 
 pytest.importorskip("pysg._sg_device", reason="the POSIX device extension is not built (pip install -e .)")
 pytest.importorskip("tflite", reason="the tflite package writes the CNN")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pysg.converters.tflite_sgm import tflite_to_sgm  # noqa: E402
 from pysg.cli import main  # noqa: E402
@@ -26,7 +23,8 @@ from pysg.device.client import Device  # noqa: E402
 from pysg.device.posix import start_posix_device  # noqa: E402
 from pysg.io import read_events  # noqa: E402
 from pysg.qnet import QnetRef  # noqa: E402
-from test_qnet import _built_cnn  # noqa: E402
+from tests.support.cli_output import json_lines  # noqa: E402
+from tests.support.qnet_models import built_cnn  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parent.parent / "pysg" / "data" / "samples"
 RECORDING = SAMPLES / "user01_fluorescent.aedat"
@@ -37,7 +35,7 @@ FAST = {"reply_timeout": 0.2, "bytes_per_s": 1e7}
 @pytest.fixture(scope="module")
 def cnn_file(tmp_path_factory) -> Path:
     p = tmp_path_factory.mktemp("cnn") / "cnn.sgm"
-    p.write_bytes(tflite_to_sgm(_built_cnn(), dt_ms=10, window_steps=20, sensor=(128, 128)))
+    p.write_bytes(tflite_to_sgm(built_cnn(), dt_ms=10, window_steps=20, sensor=(128, 128)))
     return p
 
 
@@ -59,16 +57,12 @@ def reference(cnn_file):
     return out
 
 
-def _json_lines(capsys) -> list[dict]:
-    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
-
-
 def test_posix_device_runs_the_imported_cnn(cnn_file, reference, tmp_path, capsys):
     with start_posix_device(tmp_path / "flash.bin", tcp_port=0) as dev:
         assert main(["--quiet", "flash", "--port", dev.url, str(cnn_file), "--json"]) == 0
-        assert _json_lines(capsys)[-1]["size"] == cnn_file.stat().st_size
+        assert json_lines(capsys)[-1]["size"] == cnn_file.stat().st_size
         assert main(["--quiet", "stream", "--port", dev.url, str(RECORDING), "--json"]) == 0
-        rows = _json_lines(capsys)
+        rows = json_lines(capsys)
         assert len(rows) == len(reference)
         for row, ref in zip(rows, reference):
             assert row["steps"] == len(ref["frames"])
@@ -88,7 +82,7 @@ def test_device_refuses_a_network_beyond_its_arena(cnn_file, tmp_path):
     from pysg.device.protocol import DeviceError
     from pysg.sgm import load_sgm
 
-    big = tflite_to_sgm(_built_cnn(), dt_ms=10, window_steps=200, sensor=(128, 128))
+    big = tflite_to_sgm(built_cnn(), dt_ms=10, window_steps=200, sensor=(128, 128))
     assert load_sgm(big).arena_bytes > 262144
     with start_posix_device(tmp_path / "flash.bin", tcp_port=0) as dev, Device(dev.url, **FAST) as d:
         first = d.upload_model(cnn_file.read_bytes())
@@ -111,9 +105,9 @@ def test_qemu_firmware_runs_the_imported_cnn(cnn_file, reference, tmp_path, caps
     write_labels_csv(csv, read_labels_csv(LABELS)[:2])  # the emulated UART is slow: two gestures
     with q.start(app_image=q.BUILD_DIR / "app.img") as qd:
         assert main(["--quiet", "flash", "--port", qd.url, str(cnn_file), "--json"]) == 0
-        assert _json_lines(capsys)[-1]["size"] == cnn_file.stat().st_size
+        assert json_lines(capsys)[-1]["size"] == cnn_file.stat().st_size
         assert main(["--quiet", "stream", "--port", qd.url, str(RECORDING), "--labels", str(csv), "--json"]) == 0
-        rows = _json_lines(capsys)
+        rows = json_lines(capsys)
         assert [r["scores"] for r in rows] == [ref["scores"].tolist() for ref in reference[:2]]
         with Device(qd.url) as d:
             np.testing.assert_array_equal(d.stream_frames(reference[0]["frames"]), reference[0]["logits"])

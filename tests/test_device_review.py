@@ -28,7 +28,7 @@ from pysg.device.ops import MAX_PAYLOAD, REPLY_BIT, Op, Status
 from pysg.device.posix import FLASH_SIZE, start_posix_device
 from pysg.model import Network
 from pysg.recipes import BUNDLED_MODEL
-from test_device_posix import RawLink, hello, info, upload
+from tests.support.device_link import RawLink, hello, info, upload
 
 SLOT_SIZE = 512 * 1024        # firmware/boards/posix/sg_posix.h SG_POSIX_SLOT_SIZE: slot 0 at 0, slot 1 after
 SLOT_MAGIC = 0x4C534753       # firmware/app/sg_slots.h: "SGSL", header 256 bytes, version 1

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 """The .sgm layout's one source of truth: runtime_c/include/sg_format.h is generated from
-pysg/sgm.py's tables, and what a C compiler sees in it equals the Python tables."""
+pysg/sgm/layout.py's tables, and what a C compiler sees in it equals the Python tables."""
 from __future__ import annotations
 
 import pathlib
@@ -9,7 +9,8 @@ import subprocess
 
 import pytest
 
-from pysg import sgm, sgm_header
+from pysg import sgm
+from pysg.sgm import c_header as sgm_header
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 HEADER = ROOT / "runtime_c" / "include" / "sg_format.h"

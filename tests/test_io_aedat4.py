@@ -16,28 +16,7 @@ from hypothesis import strategies as st
 
 from pysg.events import EVENT_DTYPE, EventFileError, make_events
 from pysg.io.aedat4 import MAX_PACKET_BYTES, iter_aedat4, read_aedat4, read_aedat4_header, write_aedat4
-
-T0 = 1_600_000_000_000_000  # DV writes absolute µs timestamps
-
-
-def random_events(seed: int, n: int, width: int = 640, height: int = 480, span: int = 10**8) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return make_events(rng.integers(0, width, n), rng.integers(0, height, n),
-                       np.sort(rng.integers(T0, T0 + span, n)), rng.integers(0, 2, n))
-
-
-def dv_write(path, ev, compression: str, width=640, height=480, batch=7000):
-    dv = pytest.importorskip("dv_processing", reason="dv-processing is the reference AEDAT 4.0 writer")
-    cfg = dv.io.MonoCameraWriter.EventOnlyConfig("DVXplorer_test", (width, height))
-    # dv-processing quirk: CompressionType lives at dv.CompressionType, not dv.io.
-    cfg.compression = getattr(dv.CompressionType, compression)
-    writer = dv.io.MonoCameraWriter(str(path), cfg)
-    for a in range(0, ev.size, batch):
-        store = dv.EventStore()
-        for e in ev[a:a + batch]:
-            store.push_back(int(e["t"]), int(e["x"]), int(e["y"]), bool(e["p"]))
-        writer.writeEvents(store)
-    del writer  # the file (and its data table) is finalised on destruction
+from tests.support.dv_files import dv_write, random_events
 
 
 def dv_read(path) -> np.ndarray:

@@ -1,63 +1,15 @@
 # SPDX-License-Identifier: MIT
 """Real recordings from faery's source distribution (Prophesee EVT 2.0 Gen3,
 EVT 3.0 IMX636 crossing the 24-bit time wrap, DAT, DAVIS346 LZ4 AEDAT 4.0):
-fetched with pip at test time into a cache dir (never committed), decoded by
-us and by faery, compared event by event."""
+fetched with pip at test time into a cache dir (never committed; the `real_data`
+fixture of tests/conftest.py), decoded by us and by faery, compared event by event."""
 from __future__ import annotations
-
-import os
-import pathlib
-import shutil
-import subprocess
-import sys
-import tarfile
-import tempfile
 
 import numpy as np
 import pytest
 
 from pysg.events import make_events
 from pysg.io import info, iter_events, read_events
-
-FAERY = "faery==0.7.1"
-FILES = ("evt2.raw", "evt3.raw", "gen4.dat", "davis346.aedat4")
-CACHE = pathlib.Path(os.environ.get("PYSG_TEST_CACHE", pathlib.Path.home() / ".cache" / "pysg-tests")) / "faery-0.7.1"
-
-
-def _fetch() -> pathlib.Path | str:
-    """tests/data of the faery sdist, or the reason it could not be fetched."""
-    data = CACHE / "data"
-    if all((data / f).is_file() for f in FILES):
-        return data
-    with tempfile.TemporaryDirectory() as tmp:
-        dest = pathlib.Path(tmp) / "dl"
-        env = dict(os.environ, TMPDIR=tmp)
-        # The sdist needs a Rust toolchain and crates.io just to prepare its
-        # metadata; --no-clean keeps pip's unpacked copy when that step fails.
-        proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-clean",
-                               "--no-binary", "faery", FAERY, "-d", str(dest)],
-                              capture_output=True, text=True, env=env, timeout=600)
-        found = None
-        for sdist in dest.glob("faery-*.tar.gz") if dest.exists() else []:
-            with tarfile.open(sdist) as tar:
-                tar.extractall(pathlib.Path(tmp) / "x", filter="data")
-            found = next((pathlib.Path(tmp) / "x").glob("*/tests/data"), None)
-        if found is None:
-            found = next(pathlib.Path(tmp).glob("pip-download-*/faery*/tests/data"), None)
-        if found is None or not all((found / f).is_file() for f in FILES):
-            return f"pip could not fetch the {FAERY} sdist: {proc.stderr.strip().splitlines()[-1:]}"
-        data.mkdir(parents=True, exist_ok=True)
-        for f in FILES:
-            shutil.copyfile(found / f, data / f)
-    return data
-
-
-@pytest.fixture(scope="module")
-def real_data() -> pathlib.Path:
-    got = _fetch()
-    if isinstance(got, str):
-        pytest.skip(got)
-    return got
 
 
 def faery_read(path) -> np.ndarray:

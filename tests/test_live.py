@@ -14,7 +14,7 @@ from pysg.live import live_predictions
 from pysg.model import Network
 from pysg.recipes import BUNDLED_MODEL, BUNDLED_SAMPLES
 from pysg.runtime import Runtime
-from test_sources import Server, stream_bytes
+from tests.support.event_server import Server, stream_bytes
 
 RECORDING = next(BUNDLED_SAMPLES.glob("*.aedat"))
 

@@ -21,7 +21,7 @@ from pysg.preprocess_c import (
     from_transform,
 )
 from pysg.runtime import SG_EVENT_DTYPE, SgRuntimeError, as_sg_events, ffi, lib
-from test_preprocess import stream  # the same random streams as the numpy filters' tests
+from tests.support.streams import stream  # the same random streams as the numpy filters' tests
 
 SAMPLES = Path(__file__).resolve().parents[1] / "pysg" / "data" / "samples"
 NONE = np.iinfo(np.int64).min

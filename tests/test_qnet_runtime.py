@@ -9,7 +9,7 @@ through pysg.runtime / cffi) against TFLite Micro and pysg.qnet.QnetRef.
     logits equal TFLite Micro's output for that step's input tensor (rebuilt here from
     the count history for event input, straight from docs/FORMAT.md 7.2) and QnetRef's,
     and the runtime's counters (synaptic ops, deltas per entry) equal QnetRef's.
-(b) random small networks (conv -> depthwise -> pool -> reshape -> FC, tests/test_qnet.py),
+(b) random small networks (conv -> depthwise -> pool -> reshape -> FC, tests/support/qnet_models.py),
     both input kinds; events fed through sg_feed (run_events) give the logits of their
     counts binned here and stepped through sg_step.
 (c) loader: every single-byte corruption (CRCs re-signed, so the field checks see it) and
@@ -19,8 +19,6 @@ through pysg.runtime / cffi) against TFLite Micro and pysg.qnet.QnetRef.
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,15 +27,13 @@ tflm = pytest.importorskip("tflite_micro.python.tflite_micro.runtime",
                            reason="tflite-micro (pip install --pre tflite-micro) is the reference")
 pytest.importorskip("tflite", reason="the tflite package reads and writes the models")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from pysg.converters.tflite_graph import read_tflite  # noqa: E402
 from pysg.converters.tflite_sgm import tflite_to_sgm  # noqa: E402
 from pysg.converters.tflite_writer import OpSpec, TensorSpec, write_tflite  # noqa: E402
 from pysg.qnet import QnetRef  # noqa: E402
 from pysg.runtime import Runtime, SgModelError, SgRuntimeError, lib  # noqa: E402
 from pysg.sgm import SgmFormatError, load_sgm, resign  # noqa: E402
-from test_qnet import random_network  # noqa: E402
+from tests.support.qnet_models import int8_act, out_scale, out_size, random_network, window_tensor  # noqa: E402
 
 if not hasattr(lib, "sg_step_tensor"):
     pytest.skip("pysg._sg_runtime was built without version 2 support", allow_module_level=True)
@@ -59,20 +55,6 @@ class Tflm:
 
 # ---------------------------------------------------------------- one-operator models
 
-def _act(name: str, shape, s: float, zp: int) -> TensorSpec:
-    return TensorSpec(name, tuple(shape), "int8", [np.float32(s)], [zp])
-
-
-def _out_scale(rng, s_in: float, s_w: np.ndarray, fan_in: int) -> float:
-    """An output scale mapping the accumulator's spread onto a few dozen int8 steps."""
-    return float(s_in * float(s_w.mean()) * 5400 * math.sqrt(fan_in) / rng.uniform(15, 60))
-
-
-def _size(padding: str, n: int, k: int, stride: int, dil: int) -> int:
-    eff = (k - 1) * dil + 1
-    return (n + stride - 1) // stride if padding == "SAME" else (n + stride - eff) // stride
-
-
 def conv_model(rng, *, depthwise=False, padding="SAME", stride=1, dilation=1, act="NONE", per_channel=True,
                mult=1, groups=1, cin=None) -> bytes:
     kh, kw = (int(v) for v in rng.integers(1, 4, 2))
@@ -87,16 +69,16 @@ def conv_model(rng, *, depthwise=False, padding="SAME", stride=1, dilation=1, ac
         cout = groups * int(rng.integers(1, 4))
         filt = rng.integers(-127, 128, (cout, kh, kw, cin // groups), dtype=np.int8)
         qdim, fan_in = 0, kh * kw * cin // groups
-    oh, ow = _size(padding, h, kh, stride, dilation), _size(padding, w, kw, stride, dilation)
+    oh, ow = out_size(padding, h, kh, stride, dilation), out_size(padding, w, kw, stride, dilation)
     s_in = float(rng.uniform(0.005, 0.1))
     s_w = rng.uniform(1e-3, 3e-2, cout if per_channel else 1).astype(np.float32)
     zp_in, zp_out = (int(v) for v in rng.integers(-128, 128, 2))
     b = int(2700 * math.sqrt(fan_in))
-    tensors = [_act("x", (1, h, w, cin), s_in, zp_in),
+    tensors = [int8_act("x", (1, h, w, cin), s_in, zp_in),
                TensorSpec("w", filt.shape, "int8", s_w, np.zeros(s_w.size, np.int64), qdim, filt),
                TensorSpec("b", (cout,), "int32", (np.float32(s_in) * s_w).astype(np.float32),
                           np.zeros(s_w.size, np.int64), 0, rng.integers(-b, b + 1, cout).astype(np.int32)),
-               _act("y", (1, oh, ow, cout), _out_scale(rng, s_in, s_w, fan_in), zp_out)]
+               int8_act("y", (1, oh, ow, cout), out_scale(rng, s_in, s_w, fan_in), zp_out)]
     opts = dict(padding=padding, stride_h=stride, stride_w=stride, dilation_h=dilation, dilation_w=dilation,
                 activation=act)
     if depthwise:
@@ -112,11 +94,11 @@ def fc_model(rng, *, per_channel=True, act="NONE", n_in=None) -> bytes:
     s_w = rng.uniform(1e-3, 3e-2, n_out if per_channel else 1).astype(np.float32)
     zp_in, zp_out = (int(v) for v in rng.integers(-128, 128, 2))
     b = int(2700 * math.sqrt(n_in))
-    tensors = [_act("x", (1, n_in), s_in, zp_in),
+    tensors = [int8_act("x", (1, n_in), s_in, zp_in),
                TensorSpec("w", wts.shape, "int8", s_w, np.zeros(s_w.size, np.int64), 0, wts),
                TensorSpec("b", (n_out,), "int32", (np.float32(s_in) * s_w).astype(np.float32),
                           np.zeros(s_w.size, np.int64), 0, rng.integers(-b, b + 1, n_out).astype(np.int32)),
-               _act("y", (1, n_out), _out_scale(rng, s_in, s_w, n_in), zp_out)]
+               int8_act("y", (1, n_out), out_scale(rng, s_in, s_w, n_in), zp_out)]
     return write_tflite(tensors, [OpSpec("FULLY_CONNECTED", [0, 1, 2], [3], dict(activation=act))], [0], [3])
 
 
@@ -125,9 +107,9 @@ def pool_model(rng, *, padding="SAME", act="NONE", cin=None) -> bytes:
     h, w = (int(v) for v in rng.integers(3, 7, 2))
     fh, fw = int(rng.integers(1, min(h, 3) + 1)), int(rng.integers(1, min(w, 3) + 1))
     sh, sw = (int(v) for v in rng.integers(1, 3, 2))
-    oh, ow = _size(padding, h, fh, sh, 1), _size(padding, w, fw, sw, 1)
+    oh, ow = out_size(padding, h, fh, sh, 1), out_size(padding, w, fw, sw, 1)
     s, zp = float(rng.uniform(0.005, 0.1)), int(rng.integers(-128, 128))
-    tensors = [_act("x", (1, h, w, c), s, zp), _act("y", (1, oh, ow, c), s, zp)]
+    tensors = [int8_act("x", (1, h, w, c), s, zp), int8_act("y", (1, oh, ow, c), s, zp)]
     op = OpSpec("AVERAGE_POOL_2D", [0], [1], dict(padding=padding, stride_h=sh, stride_w=sw, filter_h=fh,
                                                    filter_w=fw, activation=act))
     return write_tflite(tensors, [op], [0], [1])
@@ -176,23 +158,6 @@ def sparse_tensors(rng, shape, zp: int, n: int) -> list[np.ndarray]:
         flat[idx] = rng.integers(-128, 128, idx.size)
         out.append(x.copy())
     return out
-
-
-def window_tensor(history: list[np.ndarray], slices: int, window: int, lut: np.ndarray) -> np.ndarray:
-    """The int8 input tensor (H, W, S P) after the last step of `history` ((P, H, W) counts
-    per step), from docs/FORMAT.md 7.2: slice k sums the counts of steps
-    s - W + 1 + k L .. s - W + (k + 1) L (L = W / S, steps < 0 count 0), through the LUT."""
-    s = len(history) - 1
-    p_ch, h, w = history[0].shape
-    ls = window // slices
-    x = np.empty((h, w, slices * p_ch), np.int8)
-    for k in range(slices):
-        n = np.zeros((p_ch, h, w), np.int64)
-        for t in range(max(0, s - window + 1 + k * ls), s - window + 1 + (k + 1) * ls):
-            n += np.minimum(history[t], 65535)
-        for p in range(p_ch):
-            x[:, :, k * p_ch + p] = lut[np.minimum(n[p], lut.size - 1)]
-    return x
 
 
 def check_counters(rt: Runtime, ref: QnetRef, synops: int, deltas: np.ndarray, where: str) -> None:
@@ -399,16 +364,16 @@ def test_loader_every_byte_and_truncation_like_python(mode):
 # ---------------------------------------------------------------- a real recording
 
 def test_gesture_cnn_on_a_real_recording():
-    """The bench's gesture CNN (tests/test_qnet.py builds it with seeded weights, quantised
+    """The bench's gesture CNN (tests/support/qnet_models.py builds it with seeded weights, quantised
     on real frames) converted with event input (2 slices x 2 polarities over 20 steps,
     128 x 128 sensor): one gesture of the bundled recording fed as raw events through
     sg_feed gives, at every step, TFLite Micro's output for the window tensor of the
     events binned here, and QnetRef's logits."""
-    import test_qnet as tq
+    from tests.support.qnet_models import built_cnn
     from pysg.datasets.gesture import GestureDataset
     from pysg.recipes import BUNDLED_SAMPLES
 
-    tfl = tq._built_cnn()
+    tfl = built_cnn()
     data = tflite_to_sgm(tfl, input="events", window_steps=20, slices=2, polarities=2, sensor=(128, 128))
     rt, ref, truth = Runtime(data), QnetRef(data), Tflm(tfl)
     m = load_sgm(data)

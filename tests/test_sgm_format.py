@@ -1,16 +1,19 @@
 # SPDX-License-Identifier: MIT
 """The .sgm file: writer -> loader round trip, validation of every kind of damage."""
 import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
-from pysg.converters.sgm import ExportError, encode, export_network, quantize
+from pysg.converters.sgm import ExportError, export_network, quantize
 from pysg.model import Conv2d, Dense, Flatten, Network, NetworkConfig, SumPool2d
-from pysg.sgm import (HEADER_FIELDS, HEADER_SIZE, LAYER_ENTRY_SIZE, LAYER_FIELDS, SgmFormatError, inspect_sgm,
-                      load_sgm, resign)
+from pysg.sgm import (HEADER_FIELDS, HEADER_SIZE, LAYER_ENTRY_SIZE, LAYER_FIELDS, SgmFormatError, encode, encode_sgm,
+                      inspect_sgm, load_sgm, resign)
 
 
 def small_dense(seed=0, delays=False) -> Network:
@@ -58,7 +61,7 @@ def files():
 def test_round_trip_is_exact(files, name):
     buf = files[name]
     m = load_sgm(buf)
-    assert encode(m) == buf
+    assert encode(m) == encode_sgm(m) == buf
     assert m.file_bytes == len(buf) and len(buf) % 8 == 0
     for st in m.stages:
         assert np.abs(st.weights.astype(int)).max() == 127  # per-channel symmetric: the max hits 127
@@ -246,3 +249,17 @@ def test_random_bytes_never_crash_the_loader(blob):
             load_sgm(b)
         except SgmFormatError:
             pass
+
+
+def test_writer_refuses_what_is_not_a_model():
+    with pytest.raises(TypeError, match="no .sgm encoder for dict"):
+        encode_sgm({})
+
+
+def test_the_format_package_imports_no_converter():
+    """pysg.sgm is the format (layout, loader, writer): the converters build on it, never
+    the other way round."""
+    code = "import sys, pysg.sgm; print(sorted(m for m in sys.modules if m.startswith('pysg.converters')))"
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -2,13 +2,11 @@
 """`pysg convert`: int8 TFLite networks -> version 2 .sgm files, their loader and the
 Python reference that runs them (pysg.qnet.QnetRef), against independent truth:
 TFLite Micro's output for the same input frames, the baseline's own event framing
-(bench/cnn_baseline/frames.py), and the .tflite's own parameters."""
+(tests/support/cnn_baseline/frames.py), and the .tflite's own parameters."""
 from __future__ import annotations
 
 import json
 import struct
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,19 +15,17 @@ pytest.importorskip("tflite", reason="the tflite package reads and writes the mo
 tflm = pytest.importorskip("tflite_micro.python.tflite_micro.runtime",
                            reason="tflite-micro is the bit-exact reference (pinned in requirements-ci.txt)")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from pysg.converters.sgm import pack_sgm  # noqa: E402
 from pysg.converters.tflite_graph import Conv2D, FullyConnected, UnsupportedOpError, read_tflite  # noqa: E402
 from pysg.converters.tflite_sgm import count_lut, graph_to_qmodel, tflite_to_sgm  # noqa: E402
 from pysg.converters.tflite_writer import OpSpec, TensorSpec, write_tflite  # noqa: E402
 from pysg.cli import main  # noqa: E402
 from pysg.qnet import QnetRef  # noqa: E402
 from pysg.runtime import Runtime  # noqa: E402
-from pysg.sgm import (QBLOBS, QLAYER_FIELDS, SgmFormatError, SgmQModel, load_sgm, qarena_bytes_for,  # noqa: E402
-                      resign)
-from test_qnet import Tflm, _act, _built_cnn, random_network, sparse_sequence  # noqa: E402
+from pysg.sgm import (QBLOBS, QLAYER_FIELDS, SgmFormatError, SgmQModel, encode_qmodel, encode_sgm,  # noqa: E402
+                      load_sgm, pack_sgm, qarena_bytes_for, resign)
+from tests.support.cnn_baseline.frames import count_lut as frames_lut  # noqa: E402
+from tests.support.cnn_baseline.frames import event_frames  # noqa: E402
+from tests.support.qnet_models import Tflm, built_cnn, int8_act, random_network, sparse_sequence  # noqa: E402
 
 WINDOW, SLICES, DT_US = 20, 2, 10_000
 
@@ -106,9 +102,7 @@ def test_round_trip_bytes_and_arena_formula():
     n_in = int(np.prod(q.input_shape))
     c4 = lambda v: -(-v // 4) * 4  # noqa: E731
     assert q.arena_bytes == c4(n_in) + sum(4 * v + c4(v) for v in n) + 20 * max([n_in] + n) + c4(max([n_in] + n))
-    from pysg.converters.tflite_sgm import encode_qmodel
-
-    assert encode_qmodel(q) == data
+    assert encode_qmodel(q) == encode_sgm(q) == data
 
 
 # ---------------------------------------------------------------- event input = the baseline's frames
@@ -131,12 +125,10 @@ def _step_counts(events: np.ndarray, duration_us: int) -> np.ndarray:
 
 def test_event_input_equals_the_baseline_frames_through_tflite_micro():
     """An event-count model: after step W - 1 + k the reference's logits are TFLite
-    Micro's on frame k of bench/cnn_baseline/frames.py (the baseline's own framing of the
+    Micro's on frame k of tests/support/cnn_baseline/frames.py (the baseline's own framing of the
     same events: 200 ms window, 2 slices, log2 counts)."""
-    from cnn_baseline.frames import count_lut as frames_lut
-    from cnn_baseline.frames import event_frames
 
-    model = _built_cnn()
+    model = built_cnn()
     data = tflite_to_sgm(model, dt_ms=10, window_steps=WINDOW, sensor=(128, 128))
     q = load_sgm(data)
     assert (q.slices, q.window, q.polarities, q.downsample) == (SLICES, WINDOW, 2, 4)
@@ -180,9 +172,9 @@ def _quantize_mid_model() -> bytes:
     rng = np.random.default_rng(3)
     w = rng.integers(-127, 128, (4, 3, 3, 2), dtype=np.int8)
     wf = rng.integers(-127, 128, (5, 64), dtype=np.int8)
-    t = [_act("x", (1, 4, 4, 2), 0.05, 0), TensorSpec("w", w.shape, "int8", [np.float32(0.01)], [0], 0, w),
-         _act("h", (1, 4, 4, 4), 0.2, -5), _act("h2", (1, 4, 4, 4), 0.3, 2),
-         TensorSpec("wf", wf.shape, "int8", [np.float32(0.01)], [0], 0, wf), _act("y", (1, 5), 0.5, 0)]
+    t = [int8_act("x", (1, 4, 4, 2), 0.05, 0), TensorSpec("w", w.shape, "int8", [np.float32(0.01)], [0], 0, w),
+         int8_act("h", (1, 4, 4, 4), 0.2, -5), int8_act("h2", (1, 4, 4, 4), 0.3, 2),
+         TensorSpec("wf", wf.shape, "int8", [np.float32(0.01)], [0], 0, wf), int8_act("y", (1, 5), 0.5, 0)]
     ops = [OpSpec("CONV_2D", [0, 1, -1], [2], {"padding": "SAME"}), OpSpec("QUANTIZE", [2], [3], {}),
            OpSpec("FULLY_CONNECTED", [3, 4, -1], [5], {})]
     return write_tflite(t, ops, [0], [5])
@@ -201,7 +193,7 @@ def test_unsupported_op_named_with_its_index(tmp_path, capsys):
 
 
 def test_bad_options_refused():
-    model = _built_cnn()
+    model = built_cnn()
     graph = read_tflite(model)
     with pytest.raises(ValueError, match="multiple of the 2 slices"):
         graph_to_qmodel(graph, window_steps=21)
@@ -226,7 +218,7 @@ def test_bad_options_refused():
     ("multiplier_size", 8, "layers[1].multiplier_size"),
 ])
 def test_loader_names_the_bad_field(name, value, field):
-    data = tflite_to_sgm(_built_cnn(), window_steps=WINDOW)
+    data = tflite_to_sgm(built_cnn(), window_steps=WINDOW)
     entry = int(field.split("[")[1].split("]")[0])
     with pytest.raises(SgmFormatError) as e:
         load_sgm(_patch(data, entry, name, value))
@@ -235,7 +227,7 @@ def test_loader_names_the_bad_field(name, value, field):
 
 
 def test_loader_checks_contents_and_input_entry():
-    data = tflite_to_sgm(_built_cnn(), window_steps=WINDOW)
+    data = tflite_to_sgm(built_cnn(), window_steps=WINDOW)
     q = load_sgm(data)
     with pytest.raises(SgmFormatError, match="multiple of the 2 slices"):
         load_sgm(_patch(data, 0, "kernel_w", 21))
@@ -279,8 +271,8 @@ def test_every_truncation_and_byte_flip_is_an_error():
 
 def test_version_2_needs_its_own_layout():
     """A version 2 header over a version 1 table (and the reverse) is refused."""
-    q = load_sgm(tflite_to_sgm(_built_cnn(), window_steps=WINDOW))
-    b = bytearray(tflite_to_sgm(_built_cnn(), window_steps=WINDOW))
+    q = load_sgm(tflite_to_sgm(built_cnn(), window_steps=WINDOW))
+    b = bytearray(tflite_to_sgm(built_cnn(), window_steps=WINDOW))
     struct.pack_into("<H", b, 30, 3)  # n_buckets: version 2 has none
     with pytest.raises(SgmFormatError) as e:
         load_sgm(resign(b))
@@ -298,7 +290,7 @@ def test_version_2_needs_its_own_layout():
 
 def test_convert_and_inspect_commands(tmp_path, capsys):
     src = tmp_path / "cnn.tflite"
-    src.write_bytes(_built_cnn())
+    src.write_bytes(built_cnn())
     out = tmp_path / "cnn.sgm"
     labels = ",".join(f"g{i}" for i in range(11))
     assert main(["convert", str(src), "-o", str(out), "--dt-ms", "10", "--steps", "20", "--sensor", "128x128",
@@ -321,7 +313,7 @@ def test_eval_command_runs_a_converted_network(tmp_path, capsys):
     from pysg.recipes import BUNDLED_SAMPLES
 
     out = tmp_path / "cnn.sgm"
-    out.write_bytes(tflite_to_sgm(_built_cnn(), dt_ms=10, window_steps=WINDOW, sensor=(128, 128)))
+    out.write_bytes(tflite_to_sgm(built_cnn(), dt_ms=10, window_steps=WINDOW, sensor=(128, 128)))
     assert main(["eval", str(out), str(BUNDLED_SAMPLES), "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
     assert got["engine"] == "c"
@@ -342,8 +334,8 @@ def test_float_model_edges_are_dropped():
     grid, power-of-two scales: both sides exact)."""
     rng = np.random.default_rng(9)
     w = rng.integers(-127, 128, (3, 3, 3, 2), dtype=np.int8)
-    t = [TensorSpec("x", (1, 4, 4, 2), "float32"), _act("xq", (1, 4, 4, 2), 0.125, -3),
-         TensorSpec("w", w.shape, "int8", [np.float32(1 / 64)], [0], 0, w), _act("yq", (1, 4, 4, 3), 0.5, 4),
+    t = [TensorSpec("x", (1, 4, 4, 2), "float32"), int8_act("xq", (1, 4, 4, 2), 0.125, -3),
+         TensorSpec("w", w.shape, "int8", [np.float32(1 / 64)], [0], 0, w), int8_act("yq", (1, 4, 4, 3), 0.5, 4),
          TensorSpec("y", (1, 4, 4, 3), "float32")]
     ops = [OpSpec("QUANTIZE", [0], [1], {}), OpSpec("CONV_2D", [1, 2, -1], [3], {"padding": "SAME"}),
            OpSpec("DEQUANTIZE", [3], [4], {})]

@@ -35,17 +35,11 @@ from pysg.converters.tflite_writer import OpSpec, TensorSpec, single_op_model, w
 from pysg import qkernels as qk  # noqa: E402
 from pysg.converters.tflite_sgm import tflite_to_sgm  # noqa: E402
 from pysg.runtime import Runtime, SgRuntimeError, lib  # noqa: E402
+from tests.support.qkernel_cases import (CONV_CASES, activations, conv_case, fc_case, layer_inputs,  # noqa: E402
+                                         pool_case, real_activations, random_bias, run_tflm, scales)
 
 if not hasattr(lib, "sg_q_conv2d"):
     pytest.skip("pysg._sg_runtime was built without sg_qkernels.h", allow_module_level=True)
-
-
-def run_tflm(model: bytes, inputs: list[np.ndarray]) -> np.ndarray:
-    it = tflm.Interpreter.from_bytes(model, arena_size=4 * len(model) + (1 << 20))
-    for i, x in enumerate(inputs):
-        it.set_input(x, i)
-    it.invoke()
-    return it.get_output(0)
 
 
 # ---------------------------------------------------------------- MultiplyByQuantizedMultiplier
@@ -115,110 +109,6 @@ def test_activation_range():
 
 # ---------------------------------------------------------------- (a) random one-op models
 
-def _scales(rng, n, lo=1e-3, hi=3e-2) -> np.ndarray:
-    return rng.uniform(lo, hi, n).astype(np.float32)
-
-
-def _out_scale(rng, s_in, s_w, fan_in: int) -> np.float32:
-    """An output scale that maps the accumulator's spread (about 5400 * sqrt(fan_in) for
-    uniform int8 data) onto a few dozen int8 steps, so outputs rarely saturate."""
-    return np.float32(s_in * float(s_w.mean()) * 5400 * math.sqrt(fan_in) / rng.uniform(15, 80))
-
-
-def _bias(rng, fan_in: int, n: int) -> np.ndarray:
-    b = int(2700 * math.sqrt(fan_in))
-    return rng.integers(-b, b + 1, n).astype(np.int32)
-
-
-def _activations(rng, shape, zero_point: int) -> np.ndarray:
-    """int8 inputs spread around the zero point (as real activations are), both tails
-    clipped so the extremes -128 and 127 occur too."""
-    return np.clip(np.round(rng.normal(zero_point, 60, shape)), -128, 127).astype(np.int8)
-
-
-def _conv_case(rng, *, depthwise: bool, padding: str, stride: int, dilation: int, act: str,
-               per_channel: bool = True, mult: int = 1, groups: int = 1):
-    n = int(rng.integers(1, 3))
-    h, w = (int(v) for v in rng.integers(4, 10, 2))
-    kh, kw = (int(v) for v in rng.integers(1, 4, 2))
-    eff_h, eff_w = (kh - 1) * dilation + 1, (kw - 1) * dilation + 1
-    h, w = max(h, eff_h), max(w, eff_w)
-    if depthwise:
-        cin = int(rng.integers(1, 6))
-        cout = cin * mult
-        filt = rng.integers(-127, 128, (1, kh, kw, cout), dtype=np.int8)
-        qdim = 3
-    else:
-        cig = int(rng.integers(1, 5))
-        cin, cout = cig * groups, groups * int(rng.integers(1, 4))
-        filt = rng.integers(-127, 128, (cout, kh, kw, cig), dtype=np.int8)
-        qdim = 0
-    oh = (h + stride - 1) // stride if padding == "SAME" else (h + stride - eff_h) // stride
-    ow = (w + stride - 1) // stride if padding == "SAME" else (w + stride - eff_w) // stride
-    s_in = np.float32(rng.uniform(0.005, 0.1))
-    s_w = _scales(rng, cout if per_channel else 1)
-    fan_in = kh * kw * (1 if depthwise else filt.shape[3])
-    s_out = _out_scale(rng, s_in, s_w, fan_in)
-    zp_in, zp_out = (int(v) for v in rng.integers(-128, 128, 2))
-    bias_scale = (s_in * s_w).astype(np.float32)
-    bias = _bias(rng, fan_in, cout)
-    tensors = [TensorSpec("x", (n, h, w, cin), "int8", [s_in], [zp_in]),
-               TensorSpec("w", filt.shape, "int8", s_w, np.zeros(s_w.size, np.int64), qdim, filt),
-               TensorSpec("b", (cout,), "int32", bias_scale, np.zeros(s_w.size, np.int64), 0, bias),
-               TensorSpec("y", (n, oh, ow, cout), "int8", [s_out], [zp_out])]
-    opts = dict(padding=padding, stride_h=stride, stride_w=stride, dilation_h=dilation,
-                dilation_w=dilation, activation=act)
-    if depthwise:
-        opts["depth_multiplier"] = mult
-    op = OpSpec("DEPTHWISE_CONV_2D" if depthwise else "CONV_2D", [0, 1, 2], [3], opts)
-    return write_tflite(tensors, [op], [0], [3]), _activations(rng, (n, h, w, cin), zp_in), filt, bias
-
-
-def _fc_case(rng, *, per_channel: bool, act: str):
-    b, n_in, n_out = int(rng.integers(1, 4)), int(rng.integers(1, 70)), int(rng.integers(1, 20))
-    wts = rng.integers(-127, 128, (n_out, n_in), dtype=np.int8)
-    s_in = np.float32(rng.uniform(0.005, 0.1))
-    s_w = _scales(rng, n_out if per_channel else 1)
-    s_out = _out_scale(rng, s_in, s_w, n_in)
-    zp_in, zp_out = (int(v) for v in rng.integers(-128, 128, 2))
-    bias = _bias(rng, n_in, n_out)
-    tensors = [TensorSpec("x", (b, n_in), "int8", [s_in], [zp_in]),
-               TensorSpec("w", wts.shape, "int8", s_w, np.zeros(s_w.size, np.int64), 0, wts),
-               TensorSpec("b", (n_out,), "int32", (s_in * s_w).astype(np.float32),
-                          np.zeros(s_w.size, np.int64), 0, bias),
-               TensorSpec("y", (b, n_out), "int8", [s_out], [zp_out])]
-    op = OpSpec("FULLY_CONNECTED", [0, 1, 2], [3], dict(activation=act))
-    return write_tflite(tensors, [op], [0], [3]), _activations(rng, (b, n_in), zp_in), wts, bias
-
-
-def _pool_case(rng, *, padding: str, act: str):
-    n, c = int(rng.integers(1, 3)), int(rng.integers(1, 6))
-    h, w = (int(v) for v in rng.integers(3, 10, 2))
-    fh, fw = int(rng.integers(1, min(h, 4) + 1)), int(rng.integers(1, min(w, 4) + 1))
-    sh, sw = (int(v) for v in rng.integers(1, 3, 2))
-    oh = (h + sh - 1) // sh if padding == "SAME" else (h + sh - fh) // sh
-    ow = (w + sw - 1) // sw if padding == "SAME" else (w + sw - fw) // sw
-    s, zp = np.float32(rng.uniform(0.005, 0.1)), int(rng.integers(-128, 128))
-    tensors = [TensorSpec("x", (n, h, w, c), "int8", [s], [zp]),
-               TensorSpec("y", (n, oh, ow, c), "int8", [s], [zp])]
-    op = OpSpec("AVERAGE_POOL_2D", [0], [1], dict(padding=padding, stride_h=sh, stride_w=sw,
-                                                   filter_h=fh, filter_w=fw, activation=act))
-    x = rng.integers(-128, 128, (n, h, w, c), dtype=np.int8)
-    return write_tflite(tensors, [op], [0], [1]), x
-
-
-CONV_CASES = {
-    "conv_valid": dict(depthwise=False, padding="VALID", stride=1, dilation=1, act="NONE"),
-    "conv_same_stride2_relu": dict(depthwise=False, padding="SAME", stride=2, dilation=1, act="RELU"),
-    "conv_same_dilation2_relu6": dict(depthwise=False, padding="SAME", stride=1, dilation=2, act="RELU6"),
-    "conv_valid_stride3_dil2": dict(depthwise=False, padding="VALID", stride=3, dilation=2, act="RELU_N1_TO_1"),
-    "conv_per_tensor_filter": dict(depthwise=False, padding="SAME", stride=1, dilation=1, act="NONE",
-                                   per_channel=False),
-    "conv_groups2": dict(depthwise=False, padding="SAME", stride=1, dilation=1, act="RELU", groups=2),
-    "dw_valid_m1": dict(depthwise=True, padding="VALID", stride=1, dilation=1, act="NONE"),
-    "dw_same_m2_stride2_relu6": dict(depthwise=True, padding="SAME", stride=2, dilation=1, act="RELU6", mult=2),
-    "dw_same_m3_dil2_relu": dict(depthwise=True, padding="SAME", stride=1, dilation=2, act="RELU", mult=3),
-}
 SEEDS = range(30)
 
 
@@ -227,7 +117,7 @@ SEEDS = range(30)
 def test_random_conv_layer_bit_exact(case, seed):
     cfg = CONV_CASES[case]
     rng = np.random.default_rng([seed, sorted(CONV_CASES).index(case)])
-    model, x, filt, bias = _conv_case(rng, **cfg)
+    model, x, filt, bias = conv_case(rng, **cfg)
     op = read_tflite(model).ops[0]
     assert isinstance(op, DepthwiseConv2D if cfg["depthwise"] else Conv2D)
     ref = run_tflm(model, [x])
@@ -249,7 +139,7 @@ def test_random_conv_cases_are_not_degenerate(case):
     inside = total = 0
     for seed in SEEDS:
         rng = np.random.default_rng([seed, sorted(CONV_CASES).index(case)])
-        model, x, filt, bias = _conv_case(rng, **CONV_CASES[case])
+        model, x, filt, bias = conv_case(rng, **CONV_CASES[case])
         p = read_tflite(model).ops[0].params
         fn = qk.depthwise_conv2d if CONV_CASES[case]["depthwise"] else qk.conv2d
         y = fn(x, filt, bias, p)
@@ -263,7 +153,7 @@ def test_random_conv_cases_are_not_degenerate(case):
 @pytest.mark.parametrize("per_channel, act", [(False, "NONE"), (False, "RELU6"), (True, "RELU"), (True, "NONE")])
 def test_random_fully_connected_bit_exact(per_channel, act, seed):
     rng = np.random.default_rng([seed, 100 + per_channel * 2 + (act != "NONE")])
-    model, x, wts, bias = _fc_case(rng, per_channel=per_channel, act=act)
+    model, x, wts, bias = fc_case(rng, per_channel=per_channel, act=act)
     op = read_tflite(model).ops[0]
     assert isinstance(op, FullyConnected) and op.params.requant.multiplier.size == (wts.shape[0] if per_channel else 1)
     ref = run_tflm(model, [x])
@@ -275,7 +165,7 @@ def test_random_fully_connected_bit_exact(per_channel, act, seed):
 @pytest.mark.parametrize("padding, act", [("VALID", "NONE"), ("SAME", "NONE"), ("SAME", "RELU6"), ("VALID", "RELU")])
 def test_random_average_pool_bit_exact(padding, act, seed):
     rng = np.random.default_rng([seed, 200 + (padding == "SAME") * 2 + (act != "NONE")])
-    model, x = _pool_case(rng, padding=padding, act=act)
+    model, x = pool_case(rng, padding=padding, act=act)
     op = read_tflite(model).ops[0]
     ref = run_tflm(model, [x])
     np.testing.assert_array_equal(qk.average_pool2d_c(x, op.params), ref)
@@ -376,14 +266,14 @@ def test_random_network_frame_bit_exact(seed):
     def weights(name, data, s_w, s_in, qdim, n_out, fan_in):
         return [TensorSpec(name, data.shape, "int8", s_w, np.zeros(s_w.size, np.int64), qdim, data),
                 TensorSpec(name + "_b", (n_out,), "int32", (np.float32(s_in) * s_w).astype(np.float32),
-                           np.zeros(s_w.size, np.int64), 0, _bias(rng, fan_in, n_out))]
+                           np.zeros(s_w.size, np.int64), 0, random_bias(rng, fan_in, n_out))]
 
     s0, s1, s2, s3 = (float(rng.uniform(0.02, 0.06)) for _ in range(4))
     zps = [int(v) for v in rng.integers(-100, 100, 4)]
     w1 = rng.integers(-127, 128, (6, 3, 3, 3), dtype=np.int8)
     w2 = rng.integers(-127, 128, (1, 3, 3, 12), dtype=np.int8)
     w3 = rng.integers(-127, 128, (10, 48), dtype=np.int8)
-    sw1, sw2, sw3 = _scales(rng, 6, 2e-3, 4e-3), _scales(rng, 12, 5e-3, 1e-2), _scales(rng, 1, 1e-3, 2e-3)
+    sw1, sw2, sw3 = scales(rng, 6, 2e-3, 4e-3), scales(rng, 12, 5e-3, 1e-2), scales(rng, 1, 1e-3, 2e-3)
     tensors = [act((1, 8, 8, 3), s0, zps[0]), *weights("w1", w1, sw1, s0, 0, 6, 27), act((1, 8, 8, 6), s1, zps[1]),
                *weights("w2", w2, sw2, s1, 3, 12, 9), act((1, 4, 4, 12), s2, zps[2]), act((1, 2, 2, 12), s2, zps[2]),
                TensorSpec("shape", (2,), "int32", data=np.array([1, 48], np.int32)), act((1, 48), s2, zps[2]),
@@ -399,7 +289,7 @@ def test_random_network_frame_bit_exact(seed):
     assert [type(o).__name__ for o in graph.ops] == ["Conv2D", "DepthwiseConv2D", "AveragePool2D", "Reshape",
                                                      "FullyConnected"]
     for k in range(3):
-        x = _activations(rng, (1, 8, 8, 3), zps[0])
+        x = activations(rng, (1, 8, 8, 3), zps[0])
         ref = run_tflm(model, [x])
         assert len(np.unique(ref)) > 2
         np.testing.assert_array_equal(_run_graph(graph, x, "c"), ref)
@@ -482,49 +372,6 @@ def _wakeword_models() -> list[Path]:
     return models
 
 
-def _speech_like_pcm(rng, seconds: float = 2.0, sr: int = 16000) -> bytes:
-    """16 kHz int16 mono: a voiced, vowel-like signal (24 harmonics of a gliding pitch,
-    syllable-rate envelope) plus noise. No real recording ships with the test deps."""
-    t = np.arange(int(sr * seconds)) / sr
-    phase = 2 * np.pi * np.cumsum(120 + 40 * np.sin(2 * np.pi * 0.7 * t)) / sr
-    sig = sum(np.sin(k * phase) / k for k in range(1, 25)) * (0.5 + 0.5 * np.sin(2 * np.pi * 2 * t)) ** 2
-    sig = sig / np.abs(sig).max() * 12000 + rng.normal(0, 300, t.size)
-    return np.clip(sig, -32768, 32767).astype(np.int16).tobytes()
-
-
-def _real_activations(path: Path, graph, rng) -> dict[int, list[np.ndarray]]:
-    """Intermediate tensors of the whole model run by TFLite Micro on the output of the
-    real feature front end (pymicro-features, as pymicro-wakeword feeds it), keyed by
-    tensor index; only the inputs of the layers under test are kept. The model is
-    streaming (ring buffers in resource variables), so states evolve across frames."""
-    from pymicro_wakeword import MicroWakeWordFeatures
-
-    it = tflm.Interpreter.from_file(str(path), intrepreter_config=tflm.InterpreterConfig.kPreserveAllTensors)
-    wanted = {op.inputs[0] for op in graph.ops if isinstance(op, (Conv2D, DepthwiseConv2D, FullyConnected))}
-    details = it.get_input_details(0)
-    shape = tuple(int(v) for v in details["shape"])
-    scale = float(details["quantization_parameters"]["scales"][0])
-    zp = int(details["quantization_parameters"]["zero_points"][0])
-    feats = np.concatenate(list(MicroWakeWordFeatures().process_streaming(_speech_like_pcm(rng))), axis=1)
-    got: dict[int, list[np.ndarray]] = {i: [] for i in wanted}
-    stride = shape[1]
-    n_windows = feats.shape[1] // stride
-    for k in range(n_windows):  # pymicro-wakeword's own quantisation of the features
-        q = np.clip(np.round(feats[:, k * stride:(k + 1) * stride] / scale + zp), -128, 127)
-        it.set_input(q.reshape(shape).astype(np.int8), 0)
-        it.invoke()
-        if k >= n_windows // 2 and k % 4 == 0:  # ring buffers filled; a sample of frames
-            for i in wanted:
-                got[i].append(np.array(it.GetTensor(i, 0)["tensor_data"]))
-    return got
-
-
-def _layer_inputs(op, graph, real: list[np.ndarray], rng, n_random: int) -> list[np.ndarray]:
-    shape = graph.tensors[op.inputs[0]].shape
-    xs = [rng.integers(-128, 128, shape, dtype=np.int8) for _ in range(n_random)]
-    return xs + [r.reshape(shape).astype(np.int8) for r in real]
-
-
 def _ours(op, graph, x: np.ndarray, impl: str) -> np.ndarray:
     w = graph.tensors[op.inputs[1]].data
     bias = graph.tensors[op.inputs[2]].data if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
@@ -549,7 +396,7 @@ def test_real_wakeword_layers_bit_exact():
         graph = read_tflite(path, skip_unsupported=True)
         assert ("CALL_ONCE", "VAR_HANDLE") <= tuple(name for _, name in graph.skipped[:2])
         assert {type(o).__name__ for o in graph.ops} >= {"Reshape", "Quantize", "Conv2D", "FullyConnected"}
-        real = _real_activations(path, graph, rng)
+        real = real_activations(path, graph, rng)
         for op in graph.ops:
             if not isinstance(op, (Conv2D, DepthwiseConv2D, FullyConnected)):
                 continue
@@ -564,7 +411,7 @@ def test_real_wakeword_layers_bit_exact():
             # the layer converted (`pysg convert --input tensor`) and run in the C runtime: each
             # input is one step, computed from its changes since the previous one
             rt = Runtime(tflite_to_sgm(model, input="tensor"))
-            for k, x in enumerate(_layer_inputs(op, graph, acts, rng, n_random=24)):
+            for k, x in enumerate(layer_inputs(op, graph, acts, rng, n_random=24)):
                 ref = run_tflm(model, [x])
                 for impl in ("c", "numpy", "runtime"):
                     ours = (rt.step_tensor(np.ascontiguousarray(x).reshape(-1)).reshape(ref.shape) if impl == "runtime"

@@ -1,10 +1,10 @@
 # SPDX-License-Identifier: MIT
-"""Write runtime_c/include/sg_format.h from the .sgm layout tables of pysg/sgm.py."""
+"""Write runtime_c/include/sg_format.h from the .sgm layout tables of pysg/sgm/layout.py."""
 from __future__ import annotations
 
 import pathlib
 
-from pysg.sgm_header import c_header
+from pysg.sgm.c_header import c_header
 
 if __name__ == "__main__":
     out = pathlib.Path(__file__).resolve().parent.parent / "runtime_c" / "include" / "sg_format.h"

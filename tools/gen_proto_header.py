@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import pathlib
-import sys
+
+from pysg.device.ops import c_header
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from pysg.device.ops import c_header  # noqa: E402
 
 if __name__ == "__main__":
     out = ROOT / "firmware" / "include" / "sg_proto_ops.h"

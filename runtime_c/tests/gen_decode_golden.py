@@ -22,7 +22,8 @@ include_invalid | filters: x0, y0, w, h / factor / us, r, width, height, split e
 
 OUT_DIR/fuzz_decode_seeds/: the decoder inputs as seeds of fuzz/fuzz_decode.c.
 
-Usage: python runtime_c/tests/gen_decode_golden.py OUT_DIR
+Usage, from the repository root (runtime_c/Makefile's `golden` rule does this):
+    python -m runtime_c.tests.gen_decode_golden OUT_DIR
 """
 from __future__ import annotations
 
@@ -34,12 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from pysg import preprocess as pp  # noqa: E402
-from pysg.events import EVENT_DTYPE, EventFileError, make_events  # noqa: E402
-from pysg.io import aedat4, aedat31, evt  # noqa: E402
+from pysg import preprocess as pp
+from pysg.events import EVENT_DTYPE, EventFileError, make_events
+from pysg.io import aedat4, aedat31, evt
 
 SG_ERR_BLOB, SG_ERR_VALUE = -9, -10
 MAX_IN = 1 << 16          # test_decode.c buffer sizes

@@ -19,7 +19,8 @@ int32 logits; T x n_hidden int64 spikes per hidden stage; T int64 synaptic opera
 .rej layout: records of (uint32 position, uint8 new byte, uint8 resign, uint16 0,
 int64 expected error offset or -1).
 
-Usage: python runtime_c/tests/gen_golden.py OUT_DIR
+Usage, from the repository root (runtime_c/Makefile's `golden` rule does this):
+    python -m runtime_c.tests.gen_golden OUT_DIR
 """
 from __future__ import annotations
 
@@ -29,15 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from pysg.converters.sgm import encode, export_network
+from pysg.converters.sgm import export_network
 from pysg.datasets.binning import bin_events
 from pysg.events import make_events
 from pysg.intref import run
 from pysg.model import Conv2d, Dense, Flatten, Network, NetworkConfig, SumPool2d
-from pysg.sgm import KIND_DENSE, SgmFormatError, SgmModel, SgmStage, load_sgm, resign
+from pysg.sgm import KIND_DENSE, SgmFormatError, SgmModel, SgmStage, encode, load_sgm, resign
 from pysg.train.trainer import SequenceData, calibrate
 
 

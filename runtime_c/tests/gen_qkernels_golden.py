@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Golden cases for test_qkernels.c: int8 layers with their TFLite Micro outputs.
 
-Random one-op models (the cases of tests/test_tflite_kernels.py) and every conv /
+Random one-op models (the cases of tests/test_tflite_kernels.py: tests/support/qkernel_cases.py) and every conv /
 depthwise / fully connected layer of the pymicro-wakeword models (random and real
 inputs). Record layout, little-endian int32 words, int8 blobs padded to 4 bytes:
     kind (1 conv, 2 depthwise, 3 fc, 4 avgpool)
@@ -10,7 +10,8 @@ inputs). Record layout, little-endian int32 words, int8 blobs padded to 4 bytes:
     fc:      5 params, count, mult, shift, batches, n_in, n_out, has_bias, bias,
              input, weights, expected
     pool:    8 params, in dims[4], out dims[4], input, expected
-Usage: python gen_qkernels_golden.py OUT_FILE (run from the repository root).
+Usage, from the repository root (runtime_c/Makefile's `golden` rule does this):
+    python -m runtime_c.tests.gen_qkernels_golden OUT_FILE
 """
 from __future__ import annotations
 
@@ -19,10 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, "tests")
-import test_tflite_kernels as T  # noqa: E402
-from pysg.converters.tflite_graph import Conv2D, DepthwiseConv2D, FullyConnected, read_tflite  # noqa: E402
-from pysg.converters.tflite_writer import single_op_model  # noqa: E402
+from pysg.converters.tflite_graph import Conv2D, DepthwiseConv2D, FullyConnected, read_tflite
+from pysg.converters.tflite_writer import single_op_model
+from tests.support import qkernel_cases as T
 
 
 def i32(*v) -> bytes:
@@ -63,19 +63,19 @@ def main(path: str) -> None:
         cfg = T.CONV_CASES[case]
         for seed in range(6):
             rng = np.random.default_rng([seed, sorted(T.CONV_CASES).index(case)])
-            model, x, w, bias = T._conv_case(rng, **cfg)
+            model, x, w, bias = T.conv_case(rng, **cfg)
             op = read_tflite(model).ops[0]
             recs.append(conv_record(2 if cfg["depthwise"] else 1, op.params, x, w, bias, T.run_tflm(model, [x])))
     for k, (pc, act) in enumerate([(False, "NONE"), (True, "RELU"), (False, "RELU6")]):
         for seed in range(6):
             rng = np.random.default_rng([seed, 400 + k])
-            model, x, w, bias = T._fc_case(rng, per_channel=pc, act=act)
+            model, x, w, bias = T.fc_case(rng, per_channel=pc, act=act)
             op = read_tflite(model).ops[0]
             recs.append(fc_record(op.params, x, w, bias, T.run_tflm(model, [x])))
     for k, (pad, act) in enumerate([("VALID", "NONE"), ("SAME", "RELU6")]):
         for seed in range(6):
             rng = np.random.default_rng([seed, 500 + k])
-            model, x = T._pool_case(rng, padding=pad, act=act)
+            model, x = T.pool_case(rng, padding=pad, act=act)
             op = read_tflite(model).ops[0]
             recs.append(pool_record(op.params, x, T.run_tflm(model, [x])))
     import pymicro_wakeword
@@ -83,14 +83,14 @@ def main(path: str) -> None:
     rng = np.random.default_rng(11)
     for mpath in sorted((Path(pymicro_wakeword.__file__).parent / "models").glob("*.tflite")):
         graph = read_tflite(mpath, skip_unsupported=True)
-        real = T._real_activations(mpath, graph, rng)
+        real = T.real_activations(mpath, graph, rng)
         for op in graph.ops:
             if not isinstance(op, (Conv2D, DepthwiseConv2D, FullyConnected)):
                 continue
             model = single_op_model(graph, op.index)
             w = graph.tensors[op.inputs[1]].data
             bias = graph.tensors[op.inputs[2]].data if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
-            for x in T._layer_inputs(op, graph, real[op.inputs[0]][:2], rng, n_random=2):
+            for x in T.layer_inputs(op, graph, real[op.inputs[0]][:2], rng, n_random=2):
                 ref = T.run_tflm(model, [x])
                 if isinstance(op, FullyConnected):
                     recs.append(fc_record(op.params, x.reshape(-1, w.shape[1]), w, bias, ref.reshape(-1, w.shape[0])))

@@ -1,11 +1,12 @@
 # SPDX-License-Identifier: MIT
 """Golden data of version 2 `.sgm` models (imported int8 networks) for test_qnet.c.
 
-Usage (from the repository root; needs tflite-micro and the tflite package):
-    python runtime_c/tests/gen_qnet_golden.py OUTDIR
+Usage (from the repository root; needs tflite-micro and the tflite package; runtime_c/Makefile's
+`golden` rule does this):
+    python -m runtime_c.tests.gen_qnet_golden OUTDIR
 
 Two random conv (groups) -> depthwise (multiplier) -> average pool -> reshape -> fully
-connected int8 networks (tests/test_qnet.py's generator, pysg.converters.tflite_writer) are
+connected int8 networks (tests/support/qnet_models.py's generator, pysg.converters.tflite_writer) are
 converted with pysg.converters.tflite_sgm: one with event-count input (slices x polarities,
 a window of several steps), one with tensor input. For every step the expected logits
 are TFLite Micro's output for that step's input tensor (the event-count case rebuilds the
@@ -23,18 +24,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from tflite_micro.python.tflite_micro.runtime import Interpreter
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-
-from tflite_micro.python.tflite_micro.runtime import Interpreter  # noqa: E402
-
-from pysg.converters.tflite_sgm import tflite_to_sgm  # noqa: E402
-from pysg.qnet import QnetRef  # noqa: E402
-from pysg.sgm import load_sgm  # noqa: E402
-from test_qnet import random_network  # noqa: E402
-from test_qnet_runtime import window_tensor  # noqa: E402
+from pysg.converters.tflite_sgm import tflite_to_sgm
+from pysg.qnet import QnetRef
+from pysg.sgm import load_sgm
+from tests.support.qnet_models import random_network, window_tensor
 
 STEPS = 16
 

@@ -27,6 +27,7 @@ from .frames import INPUT_SCALE, INPUT_ZERO_POINT, event_frames
 from .quant import quantize_to_tflite, reference_logits
 
 __all__ = [
+    "CACHE_DIR",
     "N_CLASSES",
     "BaselineConfig",
     "BaselineModel",

@@ -1,0 +1,330 @@
+# SPDX-License-Identifier: MIT
+"""Format version 2: imported int8 networks (docs/FORMAT.md sections 7-10). The model
+(:class:`SgmQModel`: the input entry and :class:`SgmQLayer` layers), its arena size and
+accumulator bound, and the validating reader of its layer table (called by
+:func:`pysg.sgm.load_sgm` after the header checks every version shares)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .layout import (ALIGN, FLAG_OUTPUT, HEADER_FIELDS, HEADER_SIZE, LAYER_ENTRY_SIZE, LUT_MAX, QBLOB_DTYPES, QBLOBS,
+                     QKIND_CONV, QKIND_DEPTHWISE, QKIND_FC, QKIND_INPUT, QKIND_NAMES, QKIND_POOL, QLAYER_FIELDS,
+                     SgmFormatError, field_offset, read_fields)
+
+
+@dataclass
+class SgmQLayer:
+    """One entry of a version 2 layer table (docs/FORMAT.md 7.1): geometry NHWC, TFLite's
+    int8 parameters. ``weights``: conv (kh, kw, filter_c, out_c), depthwise (kh, kw, in_c, M),
+    fully connected (in_c, out_c), pool None; the input entry keeps its count LUT there
+    (or None for tensor input). ``multiplier``/``shift``: (out_c,) or (1,) per tensor."""
+
+    kind: int
+    is_output: bool
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+    kernel: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    dilation: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    depth_multiplier: int = 1
+    filter_c: int = 0
+    input_offset: int = 0
+    output_offset: int = 0
+    act_min: int = -128
+    act_max: int = 127
+    weights: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    multiplier: np.ndarray | None = None
+    shift: np.ndarray | None = None
+
+    @property
+    def kind_name(self) -> str:
+        return QKIND_NAMES[self.kind]
+
+    @property
+    def n_in(self) -> int:
+        return int(np.prod(self.in_shape))
+
+    @property
+    def n_out(self) -> int:
+        return int(np.prod(self.out_shape))
+
+    def arena_bytes(self) -> int:
+        """State of a layer: its int32 accumulators and int8 outputs (FORMAT.md section 9)."""
+        return 4 * self.n_out + _ceil4(self.n_out)
+
+
+@dataclass
+class SgmQModel:
+    """A version 2 file: an imported int8 network. ``input`` is entry 0 (slices S =
+    ``input.kernel[0]``, window W = ``input.kernel[1]`` steps, polarity channels P =
+    ``input.depth_multiplier``, the LUT in ``input.weights``); ``layers`` the rest."""
+
+    format_version: int
+    dt_us: int
+    input_shape: tuple[int, int, int]   # (in_h, in_w, in_c): the int8 input tensor, NHWC
+    sensor_size: tuple[int, int]
+    downsample: int
+    labels: list[str]
+    input: SgmQLayer
+    layers: list[SgmQLayer]
+    arena_bytes: int
+    file_bytes: int
+    payload_crc32: int = 0
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def slices(self) -> int:
+        return self.input.kernel[0]
+
+    @property
+    def window(self) -> int:
+        return self.input.kernel[1]
+
+    @property
+    def polarities(self) -> int:
+        return self.input.depth_multiplier
+
+    @property
+    def cells(self) -> int:
+        """Count cells of one step: P x in_h x in_w (0 for tensor input)."""
+        return self.polarities * self.input_shape[0] * self.input_shape[1] if self.slices else 0
+
+
+def _ceil4(v: int) -> int:
+    return (v + 3) // 4 * 4
+
+
+def qarena_bytes_for(input_entry: SgmQLayer, layers: list[SgmQLayer]) -> int:
+    """docs/FORMAT.md section 9."""
+    n_in = input_entry.n_out
+    s, w = input_entry.kernel
+    cells = input_entry.depth_multiplier * input_entry.out_shape[0] * input_entry.out_shape[1]
+    total = _ceil4(n_in)
+    if s:
+        total += _ceil4(2 * (w + 1) * cells) + 4 * s * cells
+    total += sum(ly.arena_bytes() for ly in layers)
+    n_max = max([n_in] + [ly.n_out for ly in layers])
+    return total + 20 * n_max + _ceil4(n_max)
+
+
+def _extent(k: int, d: int) -> int:
+    return d * (k - 1) + 1
+
+
+def qaccumulator_bound(ly: SgmQLayer) -> int:
+    """Largest |int32 accumulator| any int8 input can give (docs/FORMAT.md section 8)."""
+    if ly.kind == QKIND_POOL:
+        return 128 * ly.kernel[0] * ly.kernel[1]
+    w = np.abs(ly.weights.astype(np.int64))
+    if ly.kind == QKIND_CONV:
+        per_out = w.sum(axis=(0, 1, 2))                       # (out_c,)
+    elif ly.kind == QKIND_DEPTHWISE:
+        per_out = w.sum(axis=(0, 1)).reshape(-1)              # channel c M + m
+    else:
+        per_out = w.sum(axis=0)
+    bound = per_out * max(abs(ly.input_offset - 128), abs(ly.input_offset + 127))
+    if ly.bias is not None:
+        bound = bound + np.abs(ly.bias.astype(np.int64))
+    return int(bound.max(initial=0))
+
+
+def load_qlayers(buf: bytes, h: dict, labels: list[str], regions: list, arena_size: int | None) -> SgmQModel:
+    """Version 2 layer table (docs/FORMAT.md section 10), after the shared header checks
+    (arguments as :func:`pysg.sgm.sg.load_stages`)."""
+    n = len(buf)
+    L = QLAYER_FIELDS
+    entries: list[SgmQLayer] = []
+    prev_out = (h["in_h"], h["in_w"], h["in_c"])
+    last = h["n_stages"] - 1
+    for si in range(h["n_stages"]):
+        base = h["layers_offset"] + si * LAYER_ENTRY_SIZE
+        f = read_fields(buf, base, L)
+        pre = f"layers[{si}]."
+
+        def lerr(name, what):
+            raise SgmFormatError(base + field_offset(L, name), pre + name, what)
+
+        kind = f["kind"]
+        if si == 0 and kind != QKIND_INPUT:
+            lerr("kind", f"entry 0 must be the input (kind {QKIND_INPUT}), got {kind}")
+        if si > 0 and kind not in QKIND_NAMES or si > 0 and kind == QKIND_INPUT:
+            lerr("kind", f"unknown layer kind {kind} (layers: {QKIND_CONV}..{QKIND_POOL})")
+        if f["flags"] & ~FLAG_OUTPUT:
+            lerr("flags", f"unknown flag bits {f['flags']:#x}")
+        if bool(f["flags"] & FLAG_OUTPUT) != (si == last):
+            lerr("flags", "the output flag must be set on the last entry and only there")
+        ins = (f["in_h"], f["in_w"], f["in_c"])
+        outs = (f["out_h"], f["out_w"], f["out_c"])
+        for name, v in zip(("in_h", "in_w", "in_c"), ins):
+            if v == 0:
+                lerr(name, f"{name} must be >= 1")
+        if si == 0 and ins != prev_out:
+            lerr("in_h", f"input entry geometry {ins} != the header's input tensor {prev_out}")
+        if si > 0 and int(np.prod(ins)) != int(np.prod(prev_out)):
+            lerr("in_c", f"{ins} holds {int(np.prod(ins))} elements, the previous entry outputs "
+                 f"{prev_out} = {int(np.prod(prev_out))}")
+        for name, v in zip(("out_h", "out_w", "out_c"), outs):
+            if v == 0:
+                lerr(name, f"{name} must be >= 1")
+        kh, kw = f["kernel_h"], f["kernel_w"]
+
+        def want(name, value):
+            if f[name] != value:
+                lerr(name, f"{QKIND_NAMES[kind]} entry: {name} must be {value}, got {f[name]}")
+
+        if kind == QKIND_INPUT:
+            if outs != ins:
+                lerr("out_h", f"input entry: output {outs} must equal its input {ins}")
+            s_, w_ = kh, kw
+            if s_ == 0:
+                want("kernel_w", 1)
+            elif w_ == 0 or w_ % s_:
+                lerr("kernel_w", f"window {w_} steps must be >= 1 and a multiple of the {s_} slices")
+            for name, v in (("stride_h", 1), ("stride_w", 1), ("dilation_h", 1), ("dilation_w", 1),
+                            ("pad_top", 0), ("pad_left", 0)):
+                want(name, v)
+            p_ = f["depth_multiplier"]
+            if p_ not in (1, 2) or (s_ == 0 and p_ != 1):
+                lerr("depth_multiplier", f"polarity channels {p_} must be 1 or 2 (1 for tensor input)")
+            if s_ and outs[2] != s_ * p_:
+                lerr("depth_multiplier", f"in_c {outs[2]} != slices {s_} x polarity channels {p_}")
+            want("filter_c", 0)
+            want("input_offset", 0)
+        else:
+            fc = kind == QKIND_FC
+            if fc:
+                for name, v in (("kernel_h", 1), ("kernel_w", 1)):
+                    want(name, v)
+            elif kh == 0 or kw == 0:
+                lerr("kernel_h" if kh == 0 else "kernel_w", "kernel must be >= 1")
+            for name in ("stride_h", "stride_w", "dilation_h", "dilation_w"):
+                if fc or (kind == QKIND_POOL and name.startswith("dilation")):
+                    want(name, 1)
+                elif f[name] == 0:
+                    lerr(name, f"{name} must be >= 1")
+            for name, k_, d_, ax in (("pad_top", kh, f["dilation_h"], 0), ("pad_left", kw, f["dilation_w"], 1)):
+                if f[name] >= _extent(k_, d_):
+                    lerr(name, f"{name} {f[name]} must be < the window extent {_extent(k_, d_)}")
+                stride = f["stride_h" if ax == 0 else "stride_w"]
+                if (outs[ax] - 1) * stride - f[name] >= ins[ax]:
+                    lerr("out_h" if ax == 0 else "out_w", f"output {outs[ax]} with stride {stride} and padding "
+                         f"{f[name]}: the last window starts after the image ({ins[ax]})")
+            if fc and (outs[0] != ins[0] or ins[1] != 1 or outs[1] != 1):
+                lerr("out_h", f"fully connected: input {ins} and output {outs} must be [rows, 1, n]")
+            m_ = f["depth_multiplier"]
+            if kind == QKIND_DEPTHWISE:
+                if m_ == 0 or outs[2] != ins[2] * m_:
+                    lerr("depth_multiplier", f"depth multiplier {m_}: out_c {outs[2]} must be in_c {ins[2]} x it")
+            else:
+                want("depth_multiplier", 1)
+            if kind == QKIND_POOL and outs[2] != ins[2]:
+                lerr("out_c", f"average pool keeps channels: out_c {outs[2]} != in_c {ins[2]}")
+            fcn = f["filter_c"]
+            if kind == QKIND_CONV:
+                if fcn == 0 or ins[2] % fcn or outs[2] % (ins[2] // fcn):
+                    lerr("filter_c", f"filter_c {fcn} must divide in_c {ins[2]} into groups dividing out_c {outs[2]}")
+            elif fc:
+                want("filter_c", ins[2])
+            else:
+                want("filter_c", 0)
+            if kind == QKIND_POOL:
+                want("input_offset", 0)
+                want("output_offset", 0)
+            elif not -127 <= f["input_offset"] <= 128:
+                lerr("input_offset", f"input_offset {f['input_offset']} outside [-127, 128]")
+        if not -128 <= f["output_offset"] <= 127:
+            lerr("output_offset", f"output_offset {f['output_offset']} outside [-128, 127]")
+        if kind == QKIND_INPUT:
+            want("act_min", -128)
+            want("act_max", 127)
+        elif not -128 <= f["act_min"] <= f["act_max"] <= 127:
+            lerr("act_min", f"activation range [{f['act_min']}, {f['act_max']}] not inside [-128, 127]")
+        if f["reserved"] != 0:
+            lerr("reserved", "reserved field must be 0")
+        # blob sizes (None: any size from the allowed set)
+        c_out = outs[2]
+        if kind == QKIND_INPUT:
+            sizes = {"weights": None if kh else (0,)}
+        elif kind == QKIND_POOL:
+            sizes = {}
+        else:
+            wsize = {QKIND_CONV: kh * kw * f["filter_c"] * c_out, QKIND_DEPTHWISE: kh * kw * c_out,
+                     QKIND_FC: ins[2] * c_out}[kind]
+            sizes = {"weights": (wsize,), "bias": (0, 4 * c_out), "multiplier": (4, 4 * c_out)}
+        arrays = {}
+        for b in QBLOBS:
+            off, size = f[f"{b}_offset"], f[f"{b}_size"]
+            allowed = sizes.get(b, (0,))
+            if b == "shift":
+                allowed = (arrays["multiplier"].size,) if "multiplier" in arrays else (0,)
+            if allowed is None:  # the LUT
+                if not 2 <= size <= LUT_MAX:
+                    lerr(f"{b}_size", f"count LUT of {size} entries, must be 2..{LUT_MAX}")
+            elif size not in allowed:
+                lerr(f"{b}_size", f"{b} blob is {size} bytes, expected " + " or ".join(map(str, allowed)))
+            if size == 0:
+                if off != 0:
+                    lerr(f"{b}_offset", f"absent {b} blob must have offset 0")
+                continue
+            if off % ALIGN:
+                lerr(f"{b}_offset", f"offset {off} is not {ALIGN}-byte aligned")
+            if off < HEADER_SIZE or off + size > n:
+                lerr(f"{b}_offset", f"blob [{off}, {off + size}) is outside the payload [{HEADER_SIZE}, {n})")
+            for lo, hi, where, what in regions:
+                if off < hi and lo < off + size:
+                    lerr(f"{b}_offset", f"blob [{off}, {off + size}) overlaps {what} [{lo}, {hi}) "
+                         f"(described at byte {where})")
+            regions.append((off, off + size, base + field_offset(L, f"{b}_offset"), f"{pre}{b}"))
+            dt = np.dtype(QBLOB_DTYPES[b])
+            arrays[b] = np.frombuffer(buf, dtype=dt, count=size // dt.itemsize, offset=off).copy()
+
+        def bad_element(b, idx, what):
+            itemsize = np.dtype(QBLOB_DTYPES[b]).itemsize
+            raise SgmFormatError(f[f"{b}_offset"] + int(idx) * itemsize, f"{pre}{b}[{int(idx)}]", what)
+
+        if "multiplier" in arrays and (i := np.flatnonzero(arrays["multiplier"] < 0)).size:
+            bad_element("multiplier", i[0], f"multiplier {arrays['multiplier'][i[0]]} < 0")
+        if "shift" in arrays and (i := np.flatnonzero((arrays["shift"] < -31) | (arrays["shift"] > 30))).size:
+            bad_element("shift", i[0], f"shift {arrays['shift'][i[0]]} outside [-31, 30]")
+        if kind == QKIND_INPUT and "weights" in arrays and arrays["weights"][0] != f["output_offset"]:
+            bad_element("weights", 0, f"lut[0] = {arrays['weights'][0]} must equal output_offset "
+                        f"{f['output_offset']} (the tensor of no events)")
+        w = arrays.get("weights")
+        if w is not None and kind == QKIND_CONV:
+            w = w.reshape(kh, kw, f["filter_c"], c_out)
+        elif w is not None and kind == QKIND_DEPTHWISE:
+            w = w.reshape(kh, kw, ins[2], f["depth_multiplier"])
+        elif w is not None and kind == QKIND_FC:
+            w = w.reshape(ins[2], c_out)
+        ly = SgmQLayer(kind=kind, is_output=si == last, in_shape=ins, out_shape=outs, kernel=(kh, kw),
+                       stride=(f["stride_h"], f["stride_w"]), dilation=(f["dilation_h"], f["dilation_w"]),
+                       padding=(f["pad_top"], f["pad_left"]), depth_multiplier=f["depth_multiplier"],
+                       filter_c=f["filter_c"], input_offset=f["input_offset"], output_offset=f["output_offset"],
+                       act_min=f["act_min"], act_max=f["act_max"], weights=w, bias=arrays.get("bias"),
+                       multiplier=arrays.get("multiplier"), shift=arrays.get("shift"))
+        if kind != QKIND_INPUT and (bound := qaccumulator_bound(ly)) >= 1 << 31:
+            lerr("kind", f"the int32 accumulator could overflow (bound {bound} >= 2^31)")
+        entries.append(ly)
+        prev_out = outs
+    n_last = entries[-1].n_out
+    if n_last != h["n_classes"]:
+        raise SgmFormatError(field_offset(HEADER_FIELDS, "n_classes"), "n_classes",
+                             f"n_classes {h['n_classes']} != {n_last} outputs of the last layer")
+    need = qarena_bytes_for(entries[0], entries[1:])
+    if h["arena_bytes"] != need:
+        raise SgmFormatError(field_offset(HEADER_FIELDS, "arena_bytes"), "arena_bytes",
+                             f"arena_bytes {h['arena_bytes']} != {need} required by the layer table")
+    if arena_size is not None and arena_size < need:
+        raise SgmFormatError(field_offset(HEADER_FIELDS, "arena_bytes"), "arena_bytes",
+                             f"arena of {arena_size} bytes is too small: the model needs {need}")
+    return SgmQModel(format_version=h["format_version"], dt_us=h["dt_us"],
+                     input_shape=(h["in_h"], h["in_w"], h["in_c"]), sensor_size=(h["sensor_w"], h["sensor_h"]),
+                     downsample=h["downsample"], labels=labels, input=entries[0], layers=entries[1:],
+                     arena_bytes=need, file_bytes=n, payload_crc32=h["payload_crc32"])

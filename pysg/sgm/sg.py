@@ -1,0 +1,255 @@
+# SPDX-License-Identifier: MIT
+"""Format version 1: SpikingGamma models (docs/FORMAT.md sections 2-6). The integer
+model (:class:`SgmModel` of :class:`SgmStage`), its arena size, and the validating
+reader of its layer table (called by :func:`pysg.sgm.load_sgm` after the header checks
+every version shares)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .layout import (ALIGN, BLOB_DTYPES, BLOBS, FLAG_DELAYS, FLAG_OUTPUT, HEADER_FIELDS, HEADER_SIZE, KIND_DENSE,
+                     KIND_NAMES, LAYER_ENTRY_SIZE, LAYER_FIELDS, Q15_ONE, THETA_MAX, VSHIFT_MAX, X_FRAC_BITS_RANGE,
+                     SgmFormatError, field_offset, read_fields)
+
+
+@dataclass
+class SgmStage:
+    """One stage (synaptic layer) of an .sgm model, with its integer parameters.
+
+    Geometry: raw presynaptic input (in_c, in_h, in_w) -> sum pooling by `pool`
+    (stride = pool, floor) -> synaptic input (syn_c, syn_h, syn_w) -> output
+    (out_c, out_h, out_w). Dense: out_h = out_w = 1, kernel = stride = 1, padding = 0.
+    Per output channel j: int8 weights (folded with the presynaptic amplitude), int32
+    bias, int16 bucket weights vweights[j, k] with right shift vshift[j], int32 theta
+    (hidden stages). alpha: Q15 bucket decays (K,). delays: uint8 per synaptic input."""
+
+    kind: int
+    is_output: bool
+    in_shape: tuple[int, int, int]
+    pool: int
+    syn_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+    kernel: int
+    stride: int
+    padding: int
+    max_delay: int
+    x_frac_bits: int
+    weights: np.ndarray
+    bias: np.ndarray
+    vweights: np.ndarray
+    vshift: np.ndarray
+    alpha: np.ndarray
+    theta: np.ndarray | None = None
+    delays: np.ndarray | None = None
+
+    @property
+    def kind_name(self) -> str:
+        return KIND_NAMES[self.kind]
+
+    @property
+    def n_in(self) -> int:
+        return int(np.prod(self.syn_shape))
+
+    @property
+    def n_raw_in(self) -> int:
+        return int(np.prod(self.in_shape))
+
+    @property
+    def n_out(self) -> int:
+        return int(np.prod(self.out_shape))
+
+    @property
+    def channels(self) -> int:
+        return self.out_shape[0]
+
+    @property
+    def spatial(self) -> int:
+        return self.out_shape[1] * self.out_shape[2]
+
+    def arena_bytes(self, n_buckets: int) -> int:
+        words = n_buckets * self.n_out + (0 if self.is_output else self.n_out)
+        if self.delays is not None:
+            words += (self.max_delay + 1) * self.n_in
+        return 4 * words
+
+    def n_parameters(self) -> int:
+        return int(sum(a.size for a in (self.weights, self.bias, self.vweights) if a is not None)
+                   + (self.theta.size if self.theta is not None else 0))
+
+
+@dataclass
+class SgmModel:
+    format_version: int
+    dt_us: int
+    n_buckets: int
+    input_shape: tuple[int, int, int]
+    sensor_size: tuple[int, int]
+    downsample: int
+    labels: list[str]
+    stages: list[SgmStage]
+    arena_bytes: int
+    file_bytes: int
+    payload_crc32: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.labels)
+
+
+def arena_bytes_for(stages: list[SgmStage], n_buckets: int) -> int:
+    """State bytes a runtime needs: sum over stages of 4 x (K*N_out + N_out if hidden
+    + (max_delay+1)*N_in if delays)."""
+    return int(sum(st.arena_bytes(n_buckets) for st in stages))
+
+
+def expected_blob_size(name: str, kind: int, syn: tuple, out: tuple, kernel: int, k: int,
+                       is_output: bool, has_delays: bool) -> int:
+    c_out = out[0]
+    n_in = syn[0] * syn[1] * syn[2]
+    if name == "weights":
+        return c_out * (n_in if kind == KIND_DENSE else syn[0] * kernel * kernel)
+    if name == "bias":
+        return 4 * c_out
+    if name == "vweights":
+        return 2 * c_out * k
+    if name == "vshift":
+        return c_out
+    if name == "theta":
+        return 0 if is_output else 4 * c_out
+    if name == "alpha":
+        return 2 * k
+    if name == "delays":
+        return n_in if has_delays else 0
+    raise KeyError(name)
+
+
+def load_stages(buf: bytes, h: dict, labels: list[str], regions: list, arena_size: int | None) -> SgmModel:
+    """Version 1 layer table (docs/FORMAT.md section 6), after the shared header checks.
+    ``h``: the header fields; ``regions``: (start, end, described at, name) of every
+    region laid out so far (blobs must not overlap them)."""
+    n = len(buf)
+    k = h["n_buckets"]
+    ds = h["downsample"]
+
+    def err(name, what):
+        raise SgmFormatError(field_offset(HEADER_FIELDS, name), name, what)
+
+    stages: list[SgmStage] = []
+    prev_out = (h["in_c"], h["in_h"], h["in_w"])
+    L = LAYER_FIELDS
+    for si in range(h["n_stages"]):
+        base = h["layers_offset"] + si * LAYER_ENTRY_SIZE
+        f = read_fields(buf, base, L)
+        pre = f"layers[{si}]."
+
+        def lerr(name, what):
+            raise SgmFormatError(base + field_offset(L, name), pre + name, what)
+
+        if f["kind"] not in KIND_NAMES:
+            lerr("kind", f"unknown layer kind {f['kind']} (known: {sorted(KIND_NAMES)})")
+        if f["flags"] & ~(FLAG_OUTPUT | FLAG_DELAYS):
+            lerr("flags", f"unknown flag bits {f['flags']:#x}")
+        is_output = bool(f["flags"] & FLAG_OUTPUT)
+        if is_output != (si == h["n_stages"] - 1):
+            lerr("flags", "the output flag must be set on the last stage and only there")
+        has_delays = bool(f["flags"] & FLAG_DELAYS)
+        for name, want in zip(("in_c", "in_h", "in_w"), prev_out):
+            if f[name] != want:
+                lerr(name, f"{name} {f[name]} != output of the previous stage / model input ({want})")
+        if f["pool"] == 0:
+            lerr("pool", "pool must be >= 1 (1 = no pooling)")
+        if f["syn_c"] != f["in_c"]:
+            lerr("syn_c", f"syn_c {f['syn_c']} != in_c {f['in_c']} (pooling keeps channels)")
+        for name, src in (("syn_h", "in_h"), ("syn_w", "in_w")):
+            want = f[src] // f["pool"]
+            if f[name] != want or want == 0:
+                lerr(name, f"{name} {f[name]}, expected {src} // pool = {want} (and >= 1)")
+        if f["out_c"] == 0:
+            lerr("out_c", "out_c must be >= 1")
+        if f["kind"] == KIND_DENSE:
+            for name, want in (("out_h", 1), ("out_w", 1), ("kernel", 1), ("stride", 1), ("padding", 0)):
+                if f[name] != want:
+                    lerr(name, f"dense layer: {name} must be {want}, got {f[name]}")
+        else:
+            if f["kernel"] == 0:
+                lerr("kernel", "kernel must be >= 1")
+            if f["stride"] == 0:
+                lerr("stride", "stride must be >= 1")
+            if f["padding"] >= f["kernel"]:
+                lerr("padding", f"padding {f['padding']} must be < kernel {f['kernel']}")
+            for name, src in (("out_h", "syn_h"), ("out_w", "syn_w")):
+                span = f[src] + 2 * f["padding"] - f["kernel"]
+                want = span // f["stride"] + 1 if span >= 0 else 0
+                if f[name] != want or want == 0:
+                    lerr(name, f"{name} {f[name]}, expected ({src} + 2 padding - kernel) // stride + 1 = {want} (>= 1)")
+        if not has_delays and f["max_delay"] != 0:
+            lerr("max_delay", "max_delay must be 0 without the delays flag")
+        if has_delays and f["max_delay"] > 255:
+            lerr("max_delay", f"max_delay {f['max_delay']} > 255")
+        if not X_FRAC_BITS_RANGE[0] <= f["x_frac_bits"] <= X_FRAC_BITS_RANGE[1]:
+            lerr("x_frac_bits", f"x_frac_bits {f['x_frac_bits']} outside {list(X_FRAC_BITS_RANGE)}")
+        if f["reserved"] != 0:
+            lerr("reserved", "reserved field must be 0")
+        syn = (f["syn_c"], f["syn_h"], f["syn_w"])
+        out = (f["out_c"], f["out_h"], f["out_w"])
+        arrays = {}
+        for b in BLOBS:
+            off, size = f[f"{b}_offset"], f[f"{b}_size"]
+            want = expected_blob_size(b, f["kind"], syn, out, f["kernel"], k, is_output, has_delays)
+            if size != want:
+                lerr(f"{b}_size", f"{b} blob is {size} bytes, expected {want}")
+            if want == 0:
+                if off != 0:
+                    lerr(f"{b}_offset", f"absent {b} blob must have offset 0")
+                continue
+            if off % ALIGN:
+                lerr(f"{b}_offset", f"offset {off} is not {ALIGN}-byte aligned")
+            if off < HEADER_SIZE or off + size > n:
+                lerr(f"{b}_offset", f"blob [{off}, {off + size}) is outside the payload [{HEADER_SIZE}, {n})")
+            for lo, hi, where, what in regions:
+                if off < hi and lo < off + size:
+                    lerr(f"{b}_offset", f"blob [{off}, {off + size}) overlaps {what} [{lo}, {hi}) (described at byte {where})")
+            regions.append((off, off + size, base + field_offset(L, f"{b}_offset"), f"{pre}{b}"))
+            arrays[b] = np.frombuffer(buf, dtype=BLOB_DTYPES[b], count=size // np.dtype(BLOB_DTYPES[b]).itemsize,
+                                      offset=off).copy()
+        c_out = out[0]
+
+        def bad_element(b, idx, what):
+            itemsize = np.dtype(BLOB_DTYPES[b]).itemsize
+            raise SgmFormatError(f[f"{b}_offset"] + int(idx) * itemsize, f"{pre}{b}[{int(idx)}]", what)
+
+        if (i := np.flatnonzero(arrays["vshift"] > VSHIFT_MAX)).size:
+            bad_element("vshift", i[0], f"shift {arrays['vshift'][i[0]]} > {VSHIFT_MAX}")
+        if (i := np.flatnonzero(arrays["alpha"] >= Q15_ONE)).size:
+            bad_element("alpha", i[0], f"decay {arrays['alpha'][i[0]]} must be < {Q15_ONE} (Q15, < 1)")
+        if "theta" in arrays:
+            th = arrays["theta"]
+            if (i := np.flatnonzero((th < 1) | (th > THETA_MAX))).size:
+                bad_element("theta", i[0], f"threshold {th[i[0]]} outside [1, {THETA_MAX}]")
+        if "delays" in arrays:
+            d = arrays["delays"]
+            if (i := np.flatnonzero(d > f["max_delay"])).size:
+                bad_element("delays", i[0], f"delay {d[i[0]]} > max_delay {f['max_delay']}")
+        wshape = (c_out, syn[0] * syn[1] * syn[2]) if f["kind"] == KIND_DENSE else (c_out, syn[0], f["kernel"], f["kernel"])
+        stages.append(SgmStage(
+            kind=f["kind"], is_output=is_output, in_shape=(f["in_c"], f["in_h"], f["in_w"]), pool=f["pool"],
+            syn_shape=syn, out_shape=out, kernel=f["kernel"], stride=f["stride"], padding=f["padding"],
+            max_delay=f["max_delay"], x_frac_bits=f["x_frac_bits"], weights=arrays["weights"].reshape(wshape),
+            bias=arrays["bias"], vweights=arrays["vweights"].reshape(c_out, k), vshift=arrays["vshift"],
+            alpha=arrays["alpha"], theta=arrays.get("theta"), delays=arrays.get("delays")))
+        prev_out = out
+    last = stages[-1]
+    if last.n_out != h["n_classes"]:
+        err("n_classes", f"n_classes {h['n_classes']} != {last.n_out} outputs of the last stage")
+    need = arena_bytes_for(stages, k)
+    if h["arena_bytes"] != need:
+        err("arena_bytes", f"arena_bytes {h['arena_bytes']} != {need} required by the layer table")
+    if arena_size is not None and arena_size < need:
+        err("arena_bytes", f"arena of {arena_size} bytes is too small: the model needs {need}")
+    return SgmModel(format_version=h["format_version"], dt_us=h["dt_us"], n_buckets=k,
+                    input_shape=(h["in_c"], h["in_h"], h["in_w"]), sensor_size=(h["sensor_w"], h["sensor_h"]),
+                    downsample=ds, labels=labels, stages=stages, arena_bytes=need, file_bytes=n,
+                    payload_crc32=h["payload_crc32"])
