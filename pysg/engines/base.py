@@ -354,6 +354,7 @@ class PyEngine:
                                  f"or ({self.n_inputs},)")
             self._pending += c.reshape(-1).astype(np.int64)
             self._has_pending = True
+            self._stats["events_in"] += int(c.sum())  # a frame's counts are events in, as sg_step counts them
         self._close()
         return self.logits
 
