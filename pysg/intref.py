@@ -220,3 +220,10 @@ def run_events(model: SgmModel, events: np.ndarray) -> dict:
     from .jobs import run as run_job
 
     return run_job(model, events, engine="ref")
+
+
+def load_model(path, *, dt_ms: float | None = None) -> SgmModel:
+    """An .sgm file, or a float .npz model quantised in memory (`pysg.jobs.load_model`)."""
+    from .jobs import load_model as load
+
+    return load(path, engine="ref", dt_ms=dt_ms).obj

@@ -460,7 +460,8 @@ class Device:
 
     def model_header(self) -> ModelHeader:
         """Geometry, time step and labels of the active model (read from its .sgm header)."""
-        from ..sgm import HEADER_FIELDS, HEADER_SIZE, LABEL_SIZE, MAGIC
+        from ..sgm import FORMAT_VERSION_QNET, HEADER_FIELDS, HEADER_SIZE, LABEL_SIZE, LAYER_ENTRY_SIZE, MAGIC, \
+            QLAYER_FIELDS
 
         info = self.info()
         if info.active_slot is None:
@@ -478,9 +479,10 @@ class Device:
         labels = [lab[i * LABEL_SIZE:(i + 1) * LABEL_SIZE].split(b"\0", 1)[0].decode("utf-8", "replace")
                   for i in range(h["n_classes"])]
         channels = h["in_c"]
-        if h["format_version"] == 2:  # event counts per polarity channel: the input entry's P
-            entry = self.read_model(info.active_slot, offset=h["layers_offset"], size=96)
-            channels = struct.unpack_from("<H", entry, 32)[0]
+        if h["format_version"] == FORMAT_VERSION_QNET:  # event counts per polarity channel: the input entry's P
+            _, off, code = next(f for f in QLAYER_FIELDS if f[0] == "depth_multiplier")
+            entry = self.read_model(info.active_slot, offset=h["layers_offset"], size=LAYER_ENTRY_SIZE)
+            channels = struct.unpack_from("<" + code, entry, off)[0]
         mh = ModelHeader(h["dt_us"], (channels, h["in_h"], h["in_w"]), (h["sensor_w"], h["sensor_h"]),
                          h["downsample"], labels, h["file_size"], h["format_version"])
         self._header_cache[key] = mh
