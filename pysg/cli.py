@@ -186,17 +186,8 @@ def _print_qnet(name, info: dict) -> None:
     print("  labels: " + ", ".join(info["labels"]))
 
 
-def cmd_inspect(args) -> int:
-    from .sgm import inspect_sgm
-
-    info = inspect_sgm(str(args.model))
-    if args.json:
-        print(json.dumps(info))
-        return 0
-    if info["format_version"] == 2:
-        _print_qnet(args.model, info)
-        return 0
-    print(f"{args.model}: .sgm version {info['format_version']}, {info['file_bytes']} bytes, "
+def _print_sg(name, info: dict) -> None:
+    print(f"{name}: .sgm version {info['format_version']}, {info['file_bytes']} bytes, "
           f"arena {info['arena_bytes']} bytes, dt {info['dt_us']} us, K = {info['n_buckets']}, "
           f"input {info['input_shape']} from sensor {info['sensor_size']} / {info['downsample']}")
     for l in info["layers"]:
@@ -205,6 +196,20 @@ def cmd_inspect(args) -> int:
               f"weights {l['weight_bytes']} B, arena {l['arena_bytes']} B, alpha_q15 {l['alpha_q15']}"
               f"{', delays <= ' + str(l['max_delay']) if l['delays'] else ''}")
     print("  labels: " + ", ".join(info["labels"]))
+
+
+_INSPECT = {"sg": _print_sg, "qnet": _print_qnet}  # model kind -> its description
+
+
+def cmd_inspect(args) -> int:
+    from .engines import kind_of_version
+    from .sgm import inspect_sgm
+
+    info = inspect_sgm(str(args.model))
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    _INSPECT[kind_of_version(info["format_version"]).name](args.model, info)
     return 0
 
 
