@@ -40,10 +40,10 @@ def run_hop(model: bytes, samples, hop: int, window: int, slices: int) -> dict:
     from tflite_micro.python.tflite_micro.runtime import Interpreter as Tflm
 
     from pysg.converters.tflite_interpreter import interpreter_module
-    from pysg.qnet import DeltaNetwork
+    from pysg.converters.tflite_sgm import delta_network
     from tests.support.cnn_baseline.frames import event_frames
 
-    net = DeltaNetwork.from_tflite(model)
+    net = delta_network(model)
     rt = None
     if (window // hop) % slices == 0 and window % hop == 0:  # representable as a version 2 file
         from pysg.converters.tflite_sgm import tflite_to_sgm

@@ -30,7 +30,7 @@ from pysg.sgm import (FORMAT_VERSION_QNET, LUT_MAX, QKIND_CONV, QKIND_DEPTHWISE,
 from .tflite_graph import (AveragePool2D, Conv2D, DepthwiseConv2D, Dequantize, FullyConnected, Quantize, Reshape,
                            TfliteGraph, TfliteGraphError, UnsupportedOpError, read_tflite)
 
-__all__ = ["count_lut", "graph_to_qmodel", "tflite_to_sgm", "convert_file"]
+__all__ = ["count_lut", "graph_to_qmodel", "tflite_to_sgm", "delta_network", "convert_file"]
 
 COUNT_MAPS = ("log2", "count")
 
@@ -201,6 +201,16 @@ def tflite_to_sgm(model: bytes | bytearray | str | os.PathLike | TfliteGraph, *,
     if not math.isfinite(dt_ms) or dt_us < 1:
         raise ValueError(f"--dt-ms must give a step of at least 1 µs, got {dt_ms}")
     return encode_qmodel(graph_to_qmodel(graph, dt_us=dt_us, **options))
+
+
+def delta_network(model: bytes | bytearray | str | os.PathLike | TfliteGraph):
+    """A TFLite model (.tflite bytes or path, or a read graph) as a
+    :class:`pysg.qnet.DeltaNetwork` with tensor input (converted here; pysg.qnet takes
+    only .sgm models)."""
+    from pysg.qnet import DeltaNetwork
+
+    graph = model if isinstance(model, TfliteGraph) else read_tflite(model)
+    return DeltaNetwork(graph_to_qmodel(graph, input="tensor"))
 
 
 def convert_file(src, dst, **options) -> dict:

@@ -100,35 +100,29 @@ def _engine(requested: str | None, model) -> str:
 
 
 def _c_or_ref() -> str:
+    from . import _native
+
     try:
-        from . import runtime  # noqa: F401
+        _native.require("--engine c")
     except ImportError as e:
         print(f"pysg: warning: {e}; falling back to --engine ref", file=sys.stderr)
         return "ref"
     return "c"
 
 
-def _c_runtime():
-    """pysg.runtime, or a ValueError the CLI reports in one line when it is not built."""
-    try:
-        from . import runtime
-    except ImportError as e:
-        raise ValueError(str(e)) from None
-    return runtime
+def _jobs():
+    """pysg.jobs; a missing C extension becomes a one-line error (ValueError) in the CLI."""
+    from . import jobs
+
+    return jobs
 
 
 def cmd_eval(args) -> int:
-    engine = _engine(args.engine, args.model)
-    if engine == "c":
-        result = _c_runtime().evaluate_folder_c(args.model, args.data_dir, split=args.split, dt_ms=args.dt_ms)
-    elif engine == "ref":
-        from .intref import evaluate_folder_ref
-
-        result = evaluate_folder_ref(args.model, args.data_dir, split=args.split, dt_ms=args.dt_ms)
-    else:
-        from .recipes import evaluate_folder
-
-        result = evaluate_folder(args.model, args.data_dir, split=args.split, dt_ms=args.dt_ms)
+    try:
+        result = _jobs().evaluate(args.model, args.data_dir, engine=_engine(args.engine, args.model),
+                                  split=args.split, dt_ms=args.dt_ms).summary
+    except ImportError as e:
+        raise ValueError(str(e)) from None
     if args.plot:
         from .plots import plot_confusion
 
@@ -192,17 +186,8 @@ def _print_qnet(name, info: dict) -> None:
     print("  labels: " + ", ".join(info["labels"]))
 
 
-def cmd_inspect(args) -> int:
-    from .sgm import inspect_sgm
-
-    info = inspect_sgm(str(args.model))
-    if args.json:
-        print(json.dumps(info))
-        return 0
-    if info["format_version"] == 2:
-        _print_qnet(args.model, info)
-        return 0
-    print(f"{args.model}: .sgm version {info['format_version']}, {info['file_bytes']} bytes, "
+def _print_sg(name, info: dict) -> None:
+    print(f"{name}: .sgm version {info['format_version']}, {info['file_bytes']} bytes, "
           f"arena {info['arena_bytes']} bytes, dt {info['dt_us']} us, K = {info['n_buckets']}, "
           f"input {info['input_shape']} from sensor {info['sensor_size']} / {info['downsample']}")
     for l in info["layers"]:
@@ -211,6 +196,20 @@ def cmd_inspect(args) -> int:
               f"weights {l['weight_bytes']} B, arena {l['arena_bytes']} B, alpha_q15 {l['alpha_q15']}"
               f"{', delays <= ' + str(l['max_delay']) if l['delays'] else ''}")
     print("  labels: " + ", ".join(info["labels"]))
+
+
+_INSPECT = {"sg": _print_sg, "qnet": _print_qnet}  # model kind -> its description
+
+
+def cmd_inspect(args) -> int:
+    from .engines import kind_of_version
+    from .sgm import inspect_sgm
+
+    info = inspect_sgm(str(args.model))
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    _INSPECT[kind_of_version(info["format_version"]).name](args.model, info)
     return 0
 
 
@@ -219,12 +218,10 @@ def cmd_run(args) -> int:
         return _run_live(args)
     if not args.events:
         raise ValueError("give an EVENTS file, or --source SPEC for live input")
-    if (args.engine or _c_or_ref()) == "c":
-        r = _c_runtime().run_file_c(args.model, args.events)
-    else:
-        from .intref import run_file
-
-        r = run_file(args.model, args.events)
+    try:
+        r = _jobs().run_file(args.model, args.events, engine=args.engine or _c_or_ref())
+    except ImportError as e:
+        raise ValueError(str(e)) from None
     logits = r.pop("logits")
     if args.dump_logits:
         np.save(args.dump_logits, logits)
@@ -238,12 +235,11 @@ def _run_live(args) -> int:
     from .io.sources import open_source
     from .live import live_predictions
 
-    if args.engine == "ref" or args.dump_logits:
-        raise ValueError("--source runs the C runtime and prints one prediction per window "
-                         "(no --engine ref, no --dump-logits)")
+    if args.dump_logits:
+        raise ValueError("--source prints one prediction per window (no --dump-logits)")
     kwargs = {"speed": args.speed} if not args.source.startswith(("tcp:", "camera")) else {}
     with open_source(args.source, **kwargs) as source:
-        for row in live_predictions(args.model, source, window_ms=args.window_ms):
+        for row in live_predictions(args.model, source, window_ms=args.window_ms, engine=args.engine or _c_or_ref()):
             print(json.dumps(row) if args.json else
                   f"{row['t_start_us'] / 1e6:10.3f} s  {row['prediction'] or '-':<28} "
                   f"{row['events']:>7} events {row['spikes']:>6} spikes", flush=True)
@@ -324,19 +320,11 @@ def _device_call(args, fn) -> int:
 def _model_bytes(path, dt_ms: float | None) -> bytes:
     """An .sgm file's bytes (validated here first), or a float .npz model exported as
     `pysg export` does."""
-    from .sgm import load_sgm
+    from .jobs import load_model
 
-    data = Path(path).read_bytes()
-    if data[:4] == b"PK\x03\x04":
-        from pysg.converters.sgm import export_network
-
-        from .model.network import Network
-
-        return export_network(Network.load(path), dt_us=None if dt_ms is None else int(round(dt_ms * 1000)))
-    if dt_ms is not None:
+    if dt_ms is not None and Path(path).read_bytes()[:4] != b"PK\x03\x04":
         raise ValueError(f"{path}: an .sgm model runs at its own dt; --dt-ms applies to a float .npz model")
-    load_sgm(data)
-    return data
+    return load_model(path, engine="c", dt_ms=dt_ms).data
 
 
 def cmd_flash(args) -> int:
@@ -535,7 +523,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--speed", type=float, default=None,
                    help="file replay speed (1 = recorded speed; default: as fast as possible)")
     s.add_argument("--engine", choices=("c", "ref"), default=None,
-                   help="c (default): the C runtime; ref: the Python integer reference (bit-exact twins)")
+                   help="c (default): the C runtime; ref: the Python integer reference of the model's kind "
+                        "(bit-exact twins)")
     s.add_argument("--dump-logits", help="save the per-step int32 logits (steps x classes) as .npy")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_run)
@@ -546,9 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_info)
 
     s = sub.add_parser("demo", help="recognise gestures in the bundled sample recordings")
-    s.add_argument("--engine", choices=("c", "float"), default="c",
+    s.add_argument("--engine", choices=("c", "ref", "float"), default="c",
                    help="c (default): the bundled model exported to .sgm in memory and run by the C runtime; "
-                        "float: the float model")
+                        "ref: the same on the Python integer reference; float: the float model")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_demo)
 

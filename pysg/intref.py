@@ -23,7 +23,8 @@ from typing import Callable
 
 import numpy as np
 
-from .metrics import classification_summary
+from .scoring import WARMUP
+from . import scoring as _scoring
 from .model.layers import Conv2d, Dense, SumPool2d
 from .sgm import KIND_DENSE, Q15_ONE, SgmModel, SgmStage
 
@@ -185,42 +186,19 @@ def run(model: SgmModel, frames: np.ndarray, *, record_x: bool = False) -> RefRe
     return RefResult(logits, spikes, synops, xs)
 
 
-def scores(logits: np.ndarray, lengths: np.ndarray, warmup: float = 0.2) -> np.ndarray:
-    """(B, n_classes) int64: logits summed over steps floor(warmup*len) .. len-1."""
-    t_steps = logits.shape[0]
-    t = np.arange(t_steps)[:, None]
-    lengths = np.asarray(lengths)
-    live = (t >= np.floor(warmup * lengths)[None, :]) & (t < lengths[None, :])
-    return np.einsum("tb,tbc->bc", live.astype(np.int64), logits.astype(np.int64))
+def scores(logits: np.ndarray, lengths: np.ndarray, warmup: float = WARMUP) -> np.ndarray:
+    """(B, n_classes) int64: logits summed over steps floor(warmup*len) .. len-1
+    (`pysg.scoring.scores`, the SpikingGamma rule)."""
+    return _scoring.scores(logits, lengths, warmup)
 
 
-def evaluate_ref(model: SgmModel, data, *, batch_size: int = 64, warmup: float = 0.2,
+def evaluate_ref(model: SgmModel, data, *, batch_size: int = 64,
                  progress: Callable[[int], None] | None = None) -> dict:
     """Accuracy and activity of the integer reference on binned data (a
-    pysg.train.trainer.SequenceData), with the prediction rule of trainer.evaluate."""
-    if data.dt_us != model.dt_us:
-        raise ValueError(f"data binned at dt={data.dt_us} us, model runs at dt={model.dt_us} us")
-    n, c = len(data), model.n_classes
-    preds = np.empty(n, np.int64)
-    spikes = np.zeros(n)
-    synops = np.zeros(n)
-    for s0 in range(0, n, batch_size):
-        idx = np.arange(s0, min(n, s0 + batch_size))
-        lengths = data.lengths[idx]
-        t_steps = int(lengths.max())
-        frames = np.moveaxis(data.frames[idx, :t_steps], 1, 0)
-        r = run(model, frames)
-        preds[idx] = scores(r.logits, lengths, warmup).argmax(axis=1)
-        live = np.arange(t_steps)[:, None] < lengths[None, :]
-        spikes[idx] = sum((sp * live).sum(axis=0) for sp in r.spikes) if r.spikes else 0
-        synops[idx] = (r.synops * live).sum(axis=0)
-        if progress:
-            progress(len(idx))
-    return classification_summary(preds, data.labels, n_classes=c, spikes=spikes, synops=synops,
-                                  seconds=data.seconds, lengths=data.lengths,
-                                  hidden_neurons=sum(st.n_out for st in model.stages[:-1]),
-                                  dense_macs_per_step=sum(st.n_out * st.weights[0].size for st in model.stages),
-                                  dt_us=model.dt_us, engine="ref")
+    pysg.train.trainer.SequenceData): `pysg.jobs.evaluate` with engine "ref"."""
+    from .jobs import evaluate
+
+    return evaluate(model, data, engine="ref", batch_size=batch_size, progress=progress).summary
 
 
 def frames_from_events(model: SgmModel, events: np.ndarray) -> np.ndarray:
@@ -236,51 +214,16 @@ def frames_from_events(model: SgmModel, events: np.ndarray) -> np.ndarray:
                       downsample=model.downsample, channels=model.input_shape[0])
 
 
-def run_events(model: SgmModel, events: np.ndarray, *, warmup: float = 0.2) -> dict:
-    """Run one recording (whole file as one sample) and summarise it."""
-    frames = frames_from_events(model, events)
-    r = run(model, frames[:, None])
-    sc = scores(r.logits, np.array([len(frames)]), warmup)[0]
-    pred = int(sc.argmax())
-    return {"prediction": model.labels[pred], "label_index": pred, "scores": sc.tolist(),
-            "steps": int(len(frames)), "spikes": [int(s.sum()) for s in r.spikes],
-            "synops": int(r.synops.sum()), "logits": r.logits[:, 0]}
+def run_events(model: SgmModel, events: np.ndarray) -> dict:
+    """One recording (whole file as one sample) through the integer reference
+    (`pysg.jobs.run` with engine "ref")."""
+    from .jobs import run as run_job
+
+    return run_job(model, events, engine="ref")
 
 
 def load_model(path, *, dt_ms: float | None = None) -> SgmModel:
-    """An .sgm file, or a float .npz model quantised in memory (optionally retargeted)."""
-    from .sgm import load_sgm
+    """An .sgm file, or a float .npz model quantised in memory (`pysg.jobs.load_model`)."""
+    from .jobs import load_model as load
 
-    with open(path, "rb") as f:
-        data = f.read()
-    if data[:4] == b"PK\x03\x04":  # a float .npz model: quantise it as `pysg export` would
-        from pysg.converters.sgm import export_network
-        from .model.network import Network
-
-        net = Network.load(path)
-        return load_sgm(export_network(net, dt_us=None if dt_ms is None else int(round(dt_ms * 1000))))
-    if dt_ms is not None and int(round(dt_ms * 1000)) != load_sgm(data).dt_us:
-        raise ValueError(f"{path}: an .sgm model runs at its own dt; re-export with --dt-ms instead")
-    return load_sgm(data)
-
-
-def evaluate_folder_ref(model, data_dir, *, split: str = "test", dt_ms: float | None = None,
-                        progress: Callable[[int], None] | None = None) -> dict:
-    """`pysg eval --engine ref`: the integer reference on a DVS128-Gesture-layout folder."""
-    from .datasets.gesture import GestureDataset
-    from .train.trainer import bin_samples
-
-    m = model if isinstance(model, SgmModel) else load_model(model, dt_ms=dt_ms)
-    data = bin_samples(GestureDataset(data_dir, split), dt_us=m.dt_us, sensor_size=m.sensor_size,
-                       downsample=m.downsample, channels=m.input_shape[0])
-    result = evaluate_ref(m, data, progress=progress)
-    result["classes"] = list(m.labels)
-    result["split"] = split
-    return result
-
-
-def run_file(model_path, events_path) -> dict:
-    """`pysg run`: one recording (any format pysg.io reads) through the integer reference."""
-    from .io import read_events
-
-    return run_events(load_model(model_path), read_events(events_path).events)
+    return load(path, engine="ref", dt_ms=dt_ms).obj

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""Live recognition: an event source streamed through the C runtime, with a
-prediction per time window.
+"""Live recognition: an event source streamed through an engine (the C runtime by
+default, any engine of `pysg.engines`), with a prediction per time window.
 
 The first event sets the time origin. Windows are whole numbers of steps
 (`window_ms` rounded to the model's dt); at the end of each window the runtime's
@@ -15,13 +15,15 @@ from typing import Iterable, Iterator
 import numpy as np
 
 
-def live_predictions(model, source: Iterable[np.ndarray], *, window_ms: float = 500.0) -> Iterator[dict]:
+def live_predictions(model, source: Iterable[np.ndarray], *, window_ms: float = 500.0,
+                     engine: str | None = None) -> Iterator[dict]:
     """Yield one dict per window: t_start_us, t_end_us, prediction (label),
     label_index, events (fed in the window), spikes (hidden, in the window).
-    `model`: a path/bytes accepted by pysg.runtime.Runtime, or a Runtime."""
-    from .runtime import Runtime
+    `model`: anything `pysg.jobs.load_model` takes, or an engine; `engine`: "c" (default
+    for an .sgm model), "ref", ..."""
+    from .jobs import open_engine
 
-    rt = model if isinstance(model, Runtime) else Runtime(model)
+    rt = open_engine(model, engine)
     rt.reset()
     window_steps = max(1, int(round(window_ms * 1000 / rt.dt_us)))
     dt = rt.dt_us

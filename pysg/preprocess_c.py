@@ -2,7 +2,7 @@
 """The event filters of :mod:`pysg.preprocess` on the C runtime (``sg_preprocess.h``).
 
 Thin cffi wrappers, exact with the numpy transforms: events in (any x, y, t, p
-integer structured array, converted by :func:`pysg.runtime.as_sg_events`), events
+integer structured array, converted by :func:`pysg._native.as_sg_events`), events
 out as :data:`pysg.events.EVENT_DTYPE` arrays, never modifying the input.
 
 * :func:`crop_c`, :func:`downsample_c`: stateless, as :class:`~pysg.preprocess.Crop`
@@ -21,7 +21,9 @@ import numpy as np
 
 from . import preprocess as _pp
 from .events import EVENT_DTYPE
-from .runtime import _check, as_sg_events, ffi, lib
+from ._native import as_sg_events, check as _check, require
+
+ffi, lib = require("pysg.preprocess_c")
 
 __all__ = ["BackgroundActivityFilterC", "RefractoryFilterC", "crop_c", "downsample_c", "from_transform"]
 

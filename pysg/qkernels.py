@@ -269,11 +269,10 @@ def average_pool2d(x: np.ndarray, p: AveragePool2DParams) -> np.ndarray:
 # ---------------------------------------------------------------- C kernels (cffi)
 
 def _lib():
-    from .runtime import _check, ffi, lib
+    from . import _native
 
-    if not hasattr(lib, "sg_q_conv2d"):
-        raise RuntimeError("pysg._sg_runtime was built without sg_qkernels.h: run `pip install -e .`")
-    return ffi, lib, _check
+    ffi, lib = _native.require("the C int8 kernels (pysg.qkernels)", "sg_q_conv2d")
+    return ffi, lib, _native.check
 
 
 def _c_array(ffi, ctype: str, a: np.ndarray, dtype) -> tuple[object, np.ndarray]:

@@ -24,9 +24,10 @@ and step (O(outputs) bookkeeping that a C version would replace by a touched lis
 
 Layouts as TFLite: NHWC activations of batch 1, flat index ``(y * W + x) * C + c``. A
 fully connected layer is a 1 x 1 "conv" over the rows of its [rows, n_in] input. The
-network comes from a version 2 .sgm model (docs/FORMAT.md 7-10; ``from_tflite`` converts
-first, so a float model's QUANTIZE / DEQUANTIZE edges are dropped and other operators
-refused there). Integer arithmetic throughout in int64 (the accumulators hold int32
+network comes from a version 2 .sgm model (docs/FORMAT.md 7-10): a TFLite model goes
+through the converter first (``pysg.converters.tflite_sgm.delta_network``), which drops a
+float model's QUANTIZE / DEQUANTIZE edges and refuses other operators; this module never
+imports the converters. Integer arithmetic throughout in int64 (the accumulators hold int32
 values: the loader checks they cannot overflow). :class:`QnetRef` adds the event-count
 encoder and the scores: the reference of runtime_c/src/sg_qnet.c.
 """
@@ -36,8 +37,6 @@ import os
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from pysg.converters.tflite_graph import TfliteGraph, read_tflite
 
 from . import qkernels as qk
 from .sgm import COUNT_MAX, QKIND_DEPTHWISE, QKIND_FC, QKIND_POOL, SgmQLayer, SgmQModel, load_sgm
@@ -225,7 +224,7 @@ class DeltaNetwork:
     """An int8 network run event-driven on its input tensor; see the module docstring.
 
     Built from a version 2 model (:class:`pysg.sgm.SgmQModel`, what ``pysg convert``
-    writes) or, through the converter, from a TFLite model (``from_tflite``). ``reset()``
+    writes; a TFLite model through ``pysg.converters.tflite_sgm.delta_network``). ``reset()``
     then ``step(frame)`` per input frame. After each step ``last`` holds its
     :class:`StepCounts`; ``dense_macs_per_frame`` is the multiply-accumulates of one dense
     frame (every conv / FC filter tap, padding included, as TFLite's reference kernels
@@ -234,11 +233,10 @@ class DeltaNetwork:
     layer outputs a dense frame requantises; ``state_bytes`` the state a device would keep
     (int32 accumulator + int8 output per layer output, plus the previous input frame)."""
 
-    def __init__(self, model: SgmQModel | TfliteGraph) -> None:
-        if isinstance(model, TfliteGraph):
-            from pysg.converters.tflite_sgm import graph_to_qmodel
-
-            model = graph_to_qmodel(model, input="tensor")
+    def __init__(self, model: SgmQModel) -> None:
+        if not isinstance(model, SgmQModel):
+            raise TypeError(f"DeltaNetwork runs a version 2 model (SgmQModel), got {type(model).__name__}; "
+                            "convert a TFLite model with pysg.converters.tflite_sgm.delta_network")
         self.model = model
         h, w, c = model.input_shape
         self.input_shape = (1, h, w, c)
@@ -256,12 +254,6 @@ class DeltaNetwork:
         self._x = np.zeros(h * w * c, np.int64)
         self.last: StepCounts | None = None
         self.reset()
-
-    @classmethod
-    def from_tflite(cls, model: bytes | bytearray | str | os.PathLike | TfliteGraph) -> DeltaNetwork:
-        """From a .tflite (bytes or path) or an already read :class:`TfliteGraph`, with
-        tensor input (the converter's ``input="tensor"``)."""
-        return cls(model if isinstance(model, TfliteGraph) else read_tflite(model))
 
     @property
     def layers(self) -> list[str]:

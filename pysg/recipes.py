@@ -14,7 +14,7 @@ import numpy as np
 
 from .datasets.gesture import GESTURE_CLASSES, GestureDataset
 from .model import Dense, Flatten, Network, NetworkConfig, SumPool2d
-from .train.trainer import SequenceData, TrainConfig, Trainer, calibrate, data_for, evaluate
+from .train.trainer import SequenceData, TrainConfig, Trainer, calibrate, data_for
 
 DATA_DIR = Path(__file__).parent / "data"
 BUNDLED_MODEL = DATA_DIR / "gesture_model.npz"
@@ -75,16 +75,11 @@ def train_folder(data_dir, out_path, *, epochs: int | None = None, dt_ms: float 
 
 def evaluate_folder(model, data_dir, *, split: str = "test", dt_ms: float | None = None,
                     progress: Callable[[int], None] | None = None) -> dict:
-    """Evaluate a model (path or Network) on a folder split; `dt_ms` retargets the model's
-    time step first (decays re-derived, see Network.retarget_dt)."""
-    net = model if isinstance(model, Network) else Network.load(model)
-    if dt_ms is not None:
-        net = net.retarget_dt(int(round(dt_ms * 1000)))
-    data = load_split(data_dir, split, net)
-    result = evaluate(net, data, progress=progress)
-    result["classes"] = list(net.config.classes)
-    result["split"] = split
-    return result
+    """Evaluate a float model (path or Network) on a folder split; `dt_ms` retargets the
+    model's time step first (decays re-derived, see Network.retarget_dt)."""
+    from .jobs import evaluate
+
+    return evaluate(model, data_dir, engine="float", split=split, dt_ms=dt_ms, progress=progress).summary
 
 
 def demo(model_path=BUNDLED_MODEL, samples_dir=BUNDLED_SAMPLES, *, engine: str = "c") -> dict:
@@ -92,28 +87,15 @@ def demo(model_path=BUNDLED_MODEL, samples_dir=BUNDLED_SAMPLES, *, engine: str =
     model. Returns per-sample rows (file, interval, true and predicted class) and the
     accuracy.
 
-    engine "c" (default): the float model is exported to .sgm in memory
-    (`pysg.converters.sgm.export_network`) and every gesture's raw events are fed to the C
-    runtime (origin at the interval start, ceil(duration / dt) steps); "float": the
-    float model on binned frames."""
-    net = Network.load(model_path)
-    ds = GestureDataset(samples_dir, "test")
-    samples = list(ds)
-    classes = net.config.classes
-    if engine == "c":
-        from pysg.converters.sgm import export_network
+    engine "c" (default): the float model is exported to .sgm in memory and every
+    gesture (origin at the interval start, ceil(duration / dt) steps) runs on the C
+    runtime; "ref": the same on the integer reference; "float": the float model."""
+    from .jobs import evaluate
 
-        from .runtime import Runtime
-
-        rt = Runtime(export_network(net))
-        preds = [rt.classify_events(s.events, t0_us=0, n_steps=-(-int(s.duration_us) // rt.dt_us))
-                 for s in samples]
-        accuracy = float(np.mean([p == s.label for p, s in zip(preds, samples)])) if samples else float("nan")
-    elif engine == "float":
-        result = evaluate(net, data_for(net, samples))
-        preds, accuracy = result["predictions"], result["accuracy"]
-    else:
-        raise ValueError(f"demo: engine must be 'c' or 'float', got {engine!r}")
-    rows = [{"file": Path(s.source).name, "t_start_us": int(s.t_start), "label": classes[s.label],
-             "predicted": classes[p]} for s, p in zip(samples, preds)]
-    return {"engine": engine, "accuracy": float(accuracy), "n": len(samples), "samples": rows}
+    if engine not in ("c", "ref", "float"):
+        raise ValueError(f"demo: engine must be 'c', 'ref' or 'float', got {engine!r}")
+    ev = evaluate(model_path, samples_dir, engine=engine, split="test")
+    classes = ev.summary["classes"]
+    rows = [{"file": Path(r.source).name, "t_start_us": int(r.t_start), "label": classes[r.label],
+             "predicted": classes[r.prediction]} for r in ev.samples]
+    return {"engine": engine, "accuracy": float(ev.summary["accuracy"]), "n": len(rows), "samples": rows}

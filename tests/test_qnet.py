@@ -29,11 +29,11 @@ from pysg.converters.tflite_graph import (AveragePool2D, Conv2D, DepthwiseConv2D
                                      UnsupportedOpError, read_tflite)
 from pysg.converters.tflite_writer import OpSpec, TensorSpec, write_tflite  # noqa: E402
 from pysg import qkernels as qk  # noqa: E402
-from pysg.qnet import DeltaNetwork  # noqa: E402
 from tests.support.cnn_baseline import CACHE_DIR  # noqa: E402
 from tests.support.cnn_baseline.cnn import macs_per_frame  # noqa: E402
 from tests.support.qnet_models import (Tflm, built_cnn, bundled_frames, int8_act, random_network,  # noqa: E402
                                        sparse_sequence)
+from pysg.converters.tflite_sgm import delta_network  # noqa: E402
 
 
 # ---------------------------------------------------------------- dense reference and fan-out
@@ -97,7 +97,7 @@ def test_random_network_steps_bit_exact_and_counted(seed):
     rng = np.random.default_rng([seed, 1107])
     model = random_network(rng)
     graph = read_tflite(model)
-    net = DeltaNetwork.from_tflite(model)
+    net = delta_network(model)
     ref = Tflm(model)
     x_t = graph.tensors[graph.inputs[0]]
     zp_in = int(x_t.quantization.zero_point[0])
@@ -142,7 +142,7 @@ def test_random_network_steps_bit_exact_and_counted(seed):
 def test_reset_restarts_from_the_zero_point_response():
     rng = np.random.default_rng(11)
     model = random_network(rng)
-    net = DeltaNetwork.from_tflite(model)
+    net = delta_network(model)
     ref = Tflm(model)
     frames = sparse_sequence(rng, net.input_shape, 0, 4)
     first = [net.step(f) for f in frames]
@@ -157,9 +157,9 @@ def test_refuses_ops_without_event_form_and_bad_frames():
     q = Quantization(np.array([0.1], np.float32), np.array([0], np.int64))
     tensors = [Tensor(0, "x", (1, 4), "int8", q), Tensor(1, "y", (1, 4), "int8", q)]
     with pytest.raises(UnsupportedOpError) as e:
-        DeltaNetwork(TfliteGraph(tensors, [Quantize(0, (0,), (1,))], (0,), (1,)))
+        delta_network(TfliteGraph(tensors, [Quantize(0, (0,), (1,))], (0,), (1,)))
     assert (e.value.op_name, e.value.op_index) == ("QUANTIZE", 0)
-    net = DeltaNetwork.from_tflite(random_network(np.random.default_rng(3)))
+    net = delta_network(random_network(np.random.default_rng(3)))
     with pytest.raises(ValueError, match="int8"):
         net.step(np.zeros(net.input_shape, np.int16))
     with pytest.raises(ValueError, match="shape"):
@@ -181,7 +181,7 @@ def _cached_cnn() -> bytes:
 @pytest.mark.parametrize("which", ["built", "cached"])
 def test_gesture_cnn_on_real_frames(which):
     model = built_cnn() if which == "built" else _cached_cnn()
-    net = DeltaNetwork.from_tflite(model)
+    net = delta_network(model)
     ref = Tflm(model)
     assert net.dense_macs_per_frame == macs_per_frame((4, 8, 16), 11, 4) == 76_544
     steps = synops = 0
@@ -223,9 +223,9 @@ def test_fully_connected_rows_and_batch_refused():
         return write_tflite(tensors, ops, [0], [5])
 
     with pytest.raises(TfliteGraphError, match="batch 1"):
-        DeltaNetwork.from_tflite(build(2))
+        delta_network(build(2))
     model = build(1)
-    net, ref = DeltaNetwork.from_tflite(model), Tflm(model)
+    net, ref = delta_network(model), Tflm(model)
     assert net.dense_macs_per_frame == 25 * 4 * 27 + 25 * 6 * 4
     outs = set()
     for f in sparse_sequence(rng, (1, 5, 5, 3), -20, 8):

@@ -23,6 +23,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from ..scoring import WARMUP  # the SpikingGamma rule's warm-up (pysg.scoring), kept as a name here
 from .link import DEFAULT_BAUD, HELLO_INTERVAL, LINK_BYTES_PER_S, REPLY_TIMEOUT, REQUEST_RETRIES, Link, LinkError
 from .ops import PROTOCOL_VERSION, Cap, Op, Status, StreamFlag
 from .protocol import STEPS_REPLY_FIXED, DeviceError, ProtocolError, encode_steps, next_steps, \
@@ -31,7 +32,6 @@ from .protocol import STEPS_REPLY_FIXED, DeviceError, ProtocolError, encode_step
 __all__ = ["Device", "HelloInfo", "SlotInfo", "DeviceInfo", "DeviceStats", "StreamInfo", "Prediction",
            "ModelHeader", "UploadResult", "VerifyError", "UnsupportedError", "NoModelError", "WARMUP", "RECONNECT_TIMEOUT", "UPLOAD_RECONNECTS"]
 
-WARMUP = 0.2                 # a gesture's score skips its first 20 % of steps (pysg.intref.scores)
 RECONNECT_TIMEOUT = 30.0     # s to wait for a device to come back (link lost, reset, firmware update)
 RECONNECT_HELLO_TRIES = 8    # HELLO tries per reconnect attempt
 UPLOAD_RECONNECTS = 20       # link losses one upload survives before giving up
@@ -191,10 +191,10 @@ class ModelHeader:
 
     @property
     def warmup(self) -> float:
-        """The scoring rule's warm-up fraction: a SpikingGamma model skips the first 20 %
-        of a sample's steps; an imported network scores every step with a whole window
-        (the device's runtime skips the first W - 1 steps itself, docs/FORMAT.md 8)."""
-        return WARMUP if self.format_version == 1 else 0.0
+        """The warm-up fraction of the model kind's scoring rule (`pysg.scoring`)."""
+        from ..engines import kind_of_version
+
+        return kind_of_version(self.format_version).rule.warmup
 
 
 @dataclass
@@ -460,7 +460,8 @@ class Device:
 
     def model_header(self) -> ModelHeader:
         """Geometry, time step and labels of the active model (read from its .sgm header)."""
-        from ..sgm import HEADER_FIELDS, HEADER_SIZE, LABEL_SIZE, MAGIC
+        from ..sgm import FORMAT_VERSION_QNET, HEADER_FIELDS, HEADER_SIZE, LABEL_SIZE, LAYER_ENTRY_SIZE, MAGIC, \
+            QLAYER_FIELDS
 
         info = self.info()
         if info.active_slot is None:
@@ -478,9 +479,10 @@ class Device:
         labels = [lab[i * LABEL_SIZE:(i + 1) * LABEL_SIZE].split(b"\0", 1)[0].decode("utf-8", "replace")
                   for i in range(h["n_classes"])]
         channels = h["in_c"]
-        if h["format_version"] == 2:  # event counts per polarity channel: the input entry's P
-            entry = self.read_model(info.active_slot, offset=h["layers_offset"], size=96)
-            channels = struct.unpack_from("<H", entry, 32)[0]
+        if h["format_version"] == FORMAT_VERSION_QNET:  # event counts per polarity channel: the input entry's P
+            _, off, code = next(f for f in QLAYER_FIELDS if f[0] == "depth_multiplier")
+            entry = self.read_model(info.active_slot, offset=h["layers_offset"], size=LAYER_ENTRY_SIZE)
+            channels = struct.unpack_from("<" + code, entry, off)[0]
         mh = ModelHeader(h["dt_us"], (channels, h["in_h"], h["in_w"]), (h["sensor_w"], h["sensor_h"]),
                          h["downsample"], labels, h["file_size"], h["format_version"])
         self._header_cache[key] = mh
@@ -636,28 +638,39 @@ class Device:
     def stream_gestures(self, events: np.ndarray, labels: np.ndarray, *, warmup: float | None = None,
                         logits: bool = False, progress: Progress | None = None) -> Iterator[dict]:
         """Each labelled gesture (a pysg.datasets.gesture.LABEL_DTYPE row: cls 1..11,
-        [t_start, t_end) µs) as one sample, as pysg.datasets.gesture.GestureDataset cuts it:
+        [t_start, t_end) µs) as one sample, as pysg.datasets.gesture.GestureDataset cuts it,
+        run by `pysg.jobs.iter_samples` on this device (:class:`pysg.device.engine.DeviceEngine`):
         yields t_start_us, t_end_us, label, label_index, prediction, prediction_index,
-        steps, scores (and logits if asked). ``warmup``: default the model's rule
-        (:attr:`ModelHeader.warmup`)."""
+        steps, scores (and logits if asked). ``warmup``: default the model kind's rule
+        (`pysg.scoring`)."""
+        from types import SimpleNamespace
+
+        from ..jobs import iter_samples
+        from ..scoring import ScoringRule
+        from .engine import DeviceEngine
+
         events = _sorted(events)
-        mh = self.model_header()
-        if warmup is None:
-            warmup = mh.warmup
+        eng = DeviceEngine(self, rule=None if warmup is None else ScoringRule(warmup))
+        names = eng.labels
         t = events["t"]
-        for i, row in enumerate(labels):
-            cls, t_start, t_end = int(row["cls"]), int(row["t_start"]), int(row["t_end"])
-            lo, hi = np.searchsorted(t, [t_start, t_end], side="left")
-            ev = events[lo:hi].copy()
-            ev["t"] -= t_start
-            frames = self._bin(ev, t_end - t_start, mh)
-            p, lg = self.classify_frames(frames, warmup=warmup, logits=logits)
-            out = {"t_start_us": t_start, "t_end_us": t_end,
-                   "label": mh.labels[cls - 1] if cls - 1 < len(mh.labels) else str(cls), "label_index": cls - 1,
-                   "prediction": mh.labels[p.index] if p.index >= 0 else None, "prediction_index": p.index,
-                   "steps": int(len(frames)), "scores": p.scores.tolist()}
+
+        def samples():
+            for row in labels:
+                cls, t_start, t_end = int(row["cls"]), int(row["t_start"]), int(row["t_end"])
+                lo, hi = np.searchsorted(t, [t_start, t_end], side="left")
+                ev = events[lo:hi].copy()
+                ev["t"] -= t_start
+                yield SimpleNamespace(events=ev, label=cls - 1, duration_us=t_end - t_start, t_start=t_start,
+                                      source=self.url)
+
+        for i, r in enumerate(iter_samples(eng, samples(), batch_size=1, keep_logits=logits)):
+            p = r.prediction
+            out = {"t_start_us": int(labels[i]["t_start"]), "t_end_us": int(labels[i]["t_end"]),
+                   "label": names[r.label] if r.label < len(names) else str(r.label + 1), "label_index": r.label,
+                   "prediction": names[p] if p >= 0 else None, "prediction_index": p,
+                   "steps": r.steps, "scores": r.scores.tolist()}
             if logits:
-                out["logits"] = lg
+                out["logits"] = r.logits
             if progress:
                 progress(i + 1, len(labels))
             yield out

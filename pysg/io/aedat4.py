@@ -42,14 +42,13 @@ import numpy as np
 import zstandard
 
 from pysg.events import EVENT_DTYPE, EventFileError
+from pysg import _native
 from pysg.io import evt as _evt
 
 # The C event-packet decoder of runtime_c/src/sg_decode.c, used when the extension has it;
 # the Python/numpy path below stays the reference, and the fallback: a packet the C
 # decoder refuses is decoded again by the reference, which raises the error.
-_ffi, _lib = _evt._ffi, _evt._lib
-if _lib is not None and not hasattr(_lib, "sg_aedat4_decode_events"):
-    _ffi = _lib = None
+_ffi, _lib = _native.optional("sg_aedat4_decode_events") if _evt._lib is not None else (None, None)
 
 __all__ = ["read_aedat4", "iter_aedat4", "read_aedat4_header", "write_aedat4", "Aedat4Header", "Aedat4Stream",
            "decode_io_header", "decode_event_packet"]

@@ -49,6 +49,7 @@ from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
+from pysg import _native
 from pysg.events import EVENT_DTYPE, EventFileError
 
 __all__ = ["read_evt", "iter_evt", "write_evt3", "read_dat", "iter_dat", "read_prophesee_header", "EvtHeader"]
@@ -62,19 +63,13 @@ DAT_TIME_WRAP = 1 << 32
 _DAT_CD = 0x0C
 _DAT_EVENT_SIZE = 8
 
-# The C decoders of runtime_c/src/sg_decode.c (pysg._sg_runtime), used when the extension
-# is built and has them; the numpy decoders below stay the reference (and the fallback).
-# They write EVENT_DTYPE records directly: 13 packed bytes x u2, y u2, t i8, p u1.
-try:
-    from pysg._sg_runtime import ffi as _ffi, lib as _lib
-
-    if not all(hasattr(_lib, n) for n in ("sg_evt3_decode", "sg_evt2_decode", "sg_aedat31_decode_polarity")):
-        raise ImportError("pysg._sg_runtime predates sg_decode.h")
-    if (EVENT_DTYPE.itemsize != _lib.SG_EVENT_RECORD_SIZE
-            or [EVENT_DTYPE.fields[k][1] for k in ("x", "y", "t", "p")] != [0, 2, 4, 12]):
-        raise ImportError("EVENT_DTYPE layout differs from sg_decode.h's record")
-except ImportError:
-    _ffi = _lib = None
+# The C decoders of runtime_c/src/sg_decode.c, used when the extension is built (pysg._native's
+# policy for code with a numpy twin); the numpy decoders below stay the reference (and the
+# fallback). They write EVENT_DTYPE records directly: 13 packed bytes x u2, y u2, t i8, p u1.
+_ffi, _lib = _native.optional("sg_evt3_decode", "sg_evt2_decode", "sg_aedat31_decode_polarity")
+if _lib is not None and (EVENT_DTYPE.itemsize != _lib.SG_EVENT_RECORD_SIZE
+                         or [EVENT_DTYPE.fields[k][1] for k in ("x", "y", "t", "p")] != [0, 2, 4, 12]):
+    raise _native.NativeUnavailableError(f"EVENT_DTYPE layout differs from sg_decode.h's record: {_native.FIX}")
 
 
 # --------------------------------------------------------------------------- #

@@ -23,8 +23,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..metrics import classification_summary
 from ..model.network import Network
+from ..scoring import WARMUP
 from .gradients import LossSchedule, cross_entropy, online_step_grads, zero_grads
 from .optim import Adam
 
@@ -86,7 +86,7 @@ class TrainConfig:
     batch_size: int = 16
     lr: float = 3e-3
     lr_final: float = 1e-4
-    warmup: float = 0.2
+    warmup: float = WARMUP  # the loss skips the steps the scoring rule skips (pysg.scoring)
     credit: str = "all"
     spiking: bool = True
     act_reg: float = 0.01
@@ -310,47 +310,20 @@ class Trainer:
         return tr
 
 
-def evaluate(net: Network, data: SequenceData, *, batch_size: int = 64, warmup: float = 0.2,
-             spiking: bool = True, progress: Callable[[int], None] | None = None) -> dict:
-    """Accuracy, confusion matrix and activity of a network on binned data.
+def evaluate(net: Network, data: SequenceData, *, batch_size: int = 64, spiking: bool = True,
+             progress: Callable[[int], None] | None = None) -> dict:
+    """Accuracy, confusion matrix and activity of a network on binned data:
+    `pysg.jobs.evaluate` on the float engine. A sample's prediction is the argmax of its
+    logits summed over the steps the model kind's scoring rule counts (`pysg.scoring`:
+    from floor(0.2 x length) on, the steps the training loss uses by default)."""
+    from ..engines import kind_of
+    from ..engines.float_net import FloatEngine
+    from ..engines.registry import LoadedModel
+    from ..jobs import evaluate as evaluate_job
 
-    A sample's prediction is the argmax of its logits summed over the steps from
-    `warmup` x length to its end (the same steps the training loss uses)."""
-    if data.dt_us != net.config.dt_us:
-        raise ValueError(f"data binned at dt={data.dt_us} us, network runs at dt={net.config.dt_us} us")
-    n, c = len(data), net.n_classes
-    preds = np.empty(n, dtype=np.int64)
-    spikes = np.zeros(n)
-    synops = np.zeros(n)
-    for s in range(0, n, batch_size):
-        idx = np.arange(s, min(n, s + batch_size))
-        lengths = data.lengths[idx]
-        t_steps = int(lengths.max())
-        flat = data.frames[idx, :t_steps].reshape(len(idx), t_steps, -1)
-        state = net.init_state(len(idx))
-        score = np.zeros((len(idx), c))
-        start = np.floor(warmup * lengths)
-        done_spikes = np.zeros(len(idx))
-        done_synops = np.zeros(len(idx))
-        for t in range(t_steps):
-            logits = net.step(state, flat[:, t], spiking=spiking)
-            live = (t >= start) & (t < lengths)
-            score += live[:, None] * logits
-            # A padded sample stops counting activity at its own end.
-            ended = t + 1 == lengths
-            if ended.any():
-                done_spikes[ended] = sum(sp[ended] for sp in state.spikes) if state.spikes else 0
-                done_synops[ended] = state.synops[ended]
-        preds[idx] = score.argmax(axis=1)
-        spikes[idx] = done_spikes
-        synops[idx] = done_synops
-        if progress:
-            progress(len(idx))
-    return classification_summary(preds, data.labels, n_classes=c, spikes=spikes, synops=synops,
-                                  seconds=data.seconds, lengths=data.lengths,
-                                  hidden_neurons=sum(st.n_out for st in net.stages[:-1]),
-                                  dense_macs_per_step=dense_macs_per_step(net), dt_us=net.config.dt_us,
-                                  engine="float")
+    engine = FloatEngine(LoadedModel(kind_of(net), net))
+    engine.spiking = spiking
+    return evaluate_job(engine, data, batch_size=batch_size, progress=progress).summary
 
 
 def dense_macs_per_step(net: Network) -> int:

@@ -1,0 +1,252 @@
+# SPDX-License-Identifier: MIT
+"""The jobs behind `pysg eval`, `run`, `demo` and live input, for every engine and kind.
+
+* `load_model(src, engine=, dt_ms=)`: a path, bytes, Network or parsed .sgm model as a
+  `LoadedModel` that knows its kind (sniffs .npz vs .sgm once); a float .npz asked for by
+  an integer engine is quantised here (`pysg.converters.sgm.export_network`, with --dt-ms
+  retargeting), the only place the engine layer's users reach the converters.
+* `open_engine(model, engine)`: an engine of the registry (`pysg.engines`).
+* `evaluate(model, data, engine=)`: a dataset folder's split or an in-memory
+  SequenceData (or a list of samples): per-sample results and the summary
+  `pysg.metrics.classification_summary` builds.
+* `run(model, events, engine=)`: one recording as one sample: per-step logits,
+  prediction, scores and statistics.
+
+Every sample is scored by its kind's one rule (`pysg.scoring`).
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+from .engines import LoadedModel, create_engine, kind_named, kind_of
+from .engines.base import BatchResult, bin_sample
+from .metrics import classification_summary
+
+__all__ = ["load_model", "open_engine", "default_engine", "evaluate", "iter_samples", "run", "run_file",
+           "Evaluation", "SampleResult"]
+
+_ZIP = b"PK\x03\x04"  # a float .npz model
+
+
+def _dt_us(dt_ms: float | None) -> int | None:
+    return None if dt_ms is None else int(round(dt_ms * 1000))
+
+
+def load_model(src: Any, *, engine: str | None = None, dt_ms: float | None = None) -> LoadedModel:
+    """A model of a known kind from a path (.npz or .sgm), .sgm bytes, a Network or a
+    parsed .sgm model. With an integer engine ("ref", "c") a float network is quantised
+    to .sgm in memory, as `pysg export` does; `dt_ms` retargets a float network's step
+    (an .sgm model runs at its own dt: asking for another one is an error)."""
+    from .model.network import Network
+
+    if isinstance(src, LoadedModel):
+        model = src
+    elif isinstance(src, (bytes, bytearray, memoryview)):
+        model = _from_sgm(bytes(src), "<bytes>", engine)
+    elif isinstance(src, (str, os.PathLike)):
+        data = Path(src).read_bytes()
+        if data[:4] == _ZIP:
+            model = LoadedModel(kind_named("float"), Network.load(src), None, str(src))
+        else:
+            model = _from_sgm(data, str(src), engine)
+    elif isinstance(src, Network):
+        model = LoadedModel(kind_of(src), src)
+    else:  # a parsed .sgm model (encoded only if the C runtime is asked for: open_engine)
+        model = LoadedModel(kind_of(src), src)
+    if not model.kind.integer:
+        net = model.obj
+        if dt_ms is not None and _dt_us(dt_ms) != net.config.dt_us:
+            model = LoadedModel(model.kind, net.retarget_dt(_dt_us(dt_ms)), None, model.source)
+        if engine is not None and engine != "float":  # an integer engine: quantise
+            from pysg.converters.sgm import export_network
+
+            model = _from_sgm(export_network(model.obj), model.source, None)
+        return model
+    if dt_ms is not None and _dt_us(dt_ms) != model.info.dt_us:
+        raise ValueError(f"{model.source}: an .sgm model runs at its own dt ({model.info.dt_us} us); "
+                         "re-export with --dt-ms instead")
+    if engine == "c" and model.data is None and model.kind.writer:  # the C runtime loads the file's bytes
+        module, _, fn = model.kind.writer.partition(":")
+        model = LoadedModel(model.kind, model.obj, getattr(importlib.import_module(module), fn)(model.obj),
+                            model.source)
+    return model
+
+
+def _from_sgm(data: bytes, source: str, engine: str | None) -> LoadedModel:
+    """An .sgm file's kind from its parsed model. The engine that runs it validates it
+    first: for the C runtime its own loader (its error names the C status)."""
+    from .sgm import load_sgm
+
+    if engine == "c":
+        from .engines.native import validate
+
+        validate(data)
+    obj = load_sgm(data)
+    return LoadedModel(kind_of(obj), obj, data, source)
+
+
+def default_engine(model: Any) -> str:
+    """"float" for a float network; "c" for an .sgm model ("ref" when the C runtime is not built)."""
+    from . import _native
+    from .model.network import Network
+
+    if isinstance(model, LoadedModel):
+        integer = model.kind.integer
+    elif isinstance(model, (str, os.PathLike)):
+        with open(model, "rb") as f:
+            integer = f.read(4) != _ZIP
+    else:
+        integer = not isinstance(model, Network)
+    if not integer:
+        return "float"
+    return "c" if _native.available() else "ref"
+
+
+def open_engine(model: Any, engine: str | None = None, *, dt_ms: float | None = None):
+    """An engine (`pysg.engines`) running `model`; an engine passed in is returned as is."""
+    if hasattr(model, "classify_batch") and hasattr(model, "model"):
+        return model
+    name = engine or default_engine(model)
+    return create_engine(name, load_model(model, engine=name, dt_ms=dt_ms))
+
+
+# ------------------------------------------------------------------ evaluate
+
+
+@dataclass
+class SampleResult:
+    index: int
+    label: int                     # true class index (-1: unknown)
+    prediction: int
+    scores: np.ndarray             # (n_classes,)
+    steps: int
+    spikes: float
+    synops: float
+    logits: np.ndarray | None = None  # (steps, n_classes) if asked
+    source: str = ""
+    t_start: int = 0
+
+
+@dataclass
+class Evaluation:
+    summary: dict                  # pysg.metrics.classification_summary (+ classes, split)
+    samples: list[SampleResult] = field(default_factory=list)
+
+
+def _batches(data: Any, info, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, list]]:
+    """(frames (B, T, C*H*W) uint16, lengths, labels, [(source, t_start)]) per batch of
+    a SequenceData or an iterable of samples (events relative to the sample's start)."""
+    if hasattr(data, "frames") and hasattr(data, "lengths"):
+        if data.dt_us != info.dt_us:
+            raise ValueError(f"data binned at dt={data.dt_us} us, model runs at dt={info.dt_us} us")
+        n = len(data)
+        for s0 in range(0, n, batch_size):
+            idx = np.arange(s0, min(n, s0 + batch_size))
+            lengths = np.asarray(data.lengths[idx])
+            frames = data.frames[idx, :int(lengths.max())]
+            yield frames.reshape(len(idx), frames.shape[1], -1), lengths, np.asarray(data.labels[idx]), \
+                [("", 0)] * len(idx)
+        return
+    batch: list = []
+    for s in data:
+        batch.append(s)
+        if len(batch) == batch_size:
+            yield _bin_batch(batch, info)
+            batch = []
+    if batch:
+        yield _bin_batch(batch, info)
+
+
+def _bin_batch(samples: list, info):
+    """Each sample's T = ceil(duration / dt) steps of counts, zero-padded to the longest."""
+    lengths = np.array([-(-int(s.duration_us) // info.dt_us) for s in samples], np.int64)
+    n = int(np.prod(info.input_shape))
+    frames = np.zeros((len(samples), int(lengths.max()), n), np.uint16)
+    for i, s in enumerate(samples):
+        frames[i, :lengths[i]] = bin_sample(info, s.events, int(lengths[i]))
+    return frames, lengths, np.array([s.label for s in samples], np.int64), \
+        [(str(getattr(s, "source", "")), int(getattr(s, "t_start", 0))) for s in samples]
+
+
+def iter_samples(engine, data: Iterable, *, batch_size: int = 64, keep_logits: bool = False,
+                 progress: Callable[[int], None] | None = None) -> Iterator[SampleResult]:
+    """Per-sample results of `engine` on `data` (SequenceData or samples), in order,
+    each scored by the model kind's rule."""
+    info, rule = engine.model.info, engine.model.rule
+    k = 0
+    for frames, lengths, labels, where in _batches(data, info, batch_size):
+        starts = np.array([rule.first_step(int(n)) for n in lengths], np.int64)
+        r: BatchResult = engine.classify_batch(frames, lengths, starts, keep_logits=keep_logits)
+        preds = r.predictions
+        for i in range(len(lengths)):
+            n = int(lengths[i])
+            yield SampleResult(k, int(labels[i]), int(preds[i]), r.scores[i], n, float(r.spikes[i]),
+                               float(r.synops[i]), None if r.logits is None else r.logits[:n, i],
+                               where[i][0], where[i][1])
+            k += 1
+        if progress:
+            progress(len(lengths))
+
+
+def evaluate(model: Any, data: Any, *, engine: str | None = None, split: str = "test", dt_ms: float | None = None,
+             batch_size: int = 64, keep_logits: bool = False,
+             progress: Callable[[int], None] | None = None) -> Evaluation:
+    """Accuracy and activity of `engine` on `data`: a DVS128-Gesture-layout folder (its
+    `split`), a SequenceData, or a list of samples. `model`: anything `load_model` takes,
+    or an engine. The summary has the keys `pysg eval --json` prints."""
+    eng = open_engine(model, engine, dt_ms=dt_ms)
+    folder = isinstance(data, (str, os.PathLike))
+    if folder:
+        from .datasets.gesture import GestureDataset
+
+        data = GestureDataset(data, split)
+    results = list(iter_samples(eng, data, batch_size=batch_size, keep_logits=keep_logits, progress=progress))
+    info = eng.model.info
+    lengths = np.array([r.steps for r in results], np.int64)
+    summary = classification_summary([r.prediction for r in results], [r.label for r in results],
+                                     n_classes=info.n_classes, spikes=[r.spikes for r in results],
+                                     synops=[r.synops for r in results], seconds=lengths * (info.dt_us / 1e6),
+                                     lengths=lengths, hidden_neurons=info.hidden_neurons,
+                                     dense_macs_per_step=info.dense_macs_per_step, dt_us=info.dt_us,
+                                     engine=eng.name)
+    if folder:
+        summary["classes"] = list(info.labels)
+        summary["split"] = split
+    return Evaluation(summary, results)
+
+
+# ------------------------------------------------------------------ run
+
+
+def run(model: Any, events: np.ndarray, *, engine: str | None = None, dt_ms: float | None = None) -> dict:
+    """One recording as one sample: origin at its first event, T = steps up to its last
+    event, scored by the kind's rule. Returns prediction (label), label_index, scores,
+    steps, spikes (per hidden entry), synops and logits ((T, n_classes); int32 for an
+    integer model)."""
+    eng = open_engine(model, engine, dt_ms=dt_ms)
+    if len(events) == 0:
+        raise ValueError("no events")
+    t = events["t"]
+    t0 = int(t.min())
+    n_steps = (int(t.max()) - t0) // eng.dt_us + 1
+    eng.reset()
+    eng.score_from(eng.model.rule.first_step(n_steps))
+    logits = eng.run_events(events, t0_us=t0, n_steps=n_steps, reset=False)
+    if eng.model.kind.integer:
+        logits = logits.astype(np.int32)
+    pred, st = eng.prediction, eng.stats
+    return {"prediction": eng.labels[pred], "label_index": pred, "scores": eng.scores.tolist(), "steps": int(n_steps),
+            "spikes": st["spikes"], "synops": st["synops"], "logits": logits}
+
+
+def run_file(model: Any, events_path, *, engine: str | None = None) -> dict:
+    """`pysg run`: one recording (any format pysg.io reads) through an engine."""
+    from .io import read_events
+
+    return run(model, read_events(events_path).events, engine=engine)
