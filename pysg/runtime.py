@@ -217,25 +217,24 @@ class Runtime:
         _check(lib.sg_runtime_init(self._rt, m, self._arena, self._arena_bytes), what="sg_runtime_init")
         self.n_classes = int(m.n_classes)
         self.dt_us = int(m.dt_us)
-        self.format_version = int(m.format_version)
+        self.format_version = int(lib.sg_model_kind(m))
         # the counts of a step (sg_step): (channels, in_h, in_w); None for a version 2 model
         # with tensor input, which takes whole int8 tensors (`step_tensor`)
         channels = int(lib.sg_model_count_channels(m))
         self.input_shape = (channels, int(m.in_h), int(m.in_w)) if channels else None
         # version 2: the int8 input tensor (in_h, in_w, in_c), NHWC
         self.tensor_shape: tuple[int, int, int] | None = None
-        self.window = 1
+        self.window = int(lib.sg_model_window(m))
         if self.format_version == int(lib.SG_FORMAT_VERSION_QNET):
-            entry = m.qlayers[0]
             self.tensor_shape = (int(m.in_h), int(m.in_w), int(m.in_c))
-            self.window = int(entry.kernel_w) if entry.kernel_h else 1
         self.n_inputs = int(np.prod(self.input_shape)) if self.input_shape is not None else 0
         self.sensor_size = (int(m.sensor_w), int(m.sensor_h))
         self.downsample = int(m.downsample)
         self.n_stages = int(m.n_stages)
         self.labels = [ffi.string(lib.sg_model_label(m, i)).decode("utf-8") for i in range(self.n_classes)]
-        self._logits = np.frombuffer(ffi.buffer(self._rt.logits), np.int32)[: self.n_classes]
-        self._score = np.frombuffer(ffi.buffer(self._rt.score), np.int64)[: self.n_classes]
+        self._logits = np.frombuffer(ffi.buffer(lib.sg_logits(self._rt), 4 * self.n_classes), np.int32)
+        self._score = np.frombuffer(ffi.buffer(lib.sg_scores(self._rt), 8 * self.n_classes), np.int64)
+        self._layer = ffi.new("sg_layer_info *")
         self._stats = ffi.new("sg_stats *")
 
     # -------------------------------------------------------------- state
@@ -347,7 +346,7 @@ class Runtime:
     @property
     def step_index(self) -> int:
         """Index of the current (open or next) step."""
-        return int(self._rt.step)
+        return int(lib.sg_step_index(self._rt))
 
     @property
     def stats(self) -> dict:
@@ -377,18 +376,17 @@ class Runtime:
     def dense_macs_per_step(self) -> int:
         """Synapses of the model (every one evaluated once per step by a frame network),
         as `pysg.intref.evaluate_ref` counts them."""
-        total = 0
-        if self.is_qnet:  # every filter tap inside the kernel, as TFLite's reference kernels loop
-            for i in range(1, self.n_stages):
-                q = self._model.qlayers[i]
-                per = {3: q.kernel_h * q.kernel_w * q.filter_c, 4: q.kernel_h * q.kernel_w, 5: q.in_c}.get(q.kind, 0)
-                total += int(q.n_out) * int(per)
-            return total
-        for i in range(self.n_stages):
-            st = self._model.stages[i]
-            row = st.n_in if st.kind == 1 else st.syn_c * st.kernel * st.kernel
-            total += int(st.n_out) * int(row)
-        return total
+        return sum(n_out * fan_in for n_out, fan_in in self.layer_sizes())
+
+    def layer_sizes(self) -> list[tuple[int, int]]:
+        """(outputs, weights per output in a dense evaluation) of every layer, the output
+        layer last (`sg_model_layer`; version 2: every filter tap inside the kernel, as
+        TFLite's reference kernels loop, 0 for pooling)."""
+        out = []
+        for i in range(int(lib.sg_model_n_layers(self._model))):
+            _check(lib.sg_model_layer(self._model, i, self._layer), what=f"sg_model_layer({i})")
+            out.append((int(self._layer.n_out), int(self._layer.fan_in)))
+        return out
 
     def __repr__(self) -> str:
         if self.is_qnet:
@@ -486,9 +484,7 @@ def _runtime(model, dt_ms: float | None = None) -> Runtime:
 
 def _hidden_neurons(rt: Runtime) -> int:
     """Outputs of every stage but the last (version 2: of every layer but the last)."""
-    if rt.is_qnet:
-        return int(sum(rt._model.qlayers[i].n_out for i in range(1, rt.n_stages - 1)))
-    return int(sum(rt._model.stages[i].n_out for i in range(rt.n_stages - 1)))
+    return sum(n_out for n_out, _ in rt.layer_sizes()[:-1])
 
 
 def _summary(rt: Runtime, preds, labels, spikes, synops, seconds, lengths) -> dict:

@@ -142,7 +142,8 @@ static void run_case(const qcase *c)
                   c->name, t, (unsigned long long)st.spikes[t], c->deltas[t]);
         }
         { /* scores: logits summed from step W - 1 (the first whole window) on */
-            const unsigned from = model.qlayers[0].kernel_h ? model.qlayers[0].kernel_w - 1u : 0u;
+            const unsigned from =
+                model.net.qnet.layers[0].kernel_h ? model.net.qnet.layers[0].kernel_w - 1u : 0u;
             long long best = 0;
             int arg = -1;
             unsigned j;
@@ -168,7 +169,7 @@ static void run_case(const qcase *c)
 
     if (counts) {
         /* the same counts as events through sg_feed, one packet per step */
-        const sg_qlayer *e0 = &model.qlayers[0];
+        const sg_qlayer *e0 = &model.net.qnet.layers[0];
         const unsigned hw = (unsigned)e0->out_h * e0->out_w;
         unsigned long long total = 0;
         CHECK(sg_step_tensor(&rt, (const int8_t *)in) == SG_ERR_UNSUPPORTED, "tensor on counts");

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sg_internal.h"
+#include "../src/engines/gamma/sg_gamma.h" /* the kernels and sg_decay under test */
 #include "sg_runtime.h"
 #include "test_files.h"
 
