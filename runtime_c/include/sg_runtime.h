@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /**
  * @file sg_runtime.h
- * @brief pysg C runtime: runs a SpikingGamma `.sgm` model (docs/FORMAT.md) event-driven,
- *        in fixed point, bit-exact with the Python integer reference (pysg/intref.py).
+ * @brief pysg C runtime: runs a `.sgm` model (docs/FORMAT.md) event-driven, in fixed
+ *        point: a SpikingGamma model (version 1) bit-exact with pysg/intref.py, an
+ *        imported int8 network (version 2) bit-exact with pysg/qnet.py and TFLite Micro.
  *
  * C99, no heap: the model stays where it is (e.g. in flash) and is never copied; all
  * state lives in one caller-provided arena of sg_arena_size() bytes. Typical use:
@@ -15,11 +16,15 @@
  *     sg_advance_to(&rt, t_now_us);     // close every step that ended by t_now_us
  *     int c = sg_prediction(&rt);
  *
- * Time: step s covers [t0 + s dt, t0 + (s+1) dt) where t0 is the first event's time
- * (or the origin set by sg_set_origin). A step runs in three phases (FORMAT.md §3):
- * decays, input scatter (summed per input within each sg_feed call; the sum is the
- * same), then layer by layer x, spikes and their
- * scatter into the next layer.
+ * Time, the same for every kind: step s covers [t0 + s dt, t0 + (s+1) dt) where t0 is
+ * the first event's time (or the origin set by sg_set_origin); steps run whole and in
+ * order. What a step does is the model kind's (sg_model_kind): a SpikingGamma step runs
+ * in three phases (FORMAT.md §3): decays, input scatter (summed per input within each
+ * run of events; the sum is the same), then layer by layer x, spikes and their scatter
+ * into the next layer; an imported network's step turns the window of event counts into
+ * its int8 input tensor and sends only the changes through its layers (FORMAT.md §8).
+ * The kinds' views (sg_model.net) and state (sg_runtime.state) are the runtime's: read
+ * a model and a runtime through the functions below.
  */
 #ifndef SG_RUNTIME_H
 #define SG_RUNTIME_H
@@ -168,7 +173,8 @@ size_t sg_arena_size(const sg_model *model);
 /**
  * Channels of the event counts a step takes (sg_step's counts are this x in_h x in_w,
  * channel-major): in_c of a version 1 model, the polarity channels P of an imported
- * network with event-count input, 0 for one with tensor input (sg_step_tensor).
+ * network with event-count input, 0 for one with tensor input (sg_step_tensor) or for a
+ * model that is not loaded.
  */
 uint16_t sg_model_count_channels(const sg_model *model);
 
