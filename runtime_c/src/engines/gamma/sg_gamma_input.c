@@ -9,11 +9,11 @@
 
 #include "sg_gamma.h"
 
-/* Stage-0 events of the open step, summed per synaptic input within one run of
- * events of one step (an open-addressing table on the stack) and scattered once per input: wrap32
- * adds commute, so count x W equals count single adds exactly (FORMAT.md §3 step 2). The table is
- * flushed at the end of the run (before the step closes, before sg_feed returns), so the state
- * between calls is the same as with one scatter per event. */
+/* Stage-0 events of one run (the events of one sg_feed call inside one step), summed per
+ * synaptic input in an open-addressing table on the stack and scattered once per input:
+ * wrap32 adds commute, so count x W equals count single adds exactly (FORMAT.md §3
+ * step 2). The table is flushed at the end of the run, before the step can close and
+ * before sg_feed returns, so the state between calls is that of one scatter per event. */
 #define SG_PENDING_SLOTS 32u /* a power of two; 256 B of stack */
 #define SG_PENDING_FILL 24u  /* flush at 3/4 full: probes stay short */
 
