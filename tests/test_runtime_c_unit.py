@@ -11,6 +11,7 @@ toolchain is missing: install them with
 """
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -82,7 +83,9 @@ def test_cortexm4_build_size_and_no_heap(build_dir):
     make(build_dir, "cortexm4")
     out = make(build_dir, "check-nomalloc")
     assert "cortexm4" not in out.split("check-nomalloc:")[0]
-    size = subprocess.run(["arm-none-eabi-size", "-t", *sorted(str(p) for p in (build_dir / "cortexm4").glob("*.o"))],
+    objs = sorted(str(p) for p in (build_dir / "cortexm4").rglob("*.o"))  # src/ is split into folders
+    assert objs
+    size = subprocess.run(["arm-none-eabi-size", "-t", *objs],
                           capture_output=True, text=True, check=True).stdout
     total = int(size.strip().splitlines()[-1].split()[0])
     # code-size budget for the whole runtime on Cortex-M4 (SpikingGamma + imported int8 networks)
@@ -107,3 +110,50 @@ def test_fuzz_loader_smoke(build_dir):
                         f"-artifact_prefix={build_dir}/fuzz/", str(corpus)],
                        capture_output=True, text=True, timeout=120, check=False)
     assert p.returncode == 0, p.stderr[-4000:]
+
+
+# ------------------------------------------------------------------ structure (issue 12)
+
+
+def test_bootloader_links_only_crc_and_status(tmp_path):
+    """SG_CRC_SRCS, what the bootloader links, is the CRC and the status names alone: a
+    program calling sg_crc32 and sg_status_str builds from them and nothing else."""
+    need("gcc")
+    from pysg._build_runtime import runtime_sources
+
+    srcs = runtime_sources("SG_CRC_SRCS")
+    assert sorted(Path(s).name for s in srcs) == ["sg_crc32.c", "sg_status.c"]
+    main = tmp_path / "crc_main.c"
+    main.write_text('#include <stdio.h>\n#include "sg_runtime.h"\n'
+                    'int main(void) { static const uint8_t s[] = "123456789";\n'
+                    '  printf("%08x %s\\n", (unsigned)sg_crc32(0, s, 9), sg_status_str(SG_ERR_CRC));\n'
+                    '  return 0; }\n')
+    exe = tmp_path / "crc"
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic",
+                    *(f"-I{d}" for d in runtime_sources("SG_INC_DIRS")), str(main), *srcs, "-o", str(exe)],
+                   check=True, capture_output=True, text=True)
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("cbf43926 SG_ERR_CRC"), out
+
+
+def test_kind_dispatch_only_in_the_engines():
+    """The shared code (core/, load/, host/) never tests a model kind or reads a kind's
+    views or state: it calls through the engine table (core/sg_engines.c holds the one
+    version lookup)."""
+    patterns = [r"format_version\s*[!=]=", r"\bnet\.(gamma|qnet)\b", r"\bstate\.(gamma|qnet)\b",
+                r"\bSG_Q?KIND_\w+", r"\bSG_L[12]_\w+"]
+    bad = []
+    for path in sorted((RUNTIME / "src").rglob("*.[ch]")):
+        rel = path.relative_to(RUNTIME / "src").as_posix()
+        if rel.startswith("engines/") or rel == "core/sg_engines.c":
+            continue
+        text = path.read_text(encoding="utf-8")
+        bad += [(rel, p) for p in patterns if re.search(p, text)]
+    assert not bad, bad
+
+
+def test_runtime_sources_stay_small():
+    """Rooms one can hold in one's head: no runtime source file over 500 lines."""
+    long = {p.relative_to(RUNTIME).as_posix(): n for p in (RUNTIME / "src").rglob("*.[ch]")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500}
+    assert not long, long

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "dc_dense.h"
+#include "sg_format.h"
 #include "sg_qkernels.h"
 
 #ifndef DC_DENSE_WEIGHTS
@@ -31,16 +32,17 @@ static const int32_t *dd_s[SG_MAX_STAGES];
 int32_t dc_dense_prepare(const sg_model *m)
 {
     uint32_t used = 0, ch = 0, l;
-    if (m->format_version != SG_FORMAT_VERSION_QNET) {
+    if (sg_model_kind(m) != SG_FORMAT_VERSION_QNET) {
         return DC_ERR_JOB;
     }
     for (l = 1; l < m->n_stages; ++l) {
-        const sg_qlayer *q = &m->qlayers[l];
+        const sg_qlayer *q = &m->net.qnet.layers[l];
         uint32_t n = 0, i;
         if (q->n_out > DC_DENSE_ACT || ch + q->n_rq > DC_DENSE_CHANNELS) {
             return DC_ERR_SPACE;
         }
-        if (q->kind == 3u || q->kind == 5u) { /* HWIO [t][ci][o] -> OHWI [o][t][ci] (FC: [o][i]) */
+        /* conv, FC: HWIO [t][ci][o] -> OHWI [o][t][ci] (FC: [o][i]) */
+        if (q->kind == SG_QKIND_CONV || q->kind == SG_QKIND_FC) {
             const uint32_t taps = (uint32_t)q->kernel_h * q->kernel_w;
             const uint32_t fc = q->filter_c, co = q->out_c;
             uint32_t o, t, c;
@@ -75,23 +77,23 @@ static const int8_t *dd_frame(const sg_model *m, const int8_t *x)
     const int8_t *in = x;
     uint32_t l;
     for (l = 1; l < m->n_stages; ++l) {
-        const sg_qlayer *q = &m->qlayers[l];
+        const sg_qlayer *q = &m->net.qnet.layers[l];
         int8_t *out = dd_act[l & 1u];
         const sg_qdims id = {1, q->in_h, q->in_w, q->in_c};
         const sg_qdims od = {1, q->out_h, q->out_w, q->out_c};
         const sg_qrequant rq = {q->multiplier, dd_s[l], (int32_t)q->n_rq};
-        if (q->kind == 3u || q->kind == 4u) {
+        if (q->kind == SG_QKIND_CONV || q->kind == SG_QKIND_DEPTHWISE) {
             const sg_qconv_params p = {q->stride_h, q->stride_w, q->dilation_h, q->dilation_w, q->pad_top,
                                        q->pad_left, q->depth_multiplier, q->input_offset, q->output_offset,
                                        q->act_min, q->act_max};
-            if (q->kind == 3u) {
+            if (q->kind == SG_QKIND_CONV) {
                 const sg_qdims fd = {q->out_c, q->kernel_h, q->kernel_w, q->filter_c};
                 (void)sg_q_conv2d(&p, &rq, &id, in, &fd, dd_w[l], q->bias, &od, out);
             } else {
                 const sg_qdims fd = {1, q->kernel_h, q->kernel_w, q->out_c};
                 (void)sg_q_depthwise_conv2d(&p, &rq, &id, in, &fd, dd_w[l], q->bias, &od, out);
             }
-        } else if (q->kind == 5u) {
+        } else if (q->kind == SG_QKIND_FC) {
             const sg_qfc_params p = {q->input_offset, 0, q->output_offset, q->act_min, q->act_max};
             (void)sg_q_fully_connected(&p, &rq, q->in_h, q->in_c, q->out_c, in, dd_w[l], q->bias, out);
         } else {
@@ -109,7 +111,7 @@ int32_t dc_gesture_dense(const sg_model *m, const uint8_t **rec, uint32_t run, i
 {
     const uint32_t *head = (const uint32_t *)(const void *)*rec;
     const uint32_t n_frames = head[0];
-    const uint32_t n_in = m->qlayers[0].n_out;
+    const uint32_t n_in = m->net.qnet.layers[0].n_out;
     const uint32_t n_classes = m->n_classes;
     const int8_t *x = (const int8_t *)(const void *)(head + 2);
     uint32_t h = DC_FNV_BASIS;

@@ -226,7 +226,7 @@ int dc_main(void)
                      ? dc_gesture_events(&rec, run, tr.n_classes, &r)
                      : dc_gesture_frames(&rec, run, tr.frame_inputs, tr.n_classes, &r);
         if (status == 0) {
-            status = dc_emit(handle, &r, run ? dc_rt.score : no_scores, tr.n_classes);
+            status = dc_emit(handle, &r, run ? sg_scores(&dc_rt) : no_scores, tr.n_classes);
         }
     }
     tr.status = status;

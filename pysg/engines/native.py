@@ -99,31 +99,30 @@ class NativeEngine:
             self.model = LoadedModel(self.kind, load_sgm(data), data)
 
     # ---------------------------------------------------------------------------------
-    # Every read of a C struct field, in one block (helper CRT replaces these by the
-    # runtime's accessor functions).
+    # What the model and runtime say about themselves: the common header fields of sg_model
+    # (documented read-only in sg_runtime.h) and the runtime's accessor functions; nothing
+    # reads a kind's own descriptors or state.
     def _read_c_structs(self) -> None:
         m = self._model
         self.n_classes = int(m.n_classes)
         self.dt_us = int(m.dt_us)
-        self.format_version = int(m.format_version)
+        self.format_version = int(lib.sg_model_kind(m))
         self._in_h, self._in_w = int(m.in_h), int(m.in_w)
         self.sensor_size = (int(m.sensor_w), int(m.sensor_h))
         self.downsample = int(m.downsample)
         self.n_stages = int(m.n_stages)
         # version 2: the int8 input tensor (in_h, in_w, in_c), NHWC, and the count window
         self.tensor_shape: tuple[int, int, int] | None = None
-        self.window = 1
+        self.window = int(lib.sg_model_window(m))
         if self.format_version == int(lib.SG_FORMAT_VERSION_QNET):
-            entry = m.qlayers[0]
             self.tensor_shape = (int(m.in_h), int(m.in_w), int(m.in_c))
-            self.window = int(entry.kernel_w) if entry.kernel_h else 1
-        self._logits = np.frombuffer(ffi.buffer(self._rt.logits), np.int32)[: self.n_classes]
-        self._score = np.frombuffer(ffi.buffer(self._rt.score), np.int64)[: self.n_classes]
+        self._logits = np.frombuffer(ffi.buffer(lib.sg_logits(self._rt), 4 * self.n_classes), np.int32)
+        self._score = np.frombuffer(ffi.buffer(lib.sg_scores(self._rt), 8 * self.n_classes), np.int64)
 
     @property
     def step_index(self) -> int:
         """Index of the current (open or next) step."""
-        return int(self._rt.step)
+        return int(lib.sg_step_index(self._rt))
     # ---------------------------------------------------------------------------------
 
     @property

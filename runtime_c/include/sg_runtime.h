@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /**
  * @file sg_runtime.h
- * @brief pysg C runtime: runs a SpikingGamma `.sgm` model (docs/FORMAT.md) event-driven,
- *        in fixed point, bit-exact with the Python integer reference (pysg/intref.py).
+ * @brief pysg C runtime: runs a `.sgm` model (docs/FORMAT.md) event-driven, in fixed
+ *        point: a SpikingGamma model (version 1) bit-exact with pysg/intref.py, an
+ *        imported int8 network (version 2) bit-exact with pysg/qnet.py and TFLite Micro.
  *
  * C99, no heap: the model stays where it is (e.g. in flash) and is never copied; all
  * state lives in one caller-provided arena of sg_arena_size() bytes. Typical use:
@@ -15,11 +16,15 @@
  *     sg_advance_to(&rt, t_now_us);     // close every step that ended by t_now_us
  *     int c = sg_prediction(&rt);
  *
- * Time: step s covers [t0 + s dt, t0 + (s+1) dt) where t0 is the first event's time
- * (or the origin set by sg_set_origin). A step runs in three phases (FORMAT.md §3):
- * decays, input scatter (summed per input within each sg_feed call; the sum is the
- * same), then layer by layer x, spikes and their
- * scatter into the next layer.
+ * Time, the same for every kind: step s covers [t0 + s dt, t0 + (s+1) dt) where t0 is
+ * the first event's time (or the origin set by sg_set_origin); steps run whole and in
+ * order. What a step does is the model kind's (sg_model_kind): a SpikingGamma step runs
+ * in three phases (FORMAT.md §3): decays, input scatter (summed per input within each
+ * run of events; the sum is the same), then layer by layer x, spikes and their scatter
+ * into the next layer; an imported network's step turns the window of event counts into
+ * its int8 input tensor and sends only the changes through its layers (FORMAT.md §8).
+ * The kinds' views (sg_model.net) and state (sg_runtime.state) are the runtime's: read
+ * a model and a runtime through the functions below.
  */
 #ifndef SG_RUNTIME_H
 #define SG_RUNTIME_H
@@ -31,12 +36,15 @@
 extern "C" {
 #endif
 
-#define SG_FORMAT_VERSION 1u    /**< .sgm version of SpikingGamma models */
+/* Format constants, as numbers (the cffi cdef keeps only `#define SG_X <number>` lines);
+ * each equals its generated twin in sg_format.h, checked at compile time by every source
+ * file of the runtime (src/core/sg_internal.h). */
+#define SG_FORMAT_VERSION 1u      /**< .sgm version of SpikingGamma models (= SG_FMT_VERSION_SG) */
 #define SG_FORMAT_VERSION_QNET 2u /**< .sgm version of imported int8 networks (FORMAT.md §7-10) */
-#define SG_MAX_STAGES 16        /**< synaptic layers per model (FORMAT.md: 1..16) */
-#define SG_MAX_BUCKETS 16       /**< Gamma buckets per layer (FORMAT.md: 1..16) */
-#define SG_MAX_CLASSES 64       /**< outputs this runtime keeps logits and scores for */
-#define SG_LABEL_SIZE 32        /**< bytes per class label slot, NUL-padded */
+#define SG_MAX_STAGES 16          /**< layer-table entries per model (= SG_FMT_MAX_STAGES) */
+#define SG_MAX_BUCKETS 16         /**< Gamma buckets per layer (= SG_FMT_MAX_BUCKETS) */
+#define SG_MAX_CLASSES 64         /**< outputs this runtime keeps logits and scores for */
+#define SG_LABEL_SIZE 32          /**< bytes per class label slot, NUL-padded (= SG_FMT_LABEL_SIZE) */
 
 /** Status of every public function that can fail: 0 ok, negative errors. */
 typedef enum sg_status {
@@ -106,20 +114,41 @@ typedef struct sg_qlayer {
     const int8_t *shift;            /**< [n_rq] */
 } sg_qlayer;
 
-/** A validated model: header fields and stage views over the caller's buffer. */
+/** Version 1 (SpikingGamma) part of a model: the bucket count and one view per stage. */
+typedef struct sg_gamma_net {
+    uint16_t n_buckets;              /**< K: Gamma buckets per neuron, 1..SG_MAX_BUCKETS */
+    sg_stage stages[SG_MAX_STAGES];  /**< stages 0 .. n_stages - 1 */
+} sg_gamma_net;
+
+/** Version 2 (imported int8 network) part of a model: one view per table entry. */
+typedef struct sg_qnet_net {
+    sg_qlayer layers[SG_MAX_STAGES]; /**< entry 0 the input, then n_stages - 1 layers */
+} sg_qnet_net;
+
+/** The part of a model only its kind reads (which member is live: sg_model_kind). */
+typedef union sg_net {
+    sg_gamma_net gamma; /**< SG_FORMAT_VERSION */
+    sg_qnet_net qnet;   /**< SG_FORMAT_VERSION_QNET */
+} sg_net;
+
+/** The operations of one model kind (private to the runtime: src/core/sg_engine.h). */
+typedef struct sg_engine sg_engine;
+
+/** A validated model: header fields, its kind's operations and its kind's views over the
+ *  caller's buffer. */
 typedef struct sg_model {
     const uint8_t *data;  /**< the file, used in place */
     uint32_t size;
     uint32_t dt_us;
-    uint32_t arena_bytes; /**< state bytes a runtime needs (FORMAT.md §4) */
-    uint16_t n_stages, n_buckets;
+    uint32_t arena_bytes; /**< state bytes a runtime needs (FORMAT.md §4, §9) */
+    uint16_t n_stages;    /**< layer-table entries */
     uint16_t in_c, in_h, in_w;
     uint16_t sensor_w, sensor_h, downsample;
     uint16_t n_classes;
+    uint16_t format_version; /**< SG_FORMAT_VERSION or SG_FORMAT_VERSION_QNET: the kind */
     const char *labels;   /**< n_classes slots of SG_LABEL_SIZE bytes, NUL-terminated */
-    sg_stage stages[SG_MAX_STAGES];  /**< version 1 */
-    uint16_t format_version;         /**< SG_FORMAT_VERSION or SG_FORMAT_VERSION_QNET */
-    sg_qlayer qlayers[SG_MAX_STAGES];/**< version 2: entry 0 the input, then n_stages - 1 layers */
+    const sg_engine *engine; /**< the kind's operations */
+    sg_net net;           /**< the kind's layer views */
     uint32_t error_offset; /**< after a failed load: byte offset of the first bad field */
     const char *error_field; /**< after a failed load: its name (static string) */
 } sg_model;
@@ -144,9 +173,40 @@ size_t sg_arena_size(const sg_model *model);
 /**
  * Channels of the event counts a step takes (sg_step's counts are this x in_h x in_w,
  * channel-major): in_c of a version 1 model, the polarity channels P of an imported
- * network with event-count input, 0 for one with tensor input (sg_step_tensor).
+ * network with event-count input, 0 for one with tensor input (sg_step_tensor) or for a
+ * model that is not loaded.
  */
 uint16_t sg_model_count_channels(const sg_model *model);
+
+/** The model's kind: its format_version (SG_FORMAT_VERSION, SG_FORMAT_VERSION_QNET), 0 if
+ *  @p model is NULL or not loaded. */
+uint16_t sg_model_kind(const sg_model *model);
+
+/**
+ * Steps of input one output depends on as a whole: W, the window of an imported network
+ * with event-count input (FORMAT.md §7.2), else 1. Scores start at step W - 1 at the
+ * earliest (FORMAT.md §8). 0 if @p model is NULL or not loaded.
+ */
+uint32_t sg_model_window(const sg_model *model);
+
+/** One layer's size, for cost and size reports (sg_model_layer). */
+typedef struct sg_layer_info {
+    uint16_t kind;   /**< version 1: SG_KIND_DENSE / SG_KIND_CONV2D; version 2: SG_QKIND_* (sg_format.h) */
+    uint16_t flags;  /**< bit 0: the output layer */
+    uint32_t n_out;  /**< neurons (version 1) or output tensor elements (version 2) */
+    uint64_t fan_in; /**< weights each output sums in a dense evaluation (every kernel tap,
+                          padding included; 0 for pooling): n_out x fan_in MACs per frame */
+} sg_layer_info;
+
+/** Layers with weights or state: the stages of a version 1 model, the entries after the
+ *  input entry of a version 2 one (the last is the output layer). 0 if not loaded. */
+uint16_t sg_model_n_layers(const sg_model *model);
+
+/**
+ * Size of layer @p index (0 .. sg_model_n_layers - 1).
+ * @return SG_ERR_ARG on NULL, an unloaded model or @p index out of range.
+ */
+sg_status sg_model_layer(const sg_model *model, uint16_t index, sg_layer_info *info);
 
 /** Counters since the last sg_runtime_reset(). */
 typedef struct sg_stats {
@@ -158,29 +218,45 @@ typedef struct sg_stats {
                                          deltas sent per table entry, entry 0 = the input tensor) */
 } sg_stats;
 
-/** Runtime state; the caller owns the struct and the arena. Fields are read-only for users. */
+/** Version 1 state: pointers into the arena (FORMAT.md §4). */
+typedef struct sg_gamma_state {
+    int32_t *z[SG_MAX_STAGES];    /**< [K][n_out] bucket states per stage */
+    int32_t *enc[SG_MAX_STAGES];  /**< [n_out] encoder states per hidden stage */
+    int32_t *ring[SG_MAX_STAGES]; /**< [(D+1)][n_in] delay rings, or NULL */
+} sg_gamma_state;
+
+/** Version 2 state: pointers into the arena (FORMAT.md §9). */
+typedef struct sg_qnet_state {
+    int8_t *x;                   /**< [n_in] the int8 input tensor */
+    uint16_t *ring;              /**< [(W + 1)][cells] per-step counts, or NULL (S = 0) */
+    uint32_t *slice;             /**< [S][cells] slice sums, or NULL */
+    int32_t *acc[SG_MAX_STAGES]; /**< [n_out] per layer (index = table entry) */
+    int8_t *q[SG_MAX_STAGES];    /**< [n_out] per layer */
+    uint32_t *scratch;           /**< delta lists, touched list and flags */
+} sg_qnet_state;
+
+/** The part of a runtime only its model's kind reads. */
+typedef union sg_state {
+    sg_gamma_state gamma; /**< SG_FORMAT_VERSION */
+    sg_qnet_state qnet;   /**< SG_FORMAT_VERSION_QNET */
+} sg_state;
+
+/** Runtime state; the caller owns the struct and the arena. Fields are read-only for users
+ *  (sg_step_index, sg_logits, sg_scores, sg_get_stats read them). */
 typedef struct sg_runtime {
     const sg_model *model;
     uint8_t *arena;
     size_t arena_size;
     size_t arena_used;
-    int32_t *z[SG_MAX_STAGES];     /**< [K][n_out] bucket states per stage */
-    int32_t *enc[SG_MAX_STAGES];   /**< [n_out] encoder states per hidden stage */
-    int32_t *ring[SG_MAX_STAGES];  /**< [(D+1)][n_in] delay rings, or NULL */
     int64_t t0_us;                 /**< time origin (start of step 0) */
     uint32_t step;                 /**< index of the current (open or next) step */
     uint8_t has_origin;            /**< t0_us is set */
-    uint8_t step_open;             /**< phase 1 of `step` has run, events go into it */
-    uint32_t score_start;          /**< first step summed into score[] */
+    uint8_t step_open;             /**< the step `step` has begun: input goes into it */
+    uint32_t score_start;          /**< first step summed into score[] (sg_score_from) */
+    uint32_t first_scored;         /**< sg_model_window - 1: no earlier step is scored */
     int32_t logits[SG_MAX_CLASSES];/**< logits of the last completed step */
-    int64_t score[SG_MAX_CLASSES]; /**< sum of logits over steps >= score_start */
-    /* version 2 state (FORMAT.md §9), NULL for version 1 */
-    int8_t *qx;                    /**< [n_in] the int8 input tensor */
-    uint16_t *qring;               /**< [(W + 1)][cells] per-step counts, or NULL (S = 0) */
-    uint32_t *qslice;              /**< [S][cells] slice sums, or NULL */
-    int32_t *qacc[SG_MAX_STAGES];  /**< [n_out] per layer (index = table entry) */
-    int8_t *qq[SG_MAX_STAGES];     /**< [n_out] per layer */
-    uint32_t *qscratch;            /**< delta lists, touched list and flags */
+    int64_t score[SG_MAX_CLASSES]; /**< sum of logits over steps >= max(score_start, first_scored) */
+    sg_state state;                /**< the kind's state */
     sg_stats stats;
 } sg_runtime;
 
@@ -234,6 +310,12 @@ sg_status sg_step_tensor(sg_runtime *rt, const int8_t *x);
 
 /** Logits of the last completed step (n_classes int32 in the output stage's x unit). */
 const int32_t *sg_logits(const sg_runtime *rt);
+
+/** Scores: n_classes int64, the logits summed from step max(score_start, window - 1) on. */
+const int64_t *sg_scores(const sg_runtime *rt);
+
+/** Index of the current step (the open one, or the next to run); 0 if @p rt is NULL. */
+uint32_t sg_step_index(const sg_runtime *rt);
 
 /** Running prediction: the class with the largest score (smallest index on ties), -1 before any step. */
 int sg_prediction(const sg_runtime *rt);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sg_format.h"
 #include "sg_runtime.h"
 #include "test_files.h"
 
@@ -117,6 +118,29 @@ static void run_case(const qcase *c)
     CHECK(sg_model_load(&model, file_buf, size) == SG_OK, "%s: load (%s at %u)", c->name,
           model.error_field, (unsigned)model.error_offset);
     CHECK(model.format_version == SG_FORMAT_VERSION_QNET, "%s: version", c->name);
+    { /* the public queries agree with the input entry and the layer views */
+        const sg_qlayer *e0 = &model.net.qnet.layers[0];
+        sg_layer_info info;
+        uint16_t l;
+        CHECK(sg_model_kind(&model) == SG_FORMAT_VERSION_QNET, "%s: kind", c->name);
+        CHECK(sg_model_window(&model) == (e0->kernel_h ? e0->kernel_w : 1u), "%s: window", c->name);
+        CHECK(sg_model_count_channels(&model) == (e0->kernel_h ? e0->depth_multiplier : 0u),
+              "%s: count channels", c->name);
+        CHECK(sg_model_n_layers(&model) == model.n_stages - 1u, "%s: layers", c->name);
+        for (l = 0; l + 1u < model.n_stages; ++l) {
+            const sg_qlayer *q = &model.net.qnet.layers[l + 1u];
+            const uint64_t taps = (uint64_t)q->kernel_h * q->kernel_w;
+            const uint64_t fan_in = q->kind == SG_QKIND_CONV        ? taps * q->filter_c
+                                    : q->kind == SG_QKIND_DEPTHWISE ? taps
+                                    : q->kind == SG_QKIND_FC        ? (uint64_t)q->in_c
+                                                                    : 0u;
+            CHECK(sg_model_layer(&model, l, &info) == SG_OK && info.kind == q->kind &&
+                      info.n_out == q->n_out && info.fan_in == fan_in,
+                  "%s: layer %u info", c->name, (unsigned)l);
+        }
+        CHECK(sg_model_layer(&model, (uint16_t)(model.n_stages - 1u), &info) == SG_ERR_ARG,
+              "%s: layer past the end", c->name);
+    }
     CHECK(sg_arena_size(&model) <= sizeof arena_buf, "%s: arena too large", c->name);
     CHECK(sg_runtime_init(&rt, &model, arena_buf, sg_arena_size(&model) - 1u) == SG_ERR_ARENA,
           "%s: short arena accepted", c->name);
@@ -142,7 +166,8 @@ static void run_case(const qcase *c)
                   c->name, t, (unsigned long long)st.spikes[t], c->deltas[t]);
         }
         { /* scores: logits summed from step W - 1 (the first whole window) on */
-            const unsigned from = model.qlayers[0].kernel_h ? model.qlayers[0].kernel_w - 1u : 0u;
+            const unsigned from =
+                model.net.qnet.layers[0].kernel_h ? model.net.qnet.layers[0].kernel_w - 1u : 0u;
             long long best = 0;
             int arg = -1;
             unsigned j;
@@ -151,9 +176,9 @@ static void run_case(const qcase *c)
                 for (t = from; t < c->steps; ++t) {
                     sc += want[(size_t)t * c->n_classes + j];
                 }
-                CHECK(rt.score[j] == sc,
+                CHECK(sg_scores(&rt)[j] == sc,
                       "%s: score %u is %lld, golden logits from step %u sum to %lld", c->name, j,
-                      (long long)rt.score[j], from, sc);
+                      (long long)sg_scores(&rt)[j], from, sc);
                 if (arg < 0 || sc > best) {
                     best = sc;
                     arg = (int)j;
@@ -168,7 +193,7 @@ static void run_case(const qcase *c)
 
     if (counts) {
         /* the same counts as events through sg_feed, one packet per step */
-        const sg_qlayer *e0 = &model.qlayers[0];
+        const sg_qlayer *e0 = &model.net.qnet.layers[0];
         const unsigned hw = (unsigned)e0->out_h * e0->out_w;
         unsigned long long total = 0;
         CHECK(sg_step_tensor(&rt, (const int8_t *)in) == SG_ERR_UNSUPPORTED, "tensor on counts");

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sg_internal.h"
+#include "../src/engines/gamma/sg_gamma.h" /* the kernels and sg_decay under test */
 #include "sg_runtime.h"
 #include "test_files.h"
 
@@ -322,6 +322,32 @@ static int compare_step(const char *name, const char *path, int64_t t, const gol
     return 0;
 }
 
+/* The public queries agree with the loaded views (the Python side reads only these). */
+static void test_queries(const char *name)
+{
+    sg_layer_info info;
+    uint16_t l;
+    CHECK(sg_model_kind(&model) == SG_FORMAT_VERSION, "%s: kind", name);
+    CHECK(sg_model_window(&model) == 1u, "%s: window", name);
+    CHECK(sg_model_count_channels(&model) == model.in_c, "%s: count channels", name);
+    CHECK(sg_model_n_layers(&model) == model.n_stages, "%s: layers", name);
+    for (l = 0; l < model.n_stages; ++l) {
+        const sg_stage *st = &model.net.gamma.stages[l];
+        const uint64_t fan_in = st->kind == SG_KIND_DENSE
+                                    ? (uint64_t)st->n_in
+                                    : (uint64_t)st->syn_c * st->kernel * st->kernel;
+        CHECK(sg_model_layer(&model, l, &info) == SG_OK && info.kind == st->kind &&
+                  info.n_out == st->n_out && info.fan_in == fan_in &&
+                  info.flags == (l + 1u == model.n_stages ? SG_FLAG_OUTPUT : 0u),
+              "%s: layer %u info", name, (unsigned)l);
+    }
+    CHECK(sg_model_layer(&model, model.n_stages, &info) == SG_ERR_ARG, "%s: layer past the end",
+          name);
+    CHECK(sg_model_layer(&model, 0, NULL) == SG_ERR_ARG, "%s: NULL info", name);
+    CHECK(sg_step_index(&rt) == rt.step, "%s: step index", name);
+    CHECK(sg_scores(&rt) == rt.score && sg_logits(&rt) == rt.logits, "%s: readouts", name);
+}
+
 static void test_golden(const char *name)
 {
     char fn[2048];
@@ -423,6 +449,7 @@ static void test_golden(const char *name)
         }
     }
     CHECK(sg_prediction(&rt) == best, "%s: prediction %d, want %d", name, sg_prediction(&rt), best);
+    test_queries(name);
     free(raw);
 }
 
@@ -558,6 +585,17 @@ static void test_api_errors(void)
     CHECK(sg_runtime_init(NULL, &model, arena_buf, 8) == SG_ERR_ARG, "NULL rt");
     CHECK(sg_feed(NULL, NULL, 0) == SG_ERR_ARG, "NULL feed");
     CHECK(sg_get_stats(NULL, NULL) == SG_ERR_ARG, "NULL stats");
+    CHECK(sg_model_kind(NULL) == 0u && sg_model_window(NULL) == 0u &&
+              sg_model_n_layers(NULL) == 0u && sg_model_count_channels(NULL) == 0u,
+          "NULL model queries");
+    CHECK(sg_model_layer(NULL, 0, NULL) == SG_ERR_ARG, "NULL layer query");
+    CHECK(sg_step_index(NULL) == 0u && sg_scores(NULL) == NULL && sg_logits(NULL) == NULL,
+          "NULL runtime readouts");
+    CHECK(sg_model_load(&model, file_buf, 8) == SG_ERR_TRUNCATED && sg_model_kind(&model) == 0u &&
+              sg_model_count_channels(&model) == 0u,
+          "a failed load has no kind");
+    CHECK(sg_runtime_init(&rt, &model, arena_buf, sizeof arena_buf) == SG_ERR_ARG,
+          "a failed load cannot run");
     for (s = 1; s >= -14; --s) {
         CHECK(sg_status_str((sg_status)s) != NULL, "status string");
     }

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Portable reference kernels (docs/FORMAT.md §3): bucket decay, pooling index map,
+ * SpikingGamma reference kernels (docs/FORMAT.md §3): bucket decay, pooling index map,
  * dense and conv scatter, the x of a neuron. Always built; an optimised variant for an
  * ISA would replace a whole function under #if.
  */
-#include "sg_internal.h"
+#include "sg_gamma.h"
 
 /* Decays of one neuron (taps K-1 down to 1, then bucket 0): tap b reads tap b-1 before
  * that is updated, so each state is loaded once and handed down. */
@@ -183,7 +183,7 @@ static uint32_t scatter_conv(const sg_stage *st, uint32_t i, uint32_t count, int
 
 uint32_t sg_scatter(const sg_stage *st, uint32_t i, int32_t count, int32_t *z0)
 {
-    if (st->kind == 1u) {
+    if (st->kind == SG_KIND_DENSE) {
         return sg_scatter_dense(st, i, (uint32_t)count, z0);
     }
     return scatter_conv(st, i, (uint32_t)count, z0);
@@ -208,7 +208,7 @@ uint32_t sg_fanout(const sg_stage *st, uint32_t i)
 {
     uint32_t hw;
     uint32_t rem;
-    if (st->kind == 1u) {
+    if (st->kind == SG_KIND_DENSE) {
         return st->out_c;
     }
     hw = (uint32_t)st->syn_h * st->syn_w;

@@ -8,16 +8,14 @@
  *
  * Arena (FORMAT.md §9): input tensor, count ring + slice sums (event-count input),
  * per layer acc + q, then the scratch: two delta lists, the touched list and flags.
+ * This file: the arena, the delta scatter, requantisation and propagation through the
+ * layers, reset, the event-count encoder, tensor input. Filling the count ring with
+ * events and frames: sg_qnet_input.c.
  */
 #include <string.h>
 
-#include "sg_internal.h"
 #include "sg_qkernels.h"
-
-/* conv (3) and fully connected (5, a 1 x 1 conv) share the scatter's default path */
-#define QKIND_DEPTHWISE 4u
-#define QKIND_POOL 6u
-#define QCOUNT_MAX 65535u /* a cell's count per step saturates here (FORMAT.md §7.2) */
+#include "sg_qnet.h"
 
 static size_t ceil4(size_t v)
 {
@@ -27,28 +25,29 @@ static size_t ceil4(size_t v)
 /* Largest tensor: the delta lists and the touched list hold at most one entry per element. */
 static uint32_t qnet_n_max(const sg_model *m)
 {
-    uint32_t n = m->qlayers[0].n_out;
+    uint32_t n = m->net.qnet.layers[0].n_out;
     uint32_t l;
     for (l = 1; l < m->n_stages; ++l) {
-        if (m->qlayers[l].n_out > n) {
-            n = m->qlayers[l].n_out;
+        if (m->net.qnet.layers[l].n_out > n) {
+            n = m->net.qnet.layers[l].n_out;
         }
     }
     return n;
 }
 
-/* The scratch regions carved from rt->qscratch. */
-typedef struct qscratch {
-    uint32_t *idx[2];
-    int32_t *d[2];
-    uint32_t *touched;
-    uint8_t *flag;
-} qscratch;
+/** The scratch regions carved from rt->state.qnet.scratch (FORMAT.md §9). */
+typedef struct sg_qscratch {
+    uint32_t *idx[2];  /**< two delta lists: element indices ... */
+    int32_t *d[2];     /**< ... and their deltas */
+    uint32_t *touched; /**< runs of accumulators a layer's deltas reached */
+    uint8_t *flag;     /**< [n_max] run already in `touched` */
+} sg_qscratch;
 
-static void scratch_views(const sg_runtime *rt, qscratch *s)
+/* Point @p s into rt->state.qnet.scratch. */
+static void scratch_views(const sg_runtime *rt, sg_qscratch *s)
 {
     const uint32_t n = qnet_n_max(rt->model);
-    uint32_t *p = rt->qscratch;
+    uint32_t *p = rt->state.qnet.scratch;
     s->idx[0] = p;
     s->d[0] = (int32_t *)(void *)(p + n);
     s->idx[1] = p + 2u * (size_t)n;
@@ -60,32 +59,32 @@ static void scratch_views(const sg_runtime *rt, qscratch *s)
 size_t sg_qnet_layout(sg_runtime *rt)
 {
     const sg_model *m = rt->model;
-    const sg_qlayer *in = &m->qlayers[0];
+    const sg_qlayer *in = &m->net.qnet.layers[0];
     uint8_t *p = rt->arena;
     uint32_t l;
-    rt->qx = (int8_t *)(void *)p;
+    rt->state.qnet.x = (int8_t *)(void *)p;
     p += ceil4(in->n_out);
-    rt->qring = NULL;
-    rt->qslice = NULL;
+    rt->state.qnet.ring = NULL;
+    rt->state.qnet.slice = NULL;
     if (in->kernel_h >= 1u) {
         const size_t cells = (size_t)in->depth_multiplier * in->out_h * in->out_w;
-        rt->qring = (uint16_t *)(void *)p;
+        rt->state.qnet.ring = (uint16_t *)(void *)p;
         p += ceil4(2u * ((size_t)in->kernel_w + 1u) * cells);
-        rt->qslice = (uint32_t *)(void *)p;
+        rt->state.qnet.slice = (uint32_t *)(void *)p;
         p += 4u * (size_t)in->kernel_h * cells;
     }
     for (l = 0; l < SG_MAX_STAGES; ++l) {
-        rt->qacc[l] = NULL;
-        rt->qq[l] = NULL;
+        rt->state.qnet.acc[l] = NULL;
+        rt->state.qnet.q[l] = NULL;
     }
     for (l = 1; l < m->n_stages; ++l) {
-        const size_t n = m->qlayers[l].n_out;
-        rt->qacc[l] = (int32_t *)(void *)p;
+        const size_t n = m->net.qnet.layers[l].n_out;
+        rt->state.qnet.acc[l] = (int32_t *)(void *)p;
         p += 4u * n;
-        rt->qq[l] = (int8_t *)(void *)p;
+        rt->state.qnet.q[l] = (int8_t *)(void *)p;
         p += ceil4(n);
     }
-    rt->qscratch = (uint32_t *)(void *)p;
+    rt->state.qnet.scratch = (uint32_t *)(void *)p;
     {
         const size_t n = qnet_n_max(m);
         p += 20u * n + ceil4(n);
@@ -100,17 +99,17 @@ size_t sg_qnet_layout(sg_runtime *rt)
  * whole run, so the runs, not the accumulators, are what the step remembers. */
 static uint32_t run_length(const sg_qlayer *q)
 {
-    if (q->kind == QKIND_POOL) {
+    if (q->kind == SG_QKIND_POOL) {
         return 1u;
     }
-    if (q->kind == QKIND_DEPTHWISE) {
+    if (q->kind == SG_QKIND_DEPTHWISE) {
         return q->depth_multiplier;
     }
     return q->out_c / (q->in_c / q->filter_c); /* conv / FC: the output channels of a group */
 }
 
 /* The run starting at accumulator j changed: remember it once for the requantisation. */
-SG_INLINE void touch(qscratch *s, uint32_t *n_touched, uint32_t j)
+SG_INLINE void touch(sg_qscratch *s, uint32_t *n_touched, uint32_t j)
 {
     if (!s->flag[j]) {
         s->flag[j] = 1;
@@ -121,11 +120,11 @@ SG_INLINE void touch(qscratch *s, uint32_t *n_touched, uint32_t j)
 /* The output rows (or columns) [*lo, *hi] whose window holds input row @p y, with extent
  * ext = dil (k - 1) + 1: Y stride - pad <= y <= Y stride - pad + ext - 1. Empty: *lo > *hi.
  * Two unsigned divisions per axis and input delta instead of one per tap. */
-SG_INLINE void tap_range(uint32_t y, uint32_t pad, uint32_t k, uint32_t dil, uint32_t stride, uint32_t n_out,
-                         uint32_t *lo, uint32_t *hi)
+SG_INLINE void tap_range(uint32_t y, uint32_t pad, uint32_t k, uint32_t dil, uint32_t stride,
+                         uint32_t n_out, uint32_t *lo, uint32_t *hi)
 {
-    const uint32_t top = y + pad;                               /* <= 2 x 65535 */
-    const uint64_t reach = (uint64_t)dil * (k - 1u);            /* ext - 1, up to ~2^32 */
+    const uint32_t top = y + pad;                    /* <= 2 x 65535 */
+    const uint64_t reach = (uint64_t)dil * (k - 1u); /* ext - 1, up to ~2^32 */
     uint32_t h = top / stride;
     /* past the comparison reach < top fits 32 bits: a 32-bit division (no libgcc call on M4) */
     *lo = (uint64_t)top <= reach ? 0u : (top - (uint32_t)reach + stride - 1u) / stride;
@@ -134,7 +133,7 @@ SG_INLINE void tap_range(uint32_t y, uint32_t pad, uint32_t k, uint32_t dil, uin
 
 /* Delta @p d at input element @p i of layer @p q: add d w to every accumulator it reaches
  * (uint32 adds, exact by the loader's bound); returns the adds (synaptic operations). */
-static uint32_t scatter(const sg_qlayer *q, uint32_t i, int32_t d, int32_t *acc, qscratch *s,
+static uint32_t scatter(const sg_qlayer *q, uint32_t i, int32_t d, int32_t *acc, sg_qscratch *s,
                         uint32_t *n_touched)
 {
     const uint32_t in_c = q->in_c;
@@ -149,11 +148,11 @@ static uint32_t scatter(const sg_qlayer *q, uint32_t i, int32_t d, int32_t *acc,
     size_t w0;                          /* weights of this input channel in tap 0 */
     uint32_t ops = 0;
     uint32_t oy_lo, oy_hi, ox_lo, ox_hi, oy, ox;
-    if (q->kind == QKIND_POOL) {
+    if (q->kind == SG_QKIND_POOL) {
         o0 = c;
         tap_stride = 0;
         w0 = 0;
-    } else if (q->kind == QKIND_DEPTHWISE) { /* w[ky][kx][c][m] -> channel c M + m */
+    } else if (q->kind == SG_QKIND_DEPTHWISE) { /* w[ky][kx][c][m] -> channel c M + m */
         o0 = c * cnt;
         tap_stride = (size_t)c_out;
         w0 = o0;
@@ -181,11 +180,12 @@ static uint32_t scatter(const sg_qlayer *q, uint32_t i, int32_t d, int32_t *acc,
             if (q->dilation_w != 1u && kx * q->dilation_w != tx) {
                 continue;
             }
-            if (q->kind == QKIND_POOL) {
+            if (q->kind == SG_QKIND_POOL) {
                 a[0] = (int32_t)((uint32_t)a[0] + (uint32_t)d);
             } else {
                 const int8_t *w = q->weights + ((size_t)ky * q->kernel_w + kx) * tap_stride + w0;
-                for (m = 0; m + 4u <= cnt; m += 4u) { /* by four: -Os (the firmware) does not unroll */
+                for (m = 0; m + 4u <= cnt;
+                     m += 4u) { /* by four: -Os (the firmware) does not unroll */
                     a[m] = (int32_t)((uint32_t)a[m] + (uint32_t)(d * w[m]));
                     a[m + 1u] = (int32_t)((uint32_t)a[m + 1u] + (uint32_t)(d * w[m + 1u]));
                     a[m + 2u] = (int32_t)((uint32_t)a[m + 2u] + (uint32_t)(d * w[m + 2u]));
@@ -222,7 +222,7 @@ static int8_t requant(const sg_qlayer *q, uint32_t j, int32_t a)
     int32_t v;
     const uint32_t c_out = q->out_c;
     const uint32_t pos = j / c_out;
-    if (q->kind == QKIND_POOL) {
+    if (q->kind == SG_QKIND_POOL) {
         const uint32_t oy = pos / q->out_w;
         const int32_t n = pool_count(q, oy, pos - oy * q->out_w);
         /* int64: a + n / 2 can pass 2^31 at the loader's bound (|a| <= 128 n < 2^31) */
@@ -242,8 +242,8 @@ static int8_t requant(const sg_qlayer *q, uint32_t j, int32_t a)
 
 /* ---------------------------------------------------------------- propagation */
 
-/* The @p n deltas in list 0 through every layer; logits, scores, the step's end. */
-static void propagate(sg_runtime *rt, qscratch *s, uint32_t n)
+/* The @p n deltas in list 0 through every layer; the logits. */
+static void propagate(sg_runtime *rt, sg_qscratch *s, uint32_t n)
 {
     const sg_model *m = rt->model;
     uint32_t cur = 0;
@@ -251,9 +251,9 @@ static void propagate(sg_runtime *rt, qscratch *s, uint32_t n)
     uint64_t ops = 0;
     rt->stats.spikes[0] += n;
     for (l = 1; l < m->n_stages; ++l) {
-        const sg_qlayer *q = &m->qlayers[l];
-        int32_t *acc = rt->qacc[l];
-        int8_t *qv = rt->qq[l];
+        const sg_qlayer *q = &m->net.qnet.layers[l];
+        int32_t *acc = rt->state.qnet.acc[l];
+        int8_t *qv = rt->state.qnet.q[l];
         const uint32_t *idx = s->idx[cur];
         const int32_t *d = s->d[cur];
         uint32_t *out_idx = s->idx[cur ^ 1u];
@@ -284,39 +284,29 @@ static void propagate(sg_runtime *rt, qscratch *s, uint32_t n)
         cur ^= 1u;
     }
     rt->stats.synops += ops;
-    {
-        const sg_qlayer *last = &m->qlayers[m->n_stages - 1u];
-        const int8_t *qv = rt->qq[m->n_stages - 1u];
-        const uint32_t w = m->qlayers[0].kernel_h >= 1u ? m->qlayers[0].kernel_w : 1u;
-        const uint32_t from = rt->score_start > w - 1u ? rt->score_start : w - 1u;
+    { /* the logits: the last layer's int8 outputs */
+        const sg_qlayer *last = &m->net.qnet.layers[m->n_stages - 1u];
+        const int8_t *qv = rt->state.qnet.q[m->n_stages - 1u];
         uint32_t j;
         for (j = 0; j < last->n_out; ++j) {
             rt->logits[j] = qv[j];
         }
-        if (rt->step >= from) {
-            for (j = 0; j < last->n_out; ++j) {
-                rt->score[j] += rt->logits[j];
-            }
-        }
     }
-    rt->step++;
-    rt->stats.steps++;
-    rt->step_open = 0;
 }
 
 void sg_qnet_reset(sg_runtime *rt)
 {
     const sg_model *m = rt->model;
-    const sg_qlayer *in = &m->qlayers[0];
-    qscratch s;
+    const sg_qlayer *in = &m->net.qnet.layers[0];
+    sg_qscratch s;
     uint32_t l;
     scratch_views(rt, &s);
-    memset(rt->qx, (uint8_t)(int8_t)in->output_offset, in->n_out);
+    memset(rt->state.qnet.x, (uint8_t)(int8_t)in->output_offset, in->n_out);
     for (l = 1; l < m->n_stages; ++l) {
-        const sg_qlayer *q = &m->qlayers[l];
-        const int8_t *x = l == 1u ? rt->qx : rt->qq[l - 1u];
-        const int32_t base = q->kind == QKIND_POOL ? 0 : -(int32_t)q->input_offset;
-        int32_t *acc = rt->qacc[l];
+        const sg_qlayer *q = &m->net.qnet.layers[l];
+        const int8_t *x = l == 1u ? rt->state.qnet.x : rt->state.qnet.q[l - 1u];
+        const int32_t base = q->kind == SG_QKIND_POOL ? 0 : -(int32_t)q->input_offset;
+        int32_t *acc = rt->state.qnet.acc[l];
         uint32_t n_touched = 0;
         uint32_t j;
         for (j = 0; j < q->n_out; ++j) {
@@ -328,39 +318,13 @@ void sg_qnet_reset(sg_runtime *rt)
             }
         }
         for (j = 0; j < q->n_out; ++j) {
-            rt->qq[l][j] = requant(q, j, acc[j]);
+            rt->state.qnet.q[l][j] = requant(q, j, acc[j]);
             s.flag[j] = 0;
         }
     }
 }
 
-/* ---------------------------------------------------------------- inputs */
-
-void sg_qnet_open_step(sg_runtime *rt)
-{
-    const sg_qlayer *in = &rt->model->qlayers[0];
-    if (rt->qring != NULL) { /* the slot of step s last held step s - W - 1: no slice needs it */
-        const size_t cells = (size_t)in->depth_multiplier * in->out_h * in->out_w;
-        const uint32_t slot = rt->step % ((uint32_t)in->kernel_w + 1u);
-        memset(rt->qring + (size_t)slot * cells, 0, 2u * cells);
-    }
-    rt->step_open = 1;
-}
-
-void sg_qnet_add_counts(sg_runtime *rt, const uint16_t *counts)
-{
-    const sg_qlayer *in = &rt->model->qlayers[0];
-    const size_t cells = (size_t)in->depth_multiplier * in->out_h * in->out_w;
-    uint16_t *row = rt->qring + (size_t)(rt->step % ((uint32_t)in->kernel_w + 1u)) * cells;
-    uint64_t total = 0;
-    size_t c;
-    for (c = 0; c < cells; ++c) {
-        const uint32_t v = (uint32_t)row[c] + counts[c];
-        total += counts[c];
-        row[c] = (uint16_t)(v > QCOUNT_MAX ? QCOUNT_MAX : v);
-    }
-    rt->stats.events_in += total;
-}
+/* ---------------------------------------------------------------- the step */
 
 /* Event-count encoder (FORMAT.md §7.2): slice k of step s sums steps
  * s - (S - k) L_s + 1 .. s - (S - 1 - k) L_s, so from step s - 1 to s it gains step
@@ -368,9 +332,9 @@ void sg_qnet_add_counts(sg_runtime *rt, const uint16_t *counts)
  * (the ring's W + 1 slots keep step s - W). Only cells with a count in one of them can
  * change. Deltas of the input tensor go to list 0; list 1 (free until the first layer
  * runs, 2 n_max >= S + 1 words) holds where each of those rows starts. */
-static uint32_t encode(sg_runtime *rt, qscratch *s)
+static uint32_t encode(sg_runtime *rt, sg_qscratch *s)
 {
-    const sg_qlayer *in = &rt->model->qlayers[0];
+    const sg_qlayer *in = &rt->model->net.qnet.layers[0];
     const uint32_t n_s = in->kernel_h;
     const uint32_t slots = (uint32_t)in->kernel_w + 1u;
     const uint32_t ls = in->kernel_w / n_s;
@@ -380,7 +344,7 @@ static uint32_t encode(sg_runtime *rt, qscratch *s)
     const uint32_t cur = rt->step % slots;
     const uint32_t last = in->lut_len - 1u;
     const uint32_t in_c = in->out_c;
-    const uint16_t *ring = rt->qring;
+    const uint16_t *ring = rt->state.qnet.ring;
     uint32_t *row = s->idx[1]; /* row[j]: offset of step s - j L_s (j L_s <= W < slots) */
     uint32_t n = 0;
     uint32_t cell;
@@ -414,14 +378,14 @@ static uint32_t encode(sg_runtime *rt, qscratch *s)
         p = cell / hw;
         e = (cell - p * hw) * in_c + p; /* element (y, x, k P + p), k = 0 */
         for (k = 0; k < n_s; ++k, e += p_ch) {
-            uint32_t *sum = rt->qslice + (size_t)k * cells + cell;
+            uint32_t *sum = rt->state.qnet.slice + (size_t)k * cells + cell;
             int8_t v;
             *sum = *sum + ring[row[n_s - 1u - k] + cell] - ring[row[n_s - k] + cell];
             v = in->weights[*sum < last ? *sum : last];
-            if (v != rt->qx[e]) {
+            if (v != rt->state.qnet.x[e]) {
                 s->idx[0][n] = e;
-                s->d[0][n] = (int32_t)v - rt->qx[e];
-                rt->qx[e] = v;
+                s->d[0][n] = (int32_t)v - rt->state.qnet.x[e];
+                rt->state.qnet.x[e] = v;
                 ++n;
             }
         }
@@ -431,24 +395,24 @@ static uint32_t encode(sg_runtime *rt, qscratch *s)
 
 void sg_qnet_close_step(sg_runtime *rt)
 {
-    qscratch s;
+    sg_qscratch s;
     scratch_views(rt, &s);
     /* tensor input (S = 0): a step without a new tensor repeats the last one */
-    propagate(rt, &s, rt->qring != NULL ? encode(rt, &s) : 0u);
+    propagate(rt, &s, rt->state.qnet.ring != NULL ? encode(rt, &s) : 0u);
 }
 
 void sg_qnet_step_tensor(sg_runtime *rt, const int8_t *x)
 {
-    const uint32_t n_in = rt->model->qlayers[0].n_out;
-    qscratch s;
+    const uint32_t n_in = rt->model->net.qnet.layers[0].n_out;
+    sg_qscratch s;
     uint32_t n = 0;
     uint32_t i;
     scratch_views(rt, &s);
     for (i = 0; i < n_in; ++i) {
-        if (x[i] != rt->qx[i]) {
+        if (x[i] != rt->state.qnet.x[i]) {
             s.idx[0][n] = i;
-            s.d[0][n] = (int32_t)x[i] - rt->qx[i];
-            rt->qx[i] = x[i];
+            s.d[0][n] = (int32_t)x[i] - rt->state.qnet.x[i];
+            rt->state.qnet.x[i] = x[i];
             ++n;
         }
     }

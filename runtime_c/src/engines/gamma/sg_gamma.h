@@ -1,60 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /**
- * @file sg_internal.h
- * @brief Private helpers of the pysg C runtime: little-endian readers, CRC-32 and the
- *        portable reference kernels (docs/FORMAT.md §3). Not part of the public API.
+ * @file sg_gamma.h
+ * @brief Private: the SpikingGamma kind (version 1 .sgm, docs/FORMAT.md §1-5): its
+ *        reference kernels (sg_gamma_kernels.c), loader (sg_gamma_load.c), step phases
+ *        (sg_gamma_step.c), input mapping (sg_gamma_input.c) and engine (sg_gamma_engine.c).
  */
-#ifndef SG_INTERNAL_H
-#define SG_INTERNAL_H
+#ifndef SG_GAMMA_H
+#define SG_GAMMA_H
 
-#include <stddef.h>
-#include <stdint.h>
+#include "../../core/sg_engine.h"
 
-#include "sg_runtime.h"
-
-#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__)
-#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "the runtime uses .sgm blobs in place and needs a little-endian target"
-#endif
-#endif
-
-/* Inline even at -Os (the firmware's level), where GCC would otherwise call these tiny
- * per-neuron helpers out of line. */
-#if defined(__GNUC__)
-#define SG_INLINE static inline __attribute__((always_inline))
-#else
-#define SG_INLINE static inline
-#endif
-
-/** Read a little-endian u16 at @p p (any alignment). */
-static inline uint16_t sg_rd16(const uint8_t *p)
-{
-    return (uint16_t)((uint16_t)p[0] | (uint16_t)((uint16_t)p[1] << 8));
-}
-
-/** Read a little-endian u32 at @p p (any alignment). */
-static inline uint32_t sg_rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
-/** Floor division of @p v by 2^@p n (arithmetic shift right), n in [0, 63]. */
-SG_INLINE int64_t sg_asr64(int64_t v, unsigned n)
-{
-#if defined(__GNUC__)
-    /* GCC and Clang document >> of a negative value as sign-extending (floor): one
-     * shift instead of the two branches of the portable form. */
-    return v >> n;
-#else
-    return v >= 0 ? (int64_t)((uint64_t)v >> n) : -(int64_t)(((uint64_t)(-(v + 1))) >> n) - 1;
-#endif
-}
-
-/** int64 -> int32, clamped. */
-SG_INLINE int32_t sg_sat32(int64_t v)
-{
-    return v > INT32_MAX ? INT32_MAX : (v < INT32_MIN ? INT32_MIN : (int32_t)v);
-}
+/* ---------------------------------------------------------------- kernels */
 
 /**
  * Bucket update D(z, a, t) of FORMAT.md §3 with the progress rule.
@@ -124,24 +80,34 @@ int32_t sg_pool_index(const sg_stage *st, uint32_t raw);
 void sg_stage_x(const sg_stage *st, uint16_t k, const int32_t *z, uint32_t j0, uint32_t count,
                 int32_t *x);
 
-/* ---------------------------------------------------------------- version 2 (sg_qnet.c) */
+/* ---------------------------------------------------------------- delivery */
 
-/** Point rt->qx .. rt->qscratch into rt->arena (FORMAT.md §9); returns the bytes used. */
-size_t sg_qnet_layout(sg_runtime *rt);
+/* An event (or @p count of them) at synaptic input i of stage l in the current step:
+ * into the delay ring, or scattered into bucket 0 at once. Out of line: inlined into the
+ * feed loop, its rarely taken delay-ring path costs that loop registers. */
+void sg_gamma_deliver(sg_runtime *rt, uint32_t l, uint32_t i, uint32_t count);
 
-/** State of the all-base input (FORMAT.md §8 "Reset") over a zeroed arena. */
-void sg_qnet_reset(sg_runtime *rt);
+/* A raw input (of stage l's in_c x in_h x in_w) through pooling; 0 if dropped. */
+static inline int sg_gamma_route(sg_runtime *rt, uint32_t l, uint32_t raw, uint32_t count)
+{
+    const sg_stage *st = &rt->model->net.gamma.stages[l];
+    int32_t i = st->pool == 1u ? (int32_t)raw : sg_pool_index(st, raw);
+    if (i < 0) {
+        return 0;
+    }
+    sg_gamma_deliver(rt, l, (uint32_t)i, count);
+    return 1;
+}
 
-/** Open step rt->step: clear its count-ring slot (event-count input). */
-void sg_qnet_open_step(sg_runtime *rt);
+/* ---------------------------------------------------------------- the engine's operations */
 
-/** Add a frame of P x in_h x in_w counts to the open step's slot (saturating at 65535). */
-void sg_qnet_add_counts(sg_runtime *rt, const uint16_t *counts);
+sg_status sg_gamma_check_header(sg_loader *L);
+sg_status sg_gamma_load(sg_loader *L, uint64_t *arena_bytes, uint64_t *n_out);
+size_t sg_gamma_layout(sg_runtime *rt);
+void sg_gamma_open_step(sg_runtime *rt);
+void sg_gamma_close_step(sg_runtime *rt);
+size_t sg_gamma_feed(sg_runtime *rt, const sg_event *events, size_t e, size_t n, int64_t t_lo,
+                     size_t *accepted, size_t *dropped);
+void sg_gamma_add_counts(sg_runtime *rt, const uint16_t *counts);
 
-/** Close the open step: encoder deltas through every layer, logits, scores, step + 1. */
-void sg_qnet_close_step(sg_runtime *rt);
-
-/** One step of a tensor-input model from the int8 input tensor @p x. */
-void sg_qnet_step_tensor(sg_runtime *rt, const int8_t *x);
-
-#endif /* SG_INTERNAL_H */
+#endif /* SG_GAMMA_H */

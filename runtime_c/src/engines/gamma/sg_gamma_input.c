@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * SpikingGamma input (docs/FORMAT.md §3 step 2): events of the open step (sg_feed's runs)
+ * and frames of counts (sg_step) mapped onto stage 0 (downsampling, pooling, polarity
+ * channels; events outside the grid dropped and counted), summed per synaptic input and
+ * scattered, or put into stage 0's delay ring.
+ */
+#include <string.h>
+
+#include "sg_gamma.h"
+
+/* Stage-0 events of one run (the events of one sg_feed call inside one step), summed per
+ * synaptic input in an open-addressing table on the stack and scattered once per input:
+ * wrap32 adds commute, so count x W equals count single adds exactly (FORMAT.md §3
+ * step 2). The table is flushed at the end of the run, before the step can close and
+ * before sg_feed returns, so the state between calls is that of one scatter per event. */
+#define SG_PENDING_SLOTS 32u /* a power of two; 256 B of stack */
+#define SG_PENDING_FILL 24u  /* flush at 3/4 full: probes stay short */
+
+typedef struct sg_pending {
+    uint32_t input[SG_PENDING_SLOTS];
+    uint32_t count[SG_PENDING_SLOTS]; /* 0 = empty slot */
+    uint32_t used;
+} sg_pending;
+
+static void pending_flush(sg_runtime *rt, sg_pending *pd)
+{
+    const sg_stage *st = &rt->model->net.gamma.stages[0];
+    uint64_t ops = 0;
+    uint32_t held = SG_PENDING_SLOTS; /* a dense input waiting for a partner */
+    int32_t *z0 = rt->state.gamma.z[0];
+    uint32_t h;
+    if (pd->used == 0u) {
+        return;
+    }
+    for (h = 0; h < SG_PENDING_SLOTS; ++h) {
+        const uint32_t c = pd->count[h];
+        if (c == 0u) {
+            continue;
+        }
+        if (st->kind != SG_KIND_DENSE) {
+            ops += (uint64_t)c * sg_scatter(st, pd->input[h], (int32_t)c, z0);
+        } else if (held == SG_PENDING_SLOTS) {
+            held = h;
+            continue; /* its count is cleared with its partner's */
+        } else {
+            const uint32_t c1 = pd->count[held];
+            ops += ((uint64_t)c1 + c) *
+                   sg_scatter_dense2(st, pd->input[held], c1, pd->input[h], c, z0);
+            pd->count[held] = 0;
+            held = SG_PENDING_SLOTS;
+        }
+        pd->count[h] = 0;
+    }
+    if (held != SG_PENDING_SLOTS) {
+        const uint32_t c1 = pd->count[held];
+        ops += (uint64_t)c1 * sg_scatter_dense(st, pd->input[held], c1, z0);
+        pd->count[held] = 0;
+    }
+    pd->used = 0;
+    rt->stats.synops += ops;
+}
+
+SG_INLINE void pending_add(sg_runtime *rt, sg_pending *pd, uint32_t i)
+{
+    uint32_t h = i & (SG_PENDING_SLOTS - 1u);
+    for (;;) {
+        if (pd->count[h] == 0u) {
+            pd->input[h] = i;
+            pd->count[h] = 1u;
+            if (++pd->used == SG_PENDING_FILL) {
+                pending_flush(rt, pd);
+            }
+            return;
+        }
+        if (pd->input[h] == i) {
+            if (++pd->count[h] == UINT32_MAX) { /* never wraps: synops stay exact */
+                pending_flush(rt, pd);
+            }
+            return;
+        }
+        h = (h + 1u) & (SG_PENDING_SLOTS - 1u);
+    }
+}
+
+/* Where the events of the open step go: stage 0's input mapping. */
+typedef struct feed_map {
+    int64_t t_lo; /* first µs of the open step */
+    uint64_t dt;  /* its length */
+    uint32_t f;   /* downsample x pool: sensor pixel -> synaptic row/column */
+    uint16_t sensor_w, sensor_h, syn_h, syn_w;
+    uint8_t two_ch; /* in_c = 2: the polarity is the channel */
+    uint8_t pooled; /* counts go through the pending table (no delay ring) */
+} feed_map;
+
+/* Events e .. n-1 while they fall in the open step; returns the first one that does not.
+ * The hot loop of sg_feed: no 64-bit division, nothing but the event and the table. */
+static size_t feed_run(sg_runtime *rt, const feed_map *cx, sg_pending *pd, const sg_event *events,
+                       size_t e, size_t n, size_t *in, size_t *dropped)
+{
+    for (; e < n; ++e) {
+        const sg_event *ev = &events[e];
+        uint32_t r;
+        uint32_t q;
+        uint32_t i;
+        if (ev->t_us < cx->t_lo || (uint64_t)ev->t_us - (uint64_t)cx->t_lo >= cx->dt) {
+            break; /* not in the open step */
+        }
+        if (ev->x >= cx->sensor_w || ev->y >= cx->sensor_h || ev->p > 1u) {
+            ++*dropped;
+            continue;
+        }
+        r = (uint32_t)ev->y / cx->f;
+        q = (uint32_t)ev->x / cx->f;
+        if (r >= cx->syn_h || q >= cx->syn_w) {
+            ++*dropped;
+            continue;
+        }
+        i = ((cx->two_ch ? (uint32_t)ev->p : 0u) * cx->syn_h + r) * cx->syn_w + q;
+        if (cx->pooled) {
+            pending_add(rt, pd, i);
+        } else {
+            sg_gamma_deliver(rt, 0, i, 1u);
+        }
+        ++*in;
+    }
+    return e;
+}
+
+size_t sg_gamma_feed(sg_runtime *rt, const sg_event *events, size_t e, size_t n, int64_t t_lo,
+                     size_t *accepted, size_t *dropped)
+{
+    const sg_model *m = rt->model;
+    const sg_stage *st = &m->net.gamma.stages[0];
+    sg_pending pd;
+    feed_map cx;
+    /* Downsampling then stage 0's pooling, in one step: both are floor divisions, and
+     * floor(floor(v / ds) / pool) = floor(v / (ds pool)); the raw row is always < in_h
+     * (in_h = sensor_h / ds), so only the pooled grid can drop. */
+    cx.t_lo = t_lo;
+    cx.dt = m->dt_us;
+    cx.f = (uint32_t)m->downsample * st->pool;
+    cx.sensor_w = m->sensor_w;
+    cx.sensor_h = m->sensor_h;
+    cx.syn_h = st->syn_h;
+    cx.syn_w = st->syn_w;
+    cx.two_ch = m->in_c == 2u;
+    cx.pooled = rt->state.gamma.ring[0] == NULL; /* a delay ring already sums counts per input */
+    if (cx.pooled) {
+        uint32_t h;
+        for (h = 0; h < SG_PENDING_SLOTS; ++h) {
+            pd.count[h] = 0;
+        }
+        pd.used = 0;
+    }
+    {
+        size_t in = 0; /* counted here, not through the pointers: they stay in registers */
+        size_t out = 0;
+        e = feed_run(rt, &cx, &pd, events, e, n, &in, &out);
+        *accepted += in;
+        *dropped += out;
+    }
+    if (cx.pooled) {
+        pending_flush(rt, &pd);
+    }
+    return e;
+}
+
+/* The inputs of a frame reach a dense stage 0 without a delay ring two at a time
+ * (sg_scatter_dense2); anything else goes through deliver. The events taken and dropped
+ * are counted here, beside the held input, not in registers of the frame loops, which
+ * need every one (-Os would otherwise reload the loop bound from the stack per window). */
+typedef struct sg_pair {
+    uint32_t input;
+    uint32_t count; /* 0: no input held */
+    int direct;
+    uint64_t in;      /* events accepted */
+    uint64_t dropped; /* and dropped (outside the pooled grid) */
+} sg_pair;
+
+static void frame_add(sg_runtime *rt, sg_pair *pr, uint32_t i, uint32_t count)
+{
+    const sg_stage *st = &rt->model->net.gamma.stages[0];
+    pr->in += count;
+    if (!pr->direct) {
+        sg_gamma_deliver(rt, 0, i, count);
+    } else if (pr->count == 0u) {
+        pr->input = i;
+        pr->count = count;
+    } else {
+        rt->stats.synops +=
+            ((uint64_t)pr->count + count) *
+            sg_scatter_dense2(st, pr->input, pr->count, i, count, rt->state.gamma.z[0]);
+        pr->count = 0;
+    }
+}
+
+static void frame_add_end(sg_runtime *rt, sg_pair *pr)
+{
+    if (pr->count != 0u) {
+        sg_gamma_deliver(rt, 0, pr->input, pr->count);
+        pr->count = 0;
+    }
+}
+
+/* One channel of a frame through stage 0's floor sum pooling (2 <= pool <= 256: a
+ * window's sum, <= 256^2 x 65535, fits uint32), synaptic inputs from @p i on; returns the
+ * next. A function of its own, not inlined, so the window loops get the registers:
+ * inlined, -Os reloads a loop bound from the stack at every window. */
+static SG_NOINLINE uint32_t frame_plane(sg_runtime *rt, sg_pair *pr, const uint16_t *plane,
+                                        uint32_t i)
+{
+    const sg_stage *st = &rt->model->net.gamma.stages[0];
+    const uint32_t pool = st->pool;
+    const uint32_t in_h = st->in_h;
+    const uint32_t in_w = st->in_w;
+    const uint32_t used_h = (uint32_t)st->syn_h * pool;
+    const uint32_t used_w = (uint32_t)st->syn_w * pool;
+    uint32_t r;
+    uint32_t q;
+    for (r = 0; r < used_h; r += pool) {
+        const uint16_t *row = plane + (size_t)r * in_w;
+        if (pool == 2u) { /* the common case: two rows, column pairs */
+            const uint16_t *px = row;
+            uint32_t k;
+            for (k = used_w / 2u; k != 0u; --k, px += 2, ++i) { /* counted down: one register */
+                /* two counts per 32-bit load (memcpy: any alignment, no aliasing); an
+                 * empty window, the common case, costs one test */
+                uint32_t a;
+                uint32_t b;
+                memcpy(&a, px, sizeof a);
+                memcpy(&b, px + in_w, sizeof b);
+                if ((a | b) != 0u) {
+                    const uint32_t sum = (a & 0xFFFFu) + (a >> 16) + (b & 0xFFFFu) + (b >> 16);
+                    frame_add(rt, pr, i, sum);
+                }
+            }
+            q = used_w;
+        } else {
+            for (q = 0; q < used_w; q += pool, ++i) {
+                const uint16_t *px = row + q;
+                uint32_t sum = 0;
+                uint32_t dr;
+                uint32_t dq;
+                for (dr = 0; dr < pool; ++dr, px += in_w) {
+                    for (dq = 0; dq < pool; ++dq) {
+                        sum += px[dq];
+                    }
+                }
+                if (sum != 0u) {
+                    frame_add(rt, pr, i, sum);
+                }
+            }
+        }
+        for (; q < in_w; ++q) { /* columns floor pooling drops */
+            uint32_t dr;
+            for (dr = 0; dr < pool; ++dr) {
+                pr->dropped += row[(size_t)dr * in_w + q];
+            }
+        }
+    }
+    for (; r < in_h; ++r) { /* rows floor pooling drops */
+        for (q = 0; q < in_w; ++q) {
+            pr->dropped += plane[(size_t)r * in_w + q];
+        }
+    }
+    return i;
+}
+
+/* Stage-0 input of a dense frame (FORMAT.md §3 step 2). The counts of the pixels that
+ * pool into one synaptic input are summed and scattered once: wrap32 adds commute,
+ * so count_a W + count_b W = (count_a + count_b) W exactly. */
+void sg_gamma_add_counts(sg_runtime *rt, const uint16_t *counts)
+{
+    const sg_stage *st = &rt->model->net.gamma.stages[0];
+    const uint32_t pool = st->pool;
+    const uint32_t plane = (uint32_t)st->in_h * st->in_w;
+    const uint32_t n_raw = st->in_c * plane;
+    sg_pair pr;
+    uint32_t i;
+    pr.input = 0;
+    pr.count = 0;
+    pr.in = 0;
+    pr.dropped = 0;
+    pr.direct = st->kind == SG_KIND_DENSE && rt->state.gamma.ring[0] == NULL;
+    if (pool == 1u) { /* raw input = synaptic input; skip zeros four at a time */
+        const uint32_t n4 = n_raw & ~3u;
+        for (i = 0; i < n4; i += 4u) {
+            if ((counts[i] | counts[i + 1u] | counts[i + 2u] | counts[i + 3u]) != 0u) {
+                uint32_t b;
+                for (b = i; b < i + 4u; ++b) {
+                    if (counts[b] != 0u) {
+                        frame_add(rt, &pr, b, counts[b]);
+                    }
+                }
+            }
+        }
+        for (; i < n_raw; ++i) {
+            if (counts[i] != 0u) {
+                frame_add(rt, &pr, i, counts[i]);
+            }
+        }
+    } else if (pool <= 256u) {
+        uint32_t c;
+        i = 0; /* synaptic input index, channel-major */
+        for (c = 0; c < st->in_c; ++c) {
+            i = frame_plane(rt, &pr, counts + (size_t)c * plane, i);
+        }
+    } else {
+        for (i = 0; i < n_raw; ++i) {
+            if (counts[i] != 0u) {
+                if (sg_gamma_route(rt, 0, i, counts[i])) {
+                    pr.in += counts[i];
+                } else {
+                    pr.dropped += counts[i];
+                }
+            }
+        }
+    }
+    frame_add_end(rt, &pr);
+    rt->stats.events_in += pr.in;
+    rt->stats.events_dropped += pr.dropped;
+}

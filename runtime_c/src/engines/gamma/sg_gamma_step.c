@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * SpikingGamma state and the phases of a step (docs/FORMAT.md §3, §4): the arena
+ * carving, phase 1 (decays) and phase 3 (delay-ring slot, x, logits, encoder, spikes into
+ * the next stage). Phase 2, the input, is sg_gamma_input.c.
+ */
+#include "sg_gamma.h"
+
+size_t sg_gamma_layout(sg_runtime *rt)
+{
+    const sg_model *m = rt->model;
+    sg_gamma_state *s = &rt->state.gamma;
+    uint8_t *p = rt->arena;
+    uint32_t l;
+    for (l = 0; l < SG_MAX_STAGES; ++l) {
+        s->z[l] = NULL;
+        s->enc[l] = NULL;
+        s->ring[l] = NULL;
+    }
+    for (l = 0; l < m->n_stages; ++l) {
+        const sg_stage *st = &m->net.gamma.stages[l];
+        s->z[l] = (int32_t *)(void *)p;
+        p += (size_t)4u * m->net.gamma.n_buckets * st->n_out;
+        if ((st->flags & SG_FLAG_OUTPUT) == 0u) {
+            s->enc[l] = (int32_t *)(void *)p;
+            p += (size_t)4u * st->n_out;
+        }
+        if ((st->flags & SG_FLAG_DELAYS) != 0u) {
+            s->ring[l] = (int32_t *)(void *)p;
+            p += (size_t)4u * ((size_t)st->max_delay + 1u) * st->n_in;
+        }
+    }
+    return (size_t)(p - rt->arena);
+}
+
+/* An event (or @p count of them) at synaptic input i of stage l in the current step:
+ * into the delay ring, or scattered into bucket 0 at once. */
+void sg_gamma_deliver(sg_runtime *rt, uint32_t l, uint32_t i, uint32_t count)
+{
+    const sg_stage *st = &rt->model->net.gamma.stages[l];
+    int32_t *ring = rt->state.gamma.ring[l];
+    if (ring != NULL) {
+        const uint32_t slots = (uint32_t)st->max_delay + 1u;
+        const uint32_t slot = (uint32_t)(((uint64_t)rt->step + st->delays[i]) % slots);
+        int32_t *c = ring + (size_t)slot * st->n_in + i;
+        *c = (int32_t)((uint32_t)*c + count);
+        rt->stats.synops += (uint64_t)count * sg_fanout(st, i); /* counted on arrival */
+    } else {
+        const uint32_t ops = st->kind == SG_KIND_DENSE
+                                 ? sg_scatter_dense(st, i, count, rt->state.gamma.z[l])
+                                 : sg_scatter(st, i, (int32_t)count, rt->state.gamma.z[l]);
+        rt->stats.synops += (uint64_t)count * ops;
+    }
+}
+
+/* Phase 1: decays of every stage. */
+void sg_gamma_open_step(sg_runtime *rt)
+{
+    const sg_model *m = rt->model;
+    uint32_t l;
+    for (l = 0; l < m->n_stages; ++l) {
+        sg_decay_stage(&m->net.gamma.stages[l], m->net.gamma.n_buckets, rt->state.gamma.z[l]);
+    }
+}
+
+/* Neurons whose x one call of sg_stage_x computes (128 B of stack). */
+#define SG_X_CHUNK 32u
+
+/* Phase 3 (FORMAT.md §3 step 3). */
+void sg_gamma_close_step(sg_runtime *rt)
+{
+    const sg_model *m = rt->model;
+    const uint16_t k = m->net.gamma.n_buckets;
+    uint32_t l;
+    for (l = 0; l < m->n_stages; ++l) {
+        const sg_stage *st = &m->net.gamma.stages[l];
+        int32_t *z = rt->state.gamma.z[l];
+        int32_t *ring = rt->state.gamma.ring[l];
+        if (ring != NULL) { /* a. the ring slot of this step */
+            const uint32_t slot = rt->step % ((uint32_t)st->max_delay + 1u);
+            int32_t *c = ring + (size_t)slot * st->n_in;
+            uint32_t i;
+            for (i = 0; i < st->n_in; ++i) {
+                if (c[i] != 0) {
+                    (void)sg_scatter(st, i, c[i], z);
+                    c[i] = 0;
+                }
+            }
+        }
+        if ((st->flags & SG_FLAG_OUTPUT) != 0u) { /* c. output stage: logits (n_out = n_classes) */
+            sg_stage_x(st, k, z, 0, st->n_out, rt->logits);
+            break;
+        }
+        { /* d. hidden: encoder, spikes into stage l + 1; x a chunk at a time */
+            const uint16_t a0 = m->net.gamma.stages[l + 1u].alpha[0];
+            const uint32_t spatial = (uint32_t)st->out_h * st->out_w;
+            const uint32_t n = st->n_out;
+            int32_t *enc = rt->state.gamma.enc[l];
+            uint64_t spikes = 0;
+            uint32_t j0;
+            for (j0 = 0; j0 < n; j0 += SG_X_CHUNK) {
+                const uint32_t cnt = n - j0 < SG_X_CHUNK ? n - j0 : SG_X_CHUNK;
+                int32_t xs[SG_X_CHUNK];
+                uint32_t c;
+                sg_stage_x(st, k, z, j0, cnt, xs);
+                for (c = 0; c < cnt; ++c) {
+                    const int32_t y = xs[c] > 0 ? xs[c] : 0;
+                    /* e >= 0 always (it starts at 0, decays towards 0 or grows by 2 theta),
+                     * so p >= 0 and y - p cannot overflow; theta <= 2^29 */
+                    const int32_t p = enc[j0 + c] != 0 ? sg_decay(enc[j0 + c], a0, 0) : 0;
+                    const int32_t theta = st->theta[(j0 + c) / spatial];
+                    if (y - p > theta) {
+                        enc[j0 + c] = p > INT32_MAX - 2 * theta ? INT32_MAX : p + 2 * theta;
+                        ++spikes;
+                        (void)sg_gamma_route(rt, l + 1u, j0 + c, 1u);
+                    } else {
+                        enc[j0 + c] = p;
+                    }
+                }
+            }
+            rt->stats.spikes[l] += spikes;
+        }
+    }
+}
