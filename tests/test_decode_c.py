@@ -257,8 +257,11 @@ def test_aedat31_negative_timestamp_offsets(tmp_path, monkeypatch):
         assert err is not None and err[2] == f"byte offset {len(HEADER) + PKT.size + 8}"
 
 
-@pytest.mark.parametrize("t0", [2**63 - 1, 2**63, 2**70])
+@pytest.mark.parametrize("t0", [evt.T0_MAX, evt.T0_MAX + 1, 2**63 - 1, 2**63, 2**70])
 def test_huge_t0_same_as_numpy(tmp_path, monkeypatch, t0):
+    """A '% t0' the decoders can add without leaving int64 is used by both paths alike;
+    a larger one is refused at its header line by both (it used to overflow or turn every
+    timestamp negative)."""
     body = np.array([0x0001, 0x8001, 0x6002, 0x2003], dtype="<u2").tobytes()
     path = tmp_path / "t0.raw"
     path.write_bytes(f"% evt 3.0\n% t0 {t0}\n% end\n".encode() + body)
@@ -269,9 +272,13 @@ def test_huge_t0_same_as_numpy(tmp_path, monkeypatch, t0):
                 m.setattr(evt, "_lib", None)
             try:
                 outcomes.append(("ok", evt.read_evt(path).tolist(), [c.tolist() for c in evt.iter_evt(path)]))
-            except OverflowError as e:
-                outcomes.append(("overflow", type(e)))
+            except EventFileError as e:
+                outcomes.append(("refused", e.where, e.what))
     assert outcomes[0] == outcomes[1]
+    if t0 <= evt.T0_MAX:
+        assert outcomes[0][0] == "ok" and all(e[2] >= t0 for e in outcomes[0][1])
+    else:
+        assert outcomes[0][:2] == ("refused", "byte offset 10") and "t0" in outcomes[0][2]
 
 
 # --------------------------------------------------------------------------- #

@@ -85,7 +85,9 @@ def evt_cases(rng: np.random.Generator) -> list[bytes]:
 
 
 def aedat31_cases(rng: np.random.Generator) -> list[bytes]:
-    header = b"#!AER-DAT3.1\r\n#Format: RAW\r\n#Source 1: DVS128\r\n#!END-HEADER\r\n"
+    # a source of unknown size: the cases test packet decoding (random x, y), which the C
+    # decoder does alone; the reader's sensor check sits above it (pysg.io.aedat31)
+    header = b"#!AER-DAT3.1\r\n#Format: RAW\r\n#Source 1: GoldenSource\r\n#!END-HEADER\r\n"
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "p.aedat"
