@@ -33,6 +33,13 @@ SG_FW_POSIX_INC_DIRS := boards/posix
 SG_FW_MPS2_DIR := boards/qemu-mps2-an386
 SG_FW_MPS2_STARTUP := boards/qemu-mps2-an386/startup.c
 SG_FW_MPS2_BOARD_SRCS := boards/qemu-mps2-an386/sg_board_mps2.c
+SG_FW_MPS2_APP_MAIN := boards/qemu-mps2-an386/sg_main.c
 SG_FW_MPS2_DEPS := boards/qemu-mps2-an386/sg_board_mps2.h boards/qemu-mps2-an386/mps2_an386.ld \
                    boards/qemu-mps2-an386/boot.ld boards/qemu-mps2-an386/app.ld \
                    boards/qemu-mps2-an386/semihost.ld boards/sg_cortexm.h
+
+# STM32F407 Discovery: start-up, board driver, the application's main(), linker scripts.
+SG_FW_STM32_DIR := boards/stm32f4
+SG_FW_STM32_SRCS := boards/stm32f4/startup.c boards/stm32f4/sg_board_stm32f4.c
+SG_FW_STM32_APP_MAIN := boards/stm32f4/sg_main.c
+SG_FW_STM32_DEPS := boards/stm32f4/common.ld boards/stm32f4/boot.ld boards/stm32f4/app.ld boards/sg_cortexm.h
