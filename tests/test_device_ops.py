@@ -75,7 +75,20 @@ def _all_layout_values() -> dict[str, int]:
         out.update(_layout_values(f"SG_REPLY_{op.name}", layout, ops.STATUS_SIZE))
     for st, layout in ops.ERROR_REPLIES.items():
         out.update(_layout_values(f"SG_REPLY_{st.name}", layout, ops.STATUS_SIZE))
+    for name, (layout, consts) in ops.FLASH_RECORDS.items():
+        out.update(consts)
+        out.update({f"SG_{name}_OFF_{f.name.upper()}": f.offset for f in layout.head})
+        out.update({f"SG_{name}_{f.name.upper()}_LEN": f.size for f in layout.head if f.code.endswith("s")})
     return out
+
+
+def test_flash_records_fill_their_headers():
+    assert ops.IMAGE_HEADER.head_size == ops.IMAGE_HEADER_SIZE
+    assert ops.SLOT_HEADER.head_size == ops.SLOT_HEADER_SIZE
+    assert ops.BOOTCTL_RECORD.head_size == 16
+    # the header CRC is the last field and covers every byte before it
+    for layout in (ops.IMAGE_HEADER, ops.SLOT_HEADER, ops.BOOTCTL_RECORD):
+        assert layout.head[-1].code == "I" and layout.head[-1].offset == layout.head_size - 4
 
 
 def test_reply_layouts_match_the_documented_sizes():
@@ -93,7 +106,7 @@ def test_c_compiler_sees_the_same_values(tmp_path):
     layout = _all_layout_values()
     names = [f"SG_OP_{o.name}" for o in ops.Op] + [f"SG_DEV_{s.name}" for s in ops.Status] + list(layout)
     values = [o.value for o in ops.Op] + [s.value for s in ops.Status] + list(layout.values())
-    body = "\n".join(f'    printf("%d\\n", (int){n});' for n in names)
+    body = "\n".join(f'    printf("%lld\\n", (long long){n});' for n in names)
     src = tmp_path / "ops.c"
     src.write_text(f'#include <stdio.h>\n#include "sg_proto_ops.h"\nint main(void)\n{{\n{body}\n'
                    f'    printf("%u\\n", SG_PROTO_MAX_PAYLOAD);\n    return 0;\n}}\n')

@@ -251,6 +251,43 @@ ERROR_REPLIES: dict[Status, Layout] = {
 }
 STATUS_SIZE = 1           # a reply's i8 status, before its fields
 
+# ------------------------------------------------------------------ flash records
+# What the host writes or checks in a device's flash beside the protocol: the firmware
+# image header (PROTOCOL.md 3.5; pysg.device.image), a model slot's header (3.2), and
+# the boot-control record the application and the bootloader share. All little-endian.
+
+IMAGE_MAGIC = 0x4D494753          # "SGIM"
+IMAGE_HEADER_VERSION = 1
+IMAGE_HEADER = Layout((F("magic", 0, "I"), F("header_size", 4, "H"), F("header_version", 6, "H"),
+                       F("size", 8, "I"),         # bytes of binary after the header
+                       F("crc", 12, "I"),         # CRC-32 of the binary
+                       F("load_addr", 16, "I"),   # where the binary runs: app_primary + 256
+                       F("version", 20, "I"),     # major << 16 | minor << 8 | patch
+                       F("board", 24, "32s"),     # sg_board_name(), NUL-padded
+                       F("reserved", 56, "196s"),  # zero
+                       F("header_crc", 252, "I")))  # CRC-32 of the bytes before it
+
+SLOT_MAGIC = 0x4C534753           # "SGSL"
+SLOT_HEADER_VERSION = 1
+SLOT_HEADER = Layout((F("magic", 0, "I"), F("header_size", 4, "H"), F("version", 6, "H"),
+                      F("generation", 8, "I"),    # activation counter: the valid slot ahead mod 2^32 is active
+                      F("size", 12, "I"), F("crc", 16, "I"),  # of the .sgm file after the header
+                      F("reserved", 20, "232s"),  # zero
+                      F("header_crc", 252, "I")))
+
+BOOTCTL_MAGIC = 0x43424753        # "SGBC"
+BOOTCTL_RECORD = Layout((F("magic", 0, "I"), F("seq", 4, "I"),  # newer = ahead mod 2^32
+                         F("state", 8, "B"),                      # sg_boot_state
+                         F("reserved", 9, "3s"), F("crc", 12, "I")))
+
+# name in the C macros, record, its magic and version constants
+FLASH_RECORDS: dict[str, tuple[Layout, dict[str, int]]] = {
+    "IMAGE": (IMAGE_HEADER, {"SG_IMAGE_MAGIC": IMAGE_MAGIC, "SG_IMAGE_HEADER_VERSION": IMAGE_HEADER_VERSION}),
+    "SLOT": (SLOT_HEADER, {"SG_SLOT_MAGIC": SLOT_MAGIC, "SG_SLOT_VERSION": SLOT_HEADER_VERSION}),
+    "BOOTCTL": (BOOTCTL_RECORD, {"SG_BOOTCTL_MAGIC": BOOTCTL_MAGIC,
+                                 "SG_BOOTCTL_RECORD_SIZE": BOOTCTL_RECORD.head_size}),
+}
+
 
 def _layout_macros(prefix: str, layout: Layout, base: int) -> list[str]:
     """#defines of one payload: head field offsets (from the payload's start + base) and
@@ -309,6 +346,14 @@ def c_header() -> str:
         lines += _layout_macros(f"SG_REPLY_{op.name}", layout, STATUS_SIZE)
     for st, layout in ERROR_REPLIES.items():
         lines += _layout_macros(f"SG_REPLY_{st.name}", layout, STATUS_SIZE)
+    lines += ["", "/* Flash records: magic and version, SG_<RECORD>_OFF_<FIELD> byte offsets, <FIELD>_LEN of",
+              " * a byte string. */"]
+    for name, (layout, consts) in FLASH_RECORDS.items():
+        lines += [f"#define {c} 0x{v:08X}u" if v > 0xFFFF else f"#define {c} {v}u" for c, v in consts.items()]
+        for f in layout.head:
+            lines.append(f"#define SG_{name}_OFF_{f.name.upper()} {f.offset}u")
+            if f.code.endswith("s"):
+                lines.append(f"#define SG_{name}_{f.name.upper()}_LEN {f.size}u")
     lines += ["", "#endif /* SG_PROTO_OPS_H */", ""]
     names = [ln.split()[1] for ln in lines if ln.startswith("#define ")]
     clash = sorted({n for n in names if names.count(n) > 1})
