@@ -68,7 +68,8 @@ def _layout_values(prefix: str, layout: ops.Layout, base: int) -> dict[str, int]
 
 
 def _all_layout_values() -> dict[str, int]:
-    out = {"SG_REPLY_STATUS_SIZE": ops.STATUS_SIZE}
+    out = {"SG_REPLY_STATUS_SIZE": ops.STATUS_SIZE, "SG_PROTO_HEADER_SIZE": ops.PACKET_HEADER.head_size}
+    out.update({f"SG_PROTO_OFF_{f.name.upper()}": f.offset for f in ops.PACKET_HEADER.head})
     for op, layout in ops.REQUESTS.items():
         out.update(_layout_values(f"SG_REQ_{op.name}", layout, 0))
     for op, layout in ops.REPLIES.items():

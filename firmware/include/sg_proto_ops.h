@@ -55,6 +55,11 @@ typedef enum sg_dev_status {
 #define SG_CAP_BAUD 0x08u
 #define SG_STREAM_LOGITS 0x01u
 
+/* Packet header fields (byte offsets; SG_PROTO_HEADER_SIZE bytes). */
+#define SG_PROTO_OFF_OP 0u
+#define SG_PROTO_OFF_SEQ 1u
+#define SG_PROTO_OFF_LEN 2u
+
 /* Request payloads: byte offsets from the payload's start; _LEN is the exact length,
  * or the least when items follow (from offset _LEN on). */
 #define SG_REQ_HELLO_HOST_VERSION 0u

@@ -182,6 +182,10 @@ def _part_size(fields: tuple[Field, ...]) -> int:
 
 
 F = Field
+
+# A packet before COBS (1. Frames): this header, the payload, then a u32 CRC-32.
+PACKET_HEADER = Layout((F("op", 0, "B"), F("seq", 1, "B"), F("len", 2, "H")))
+
 _EMPTY = Layout()
 _UPLOAD_BEGIN = Layout((F("size", 0, "I"), F("crc", 4, "I")))
 _UPLOAD_DATA = Layout((F("offset", 0, "I"),), Items("chunk", (F("byte", 0, "B"),)))
@@ -334,6 +338,8 @@ def c_header() -> str:
     lines += ["} sg_dev_status;", ""]
     lines += [f"#define SG_CAP_{c.name} 0x{c.value:02X}u" for c in Cap]
     lines += [f"#define SG_STREAM_{f.name} 0x{f.value:02X}u" for f in StreamFlag]
+    lines += ["", "/* Packet header fields (byte offsets; SG_PROTO_HEADER_SIZE bytes). */"]
+    lines += [f"#define SG_PROTO_OFF_{f.name.upper()} {f.offset}u" for f in PACKET_HEADER.head]
     lines += ["", "/* Request payloads: byte offsets from the payload's start; _LEN is the exact length,",
               " * or the least when items follow (from offset _LEN on). */"]
     for op, layout in REQUESTS.items():

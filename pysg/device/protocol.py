@@ -18,8 +18,8 @@ from typing import Sequence
 import numpy as np
 from cobs import cobs
 
-from .ops import CRC_SIZE, ERROR_REPLIES, HEADER_SIZE, MAX_PAYLOAD, REPLIES, REPLY_BIT, STATUS_SIZE, STATUS_TEXT, \
-    Op, Status
+from .ops import CRC_SIZE, ERROR_REPLIES, HEADER_SIZE, MAX_PAYLOAD, PACKET_HEADER, REPLIES, REPLY_BIT, STATUS_SIZE, \
+    STATUS_TEXT, Op, Status
 
 __all__ = [
     "ProtocolError", "FrameError", "StepBlockError", "DeviceError",
@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 COUNT_MAX = 0xFFFF          # a step's count per input saturates here (uint16, as bin_events)
-_HDR = struct.Struct("<BBH")
+_HDR = struct.Struct(PACKET_HEADER.head_format)  # op, seq, len
 _CRC = struct.Struct("<I")
 
 
