@@ -8,6 +8,7 @@
 # The end-to-end tests run any build: PYSG_POSIX_DEVICE=firmware/build/posix/asan/sg_posix_device
 #   python -m pytest tests/test_device_posix.py
 include ../runtime_c/sources.mk
+include sources.mk
 POSIX_PYTHON ?= $(if $(PYTHON),$(PYTHON),python3)
 POSIX_B ?= build/posix
 POSIX_CC ?= gcc
@@ -15,10 +16,10 @@ POSIX_CLANG ?= clang
 FUZZ_SECONDS ?= 30
 
 POSIX_WARN := -std=c99 -Wall -Wextra -Werror -pedantic
-POSIX_INC := -Iinclude -Iapp -Iboot -Iboards/posix $(addprefix -I../runtime_c/,$(SG_INC_DIRS))
-POSIX_CORE_SRCS := $(addprefix ../runtime_c/,$(SG_DEVICE_SRCS)) $(wildcard app/*.c) boot/sg_bootctl.c
-POSIX_BOARD_SRCS := boards/posix/sg_board_posix.c boards/posix/sg_posix_main.c boards/posix/sg_posix_device.c
-POSIX_HDRS := $(wildcard include/*.h app/*.h boot/*.h boards/posix/*.h) $(addprefix ../runtime_c/,$(SG_HDRS))
+POSIX_INC := $(addprefix -I,$(SG_FW_INC_DIRS) $(SG_FW_POSIX_INC_DIRS)) $(addprefix -I../runtime_c/,$(SG_INC_DIRS))
+POSIX_CORE_SRCS := $(addprefix ../runtime_c/,$(SG_DEVICE_SRCS)) $(SG_FW_APP_SRCS) $(SG_FW_BOOTCTL_SRCS)
+POSIX_BOARD_SRCS := $(SG_FW_POSIX_SRCS) $(SG_FW_POSIX_MAIN)
+POSIX_HDRS := $(SG_FW_HDRS) $(SG_FW_POSIX_HDRS) $(addprefix ../runtime_c/,$(SG_HDRS)) sources.mk
 POSIX_TEST_BOARD := tests/sg_test_board.c
 POSIX_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 

@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: MIT
 """cffi builder of `pysg._sg_device`: the POSIX emulated device in API mode.
 
-The same C as `make -C firmware posix` (runtime_c/sources.mk's SG_DEVICE_SRCS, firmware/app/*.c,
-firmware/boards/posix/*.c without its `main`, firmware/boot/sg_bootctl.c), so
-`python -m pysg.device.posix` runs the device without a C toolchain at run time.
+The same C as `make -C firmware posix`, from the same lists (runtime_c/sources.mk's
+SG_DEVICE_SRCS; firmware/sources.mk's application, boot control and POSIX board without
+its `main`), so `python -m pysg.device.posix` runs the device without a C toolchain at
+run time.
 setup.py runs it through `cffi_modules`; for a quick in-place build:
 `python pysg/_build_device.py`.
 """
@@ -18,12 +19,9 @@ from cffi import FFI
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRMWARE_DIR = os.path.join(ROOT, "firmware")
 RUNTIME_DIR = os.path.join(ROOT, "runtime_c")
+FIRMWARE_SOURCES_MK = os.path.join(FIRMWARE_DIR, "sources.mk")
 MODULE = "pysg._sg_device"
 CFLAGS = ["-std=c99", "-O2"]
-# The standalone executable's main(); the extension calls sg_posix_main() itself.
-EXCLUDE = {os.path.join(FIRMWARE_DIR, "boards", "posix", "sg_posix_device.c")}
-
-
 
 def _runtime_builder():
     """pysg/_build_runtime.py, loaded by path: cffi runs these builders as plain files."""
@@ -38,17 +36,20 @@ int sg_posix_main(int argc, char **argv);
 """
 
 
+def firmware_sources(name: str) -> list[str]:
+    """The files of variable @name in firmware/sources.mk (absolute paths)."""
+    return _runtime_builder().runtime_sources(name, FIRMWARE_SOURCES_MK)
+
+
 def source_files() -> list[str]:
-    """The C files compiled into the extension (absolute paths)."""
-    srcs = (_runtime_builder().runtime_sources("SG_DEVICE_SRCS")
-            + glob.glob(os.path.join(FIRMWARE_DIR, "app", "*.c"))
-            + glob.glob(os.path.join(FIRMWARE_DIR, "boards", "posix", "*.c"))
-            + [os.path.join(FIRMWARE_DIR, "boot", "sg_bootctl.c")])
-    return sorted(p for p in srcs if p not in EXCLUDE)
+    """The C files compiled into the extension (absolute paths); not the POSIX board's
+    main() (SG_FW_POSIX_MAIN): the extension calls sg_posix_main() itself."""
+    return sorted(_runtime_builder().runtime_sources("SG_DEVICE_SRCS") + firmware_sources("SG_FW_APP_SRCS")
+                  + firmware_sources("SG_FW_BOOTCTL_SRCS") + firmware_sources("SG_FW_POSIX_SRCS"))
 
 
 def include_dirs() -> list[str]:
-    return [os.path.join(FIRMWARE_DIR, d) for d in ("include", "app", "boot", os.path.join("boards", "posix"))] \
+    return firmware_sources("SG_FW_INC_DIRS") + firmware_sources("SG_FW_POSIX_INC_DIRS") \
         + _runtime_builder().runtime_sources("SG_INC_DIRS")
 
 
@@ -62,11 +63,8 @@ def make_builder(relative: bool = True) -> FFI:
     missing = [p for p in srcs if not os.path.exists(p)]
     if missing or not srcs:
         raise RuntimeError(f"cannot build {MODULE}: missing C sources {missing or 'all'}")
-    headers = sorted(glob.glob(os.path.join(FIRMWARE_DIR, "include", "*.h"))
-                     + glob.glob(os.path.join(FIRMWARE_DIR, "app", "*.h"))
-                     + glob.glob(os.path.join(FIRMWARE_DIR, "boot", "*.h"))
-                     + glob.glob(os.path.join(FIRMWARE_DIR, "boards", "posix", "*.h"))
-                     + _runtime_builder().runtime_sources("SG_HDRS"))
+    headers = sorted(firmware_sources("SG_FW_HDRS") + firmware_sources("SG_FW_POSIX_HDRS")
+                     + _runtime_builder().runtime_sources("SG_HDRS") + [FIRMWARE_SOURCES_MK])
     builder = FFI()
     builder.cdef(CDEF)
     builder.set_source(

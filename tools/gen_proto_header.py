@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""Write firmware/include/sg_proto_ops.h from pysg/device/ops.py (the one op table)."""
+"""Write firmware/include/sg_proto_ops.h from pysg/device/ops.py (the one table of ops,
+statuses, and packet, request, reply and flash-record layouts)."""
 from __future__ import annotations
 
 import pathlib

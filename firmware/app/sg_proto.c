@@ -36,7 +36,7 @@ static int rx_check(const sg_proto_rx *rx, sg_proto_frame *frame)
     if (rx->n < SG_PROTO_HEADER_SIZE + SG_PROTO_CRC_SIZE) {
         return 0;
     }
-    len = sg_get_u16(rx->buf + 2);
+    len = sg_get_u16(rx->buf + SG_PROTO_OFF_LEN);
     if (len > SG_PROTO_MAX_PAYLOAD || rx->n != (size_t)len + SG_PROTO_HEADER_SIZE + SG_PROTO_CRC_SIZE) {
         return 0;
     }
@@ -44,8 +44,8 @@ static int rx_check(const sg_proto_rx *rx, sg_proto_frame *frame)
         != sg_get_u32(rx->buf + SG_PROTO_HEADER_SIZE + len)) {
         return 0;
     }
-    frame->op = rx->buf[0];
-    frame->seq = rx->buf[1];
+    frame->op = rx->buf[SG_PROTO_OFF_OP];
+    frame->seq = rx->buf[SG_PROTO_OFF_SEQ];
     frame->len = len;
     frame->payload = rx->buf + SG_PROTO_HEADER_SIZE;
     frame->crc = sg_get_u32(rx->buf + SG_PROTO_HEADER_SIZE + len);
@@ -116,9 +116,9 @@ size_t sg_proto_encode_reply(uint8_t op, uint8_t seq, uint8_t *packet, size_t le
     if (len > SG_PROTO_MAX_PAYLOAD) {
         return 0;
     }
-    packet[0] = (uint8_t)(op | SG_PROTO_REPLY_BIT);
-    packet[1] = seq;
-    sg_put_u16(packet + 2, (uint16_t)len);
+    packet[SG_PROTO_OFF_OP] = (uint8_t)(op | SG_PROTO_REPLY_BIT);
+    packet[SG_PROTO_OFF_SEQ] = seq;
+    sg_put_u16(packet + SG_PROTO_OFF_LEN, (uint16_t)len);
     crc = sg_crc32(0, packet, SG_PROTO_HEADER_SIZE + len);
     sg_put_u32(packet + SG_PROTO_HEADER_SIZE + len, crc);
     return sg_cobs_encode(packet, SG_PROTO_HEADER_SIZE + len + SG_PROTO_CRC_SIZE, out);

@@ -4,7 +4,8 @@
  *
  * A model slot is a flash region: a SG_SLOT_HEADER_SIZE-byte slot header, then the .sgm
  * file, used in place. The header is written last, in one program call, and carries its
- * own CRC, so a slot is either empty/invalid or holds a complete, verified model:
+ * own CRC, so a slot is either empty/invalid or holds a complete, verified model
+ * (the layout is pysg/device/ops.py's SLOT_HEADER):
  *
  *   offset  field
  *   0       u32 magic SG_SLOT_MAGIC ("SGSL")
@@ -23,17 +24,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sg_proto_ops.h"
 #include "sg_runtime.h"
 
-#define SG_SLOT_MAGIC 0x4C534753u /* "SGSL" */
-#define SG_SLOT_VERSION 1u
-#define SG_SLOT_OFF_MAGIC 0
-#define SG_SLOT_OFF_HEADER_SIZE 4
-#define SG_SLOT_OFF_VERSION 6
-#define SG_SLOT_OFF_GENERATION 8
-#define SG_SLOT_OFF_SIZE 12
-#define SG_SLOT_OFF_CRC 16
-#define SG_SLOT_OFF_HEADER_CRC 252
+/* SG_SLOT_MAGIC, SG_SLOT_VERSION, SG_SLOT_OFF_<FIELD>: generated from pysg/device/ops.py */
 #define SG_SLOT_COUNT 2
 
 /** What a slot's header says, after checking it and the model it describes. */

@@ -18,8 +18,6 @@
 #define SG_FW_VERSION 0x000100u
 #endif
 
-#define SG_IMAGE_BOARD_LEN 32u
-
 uint32_t sg_flash_rd32(uint32_t addr)
 {
     const uint8_t *p = sg_board_flash_ptr(addr);
@@ -29,6 +27,14 @@ uint32_t sg_flash_rd32(uint32_t addr)
 static uint16_t rd16(const uint8_t *p)
 {
     return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static void wr32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
 }
 
 static int has_bootctl(const sg_flash_layout *lay)
@@ -41,12 +47,13 @@ static int has_bootctl(const sg_flash_layout *lay)
 static int record_valid(uint32_t addr, uint32_t *seq, uint8_t *state)
 {
     const uint8_t *p = sg_board_flash_ptr(addr);
-    if (sg_flash_rd32(addr) != SG_BOOTCTL_MAGIC ||
-        sg_flash_rd32(addr + 12u) != sg_crc32(0, p, 12) || p[8] > SG_BOOT_REVERTING) {
+    if (sg_flash_rd32(addr + SG_BOOTCTL_OFF_MAGIC) != SG_BOOTCTL_MAGIC ||
+        sg_flash_rd32(addr + SG_BOOTCTL_OFF_CRC) != sg_crc32(0, p, SG_BOOTCTL_OFF_CRC) ||
+        p[SG_BOOTCTL_OFF_STATE] > SG_BOOT_REVERTING) {
         return 0;
     }
-    *seq = sg_flash_rd32(addr + 4u);
-    *state = p[8];
+    *seq = sg_flash_rd32(addr + SG_BOOTCTL_OFF_SEQ);
+    *state = p[SG_BOOTCTL_OFF_STATE];
     return 1;
 }
 
@@ -91,20 +98,11 @@ int sg_bootctl_write(uint8_t state)
     dst = &lay->boot_ctl[cur.sector == 0 ? 1 : 0];
     seq = cur.seq + 1u;
     memset(rec, 0, sizeof rec);
-    rec[0] = (uint8_t)SG_BOOTCTL_MAGIC;
-    rec[1] = (uint8_t)(SG_BOOTCTL_MAGIC >> 8);
-    rec[2] = (uint8_t)(SG_BOOTCTL_MAGIC >> 16);
-    rec[3] = (uint8_t)(SG_BOOTCTL_MAGIC >> 24);
-    rec[4] = (uint8_t)seq;
-    rec[5] = (uint8_t)(seq >> 8);
-    rec[6] = (uint8_t)(seq >> 16);
-    rec[7] = (uint8_t)(seq >> 24);
-    rec[8] = state;
-    crc = sg_crc32(0, rec, 12);
-    rec[12] = (uint8_t)crc;
-    rec[13] = (uint8_t)(crc >> 8);
-    rec[14] = (uint8_t)(crc >> 16);
-    rec[15] = (uint8_t)(crc >> 24);
+    wr32(rec + SG_BOOTCTL_OFF_MAGIC, SG_BOOTCTL_MAGIC);
+    wr32(rec + SG_BOOTCTL_OFF_SEQ, seq);
+    rec[SG_BOOTCTL_OFF_STATE] = state;
+    crc = sg_crc32(0, rec, SG_BOOTCTL_OFF_CRC);
+    wr32(rec + SG_BOOTCTL_OFF_CRC, crc);
     if (sg_board_flash_erase(dst->addr, dst->size) != 0 ||
         sg_board_flash_program(dst->addr, rec, sizeof rec) != 0) {
         return -1;

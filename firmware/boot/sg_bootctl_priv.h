@@ -8,7 +8,7 @@
  *  12 u32 CRC-32 of bytes [0, 12)
  * A write erases the sector that does not hold the newest valid record and programs
  * the new record (seq + 1) there, so a torn erase or program leaves the older one.
- * pysg/device/image.py (bootctl_record) writes the same bytes.
+ * pysg/device/image.py (bootctl_record) writes the same bytes from the same table.
  */
 #ifndef SG_BOOTCTL_PRIV_H
 #define SG_BOOTCTL_PRIV_H
@@ -16,8 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SG_BOOTCTL_MAGIC 0x43424753u /* "SGBC" */
-#define SG_BOOTCTL_RECORD_SIZE 16u
+/* SG_BOOTCTL_MAGIC, SG_BOOTCTL_RECORD_SIZE, SG_BOOTCTL_OFF_<FIELD>: generated from
+ * pysg/device/ops.py (BOOTCTL_RECORD) */
+#include "sg_proto_ops.h"
 
 /** The newest valid record; both fields 0 (IDLE, seq 0) when none is valid. */
 typedef struct sg_bootctl_record {

@@ -7,20 +7,14 @@
 #ifndef SG_IMAGE_H
 #define SG_IMAGE_H
 
-#include <stdint.h>
-
-#define SG_IMAGE_MAGIC 0x4D494753u /* "SGIM" */
-#define SG_IMAGE_HEADER_VERSION 1u
-
-/* Byte offsets of the header fields (all little-endian). */
-#define SG_IMAGE_OFF_MAGIC 0          /* u32 SG_IMAGE_MAGIC */
-#define SG_IMAGE_OFF_HEADER_SIZE 4    /* u16 256 */
-#define SG_IMAGE_OFF_HEADER_VERSION 6 /* u16 1 */
-#define SG_IMAGE_OFF_SIZE 8           /* u32 bytes of binary after the header */
-#define SG_IMAGE_OFF_CRC 12           /* u32 CRC-32 of the binary */
-#define SG_IMAGE_OFF_LOAD_ADDR 16     /* u32 where the binary runs: app_primary.addr + 256 */
-#define SG_IMAGE_OFF_VERSION 20       /* u32 firmware version (major << 16 | minor << 8 | patch) */
-#define SG_IMAGE_OFF_BOARD 24         /* char[32] board name, NUL-padded (sg_board_name()) */
-#define SG_IMAGE_OFF_HEADER_CRC 252   /* u32 CRC-32 of bytes [0, 252); bytes 56..251 are 0 */
+/*
+ * The header's layout (SG_IMAGE_MAGIC, SG_IMAGE_HEADER_VERSION, SG_IMAGE_OFF_<FIELD>,
+ * SG_IMAGE_BOARD_LEN) is generated into sg_proto_ops.h from pysg/device/ops.py
+ * (IMAGE_HEADER): magic "SGIM", u16 header size 256, u16 header version 1, u32 size of
+ * the binary, u32 its CRC-32, u32 load address, u32 version (major << 16 | minor << 8 |
+ * patch), char[32] board name NUL-padded (sg_board_name()), zeros, u32 CRC-32 of the
+ * bytes before it.
+ */
+#include "sg_proto_ops.h"
 
 #endif /* SG_IMAGE_H */

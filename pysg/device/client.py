@@ -25,7 +25,7 @@ import numpy as np
 
 from ..scoring import WARMUP  # the SpikingGamma rule's warm-up (pysg.scoring), kept as a name here
 from .link import DEFAULT_BAUD, HELLO_INTERVAL, LINK_BYTES_PER_S, REPLY_TIMEOUT, REQUEST_RETRIES, Link, LinkError
-from .ops import PROTOCOL_VERSION, Cap, Op, Status, StreamFlag
+from .ops import PROTOCOL_VERSION, REPLIES, Cap, Op, Status, StreamFlag
 from .protocol import STEPS_REPLY_FIXED, DeviceError, ProtocolError, encode_steps, next_steps, \
     reply_bytes_per_step
 
@@ -59,9 +59,45 @@ class NoModelError(ProtocolError):
 
 
 # ------------------------------------------------------------------ reply records
+# Every reply is parsed with its layout in pysg.device.ops.REPLIES (the table the
+# firmware's SG_REPLY_* macros are generated from).
 
 
-_HELLO = struct.Struct("<HIH8sIB")
+def _short(op: Op, reply: bytes, need: int) -> ProtocolError:
+    return ProtocolError(f"{op.name} reply of {len(reply)} bytes after the status, expected at least {need}: "
+                         f"is the device running pysg firmware of this protocol version?")
+
+
+def _head(op: Op, reply: bytes) -> dict:
+    """The head fields of an OK reply to `op` by name; ProtocolError when it is too short."""
+    layout = REPLIES[op]
+    if len(reply) < layout.head_size:
+        raise _short(op, reply, layout.head_size)
+    return dict(zip([f.name for f in layout.head], struct.unpack_from(layout.head_format, reply)))
+
+
+def _items(op: Op, reply: bytes, count: int) -> np.ndarray | list[dict]:
+    """The `count` items after the head of an OK reply to `op`: an array when an item is
+    one number, else a dict per item; ProtocolError when the reply is too short."""
+    layout = REPLIES[op]
+    it = layout.items
+    need = layout.head_size + count * it.size
+    if len(reply) < need:
+        raise _short(op, reply, need)
+    if len(it.fields) == 1:
+        return np.frombuffer(reply, "<" + it.code, count=count, offset=layout.head_size).copy()
+    names = [f.name for f in it.fields]
+    return [dict(zip(names, struct.unpack_from("<" + it.code, reply, layout.head_size + k * it.size)))
+            for k in range(count)]
+
+
+def _tail(op: Op, reply: bytes, count: int) -> dict:
+    """The tail fields of an OK reply to `op` whose items number `count`."""
+    layout = REPLIES[op]
+    at = layout.head_size + count * layout.items.size
+    if len(reply) < at + layout.tail_size:
+        raise _short(op, reply, at + layout.tail_size)
+    return dict(zip([f.name for f in layout.tail], struct.unpack_from(layout.tail_format, reply, at)))
 
 
 @dataclass(frozen=True)
@@ -75,15 +111,15 @@ class HelloInfo:
 
     @classmethod
     def parse(cls, p: bytes) -> "HelloInfo":
-        if len(p) < _HELLO.size:
-            raise ProtocolError(f"HELLO reply of {len(p)} bytes, expected at least {_HELLO.size}")
-        version, caps, max_payload, dev_id, fw, n = _HELLO.unpack_from(p)
-        if len(p) != _HELLO.size + n:
-            raise ProtocolError(f"HELLO reply of {len(p)} bytes for a {n}-byte name, expected {_HELLO.size + n}")
-        if max_payload < MIN_BUDGET:  # uploads would send empty chunks for ever
-            raise ProtocolError(f"HELLO reply says max_payload {max_payload}; the protocol needs at least "
+        h = _head(Op.HELLO, p)
+        name_at, n = REPLIES[Op.HELLO].head_size, h["name_len"]
+        if len(p) != name_at + n:
+            raise ProtocolError(f"HELLO reply of {len(p)} bytes for a {n}-byte name, expected {name_at + n}")
+        if h["max_payload"] < MIN_BUDGET:  # uploads would send empty chunks for ever
+            raise ProtocolError(f"HELLO reply says max_payload {h['max_payload']}; the protocol needs at least "
                                 f"{MIN_BUDGET} bytes")
-        return cls(version, Cap(caps), max_payload, dev_id.hex(), fw, p[_HELLO.size:].decode("ascii", "replace"))
+        return cls(h["version"], Cap(h["caps"]), h["max_payload"], h["device_id"].hex(), h["fw_version"],
+                   p[name_at:].decode("ascii", "replace"))
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -104,9 +140,6 @@ class SlotInfo:
         return self.state == SLOT_VALID
 
 
-_INFO = struct.Struct("<B" + "BIII" * 2 + "IIIIIBBI")
-
-
 @dataclass(frozen=True)
 class DeviceInfo:
     active_slot: int | None
@@ -122,14 +155,15 @@ class DeviceInfo:
 
     @classmethod
     def parse(cls, p: bytes) -> "DeviceInfo":
-        if len(p) < _INFO.size:
-            raise ProtocolError(f"INFO reply of {len(p)} bytes, expected {_INFO.size}")
-        v = _INFO.unpack_from(p)
-        if v[0] not in (0, 1, NO_SLOT):
-            raise ProtocolError(f"INFO reply names active slot {v[0]}; a device has slots 0 and 1")
-        slots = (SlotInfo(*v[1:5]), SlotInfo(*v[5:9]))
-        return cls(None if v[0] == NO_SLOT else v[0], slots, v[9], v[10], v[11], v[12], v[13], bool(v[14]),
-                   v[15], v[16])
+        n = REPLIES[Op.INFO].items.count
+        active = _head(Op.INFO, p)["active_slot"]
+        slots = tuple(SlotInfo(**s) for s in _items(Op.INFO, p, n))
+        t = _tail(Op.INFO, p, n)
+        if active not in (0, 1, NO_SLOT):
+            raise ProtocolError(f"INFO reply names active slot {active}; a device has slots 0 and 1")
+        return cls(None if active == NO_SLOT else active, slots, t["arena_capacity"], t["arena_bytes"],
+                   t["slot_capacity"], t["fw_version"], t["fw_crc"], bool(t["fw_confirmed"]), t["boot_state"],
+                   t["uptime_ms"])
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -149,14 +183,15 @@ class DeviceStats:
 
     @classmethod
     def parse(cls, p: bytes) -> "DeviceStats":
-        if len(p) < 25:
-            raise ProtocolError(f"STATS reply of {len(p)} bytes, expected at least 25")
-        steps, events, synops, n = struct.unpack_from("<QQQB", p)
-        if len(p) != 25 + 8 * n + 12:
-            raise ProtocolError(f"STATS reply of {len(p)} bytes for {n} hidden stages, expected {25 + 8 * n + 12}")
-        spikes = list(struct.unpack_from(f"<{n}Q", p, 25))
-        ok, dropped, busy = struct.unpack_from("<III", p, 25 + 8 * n)
-        return cls(steps, events, synops, spikes, ok, dropped, busy)
+        layout = REPLIES[Op.STATS]
+        h = _head(Op.STATS, p)
+        n = h["n_hidden"]
+        want = layout.head_size + n * layout.items.size + layout.tail_size
+        if len(p) != want:
+            raise ProtocolError(f"STATS reply of {len(p)} bytes for {n} hidden stages, expected {want}")
+        t = _tail(Op.STATS, p, n)
+        return cls(h["steps"], h["events_in"], h["synops"], _items(Op.STATS, p, n).tolist(), t["frames_ok"],
+                   t["frames_dropped"], t["busy_us"])
 
 
 @dataclass(frozen=True)
@@ -210,15 +245,6 @@ class UploadResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def _fields(fmt: str, reply: bytes, op: Op, offset: int = 0) -> tuple:
-    """The fields `fmt` of an OK reply's payload; ProtocolError when it is too short."""
-    need = offset + struct.calcsize(fmt)
-    if len(reply) < need:
-        raise ProtocolError(f"{op.name} reply of {len(reply)} bytes after the status, expected at least {need}: "
-                            f"is the device running pysg firmware of this protocol version?")
-    return struct.unpack_from(fmt, reply, offset)
 
 
 def fw_version_text(v: int) -> str:
@@ -368,10 +394,10 @@ class Device:
         while True:
             try:
                 r = self._cmd(begin, struct.pack("<II", size, crc), interval=max(ERASE_TIMEOUT, self.reply_timeout))
+                h = _head(begin, r)
+                offset = h["resume_offset"]
                 if begin == Op.MODEL_BEGIN:
-                    result.slot, offset = _fields("<BI", r, begin)
-                else:
-                    (offset,) = _fields("<I", r, begin)
+                    result.slot = h["slot"]
                 if first:
                     result.resumed_from, first = offset, False
                 jumps = 0
@@ -388,7 +414,7 @@ class Device:
                             raise
                         offset = e.expected_offset
                         continue
-                    (nxt,) = _fields("<I", r, data_op)
+                    nxt = _head(data_op, r)["next_offset"]
                     if nxt != offset + len(part):
                         raise ProtocolError(f"{data_op.name} of {len(part)} bytes at offset {offset}: the device "
                                             f"answers next offset {nxt}")
@@ -420,7 +446,7 @@ class Device:
             raise ValueError("upload_model: empty model")
         self._need(Cap.MODEL, "store models")
         result, r = self._upload(data, (Op.MODEL_BEGIN, Op.MODEL_DATA, Op.MODEL_END), progress)
-        (result.slot,) = _fields("<B", r, Op.MODEL_END)
+        result.slot = _head(Op.MODEL_END, r)["slot"]
         if result.slot not in (0, 1):
             raise ProtocolError(f"MODEL_END reply names slot {result.slot}; a device has slots 0 and 1")
         if verify:
@@ -431,7 +457,8 @@ class Device:
                                   f"upload again; if it persists the device's flash is failing")
         if activate:
             r = self._cmd(Op.MODEL_ACTIVATE)
-            slot, result.generation = _fields("<BI", r, Op.MODEL_ACTIVATE)
+            h = _head(Op.MODEL_ACTIVATE, r)
+            slot, result.generation = h["slot"], h["generation"]
             if slot != result.slot:
                 raise ProtocolError(f"MODEL_ACTIVATE activated slot {slot}, the upload went to slot {result.slot}")
         self._stream = None
@@ -504,7 +531,7 @@ class Device:
             raise ValueError(f"image file of {len(image)} bytes, its header says {256 + head.size}")
         version = head.version
         result, r = self._upload(image, (Op.FW_BEGIN, Op.FW_DATA, Op.FW_END), progress)
-        (result.version,) = _fields("<I", r, Op.FW_END)
+        result.version = _head(Op.FW_END, r)["version"]
         if result.version != version:
             raise VerifyError(f"FW_END reports version {fw_version_text(result.version)}, "
                               f"the image header says {fw_version_text(version)}")
@@ -527,8 +554,8 @@ class Device:
     def start_stream(self, *, logits: bool = True) -> StreamInfo:
         """STREAM_START: a new sample (step 0, scores cleared)."""
         r = self._cmd(Op.STREAM_START, bytes([StreamFlag.LOGITS if logits else 0]))
-        c, ic, ih, iw, dt = _fields("<HHHHI", r, Op.STREAM_START)
-        info = StreamInfo(c, (ic, ih, iw), dt)
+        h = _head(Op.STREAM_START, r)
+        info = StreamInfo(h["n_classes"], (h["in_c"], h["in_h"], h["in_w"]), h["dt_us"])
         self._stream = _Stream(info, logits)
         return info
 
@@ -554,15 +581,14 @@ class Device:
             b = next_steps(sizes, a, self._link().max_payload, per, self._budget)
             n = b - a
             r = self._cmd(Op.STREAM_STEPS, b"".join(blocks[a:b]), reply_len=STEPS_REPLY_FIXED + per * n)
-            step, n_steps = _fields("<IH", r, Op.STREAM_STEPS)
+            h = _head(Op.STREAM_STEPS, r)
+            step, n_steps = h["step"], h["n_steps"]
             if n_steps != n or step != st.step + n:
                 raise ProtocolError(f"STREAM_STEPS of {n} steps from step {st.step}: the device ran {n_steps} "
                                     f"and is at step {step}")
             st.step = step
             if st.logits:
-                _fields(f"<{n * st.info.n_classes}i", r, Op.STREAM_STEPS, 6)  # the logits are all there
-                lg = np.frombuffer(r, "<i4", count=n * st.info.n_classes, offset=6)
-                out[a:b] = lg.reshape(n, st.info.n_classes)
+                out[a:b] = _items(Op.STREAM_STEPS, r, n * st.info.n_classes).reshape(n, st.info.n_classes)
             if progress:
                 progress(b, len(blocks))
             a = b
@@ -582,9 +608,10 @@ class Device:
 
     def predict(self) -> Prediction:
         r = self._cmd(Op.PREDICT)
-        step, pred = _fields("<Ih", r, Op.PREDICT)
-        n = (len(r) - 6) // 8
-        return Prediction(step, pred, np.frombuffer(r, "<i8", count=n, offset=6).copy())
+        h = _head(Op.PREDICT, r)
+        layout = REPLIES[Op.PREDICT]
+        n = (len(r) - layout.head_size) // layout.items.size  # one score per class
+        return Prediction(h["step"], h["prediction"], _items(Op.PREDICT, r, n))
 
     def classify_frames(self, frames: np.ndarray, *, warmup: float = WARMUP, logits: bool = False,
                         progress: Progress | None = None) -> tuple[Prediction, np.ndarray]:

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""Firmware image header (firmware/include/sg_image.h, docs/PROTOCOL.md 3.5).
+"""Firmware image header (docs/PROTOCOL.md 3.5; its layout is pysg.device.ops.IMAGE_HEADER,
+from which firmware/include/sg_proto_ops.h's SG_IMAGE_* are generated).
 
 A firmware image is a 256-byte header followed by the application binary, which is
 linked to run at ``load_addr`` (the board's app_primary address + 256). All fields are
@@ -11,7 +12,7 @@ little-endian::
    24  char[32] board name, NUL-padded; 56..251 zero; 252 u32 CRC-32 of bytes [0, 252)
 
 Also the boot-control record the bootloader and the application share
-(firmware/boot/sg_bootctl_priv.h), so host tools and tests can prepare flash.
+(pysg.device.ops.BOOTCTL_RECORD), so host tools and tests can prepare flash.
 
     python -m pysg.device.image APP.bin --load-addr 0x20100 --version 0x000200 \\
         --board qemu-mps2-an386 -o APP.img
@@ -26,23 +27,33 @@ import sys
 import zlib
 from collections.abc import Sequence
 
-from .ops import IMAGE_HEADER_SIZE
+from .ops import BOOTCTL_MAGIC, BOOTCTL_RECORD, IMAGE_HEADER, IMAGE_HEADER_SIZE, IMAGE_HEADER_VERSION, IMAGE_MAGIC
 
-IMAGE_MAGIC = 0x4D494753          # "SGIM"
-IMAGE_HEADER_VERSION = 1
-BOARD_NAME_SIZE = 32
-OFF_MAGIC = 0
-OFF_HEADER_SIZE = 4
-OFF_HEADER_VERSION = 6
-OFF_SIZE = 8
-OFF_CRC = 12
-OFF_LOAD_ADDR = 16
-OFF_VERSION = 20
-OFF_BOARD = 24
-OFF_HEADER_CRC = 252
+_IMG = {f.name: f for f in IMAGE_HEADER.head}
+BOARD_NAME_SIZE = _IMG["board"].size
+OFF_MAGIC = _IMG["magic"].offset
+OFF_HEADER_SIZE = _IMG["header_size"].offset
+OFF_HEADER_VERSION = _IMG["header_version"].offset
+OFF_SIZE = _IMG["size"].offset
+OFF_CRC = _IMG["crc"].offset
+OFF_LOAD_ADDR = _IMG["load_addr"].offset
+OFF_VERSION = _IMG["version"].offset
+OFF_BOARD = _IMG["board"].offset
+OFF_RESERVED = _IMG["reserved"].offset
+OFF_HEADER_CRC = _IMG["header_crc"].offset
+BOOTCTL_RECORD_SIZE = BOOTCTL_RECORD.head_size
+_BC = {f.name: f for f in BOOTCTL_RECORD.head}
 
-BOOTCTL_MAGIC = 0x43424753        # "SGBC"
-BOOTCTL_RECORD_SIZE = 16
+
+def _pack(fields: dict, buf: bytearray, **values: int | bytes) -> None:
+    """Write the named fields of a flash record (pysg.device.ops) into ``buf``."""
+    for name, value in values.items():
+        struct.pack_into("<" + fields[name].code, buf, fields[name].offset, value)
+
+
+def _unpack(layout, data: bytes) -> dict:
+    """Every field of a flash record at the start of ``data``, by name."""
+    return dict(zip([f.name for f in layout.head], struct.unpack_from(layout.head_format, data)))
 
 
 class ImageError(ValueError):
@@ -83,11 +94,10 @@ def make_header(binary: bytes, load_addr: int, version: int, board: str) -> byte
     if not name or len(name) >= BOARD_NAME_SIZE or b"\0" in name:
         raise ValueError(f"board name must be 1..{BOARD_NAME_SIZE - 1} ASCII characters, got {board!r}")
     head = bytearray(IMAGE_HEADER_SIZE)
-    struct.pack_into("<IHHIIII", head, 0, IMAGE_MAGIC, IMAGE_HEADER_SIZE, IMAGE_HEADER_VERSION,
-                     _u32("size", len(binary)), zlib.crc32(binary),
-                     _u32("load_addr", load_addr), _u32("version", version))
-    head[OFF_BOARD:OFF_BOARD + len(name)] = name
-    struct.pack_into("<I", head, OFF_HEADER_CRC, zlib.crc32(bytes(head[:OFF_HEADER_CRC])))
+    _pack(_IMG, head, magic=IMAGE_MAGIC, header_size=IMAGE_HEADER_SIZE, header_version=IMAGE_HEADER_VERSION,
+          size=_u32("size", len(binary)), crc=zlib.crc32(binary), load_addr=_u32("load_addr", load_addr),
+          version=_u32("version", version), board=name)
+    _pack(_IMG, head, header_crc=zlib.crc32(bytes(head[:OFF_HEADER_CRC])))
     return bytes(head)
 
 
@@ -101,7 +111,8 @@ def parse_header(data: bytes) -> ImageHeader:
     if len(data) < IMAGE_HEADER_SIZE:
         raise ImageError(f"image is {len(data)} bytes, shorter than its {IMAGE_HEADER_SIZE}-byte header",
                          "header", 0)
-    magic, hsize, hver, size, crc, load, version = struct.unpack_from("<IHHIIII", data, 0)
+    h = _unpack(IMAGE_HEADER, data)
+    magic, hsize, hver, size = h["magic"], h["header_size"], h["header_version"], h["size"]
     if magic != IMAGE_MAGIC:
         raise ImageError(f"magic 0x{magic:08X} is not 0x{IMAGE_MAGIC:08X} ('SGIM')", "magic", OFF_MAGIC)
     if hsize != IMAGE_HEADER_SIZE:
@@ -109,24 +120,24 @@ def parse_header(data: bytes) -> ImageHeader:
     if hver != IMAGE_HEADER_VERSION:
         raise ImageError(f"header_version {hver} is not supported (expected {IMAGE_HEADER_VERSION})",
                          "header_version", OFF_HEADER_VERSION)
-    (hcrc,) = struct.unpack_from("<I", data, OFF_HEADER_CRC)
+    hcrc = h["header_crc"]
     want = zlib.crc32(bytes(data[:OFF_HEADER_CRC]))
     if hcrc != want:
         raise ImageError(f"header CRC-32 0x{hcrc:08X} differs from the computed 0x{want:08X}",
                          "header_crc", OFF_HEADER_CRC)
-    raw = bytes(data[OFF_BOARD:OFF_BOARD + BOARD_NAME_SIZE])
-    name, _, pad = raw.partition(b"\0")
+    name, _, pad = h["board"].partition(b"\0")
     if any(pad):
         raise ImageError("board name is not NUL-padded", "board", OFF_BOARD)
-    if any(data[OFF_BOARD + BOARD_NAME_SIZE:OFF_HEADER_CRC]):
-        raise ImageError("reserved bytes 56..251 are not zero", "reserved", OFF_BOARD + BOARD_NAME_SIZE)
+    if any(h["reserved"]):
+        raise ImageError(f"reserved bytes {OFF_RESERVED}..{OFF_HEADER_CRC - 1} are not zero", "reserved",
+                         OFF_RESERVED)
     try:
         board = name.decode("ascii")
     except UnicodeDecodeError as exc:
         raise ImageError(f"board name {name!r} is not ASCII", "board", OFF_BOARD) from exc
     if size == 0:
         raise ImageError("size is 0", "size", OFF_SIZE)
-    return ImageHeader(size=size, crc=crc, load_addr=load, version=version, board=board)
+    return ImageHeader(size=size, crc=h["crc"], load_addr=h["load_addr"], version=h["version"], board=board)
 
 
 def check_image(data: bytes, *, load_addr: int | None = None, board: str | None = None,
@@ -158,19 +169,21 @@ def bootctl_record(state: int, seq: int) -> bytes:
     """A 16-byte boot-control record (firmware/boot/sg_bootctl_priv.h)."""
     if not 0 <= state <= 4:
         raise ValueError(f"boot state must be 0..4, got {state}")
-    body = struct.pack("<IIB3x", BOOTCTL_MAGIC, _u32("seq", seq), state)
-    return body + struct.pack("<I", zlib.crc32(body))
+    rec = bytearray(BOOTCTL_RECORD_SIZE)
+    _pack(_BC, rec, magic=BOOTCTL_MAGIC, seq=_u32("seq", seq), state=state)
+    crc_at = _BC["crc"].offset
+    _pack(_BC, rec, crc=zlib.crc32(bytes(rec[:crc_at])))
+    return bytes(rec)
 
 
 def parse_bootctl(sector: bytes) -> tuple[int, int] | None:
     """(seq, state) of the record at the start of a boot_ctl sector, or None if invalid."""
     if len(sector) < BOOTCTL_RECORD_SIZE:
         return None
-    magic, seq, state = struct.unpack_from("<IIB", sector, 0)
-    (crc,) = struct.unpack_from("<I", sector, 12)
-    if magic != BOOTCTL_MAGIC or crc != zlib.crc32(bytes(sector[:12])) or state > 4:
+    r = _unpack(BOOTCTL_RECORD, sector)
+    if r["magic"] != BOOTCTL_MAGIC or r["crc"] != zlib.crc32(bytes(sector[:_BC["crc"].offset])) or r["state"] > 4:
         return None
-    return seq, state
+    return r["seq"], r["state"]
 
 
 def newest_bootctl(sectors: Sequence[bytes]) -> tuple[int, int] | None:

@@ -18,7 +18,8 @@ from typing import Sequence
 import numpy as np
 from cobs import cobs
 
-from .ops import CRC_SIZE, HEADER_SIZE, MAX_PAYLOAD, REPLY_BIT, STATUS_TEXT, Op, Status
+from .ops import CRC_SIZE, ERROR_REPLIES, HEADER_SIZE, MAX_PAYLOAD, PACKET_HEADER, REPLIES, REPLY_BIT, STATUS_SIZE, \
+    STATUS_TEXT, Op, Status
 
 __all__ = [
     "ProtocolError", "FrameError", "StepBlockError", "DeviceError",
@@ -29,7 +30,7 @@ __all__ = [
 ]
 
 COUNT_MAX = 0xFFFF          # a step's count per input saturates here (uint16, as bin_events)
-_HDR = struct.Struct("<BBH")
+_HDR = struct.Struct(PACKET_HEADER.head_format)  # op, seq, len
 _CRC = struct.Struct("<I")
 
 
@@ -312,10 +313,10 @@ def decode_steps(payload: bytes, n_inputs: int) -> np.ndarray:
 
 def reply_bytes_per_step(n_classes: int, logits: bool) -> int:
     """Bytes a step adds to a STREAM_STEPS reply."""
-    return 4 * n_classes if logits else 0
+    return REPLIES[Op.STREAM_STEPS].items.size * n_classes if logits else 0
 
 
-STEPS_REPLY_FIXED = 1 + 4 + 2  # i8 status, u32 step, u16 n_steps
+STEPS_REPLY_FIXED = STATUS_SIZE + REPLIES[Op.STREAM_STEPS].head_size  # i8 status, u32 step, u16 n_steps
 
 
 def next_steps(sizes: Sequence[int], start: int, max_payload: int, per_step_reply: int,
@@ -373,10 +374,7 @@ def check_reply(request_op: int, packet: Packet) -> bytes:
         return p[1:]
     extra = {}
     rest = p[1:]
-    if status == Status.ERR_OFFSET and len(rest) >= 4:
-        extra["expected_offset"] = struct.unpack_from("<I", rest)[0]
-    elif status == Status.ERR_MODEL and len(rest) >= 6:
-        extra["sg_status"], extra["error_offset"] = struct.unpack_from("<hI", rest)
-    elif status == Status.ERR_RUNTIME and len(rest) >= 2:
-        extra["sg_status"] = struct.unpack_from("<h", rest)[0]
+    layout = ERROR_REPLIES.get(status)  # the errors that carry fields, named as DeviceError's arguments
+    if layout is not None and len(rest) >= layout.head_size:
+        extra = dict(zip([f.name for f in layout.head], struct.unpack_from(layout.head_format, rest)))
     raise DeviceError(request_op, status, **extra)

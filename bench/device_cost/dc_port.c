@@ -1,21 +1,24 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Reset and board services of the device-cost driver on QEMU mps2-an386: vector table,
- * FPU enable, .data copy, .bss clear, stack painting, ARM semihosting calls and SysTick.
- * No C library start-up code runs, so every instruction QEMU counts is ours or the
- * runtime's (plus libgcc/libc helpers the compiler calls, e.g. memset).
+ * Board services of the device-cost driver on QEMU mps2-an386 (dc_port.h): ARM
+ * semihosting calls, SysTick, stack painting and its high-water mark, and main(). The
+ * vector table and reset path are the firmware's one board port
+ * (firmware/boards/qemu-mps2-an386/startup.c, linked with semihost.ld); it runs no C
+ * library start-up code, so every instruction QEMU counts is ours or the runtime's (plus
+ * libgcc/libc helpers the compiler calls, e.g. memset).
  */
 #include "dc_port.h"
 
-extern uint32_t __data_start__, __data_end__, __data_load__;
-extern uint32_t __bss_start__, __bss_end__;
 extern uint32_t __stack_bottom__, __stack_top__;
+void sg_mps2_systick_irq(void);
+void sg_mps2_fault(void);
+void sg_mps2_exit(int status);
+int main(void);
 
 #define DC_PAINT 0xA5C3E1F7u /* stack fill pattern */
 #define DC_SYST_CSR (*(volatile uint32_t *)0xE000E010u)
 #define DC_SYST_RVR (*(volatile uint32_t *)0xE000E014u)
 #define DC_SYST_CVR (*(volatile uint32_t *)0xE000E018u)
-#define DC_CPACR (*(volatile uint32_t *)0xE000ED88u)
 #define DC_SYST_RELOAD 0x00FFFFFFu
 
 /* ARM semihosting operations (ARM IHI 0057 / "Semihosting for AArch32 and AArch64") */
@@ -90,7 +93,8 @@ uint64_t dc_ticks(void)
     return (uint64_t)hi * (DC_SYST_RELOAD + 1u) + (DC_SYST_RELOAD - v);
 }
 
-static void dc_systick(void)
+/* the board port's SysTick vector */
+void sg_mps2_systick_irq(void)
 {
     dc_wraps = dc_wraps + 1u;
 }
@@ -109,56 +113,34 @@ uint32_t dc_stack_used(void)
     return (uint32_t)((uintptr_t)&__stack_top__ - (uintptr_t)p);
 }
 
-/* Plain word loops: keep GCC from turning them into memcpy/memset calls before
- * .data exists. */
-__attribute__((optimize("no-tree-loop-distribute-patterns"))) static void dc_init_memory(void)
+/* Paint the stack below the caller's frame (64 bytes of margin); a plain word loop, not
+ * memset, which would paint its own frame. */
+static void dc_paint_stack(void)
 {
-    uint32_t *d = &__data_start__;
-    const uint32_t *s = &__data_load__;
+    uint32_t *d;
     uint32_t *sp;
-    while (d < &__data_end__) {
-        *d++ = *s++;
-    }
-    for (d = &__bss_start__; d < &__bss_end__; ++d) {
-        *d = 0u;
-    }
-    /* paint the stack below the reset handler's frame (64 bytes of margin) */
     __asm__ volatile("mov %0, sp" : "=r"(sp));
     for (d = &__stack_bottom__; d < sp - 16; ++d) {
         *d = DC_PAINT;
     }
 }
 
-void dc_reset(void) __attribute__((noreturn));
-void dc_reset(void)
+/* The board port's fault vector: report it (QEMU exits like on a lockup), do not hang. */
+void sg_mps2_fault(void)
 {
-    DC_CPACR |= 0xFu << 20; /* CP10, CP11: the hard-float code needs the FPU on */
-    __asm__ volatile("dsb\n\tisb");
-    dc_init_memory();
-    dc_host_exit(dc_main());
+    dc_host_exit(134);
 }
 
-static void dc_fault(void)
+/* The board port's exit: main()'s status to QEMU. */
+void sg_mps2_exit(int status)
 {
-    dc_host_exit(134); /* like QEMU's lockup status, but reported, not hung */
+    dc_host_exit(status);
 }
 
-typedef void (*dc_vector)(void);
-
-__attribute__((section(".vectors"), used)) static const dc_vector dc_vectors[16] = {
-    (dc_vector)(uintptr_t)&__stack_top__,
-    dc_reset,
-    dc_fault, /* NMI */
-    dc_fault, /* HardFault */
-    dc_fault, /* MemManage */
-    dc_fault, /* BusFault */
-    dc_fault, /* UsageFault */
-    0,
-    0,
-    0,
-    0,
-    dc_fault, /* SVCall */
-    dc_fault, /* DebugMon */
-    0,
-    dc_fault, /* PendSV */
-    dc_systick};
+/* Called by the board port's reset after .data/.bss set-up (a tail call into dc_main:
+ * the stack high-water mark counts no frame of its own). */
+int main(void)
+{
+    dc_paint_stack();
+    return dc_main();
+}
