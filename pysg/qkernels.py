@@ -5,7 +5,7 @@ Two implementations with one signature each:
 
 * the numpy twin (:func:`conv2d`, :func:`depthwise_conv2d`, :func:`fully_connected`,
   :func:`average_pool2d`, :func:`mbqm`): exact integer arithmetic in int64;
-* the C kernels of ``runtime_c/src/sg_qkernels.c`` through cffi (the same names with a
+* the C kernels of ``runtime_c/src/engines/qnet/sg_qkernels.c`` through cffi (the same names with a
   ``_c`` suffix).
 
 Every conv / fully connected output element is::

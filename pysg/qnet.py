@@ -29,7 +29,7 @@ through the converter first (``pysg.converters.tflite_sgm.delta_network``), whic
 float model's QUANTIZE / DEQUANTIZE edges and refuses other operators; this module never
 imports the converters. Integer arithmetic throughout in int64 (the accumulators hold int32
 values: the loader checks they cannot overflow). :class:`QnetRef` adds the event-count
-encoder and the scores: the reference of runtime_c/src/sg_qnet.c.
+encoder and the scores: the reference of runtime_c/src/engines/qnet/.
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""The C event decoders (runtime_c/src/sg_decode.c through pysg._sg_runtime) against the
+"""The C event decoders (runtime_c/src/host/sg_decode.c through pysg._sg_runtime) against the
 numpy reference decoders of pysg.io.evt / pysg.io.aedat31: same events, same state
 across chunks, same errors (byte offsets included), on random word streams, on files
 written by faery and by pysg, and on the real recordings."""

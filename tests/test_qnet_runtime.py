@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Version 2 `.sgm` files (imported int8 networks) in the C runtime (runtime_c/src/sg_qnet.c,
+"""Version 2 `.sgm` files (imported int8 networks) in the C runtime (runtime_c/src/engines/qnet/,
 through pysg.runtime / cffi) against TFLite Micro and pysg.qnet.QnetRef.
 
 (a) random one-operator models (pysg.converters.tflite_writer, batch 1): conv with groups,

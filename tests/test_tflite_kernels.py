@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""int8 TFLite layers: our C kernels (runtime_c/src/sg_qkernels.c via cffi) and their numpy
+"""int8 TFLite layers: our C kernels (runtime_c/src/engines/qnet/sg_qkernels.c via cffi) and their numpy
 twin (pysg.qkernels) against TFLite Micro (the `tflite-micro` wheel, reference kernels),
 element by element, 0 mismatches allowed.
 
