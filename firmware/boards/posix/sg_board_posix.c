@@ -25,6 +25,10 @@
 
 #define SG_POSIX_IDLE_MS 10    /* longest sleep in sg_board_idle: a reply is never later */
 #define SG_POSIX_STALL_MS 5000 /* a client that takes nothing for this long is dropped */
+/* A host waiting to connect takes the line over from a client that has sent nothing for
+ * this long (a forgotten or hung connection must not lock everyone out); an active client
+ * keeps it, and the newcomer waits in the listen queue. */
+#define SG_POSIX_TAKEOVER_MS 2000
 
 static const sg_flash_layout g_layout = {
     {0, 0}, {{0, 0}, {0, 0}}, {0, 0}, {0, 0}, {0, 0},
@@ -34,6 +38,7 @@ static const sg_flash_layout g_layout = {
 static uint8_t *g_flash;       /* SG_POSIX_FLASH_SIZE bytes, MAP_SHARED: writes reach the file */
 static int g_listen_fd = -1;   /* TCP mode: the server socket */
 static int g_client_fd = -1;   /* TCP mode: the connected host, -1 while none */
+static uint64_t g_client_seen_us; /* TCP mode: when the client connected or last sent bytes */
 static int g_pty_fd = -1;      /* pty mode: the master */
 static int g_pty_slave_fd = -1;/* kept open so the master survives a host closing the port */
 static struct timespec g_boot;
@@ -174,11 +179,26 @@ void sg_board_device_id(uint8_t id[8])
     memcpy(id, fixed, sizeof fixed);
 }
 
+static uint64_t micros_since_boot(void);
+
+/* A host is waiting in the listen queue. */
+static int host_waiting(void)
+{
+    struct pollfd p;
+    p.fd = g_listen_fd;
+    p.events = POLLIN;
+    return poll(&p, 1, 0) == 1 && (p.revents & POLLIN) != 0;
+}
+
 /* The fd bytes come from, accepting a waiting host in TCP mode; -1 while none. */
 static int uart_fd(void)
 {
     if (g_pty_fd >= 0) {
         return g_pty_fd;
+    }
+    if (g_client_fd >= 0 && g_listen_fd >= 0
+        && micros_since_boot() - g_client_seen_us >= (uint64_t)SG_POSIX_TAKEOVER_MS * 1000u && host_waiting()) {
+        drop_client(); /* idle line, someone else waiting: the newcomer gets it, device state kept */
     }
     if (g_client_fd < 0 && g_listen_fd >= 0) {
         int fd = accept(g_listen_fd, NULL, NULL);
@@ -190,6 +210,7 @@ static int uart_fd(void)
             }
             (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
             g_client_fd = fd;
+            g_client_seen_us = micros_since_boot();
         }
     }
     return g_client_fd;
@@ -204,6 +225,9 @@ size_t sg_board_uart_read(uint8_t *buf, size_t max)
     }
     n = read(fd, buf, max);
     if (n > 0) {
+        if (fd == g_client_fd) {
+            g_client_seen_us = micros_since_boot();
+        }
         return (size_t)n;
     }
     if (fd == g_client_fd && (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))) {
