@@ -1,0 +1,48 @@
+# SPDX-License-Identifier: MIT
+"""Seeds of fuzz/fuzz_loader.c for the imported int8 networks (.sgm version 2): random
+conv -> depthwise -> pool -> fully connected networks written by pysg.converters'
+TFLite writer and converted with event-count input (1 and 2 polarity channels) and
+tensor input. Needs only pysg (no TFLite Micro, no test tools), so `make fuzz-short`
+runs on any machine with pysg installed; the version 1 seeds come from
+tests/gen_golden.py, which needs only pysg too.
+
+    python -m runtime_c.fuzz.gen_seeds OUT_DIR        (from the repository root)
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from pysg.converters.tflite_graph import read_tflite
+from pysg.converters.tflite_sgm import tflite_to_sgm
+from tests.support.qnet_models import random_network
+
+
+def seeds() -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for seed in range(40):
+        tfl = random_network(np.random.default_rng([7, seed]))
+        channels = read_tflite(tfl).tensors[0].shape[3]
+        out[f"qnet_tensor_{seed}.sgm"] = tflite_to_sgm(tfl, input="tensor")
+        if channels in (2, 4):  # 1 or 2 slices of 2 polarity channels
+            out[f"qnet_events_{seed}.sgm"] = tflite_to_sgm(tfl, input="events", window_steps=4, count_map="count")
+        elif channels in (1, 3):  # slices of one (summed) polarity channel
+            out[f"qnet_events1_{seed}.sgm"] = tflite_to_sgm(tfl, input="events", window_steps=3 * channels,
+                                                           polarities=1)
+        if len(out) >= 24:
+            break
+    return out
+
+
+def main(out_dir: str) -> None:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, data in seeds().items():
+        (out / name).write_bytes(data)
+    print(f"{len(list(out.glob('*.sgm')))} version 2 seeds in {out}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
