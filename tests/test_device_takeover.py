@@ -55,3 +55,12 @@ def test_an_active_host_keeps_the_line(device):
     finally:
         active.close()
         waiting.close()
+
+
+def test_two_devices_cannot_share_one_flash_file(device):
+    from pysg.device.posix import PosixDeviceError
+
+    with pytest.raises(PosixDeviceError, match="in use by another emulated device"):
+        start_posix_device(device.flash_path)
+    with Device(device.url) as dev:  # the first device is unharmed
+        assert dev.connect().name

@@ -12,6 +12,7 @@
 #include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -36,6 +37,7 @@ static const sg_flash_layout g_layout = {
 };
 
 static uint8_t *g_flash;       /* SG_POSIX_FLASH_SIZE bytes, MAP_SHARED: writes reach the file */
+static int g_flash_fd = -1;    /* kept open: it holds the flash file's lock */
 static int g_listen_fd = -1;   /* TCP mode: the server socket */
 static int g_client_fd = -1;   /* TCP mode: the connected host, -1 while none */
 static uint64_t g_client_seen_us; /* TCP mode: when the client connected or last sent bytes */
@@ -60,6 +62,12 @@ int sg_posix_flash_open(const char *path)
         }
         return -1;
     }
+    /* One device per flash file: a second one would interleave writes into the same
+     * slots (advisory lock, released when this process ends, however it ends). */
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        return errno == EWOULDBLOCK ? -2 : -1;
+    }
     fresh = sb.st_size == 0;
     if ((!fresh && sb.st_size != (off_t)SG_POSIX_FLASH_SIZE)
         || (fresh && ftruncate(fd, (off_t)SG_POSIX_FLASH_SIZE) != 0)) {
@@ -67,11 +75,12 @@ int sg_posix_flash_open(const char *path)
         return -1;
     }
     p = mmap(NULL, SG_POSIX_FLASH_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd); /* the mapping keeps the file */
     if (p == MAP_FAILED) {
+        close(fd);
         return -1;
     }
     g_flash = p;
+    g_flash_fd = fd;
     if (fresh) {
         memset(g_flash, 0xFF, SG_POSIX_FLASH_SIZE); /* erased NOR flash */
     }
@@ -158,6 +167,10 @@ void sg_posix_close(void)
     if (g_flash != NULL) {
         munmap(g_flash, SG_POSIX_FLASH_SIZE);
         g_flash = NULL;
+    }
+    if (g_flash_fd >= 0) {
+        close(g_flash_fd); /* and its lock */
+        g_flash_fd = -1;
     }
 }
 

@@ -15,7 +15,8 @@
 #define SG_POSIX_SECTOR_SIZE 4096u
 #define SG_POSIX_SLOT_SIZE (512u * 1024u)
 
-/** Map @p path as the flash (created and filled with 0xFF when missing); 0 or -1. */
+/** Map @p path as the flash (created and filled with 0xFF when missing) and lock it for
+ *  this process; 0, -2 when another device holds it, -1 for any other failure. */
 int sg_posix_flash_open(const char *path);
 
 /** Listen on 127.0.0.1:@p port (0: any free port); *bound gets the port. 0 or -1. */

@@ -34,7 +34,7 @@ int sg_posix_main(int argc, char **argv)
 {
     const char *flash = NULL;
     long port = -1;
-    int pty = 0, i;
+    int pty = 0, i, rc;
     char url[128];
     struct sigaction sa, old_int, old_term;
 
@@ -57,7 +57,13 @@ int sg_posix_main(int argc, char **argv)
     if (flash == NULL || (pty == (port >= 0))) {
         return usage();
     }
-    if (sg_posix_flash_open(flash) != 0) {
+    rc = sg_posix_flash_open(flash);
+    if (rc == -2) {
+        fprintf(stderr, "sg_posix_device: %s is in use by another emulated device (one device per flash file)\n",
+                flash);
+        return 1;
+    }
+    if (rc != 0) {
         fprintf(stderr, "sg_posix_device: cannot use %s as flash (must be missing, empty or exactly %u bytes)\n",
                 flash, SG_POSIX_FLASH_SIZE);
         return 1;
