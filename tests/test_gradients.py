@@ -93,3 +93,28 @@ def test_online_gradient_aligns_with_exact(arch):
             assert min(cs) > 0.7 and np.mean(cs) > 0.8, (k, cs)
     hidden = [k for k in cos_all if not k.startswith(f"{top}.")]
     assert np.mean([cos_all[k] for k in hidden]) > np.mean([cos_b0[k] for k in hidden]) + 0.05
+
+
+@pytest.mark.parametrize("arch", ["dense", "conv", "deep"])
+def test_online_gradient_has_the_exact_scale(arch):
+    """Cosines are blind to scale (a credit rule that averages over the outputs instead of
+    summing points the same way, 10-100x too small). The output stage equals the exact
+    gradient in norm; the hidden stages' online norm is 1.1-5.4x the exact one on these
+    problems (summing credit over every tap overcounts slow signals; measured 2026-12-04),
+    never smaller and never an order of magnitude off."""
+    top = None
+    ratios: dict[str, list[float]] = {}
+    for seed in (1, 2, 3):
+        net, frames, labels, w, _ = problem(arch, seed)
+        top = len(net.stages) - 1
+        _, exact = bptt_gradients(net, frames, labels, w, act_reg=0.1)
+        _, online = online_gradients(net, frames, labels, w, credit="all", act_reg=0.1)
+        for k in exact:
+            ratios.setdefault(k, []).append(float(np.linalg.norm(online[k]) / np.linalg.norm(exact[k])))
+    for k, r in ratios.items():
+        if k.startswith(f"{top}."):
+            np.testing.assert_allclose(r, 1.0, rtol=1e-6, err_msg=k)
+        else:
+            assert 0.9 < min(r) and max(r) < 8.0, (k, r)
+    hidden = [v for k, r in ratios.items() if not k.startswith(f"{top}.") for v in r]
+    assert 1.0 < float(np.exp(np.mean(np.log(hidden)))) < 3.5, hidden
