@@ -17,6 +17,7 @@ import zlib
 
 import numpy as np
 import pytest
+from cobs import cobs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -162,40 +163,95 @@ def test_seq_wraps_and_every_request_runs_once(tmp_path):
 # ------------------------------------------------------------------ host wire layer fuzz
 
 
+def _oracle_packet(raw: bytes):
+    """What a packet's bytes mean by PROTOCOL.md 1, computed without pysg: (op, seq,
+    payload) or None for a packet that must be refused."""
+    if len(raw) < 8:
+        return None
+    op, seq, n = struct.unpack_from("<BBH", raw)
+    if len(raw) != n + 8 or struct.unpack_from("<I", raw, len(raw) - 4)[0] != zlib.crc32(raw[:-4]):
+        return None
+    return op, seq, raw[4:4 + n]
+
+
+def _oracle_frame(frame: bytes):
+    try:
+        raw = cobs.decode(frame[:-1] if frame.endswith(b"\x00") else frame)  # the cobs package decodes
+    except cobs.DecodeError:
+        return None
+    return _oracle_packet(raw)
+
+
+# frames: arbitrary bytes, real packets, and real packets with one byte changed (a CRC-32
+# catches every single-byte error, so those must all be refused)
+_PACKETS = st.builds(lambda op, seq, payload: P.encode_packet(op, seq, payload),
+                     st.integers(0, 255), st.integers(0, 255), st.binary(max_size=64))
+
+
+@st.composite
+def _frames(draw) -> bytes:
+    kind = draw(st.sampled_from(["bytes", "packet", "damaged"]))
+    if kind == "bytes":
+        return draw(st.binary(max_size=120))
+    raw = bytearray(draw(_PACKETS))
+    if kind == "damaged":
+        at = draw(st.integers(0, len(raw) - 1))
+        raw[at] ^= draw(st.integers(1, 255))
+    return cobs.encode(bytes(raw))
+
+
 @FUZZ
 @given(chunks=st.lists(st.binary(max_size=600), max_size=12), max_frame=st.integers(1, 700))
-def test_fuzz_splitter_and_frame_decoder(chunks, max_frame):
-    """Arbitrary bytes in any split: frames never hold a zero nor exceed max_frame, and
-    decoding one either gives a packet whose CRC and length check out or FrameError."""
+def test_fuzz_splitter_matches_splitting_at_zeros(chunks, max_frame):
+    """Arbitrary bytes in any split: the frames are exactly the non-empty runs between
+    zeros of at most max_frame bytes, longer runs are counted, and what is held is the
+    unfinished run (when it still fits)."""
     sp = P.FrameSplitter(max_frame)
-    for chunk in chunks:
-        for f in sp.feed(chunk):
-            assert f and b"\x00" not in f and len(f) <= max_frame
-            try:
-                pkt = P.decode_frame(f)
-            except P.FrameError:
-                continue
-            raw = P.encode_packet(pkt.op, pkt.seq, pkt.payload)
-            assert zlib.crc32(raw[:-4]) == struct.unpack_from("<I", raw, len(raw) - 4)[0]
-        assert sp.pending <= max_frame
+    got = [f for chunk in chunks for f in sp.feed(chunk)]
+    *runs, tail = b"".join(chunks).split(b"\x00")
+    assert got == [r for r in runs if 0 < len(r) <= max_frame]
+    assert sp.oversized == sum(len(r) > max_frame for r in runs) + (len(tail) > max_frame)
+    assert sp.pending == (len(tail) if len(tail) <= max_frame else 0)
 
 
 @FUZZ
-@given(data=st.binary(max_size=300), op=st.sampled_from(list(Op)))
-def test_fuzz_decoders_and_reply_check(data, op):
-    """decode_frame, decode_packet, check_reply and decode_steps on arbitrary bytes."""
-    for decode in (P.decode_frame, P.decode_packet):
-        try:
-            decode(data)
-        except P.FrameError:
-            pass
-    for rop in (op | REPLY_BIT, data[0] if data else 0):
-        try:
-            P.check_reply(op, P.Packet(rop, 0, data))
-        except P.ProtocolError:
-            pass
+@given(frame=_frames())
+def test_fuzz_frame_decoder_against_cobs_and_crc(frame):
+    """decode_frame accepts exactly the frames the cobs package decodes into a packet
+    whose length and CRC-32 check out, with the same op, seq and payload; any other frame
+    (every packet with one byte changed among them) is a FrameError."""
+    want = _oracle_frame(frame)
     try:
-        P.decode_steps(data, 37)
+        pkt = P.decode_frame(frame)
+    except P.FrameError:
+        assert want is None
+        return
+    assert want == (pkt.op, pkt.seq, pkt.payload)
+
+
+@FUZZ
+@given(raw=st.one_of(st.binary(max_size=80), _PACKETS), op=st.sampled_from(list(Op)))
+def test_fuzz_packet_decoder_and_reply_check(raw, op):
+    """decode_packet equals the oracle on arbitrary and real packets; check_reply of a
+    reply to `op` returns the payload after an OK status, and raises ProtocolError for any
+    other op byte, an empty payload or an error status."""
+    want = _oracle_packet(raw)
+    try:
+        pkt = P.decode_packet(raw)
+    except P.FrameError:
+        assert want is None
+    else:
+        assert want == (pkt.op, pkt.seq, pkt.payload)
+    payload = raw[:60]
+    for rop in (op | REPLY_BIT, payload[0] if payload else 0):
+        try:
+            body = P.check_reply(op, P.Packet(rop, 0, payload))
+        except P.ProtocolError:
+            assert rop != op | REPLY_BIT or not payload or payload[0] != Status.OK
+        else:
+            assert rop == op | REPLY_BIT and payload[0] == Status.OK and body == payload[1:]
+    try:
+        P.decode_steps(payload, 37)
     except P.StepBlockError:
         pass
 
@@ -213,14 +269,76 @@ def test_hello_with_a_tiny_max_payload_is_refused():
             HelloInfo.parse(reply(tiny))
 
 
+def _oracle_record(kind: str, p: bytes):
+    """The fields of a HELLO / INFO / STATS reply by PROTOCOL.md's layouts, written out
+    with struct here (not from pysg.device.ops), or None when the bytes cannot be one."""
+    try:
+        if kind == "hello":
+            version, caps, max_payload, dev_id, fw, n = struct.unpack_from("<HIH8sIB", p)
+            if len(p) != 21 + n or max_payload < 64:
+                return None
+            return version, caps, max_payload, dev_id.hex(), fw, p[21:].decode("ascii", "replace")
+        if kind == "info":
+            if len(p) != struct.calcsize("<B" + "BIII" * 2 + "IIIIIBBI"):
+                return None
+            v = list(struct.unpack("<B" + "BIII" * 2 + "IIIIIBBI", p))
+            v[14] = int(v[14] != 0)  # fw_confirmed is a flag
+            return (None if v[0] == 0xFF else v[0], tuple(v[1:5]), tuple(v[5:9]), *v[9:])
+        n = p[24]  # stats
+        if len(p) != 25 + 8 * n + 12:
+            return None
+        steps, ev, syn = struct.unpack_from("<QQQ", p)
+        return (steps, ev, syn, list(struct.unpack_from(f"<{n}Q", p, 25)), *struct.unpack_from("<III", p, 25 + 8 * n))
+    except (struct.error, IndexError):
+        return None
+
+
+def _parsed(kind: str, r):
+    if kind == "hello":
+        return r.version, int(r.caps), r.max_payload, r.device_id, r.fw_version, r.name
+    if kind == "info":
+        s = [(x.state, x.generation, x.size, x.crc) for x in r.slots]
+        return (r.active_slot, s[0], s[1], r.arena_capacity, r.arena_bytes, r.slot_capacity, r.fw_version, r.fw_crc,
+                int(r.fw_confirmed), r.boot_state, r.uptime_ms)
+    return r.steps, r.events_in, r.synops, list(r.spikes), r.frames_ok, r.frames_dropped, r.busy_us
+
+
+@st.composite
+def _records(draw):
+    """Arbitrary bytes, or a well-formed record of the drawn kind (then maybe cut)."""
+    kind = draw(st.sampled_from(["hello", "info", "stats"]))
+    if draw(st.booleans()):
+        return kind, draw(st.binary(max_size=120))
+    if kind == "hello":
+        name = draw(st.binary(max_size=12))
+        p = struct.pack("<HIH8sIB", draw(st.integers(0, 65535)), draw(st.integers(0, 2**32 - 1)),
+                        draw(st.integers(0, 4096)), draw(st.binary(min_size=8, max_size=8)),
+                        draw(st.integers(0, 2**32 - 1)), len(name)) + name
+    elif kind == "info":
+        p = struct.pack("<B" + "BIII" * 2 + "IIIIIBBI", draw(st.sampled_from([0, 1, 0xFF])),
+                        *draw(st.lists(st.integers(0, 255), min_size=16, max_size=16)))
+    else:
+        n = draw(st.integers(0, 15))
+        p = (struct.pack("<QQQB", *draw(st.lists(st.integers(0, 2**63), min_size=3, max_size=3)), n)
+             + struct.pack(f"<{n}Q", *range(n)) + struct.pack("<III", 1, 2, 3))
+    cut = draw(st.integers(0, len(p)))
+    return kind, p[:cut] if draw(st.booleans()) else p
+
+
 @FUZZ
-@given(data=st.binary(max_size=120))
-def test_fuzz_record_parsers(data):
-    for parse in (HelloInfo.parse, DeviceInfo.parse, DeviceStats.parse):
-        try:
-            parse(data)
-        except P.ProtocolError:
-            pass
+@given(record=_records())
+def test_fuzz_record_parsers_against_the_documented_layouts(record):
+    """HELLO, INFO and STATS replies parse to exactly the fields PROTOCOL.md's layouts
+    give, and anything that is not such a record is a ProtocolError."""
+    kind, p = record
+    parse = {"hello": HelloInfo.parse, "info": DeviceInfo.parse, "stats": DeviceStats.parse}[kind]
+    want = _oracle_record(kind, p)
+    try:
+        got = _parsed(kind, parse(p))
+    except P.ProtocolError:
+        assert want is None, (kind, p)
+        return
+    assert got == want
 
 
 class _ScriptPort:
