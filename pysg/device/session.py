@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 """The base of `pysg.device.client.Device`: the link to a device, HELLO and reconnection,
-the frame budget that adapts to a noisy link, and the operations that only ask (INFO,
-STATS, reading a model slot and the active model's header) or reset."""
+the frame budget that adapts to a noisy link, and the operations that leave what the device
+stores alone (INFO, STATS, reading a model slot and the active model's header, RESET,
+SET_BAUD)."""
 from __future__ import annotations
 
 import struct
