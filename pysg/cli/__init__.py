@@ -19,8 +19,6 @@ from .models import cmd_convert, cmd_export, cmd_inspect  # noqa: F401
 from .parser import build_parser
 from .recordings import cmd_info, cmd_plot, cmd_run  # noqa: F401
 
-__all__ = ["main", "build_parser"]
-
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)

@@ -20,8 +20,13 @@ importable from here.
 from __future__ import annotations
 
 from ..scoring import WARMUP  # noqa: F401 - the SpikingGamma rule's warm-up (pysg.scoring), kept as a name here
+from .link import LinkError  # noqa: F401 - the errors Device raises, importable here as before
 from .ops import Cap  # noqa: F401 - public here too
+from .protocol import DeviceError, ProtocolError  # noqa: F401
 from .replies import (  # noqa: F401 - the reply records are public here too
+    MIN_BUDGET,
+    NO_SLOT,
+    SLOT_VALID,
     DeviceInfo,
     DeviceStats,
     HelloInfo,
@@ -35,9 +40,10 @@ from .replies import (  # noqa: F401 - the reply records are public here too
     VerifyError,
     fw_version_text,
 )
-from .session import RECONNECT_TIMEOUT, _Stream  # noqa: F401 - public here too
+# The limits are importable from here as before; the code reads them where they are defined.
+from .session import GROW_AFTER, RECONNECT_HELLO_TRIES, RECONNECT_TIMEOUT, Progress, _Stream  # noqa: F401
 from .stream import Streams
-from .upload import UPLOAD_RECONNECTS, Uploads  # noqa: F401 - public here too
+from .upload import ERASE_TIMEOUT, FW_BOOT_TIMEOUT, OFFSET_JUMPS, UPLOAD_RECONNECTS, Uploads  # noqa: F401
 
 __all__ = ["Device", "HelloInfo", "SlotInfo", "DeviceInfo", "DeviceStats", "StreamInfo", "Prediction",
            "ModelHeader", "UploadResult", "VerifyError", "UnsupportedError", "NoModelError", "WARMUP", "RECONNECT_TIMEOUT", "UPLOAD_RECONNECTS"]
