@@ -5,6 +5,10 @@
  * checks and drop counting, the exactly-once cache, and the op handlers' error paths
  * (uploads, firmware, streaming without a model). The end-to-end tests with a real
  * model are tests/test_device_posix.py.
+ *
+ * Longer than ~500 lines on purpose: one test program (firmware/posix.mk, test-posix)
+ * whose application cases run in order on one RAM board and one application state
+ * (request sequence numbers, slots and the reply cache carry over from case to case).
  */
 #include <setjmp.h>
 #include <stdio.h>

@@ -27,14 +27,15 @@ packet) or zstandard. When the C extension is built, the uncompressed event pack
 are decoded by ``sg_aedat4_decode_events`` (runtime_c/src/sg_decode.c) straight into
 one output array; the Python path below is the reference, used for every packet the C
 decoder refuses (so errors are always the reference's).
+
+The layout constants, flatbuffer access and IOHeader parser are in
+:mod:`pysg.io.aedat4_format`, the writer in :mod:`pysg.io.aedat4_writer`; their public
+names are re-exported here.
 """
 from __future__ import annotations
 
 import mmap
 import os
-import struct
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, Iterator
 
 import lz4.frame
@@ -44,6 +45,24 @@ import zstandard
 from pysg.events import EVENT_DTYPE, EventFileError
 from pysg import _native
 from pysg.io import evt as _evt
+from pysg.io.aedat4_format import (
+    _EVENT,
+    _PACKET,
+    COMPRESSIONS,
+    MAGIC,
+    Aedat4Header,
+    Aedat4Stream,
+    _FlatError,
+    _field,
+    _parse_header,
+    _pick_stream,
+    _table_fields,
+    _u32,
+    _vector,
+    decode_io_header,
+    read_aedat4_header,
+)
+from pysg.io.aedat4_writer import _flatbuffer, write_aedat4  # noqa: F401 - _flatbuffer: tests build packets
 
 # The C event-packet decoder of runtime_c/src/sg_decode.c, used when the extension has it;
 # the Python/numpy path below stays the reference, and the fallback: a packet the C
@@ -53,177 +72,10 @@ _ffi, _lib = _native.optional("sg_aedat4_decode_events") if _evt._lib is not Non
 __all__ = ["read_aedat4", "iter_aedat4", "read_aedat4_header", "write_aedat4", "Aedat4Header", "Aedat4Stream",
            "decode_io_header", "decode_event_packet"]
 
-MAGIC = b"#!AER-DAT4.0\r\n"
-COMPRESSIONS = {0: "none", 1: "lz4", 2: "lz4_high", 3: "zstd", 4: "zstd_high"}
-_EVENT = np.dtype([("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "u1"), ("_pad", "V3")])
-_PACKET = struct.Struct("<ii")
 # Refuse a decompressed packet larger than this (a lying frame header).
 MAX_PACKET_BYTES = 1 << 30
 MIN_PACKET_LIMIT = 64 << 20  # a compressed packet may always inflate to this much (4 Mi events)
 BOMB_RATIO = 32              # ... or to this many times its compressed size (events compress 2-10x)
-
-
-@dataclass
-class Aedat4Stream:
-    """One ``outInfo`` stream of the XML description."""
-    id: int
-    type: str                        # typeIdentifier: EVTS, FRME, IMUS, TRIG, ...
-    name: str = ""                   # originalOutputName
-    width: int | None = None
-    height: int | None = None
-    attributes: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Aedat4Header:
-    compression: str
-    data_table_position: int
-    xml: str
-    streams: list[Aedat4Stream]
-    data_offset: int                 # first packet
-
-
-# --------------------------------------------------------------------------- #
-# Minimal flatbuffer access (bounds-checked)
-# --------------------------------------------------------------------------- #
-class _FlatError(Exception):
-    def __init__(self, offset: int, what: str):
-        self.offset = offset
-        self.what = what
-
-
-def _u32(buf: bytes, at: int) -> int:
-    if at < 0 or at + 4 > len(buf):
-        raise _FlatError(at, f"4-byte field at {at} outside a {len(buf)}-byte flatbuffer")
-    return struct.unpack_from("<I", buf, at)[0]
-
-
-def _table_fields(buf: bytes, table: int) -> tuple[int, list[int]]:
-    """Absolute offsets (0 = absent) of each field of the table at ``table``."""
-    if table < 0 or table + 4 > len(buf):
-        raise _FlatError(table, "table offset outside the flatbuffer")
-    vtable = table - struct.unpack_from("<i", buf, table)[0]
-    if vtable < 0 or vtable + 4 > len(buf):
-        raise _FlatError(table, f"vtable offset {vtable} outside the flatbuffer")
-    vsize, _tsize = struct.unpack_from("<HH", buf, vtable)
-    if vsize < 4 or vsize % 2 or vtable + vsize > len(buf):
-        raise _FlatError(vtable, f"bad vtable size {vsize}")
-    rel = struct.unpack_from(f"<{(vsize - 4) // 2}H", buf, vtable + 4)
-    return table, [table + r if r else 0 for r in rel]
-
-
-def _field(fields: list[int], i: int) -> int:
-    return fields[i] if i < len(fields) else 0
-
-
-def _deref(buf: bytes, at: int) -> int:
-    return at + _u32(buf, at)
-
-
-def _vector(buf: bytes, at: int, elem: int) -> tuple[int, int]:
-    """(start, count) of the vector referenced by the uoffset at ``at``."""
-    vec = _deref(buf, at)
-    count = _u32(buf, vec)
-    if vec + 4 + count * elem > len(buf):
-        raise _FlatError(vec, f"vector of {count} x {elem} bytes runs past the flatbuffer end ({len(buf)})")
-    return vec + 4, count
-
-
-# --------------------------------------------------------------------------- #
-# Header
-# --------------------------------------------------------------------------- #
-def _parse_xml(xml: str) -> list[Aedat4Stream]:
-    root = ET.fromstring(xml)
-    streams = []
-    for out in root.iter("node"):
-        if out.get("name") != "outInfo":
-            continue
-        for node in out.findall("node"):
-            try:
-                sid = int(node.get("name", ""))
-            except ValueError:
-                continue
-            attrs = {a.get("key", ""): (a.text or "") for a in node.findall("attr")}
-            info = {}
-            for sub in node.findall("node"):
-                if sub.get("name") == "info":
-                    info = {a.get("key", ""): (a.text or "") for a in sub.findall("attr")}
-            s = Aedat4Stream(id=sid, type=attrs.get("typeIdentifier", ""), name=attrs.get("originalOutputName", ""),
-                             attributes={**attrs, **{f"info/{k}": v for k, v in info.items()}})
-            try:
-                s.width = int(info["sizeX"]) if "sizeX" in info else None
-                s.height = int(info["sizeY"]) if "sizeY" in info else None
-            except ValueError:
-                s.width = s.height = None
-            streams.append(s)
-    return streams
-
-
-def _parse_header(f: BinaryIO, path: str) -> Aedat4Header:
-    first = f.read(len(MAGIC))
-    if first != MAGIC:
-        what = "empty file" if not first else f"not an AEDAT 4.0 file: expected {MAGIC!r}, found {first[:20]!r}"
-        raise EventFileError(path, "byte offset 0", what)
-    raw = f.read(4)
-    if len(raw) < 4:
-        raise EventFileError(path, f"byte offset {len(MAGIC)}", "file ends before the IOHeader size")
-    size = struct.unpack("<i", raw)[0]
-    base = len(MAGIC) + 4
-    remaining = os.fstat(f.fileno()).st_size - base
-    if size <= 0 or size > remaining:
-        raise EventFileError(path, f"byte offset {len(MAGIC)}",
-                             f"IOHeader size {size} invalid ({remaining} bytes left in the file)")
-    return _decode_io_header(f.read(size), path, base)
-
-
-def _decode_io_header(buf: bytes, path: str, base: int) -> Aedat4Header:
-    """The IOHeader flatbuffer ``buf`` (which starts at byte ``base`` of ``path``)."""
-    try:
-        root = _u32(buf, 0)
-        _, fields = _table_fields(buf, root)
-        comp_at, pos_at, info_at = _field(fields, 0), _field(fields, 1), _field(fields, 2)
-        compression = struct.unpack_from("<i", buf, comp_at)[0] if comp_at else 0
-        if pos_at and pos_at + 8 > len(buf):
-            raise _FlatError(pos_at, "dataTablePosition outside the IOHeader")
-        table_pos = struct.unpack_from("<q", buf, pos_at)[0] if pos_at else -1
-        if not info_at:
-            raise _FlatError(root, "IOHeader without infoNode")
-        start, count = _vector(buf, info_at, 1)
-        xml = buf[start:start + count].decode("utf-8", "replace")
-    except _FlatError as e:
-        raise EventFileError(path, f"byte offset {base + e.offset}", f"IOHeader flatbuffer: {e.what}") from None
-    except struct.error as e:
-        raise EventFileError(path, f"byte offset {base}", f"IOHeader flatbuffer: {e}") from None
-    if compression not in COMPRESSIONS:
-        raise EventFileError(path, f"byte offset {base + comp_at}", f"unknown compression {compression}")
-    try:
-        streams = _parse_xml(xml)
-    except ET.ParseError as e:
-        raise EventFileError(path, f"byte offset {base + start}", f"IOHeader infoNode XML: {e}") from None
-    return Aedat4Header(COMPRESSIONS[compression], table_pos, xml, streams, base + len(buf))
-
-
-def read_aedat4_header(path: str | os.PathLike) -> Aedat4Header:
-    """Parse the IOHeader (compression, data table position, XML streams)."""
-    path = os.fspath(path)
-    with open(path, "rb") as f:
-        return _parse_header(f, path)
-
-
-def _pick_stream(path: str, header: Aedat4Header, stream: int | None) -> Aedat4Stream:
-    if stream is not None:
-        for s in header.streams:
-            if s.id == stream:
-                if s.type != "EVTS":
-                    raise ValueError(f"{path}: stream {stream} has type {s.type!r}, not 'EVTS' (events)")
-                return s
-        raise ValueError(f"{path}: no stream {stream} (streams: {[(s.id, s.type) for s in header.streams]})")
-    for s in header.streams:
-        if s.type == "EVTS":
-            return s
-    raise EventFileError(path, f"byte offset {len(MAGIC) + 4}",
-                         f"no event stream (typeIdentifier 'EVTS') in the IOHeader XML; "
-                         f"streams: {[(s.id, s.type) for s in header.streams]}")
 
 
 # --------------------------------------------------------------------------- #
@@ -436,20 +288,6 @@ def _packets(f: BinaryIO, path: str, header: Aedat4Header, chosen: Aedat4Stream)
         pos += _PACKET.size + size
 
 
-def decode_io_header(buf: bytes, *, source: str = "<stream>", offset: int = 0) -> Aedat4Header:
-    """Decode an IOHeader flatbuffer given as bytes (without its ``int32`` size).
-
-    For DV's network stream, which sends ``int32 size`` + IOHeader first, with
-    no ``#!AER-DAT4.0`` line. ``source`` and ``offset`` (the position of
-    ``buf`` in the stream) only name the place in error messages;
-    ``data_offset`` of the result is ``offset + len(buf)``.
-
-    Raises:
-        EventFileError: malformed flatbuffer, unknown compression, bad XML.
-    """
-    return _decode_io_header(bytes(buf), source, offset)
-
-
 def decode_event_packet(payload: bytes, compression: str = "none", *, source: str = "<stream>",
                         offset: int = 0) -> np.ndarray:
     """EVENT_DTYPE events of one packet payload (the bytes after ``int32 stream
@@ -550,136 +388,3 @@ def _read_aedat4_c(path: str, stream: int | None) -> np.ndarray:
                     _evt._check_range(path, out[start:k], chosen.width, chosen.height, at)
                 pos = at + size
     return np.empty(0, dtype=EVENT_DTYPE) if out is None else _evt._shrink(out, k)
-
-
-# --------------------------------------------------------------------------- #
-# Writer
-# --------------------------------------------------------------------------- #
-def _flatbuffer(identifier: bytes, fields: list[tuple[str, Any]], size_prefix: bool) -> bytes:
-    """Build a one-table flatbuffer. fields: ('i32', v) / ('i64', v) /
-    ('bytes', raw vector bytes, element size) in field order."""
-    # Layout: [size?] root(u32) ident(4) vtable table vectors...
-    nf = len(fields)
-    vtable_size = 4 + 2 * nf
-    head = 8
-    vt_at = head
-    table_at = vt_at + vtable_size
-    table_at += (-table_at) % 8  # int64 alignment of the table's scalar fields
-    # table: soffset (4) then fields; keep 8-byte alignment for int64 fields.
-    offs = []
-    cur = 4
-    for kind, *_ in fields:
-        width = 8 if kind == "i64" else 4
-        cur += (-(table_at + cur)) % width
-        offs.append(cur)
-        cur += width
-    table_size = cur
-    vec_at = table_at + table_size
-    body = bytearray(vec_at)
-    struct.pack_into("<I", body, 0, table_at)
-    body[4:8] = identifier
-    struct.pack_into("<HH", body, vt_at, vtable_size, table_size)
-    for i, off in enumerate(offs):
-        struct.pack_into("<H", body, vt_at + 4 + 2 * i, off)
-    struct.pack_into("<i", body, table_at, table_at - vt_at)
-    for (kind, value, *rest), off in zip(fields, offs):
-        at = table_at + off
-        if kind == "i32":
-            struct.pack_into("<i", body, at, value)
-        elif kind == "i64":
-            struct.pack_into("<q", body, at, value)
-        else:
-            # vector: align so the elements start on 8 bytes
-            pad = (-(len(body) + 4)) % 8
-            body.extend(b"\0" * pad)
-            vec = len(body)
-            struct.pack_into("<I", body, at, vec - at)
-            body.extend(struct.pack("<I", rest[0]))
-            body.extend(value)
-            if kind == "str":
-                body.extend(b"\0")
-    body.extend(b"\0" * ((-len(body)) % 4))
-    if size_prefix:
-        # offsets are relative to the buffer after the prefix: unchanged.
-        return struct.pack("<I", len(body)) + bytes(body)
-    return bytes(body)
-
-
-def write_aedat4(path: str | os.PathLike, events: np.ndarray, *, width: int = 346, height: int = 260,
-                 compression: str = "lz4", packet_events: int = 10_000, source: str = "pysg") -> None:
-    """Write polarity events as an AEDAT 4.0 file with one ``EVTS`` stream (id 0).
-
-    Args:
-        events: fields x, y, t (µs, >= 0, non-decreasing), p (0/1).
-        width, height: sensor size written as ``sizeX``/``sizeY`` (1..32767).
-        compression: ``"none"``, ``"lz4"`` or ``"zstd"``.
-        packet_events: events per packet.
-        source: the ``info/source`` attribute.
-
-    No data table is written (dataTablePosition -1): readers scan the packets.
-    """
-    if compression not in ("none", "lz4", "zstd"):
-        raise ValueError(f"write_aedat4: compression must be 'none', 'lz4' or 'zstd', got {compression!r}")
-    for name, value, lo, hi in (("width", width, 1, 32767), ("height", height, 1, 32767),
-                                ("packet_events", packet_events, 1, 1 << 24)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
-            raise ValueError(f"write_aedat4: {name} must be an integer in [{lo}, {hi}], got {value!r}")
-    events = np.asarray(events)
-    names = getattr(events.dtype, "names", None) or ()
-    missing = [f for f in ("x", "y", "t", "p") if f not in names]
-    if missing:
-        raise ValueError(f"write_aedat4: events need fields x, y, t, p (missing {', '.join(missing)})")
-    n = events.size
-    rec = np.zeros(n, dtype=_EVENT)
-    if n:
-        for name, limit in (("x", width), ("y", height), ("p", 2)):
-            arr = events[name].astype(np.int64)
-            bad = (arr < 0) | (arr >= limit)
-            if bad.any():
-                i = int(np.argmax(bad))
-                raise ValueError(f"write_aedat4: event {i} has {name}={int(arr[i])}, must be in [0, {limit})")
-        t = events["t"].astype(np.int64)
-        if t.min() < 0:
-            raise ValueError(f"write_aedat4: event {int(np.argmin(t))} has negative t={int(t.min())}")
-        dec = np.flatnonzero(np.diff(t) < 0)
-        if dec.size:
-            i = int(dec[0]) + 1
-            raise ValueError(f"write_aedat4: events not sorted by t: event {i} has t={int(t[i])} "
-                             f"< t={int(t[i - 1])}")
-        rec["t"], rec["x"], rec["y"], rec["p"] = t, events["x"], events["y"], events["p"]
-    comp_name = {"none": "NONE", "lz4": "LZ4", "zstd": "ZSTD"}[compression]
-    comp_code = {"none": 0, "lz4": 1, "zstd": 3}[compression]
-    xml = (
-        '<dv version="2.0">\n'
-        '    <node name="outInfo" path="/mainloop/Recorder/outInfo/">\n'
-        '        <node name="0" path="/mainloop/Recorder/outInfo/0/">\n'
-        f'            <attr key="compression" type="string">{comp_name}</attr>\n'
-        '            <attr key="originalModuleName" type="string">pysg</attr>\n'
-        '            <attr key="originalOutputName" type="string">events</attr>\n'
-        '            <attr key="typeDescription" type="string">Array of events (polarity ON/OFF).</attr>\n'
-        '            <attr key="typeIdentifier" type="string">EVTS</attr>\n'
-        '            <node name="info" path="/mainloop/Recorder/outInfo/0/info/">\n'
-        f'                <attr key="sizeX" type="int">{width}</attr>\n'
-        f'                <attr key="sizeY" type="int">{height}</attr>\n'
-        f'                <attr key="source" type="string">{source}</attr>\n'
-        '                <attr key="tsOffset" type="long">0</attr>\n'
-        '            </node>\n'
-        '        </node>\n'
-        '    </node>\n'
-        '</dv>\n').encode("utf-8")
-    io_header = _flatbuffer(b"IOHE", [("i32", comp_code), ("i64", -1), ("str", xml, len(xml))], size_prefix=False)
-    with open(path, "wb") as f:
-        f.write(MAGIC)
-        f.write(struct.pack("<i", len(io_header)))
-        f.write(io_header)
-        for a in range(0, n, packet_events):
-            chunk = rec[a:a + packet_events]
-            payload = _flatbuffer(b"EVTS", [("vec", chunk.tobytes(), chunk.size)], size_prefix=True)
-            if compression == "lz4":
-                import lz4.frame
-                payload = lz4.frame.compress(payload)
-            elif compression == "zstd":
-                import zstandard
-                payload = zstandard.ZstdCompressor().compress(payload)
-            f.write(_PACKET.pack(0, len(payload)))
-            f.write(payload)

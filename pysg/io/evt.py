@@ -4,8 +4,8 @@
 All three start with a text header of ``% ``-prefixed lines ending in ``\\n``
 (``% evt 3.0``, ``% format EVT3;height=720;width=1280``, ``% geometry 1280x720``,
 ``% Width``/``% Height`` in DAT files, an optional ``% end`` line, and ``% t0 N``
-written by faery when it subtracted the first timestamp). The binary data
-follows the last header line.
+written by faery when it subtracted the first timestamp), parsed by
+:mod:`pysg.io.prophesee_header`. The binary data follows the last header line.
 
 EVT 2.0: little-endian 32-bit words, type in bits 28..31::
 
@@ -40,22 +40,31 @@ DAT: after the header, 1 byte event type (0x0C = CD) and 1 byte event size
 Decoding is vectorised: the EVT 3.0 state (last y, time, base x, polarity) is
 a forward fill of the index of the last word of each kind
 (``np.maximum.accumulate``), vectors are expanded with ``np.unpackbits``.
+
+The EVT 3.0 writer is :mod:`pysg.io.evt3_writer`; it and the header parser are
+re-exported here (``from pysg.io.evt import write_evt3, read_prophesee_header``).
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
 from pysg import _native
 from pysg.events import EVENT_DTYPE, EventFileError
+from pysg.io.evt3_writer import write_evt3
+from pysg.io.prophesee_header import (  # noqa: F401 - GEOMETRY_MAX, T0_MAX, camera_geometry: public here too
+    GEOMETRY_MAX,
+    T0_MAX,
+    EvtHeader,
+    _parse_header,
+    camera_geometry,
+    read_prophesee_header,
+)
 
 __all__ = ["read_evt", "iter_evt", "write_evt3", "read_dat", "iter_dat", "read_prophesee_header", "EvtHeader"]
-
-_MAX_HEADER_LINE = 64 * 1024
-_MAX_HEADER_BYTES = 1 << 20
 
 EVT3_TIME_WRAP = 1 << 24
 EVT2_TIME_WRAP = 1 << 34
@@ -70,161 +79,6 @@ _ffi, _lib = _native.optional("sg_evt3_decode", "sg_evt2_decode", "sg_aedat31_de
 if _lib is not None and (EVENT_DTYPE.itemsize != _lib.SG_EVENT_RECORD_SIZE
                          or [EVENT_DTYPE.fields[k][1] for k in ("x", "y", "t", "p")] != [0, 2, 4, 12]):
     raise _native.NativeUnavailableError(f"EVENT_DTYPE layout differs from sg_decode.h's record: {_native.FIX}")
-
-
-# --------------------------------------------------------------------------- #
-# Header
-# --------------------------------------------------------------------------- #
-@dataclass
-class EvtHeader:
-    """The ``% `` text header of a Prophesee file.
-
-    ``format`` is ``"evt2"``, ``"evt3"``, ``"dat"`` or None (header says
-    nothing); ``width``/``height`` come from a geometry line or, without one, from the
-    camera the header names (``geometry_source`` says which), None when neither; ``t0`` is the offset
-    faery subtracted (0 when absent); ``data_offset`` is the first byte after
-    the header.
-    """
-    lines: list[str] = field(default_factory=list)
-    format: str | None = None
-    width: int | None = None
-    height: int | None = None
-    t0: int = 0
-    data_offset: int = 0
-    keys: dict[str, str] = field(default_factory=dict)
-    geometry_source: str | None = None  # "header", "plugin_name", "system_ID" or None
-
-
-# Header values a decoder can use: coordinates are uint16 in EVENT_DTYPE, and a '% t0'
-# offset plus any decoded time (an EVT 3.0 file would need 2^62 us, 146,000 years, to
-# come near) must still fit int64.
-GEOMETRY_MAX = 65535
-T0_MAX = 1 << 62
-
-
-def _parse_int(path: str, where: str, text: str, what: str, limit: int) -> int:
-    text = text.strip()
-    if not text.isdigit() or len(text) > 20:  # no sign, no '_' or spaces that int() accepts
-        raise EventFileError(path, where, f"{what}: {text!r} is not a non-negative integer")
-    value = int(text)
-    if value > limit:
-        raise EventFileError(path, where, f"{what}: {value} is larger than {limit}")
-    return value
-
-
-def _set_format(head: EvtHeader, path: str, where: str, fmt: str, seen: dict[str, str]) -> None:
-    """A header line naming the format; a second line naming another one is refused
-    rather than letting the later line silently win."""
-    if head.format is not None and head.format != fmt and head.format in seen:
-        raise EventFileError(path, where, f"header names {fmt.upper()} here but {head.format.upper()} at "
-                                          f"{seen[head.format]}: which decoder applies is ambiguous")
-    head.format = fmt
-    seen.setdefault(fmt, where)
-
-
-def _parse_header(f: BinaryIO, path: str) -> EvtHeader:
-    """Read the ``%`` header lines from ``f`` (positioned at 0)."""
-    head = EvtHeader()
-    offset = 0
-    seen: dict[str, str] = {}  # format -> where the header first named it
-    while True:
-        f.seek(offset)
-        peek = f.read(2)
-        if len(peek) < 2 or peek[:1] != b"%" or peek[1:2] not in (b" ", b"\n", b"\r"):
-            break
-        f.seek(offset)
-        line = f.readline(_MAX_HEADER_LINE)
-        where = f"byte offset {offset}"
-        if not line.endswith(b"\n"):
-            raise EventFileError(path, where, "truncated or overlong '%' header line")
-        try:
-            text = line.rstrip(b"\r\n").decode("ascii")
-        except UnicodeDecodeError:
-            break  # binary data that happens to start with '% '
-        offset += len(line)
-        if offset > _MAX_HEADER_BYTES:
-            raise EventFileError(path, where, f"'%' header longer than {_MAX_HEADER_BYTES} bytes")
-        head.lines.append(text)
-        body = text[1:].strip()
-        if body.lower() == "end":
-            break
-        key, _, value = body.partition(" ")
-        low = key.lower()
-        head.keys[key] = value
-        if low == "evt":
-            version = value.strip()
-            if version.startswith("3"):
-                _set_format(head, path, where, "evt3", seen)
-            elif version.startswith("2"):
-                _set_format(head, path, where, "evt2", seen)
-            else:
-                raise EventFileError(path, where, f"unsupported '% evt {version}'")
-        elif low == "format":
-            parts = value.split(";")
-            name = parts[0].strip().upper()
-            if name in ("EVT3", "EVT3.0"):
-                _set_format(head, path, where, "evt3", seen)
-            elif name in ("EVT2", "EVT2.0", "EVT21", "EVT2.1"):
-                if name in ("EVT21", "EVT2.1"):
-                    raise EventFileError(path, where, "EVT 2.1 is not supported")
-                _set_format(head, path, where, "evt2", seen)
-            for part in parts[1:]:
-                k, _, v = part.partition("=")
-                if k.strip().lower() == "width":
-                    head.width = _parse_int(path, where, v, "format width", GEOMETRY_MAX)
-                elif k.strip().lower() == "height":
-                    head.height = _parse_int(path, where, v, "format height", GEOMETRY_MAX)
-        elif low == "geometry":
-            w, sep, h = value.partition("x")
-            if not sep:
-                raise EventFileError(path, where, f"'% geometry {value}' is not WIDTHxHEIGHT")
-            head.width = _parse_int(path, where, w, "geometry width", GEOMETRY_MAX)
-            head.height = _parse_int(path, where, h, "geometry height", GEOMETRY_MAX)
-        elif low == "width":
-            head.width = _parse_int(path, where, value, "Width", GEOMETRY_MAX)
-        elif low == "height":
-            head.height = _parse_int(path, where, value, "Height", GEOMETRY_MAX)
-        elif low == "t0":
-            head.t0 = _parse_int(path, where, value, "t0", T0_MAX)
-        elif low == "version" and head.format is None:
-            head.format = "dat"
-        elif low == "data" and "cd events" in value.lower() and head.format is None:
-            head.format = "dat"
-    head.data_offset = offset
-    if head.width is None and head.height is None:
-        size, source = camera_geometry(head.keys)
-        if size is not None:
-            (head.width, head.height), head.geometry_source = size, source
-    elif head.width is not None and head.height is not None:
-        head.geometry_source = "header"
-    return head
-
-
-# Sensor sizes by the Metavision HAL plugin a recording names ('% plugin_name'), for files
-# whose header has no geometry line (Gen3 EVT 2.0 files). Matched as substrings, in order.
-_PLUGIN_SIZES = (("imx636", (1280, 720)), ("imx646", (1280, 720)), ("gen41", (1280, 720)), ("gen4", (1280, 720)),
-                 ("genx320", (320, 320)), ("imx8", (320, 320)), ("gen31", (640, 480)), ("gen3", (640, 480)))
-# '% system_ID' values seen in real recordings with a known sensor (a Gen3 EVT 2.0 file
-# and an IMX636 EVT 3.0 file in faery's test data); others give no size.
-_SYSTEM_ID_SIZES = {"21": (640, 480), "49": (1280, 720)}
-
-
-def camera_geometry(keys: dict[str, str]) -> tuple[tuple[int, int] | None, str | None]:
-    """(width, height) and where it came from ("plugin_name" or "system_ID"), from the
-    camera a header names; (None, None) when it names none we know."""
-    plugin = keys.get("plugin_name", "").strip().lower()
-    for needle, size in _PLUGIN_SIZES:
-        if plugin and needle in plugin:
-            return size, "plugin_name"
-    size = _SYSTEM_ID_SIZES.get(keys.get("system_ID", "").strip())
-    return (size, "system_ID") if size is not None else (None, None)
-
-
-def read_prophesee_header(path: str | os.PathLike) -> EvtHeader:
-    """Parse the ``%`` header of an EVT 2.0 / EVT 3.0 / DAT file."""
-    path = os.fspath(path)
-    with open(path, "rb") as f:
-        return _parse_header(f, path)
 
 
 # --------------------------------------------------------------------------- #
@@ -634,85 +488,3 @@ def iter_dat(path: str | os.PathLike, *, chunk_events: int = 1_000_000, add_t0: 
             rec = np.frombuffer(data, dtype=_DAT_RECORD)
             yield _decode_dat(path, rec, head, base, first, t_last, head.t0 if add_t0 else 0)
             first += rec.size
-
-
-# --------------------------------------------------------------------------- #
-# EVT 3.0 writer
-# --------------------------------------------------------------------------- #
-def write_evt3(path: str | os.PathLike, events: np.ndarray, *, width: int = 1280, height: int = 720) -> None:
-    """Write events as an EVT 3.0 file (``% evt 3.0`` header, geometry).
-
-    Every event is written as its own ADDR_X word (vectors are not used),
-    preceded by ADDR_Y / TIME_LOW / TIME_HIGH words whenever those change; a
-    TIME_HIGH word is also emitted each 2**24 µs wrap so readers can unwrap.
-
-    Args:
-        events: fields x, y, t (µs, >= 0, non-decreasing), p (0/1).
-        width, height: sensor size (at most 2048, the 11-bit fields).
-
-    Raises:
-        ValueError: bad sizes, out-of-range or unsorted events.
-    """
-    for name, value in (("width", width), ("height", height)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= 2048:
-            raise ValueError(f"write_evt3: {name} must be an integer in [1, 2048], got {value!r}")
-    events = np.asarray(events)
-    names = getattr(events.dtype, "names", None) or ()
-    missing = [f for f in ("x", "y", "t", "p") if f not in names]
-    if missing:
-        raise ValueError(f"write_evt3: events need fields x, y, t, p (missing {', '.join(missing)})")
-    n = events.size
-    words = np.empty(0, dtype="<u2")
-    if n:
-        x = events["x"].astype(np.int64)
-        y = events["y"].astype(np.int64)
-        t = events["t"].astype(np.int64)
-        p = events["p"].astype(np.int64)
-        for name, arr, limit in (("x", x, width), ("y", y, height), ("p", p, 2)):
-            bad = (arr < 0) | (arr >= limit)
-            if bad.any():
-                i = int(np.argmax(bad))
-                raise ValueError(f"write_evt3: event {i} has {name}={int(arr[i])}, must be in [0, {limit})")
-        if t[0] < 0:
-            raise ValueError(f"write_evt3: negative t={int(t[0])}")
-        dec = np.flatnonzero(np.diff(t) < 0)
-        if dec.size:
-            i = int(dec[0]) + 1
-            raise ValueError(f"write_evt3: events not sorted by t: event {i} has t={int(t[i])} < t={int(t[i - 1])}")
-        high = t >> 12            # unwrapped TIME_HIGH
-        low = t & 0xFFF
-        first = np.ones(n, dtype=bool)
-        new_high = first.copy()
-        new_high[1:] = high[1:] != high[:-1]
-        new_low = new_high.copy()
-        new_low[1:] |= low[1:] != low[:-1]
-        new_y = new_low.copy()
-        new_y[1:] |= y[1:] != y[:-1]
-        # A jump of a full wrap or more needs intermediate TIME_HIGH words so
-        # the reader counts every wrap: emit one per 4096 (each a decrease
-        # modulo 4096 is detected once per wrap).
-        prev_high = np.concatenate(([0], high[:-1]))
-        wraps = np.where(new_high, (high >> 12) - (prev_high >> 12), 0)
-        wraps[0] = high[0] >> 12
-        extra = np.maximum(wraps, 0) * 2  # 2 words per wrap: TIME_HIGH 4095 then 0
-        per = extra + new_high + new_low + new_y + 1
-        offs = np.concatenate(([0], np.cumsum(per)))
-        words = np.zeros(int(offs[-1]), dtype="<u2")
-        pos = offs[:-1].copy()
-        # Wrap words (rare): loop over events with wraps only.
-        for i in np.flatnonzero(extra):
-            k = int(pos[i])
-            for _ in range(int(wraps[i])):
-                words[k] = 0x8000 | 0xFFF
-                words[k + 1] = 0x8000
-                k += 2
-        pos += extra
-        for mask, value in ((new_high, 0x8000 | (high & 0xFFF)), (new_low, 0x6000 | low), (new_y, y)):
-            words[pos[mask]] = value[mask]
-            pos += mask
-        words[pos] = 0x2000 | (p << 11) | x
-    header = (f"% evt 3.0\n% format EVT3;height={height};width={width}\n"
-              f"% geometry {width}x{height}\n% end\n").encode("ascii")
-    with open(path, "wb") as f:
-        f.write(header)
-        f.write(words.astype("<u2").tobytes())

@@ -4,6 +4,11 @@
  * vectors from pysg.intref (bit-exact, through sg_step and through sg_feed), loader
  * rejection (truncation, bit flips, re-signed mutations against pysg.sgm offsets),
  * arena and API errors. Usage: test_runtime GOLDEN_DIR (from gen_golden.py).
+ *
+ * Longer than ~500 lines on purpose: one test program of one unit (the gamma engine and its
+ * loader), built and run on four targets (host, ASan, aarch64 under qemu-user, Cortex-M4
+ * under QEMU; runtime_c/Makefile), its cases sharing the static file and arena buffers
+ * below. Split in parts, each part would need its own rule on every target.
  */
 #include <stdio.h>
 #include <stdlib.h>

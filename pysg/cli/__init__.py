@@ -1,0 +1,29 @@
+# SPDX-License-Identifier: MIT
+"""The `pysg` command: a thin layer over library functions.
+
+Every subcommand parses its arguments, calls one library function and prints the
+result (a human summary, or JSON with --json). Errors in user input end with a one-line
+message and exit status 2, never a traceback.
+
+One module per command family: `data` (synth, train, eval, demo), `models` (export,
+convert, inspect), `recordings` (run, info, plot), `device` (flash, stream, device info,
+emulate); `parser` builds the argument parser, `common` holds their shared helpers.
+"""
+from __future__ import annotations
+
+import sys
+
+from .data import cmd_demo, cmd_eval, cmd_synth, cmd_train  # noqa: F401 - the commands stay importable here
+from .device import cmd_device_info, cmd_emulate, cmd_flash, cmd_stream  # noqa: F401
+from .models import cmd_convert, cmd_export, cmd_inspect  # noqa: F401
+from .parser import build_parser
+from .recordings import cmd_info, cmd_plot, cmd_run  # noqa: F401
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, NotADirectoryError) as e:
+        print(f"pysg {args.command}: error: {e}", file=sys.stderr)
+        return 2

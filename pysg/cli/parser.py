@@ -1,0 +1,153 @@
+# SPDX-License-Identifier: MIT
+"""The argument parser of `pysg`: every subcommand, its options and the function it runs."""
+from __future__ import annotations
+
+import argparse
+
+from .data import cmd_demo, cmd_eval, cmd_synth, cmd_train
+from .device import cmd_device_info, cmd_emulate, cmd_flash, cmd_stream
+from .models import cmd_convert, cmd_export, cmd_inspect
+from .recordings import cmd_info, cmd_plot, cmd_run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pysg", description="SpikingGamma edge inference: train, convert, run.")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("synth", help="generate a synthetic DVS128-Gesture-layout dataset")
+    s.add_argument("out_dir")
+    s.add_argument("--train-users", type=int, default=20)
+    s.add_argument("--test-users", type=int, default=6)
+    s.add_argument("--lightings-per-user", type=int, default=3)
+    s.add_argument("--seconds", type=float, default=2.0, help="duration of each gesture")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--workers", type=int, default=None)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_synth)
+
+    s = sub.add_parser("train", help="train the default gesture network online")
+    s.add_argument("data_dir")
+    s.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
+    s.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
+    s.add_argument("--dt-ms", type=float, default=10.0)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--resume", action="store_true", help="continue from OUTPUT.ckpt")
+    s.add_argument("--history", help="write the training curves (JSON) here")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("eval", help="evaluate a model on a dataset split")
+    s.add_argument("model")
+    s.add_argument("data_dir")
+    s.add_argument("--split", default="test", choices=("train", "test"))
+    s.add_argument("--dt-ms", type=float, default=None, help="retarget the model to this step first")
+    s.add_argument("--plot", help="write the confusion matrix as PNG here")
+    s.add_argument("--engine", choices=("float", "ref", "c"), default=None,
+                   help="float: the float model (.npz); ref: the Python int8 integer reference; c: the C "
+                        "runtime (both take an .sgm, or an .npz quantised first). Default: c for an .sgm, "
+                        "float otherwise")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("export", help="quantise a float model (.npz) into an int8 .sgm model file")
+    s.add_argument("model")
+    s.add_argument("-o", "--output", required=True, help=".sgm file to write")
+    s.add_argument("--dt-ms", type=float, default=None, help="retarget the model to this step first")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("convert", help="convert an int8 TFLite network (.tflite) into an .sgm file run "
+                                       "event-driven (delta execution, bit-exact with TFLite)")
+    s.add_argument("model", help="int8 .tflite: CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, AVERAGE_POOL_2D, "
+                                 "RESHAPE, fused ReLU/ReLU6; QUANTIZE / DEQUANTIZE at a float model's edges")
+    s.add_argument("-o", "--output", required=True, help=".sgm file to write")
+    s.add_argument("--dt-ms", type=float, default=10.0, help="one step (one input frame), ms (default 10)")
+    s.add_argument("--steps", type=int, default=20,
+                   help="event input: the frame counts the events of the last STEPS steps (default 20)")
+    s.add_argument("--input", choices=("events", "tensor"), default="events",
+                   help="events: the input tensor is built from event counts on the device; tensor: the host "
+                        "sets the whole int8 tensor each step")
+    s.add_argument("--slices", type=int, default=None,
+                   help="time slices of the window (default: input channels / polarity channels)")
+    s.add_argument("--polarities", type=int, choices=(1, 2), default=None,
+                   help="polarity channels (default 2 if the input channels are even)")
+    s.add_argument("--count-map", choices=("log2", "count"), default="log2",
+                   help="the real value of a count n on the input tensor's scale: log2(1 + n) or n")
+    s.add_argument("--sensor", default=None, help="sensor WIDTHxHEIGHT, a multiple of the input (default: the input)")
+    s.add_argument("--labels", default=None, help="comma-separated class names (default 0..N-1)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_convert)
+
+    s = sub.add_parser("inspect", help="validate an .sgm model file and describe it")
+    s.add_argument("model")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_inspect)
+
+    s = sub.add_parser("run", help="run an .sgm model on a recording, or live on an event source")
+    s.add_argument("model")
+    s.add_argument("events", nargs="?", help="event file, any supported format (the whole file is one sample)")
+    s.add_argument("--source", help="live input: tcp://HOST:PORT (DV network stream), camera[:SERIAL], "
+                                    "or a file replayed at --speed; prints a prediction per --window-ms")
+    s.add_argument("--window-ms", type=float, default=500.0)
+    s.add_argument("--speed", type=float, default=None,
+                   help="file replay speed (1 = recorded speed; default: as fast as possible)")
+    s.add_argument("--engine", choices=("c", "ref"), default=None,
+                   help="c (default): the C runtime; ref: the Python integer reference of the model's kind "
+                        "(bit-exact twins)")
+    s.add_argument("--dump-logits", help="save the per-step int32 logits (steps x classes) as .npy")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("info", help="describe an event file (any supported format)")
+    s.add_argument("events")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("demo", help="recognise gestures in the bundled sample recordings")
+    s.add_argument("--engine", choices=("c", "ref", "float"), default="c",
+                   help="c (default): the bundled model exported to .sgm in memory and run by the C runtime; "
+                        "ref: the same on the Python integer reference; float: the float model")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("plot", help="PNG plots: training curves, confusion, event frames, spike raster")
+    s.add_argument("what", choices=("curves", "confusion", "events", "raster"))
+    s.add_argument("input", help="history JSON (curves), eval JSON (confusion), or a dataset folder")
+    s.add_argument("-o", "--output", required=True)
+    s.add_argument("--model", help="model for the spike raster")
+    s.add_argument("--sample", type=int, default=0, help="sample index in the folder's test split")
+    s.set_defaults(func=cmd_plot)
+
+    s = sub.add_parser("flash", help="upload a model (or, with --firmware, a firmware image) to a device")
+    s.add_argument("model", nargs="?", help=".sgm model, or a float .npz model (exported as `pysg export` does)")
+    s.add_argument("--port", required=True, help="device path, pty, or pyserial URL (socket://HOST:PORT)")
+    s.add_argument("--firmware", help="firmware image (.img, from `python -m pysg.device.image`) instead of a model")
+    s.add_argument("--dt-ms", type=float, default=None, help="retarget a float model to this step first")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_flash)
+
+    s = sub.add_parser("stream", help="stream a recording to a device: a prediction per gesture or per window")
+    s.add_argument("events", help="event file, any supported format")
+    s.add_argument("--port", required=True, help="device path, pty, or pyserial URL (socket://HOST:PORT)")
+    s.add_argument("--labels", help="DVS128-Gesture labels CSV: one sample per labelled gesture (default when "
+                                    "<stem>_labels.csv is beside the recording and --window-ms is not given)")
+    s.add_argument("--window-ms", type=float, default=None, help="a prediction per window (default 500)")
+    s.add_argument("--json", action="store_true", help="one JSON object per line")
+    s.set_defaults(func=cmd_stream)
+
+    s = sub.add_parser("device", help="talk to a device")
+    dsub = s.add_subparsers(dest="device_command", required=True)
+    d = dsub.add_parser("info", help="identity, capabilities, model slots and the active model")
+    d.add_argument("--port", required=True, help="device path, pty, or pyserial URL (socket://HOST:PORT)")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_device_info)
+
+    s = sub.add_parser("emulate", help="run an emulated device (POSIX, or the firmware in QEMU) and print its URL")
+    s.add_argument("--qemu", action="store_true", help="the real firmware in qemu-system-arm (mps2-an386)")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--tcp", type=int, default=None, metavar="PORT", help="serve on TCP PORT (0: any free port; default)")
+    g.add_argument("--pty", action="store_true", help="a pseudo-terminal (POSIX device only)")
+    s.add_argument("--flash", help="flash image file (kept across runs; default: a temporary file)")
+    s.set_defaults(func=cmd_emulate)
+    return p

@@ -1,0 +1,206 @@
+# SPDX-License-Identifier: MIT
+"""The base of `pysg.device.client.Device`: the link to a device, HELLO and reconnection,
+the frame budget that adapts to a noisy link, and the operations that leave what the device
+stores alone (INFO, STATS, reading a model slot and the active model's header, RESET,
+SET_BAUD)."""
+from __future__ import annotations
+
+import struct
+import time
+from dataclasses import dataclass
+from typing import Callable, Self
+
+from .link import DEFAULT_BAUD, HELLO_INTERVAL, LINK_BYTES_PER_S, REPLY_TIMEOUT, REQUEST_RETRIES, Link, LinkError
+from .ops import PROTOCOL_VERSION, Cap, Op
+from .protocol import ProtocolError
+from .replies import MIN_BUDGET, DeviceInfo, DeviceStats, HelloInfo, ModelHeader, NoModelError, StreamInfo, \
+    UnsupportedError
+
+__all__ = ["Session", "RECONNECT_TIMEOUT", "Progress"]
+
+RECONNECT_TIMEOUT = 30.0     # s to wait for a device to come back (link lost, reset, firmware update)
+RECONNECT_HELLO_TRIES = 8    # HELLO tries per reconnect attempt
+GROW_AFTER = 8               # clean requests before the frame budget doubles again
+
+Progress = Callable[[int, int], None]   # (done, total)
+
+
+@dataclass
+class _Stream:
+    info: StreamInfo
+    logits: bool
+    step: int = 0
+
+
+class Session:
+    """A pysg device on a port (device path, pty or pyserial URL): the connection and the
+    operations that do not change what the device stores. Use as a context manager;
+    `connect()` opens the port and says HELLO."""
+
+    def __init__(self, url: str, *, baudrate: int = DEFAULT_BAUD, reply_timeout: float = REPLY_TIMEOUT,
+                 retries: int = REQUEST_RETRIES, bytes_per_s: float = LINK_BYTES_PER_S):
+        self.url = url
+        self.baudrate = baudrate
+        self.reply_timeout = reply_timeout
+        self.retries = retries
+        self.bytes_per_s = bytes_per_s
+        self.link: Link | None = None
+        self.hello_info: HelloInfo | None = None
+        self.reconnects = 0
+        self._stream: _Stream | None = None
+        self._budget = 0            # payload bytes per request now (max_payload, halved on resends)
+        self._clean = 0
+        self._header_cache: dict[tuple[int, int], ModelHeader] = {}
+
+    # ------------------------------------------------------------ connection
+
+    def __enter__(self) -> Self:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def connect(self, *, hello_retries: int | None = None) -> HelloInfo:
+        self.close()
+        self.link = Link.open(self.url, baudrate=self.baudrate, reply_timeout=self.reply_timeout,
+                              retries=self.retries, bytes_per_s=self.bytes_per_s)
+        return self.hello(**({} if hello_retries is None else {"retries": hello_retries}))
+
+    def close(self) -> None:
+        if self.link is not None:
+            self.link.close()
+            self.link = None
+
+    def reconnect(self, timeout: float = RECONNECT_TIMEOUT) -> HelloInfo:
+        """Reopen the port and say HELLO until the device answers (or LinkError)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                info = self.connect(hello_retries=RECONNECT_HELLO_TRIES)
+                self.reconnects += 1
+                return info
+            except LinkError as e:
+                if time.monotonic() >= deadline:
+                    raise LinkError(f"the device at {self.url} did not come back within {timeout:.0f} s ({e})") \
+                        from None
+                time.sleep(HELLO_INTERVAL)
+
+    def _link(self) -> Link:
+        if self.link is None:
+            raise LinkError("not connected: use `with Device(url) as dev:` or call connect()")
+        return self.link
+
+    def _cmd(self, op: Op, payload: bytes = b"", **kwargs) -> bytes:
+        link = self._link()
+        before = link.counters.resends
+        try:
+            return link.command(op, payload, **kwargs)
+        finally:
+            self._adapt(link.counters.resends - before)
+
+    def _adapt(self, resends: int) -> None:
+        """Noisy link: a request that needed resends halves the payload of the next ones
+        (a long frame is more likely to be hit); GROW_AFTER clean ones double it again."""
+        top = self._link().max_payload
+        if resends:
+            self._budget, self._clean = max(min(MIN_BUDGET, top), self._budget // 2), 0
+        else:
+            self._clean += 1
+            if self._clean >= GROW_AFTER:
+                self._budget, self._clean = min(top, self._budget * 2), 0
+
+    def _need(self, cap: Cap, what: str) -> None:
+        if self.hello_info is not None and cap not in self.hello_info.caps:
+            raise UnsupportedError(f"the device ({self.hello_info.name}) has no {cap.name} capability: "
+                                   f"it cannot {what}")
+
+    # ------------------------------------------------------------ basic operations
+
+    def hello(self, **kwargs) -> HelloInfo:
+        info = HelloInfo.parse(self._link().hello(PROTOCOL_VERSION, **kwargs))
+        if info.version != PROTOCOL_VERSION:
+            raise ProtocolError(f"device speaks protocol version {info.version}, this host {PROTOCOL_VERSION}: "
+                                f"update {'the firmware' if info.version < PROTOCOL_VERSION else 'pysg'}")
+        self._link().max_payload = info.max_payload
+        # a reconnect keeps what the link taught (a noisy link stays noisy)
+        self._budget = min(self._budget or info.max_payload, info.max_payload)
+        self.hello_info = info
+        self._stream = None
+        return info
+
+    def info(self) -> DeviceInfo:
+        return DeviceInfo.parse(self._cmd(Op.INFO))
+
+    def stats(self) -> DeviceStats:
+        return DeviceStats.parse(self._cmd(Op.STATS))
+
+    def reset(self, timeout: float = RECONNECT_TIMEOUT) -> HelloInfo:
+        """Reset the device and wait until it answers HELLO again."""
+        self._cmd(Op.RESET)
+        time.sleep(HELLO_INTERVAL)
+        return self.reconnect(timeout)
+
+    def set_baud(self, baud: int) -> HelloInfo:
+        """Change the UART rate (the reply comes at the old rate), then HELLO at the new one."""
+        self._need(Cap.BAUD, "change its baud rate")
+        self._cmd(Op.SET_BAUD, struct.pack("<I", baud))
+        link = self._link()
+        link.port.flush()
+        link.port.baudrate = baud
+        link.drain()
+        self.baudrate = baud
+        return self.hello()
+
+    # ------------------------------------------------------------ the stored models
+
+    def read_model(self, slot: int, *, size: int | None = None, offset: int = 0,
+                   progress: Progress | None = None) -> bytes:
+        """`size` bytes (default: the slot's model size from INFO) of a slot's model."""
+        if slot not in (0, 1):
+            raise ValueError(f"read_model: slot must be 0 or 1, got {slot}")
+        if size is None:
+            s = self.info().slots[slot]
+            if not s.valid:
+                raise ValueError(f"slot {slot} holds no valid model")
+            size = s.size - offset
+        out = bytearray()
+        while len(out) < size:
+            want = min(self._budget - 1, 0xFFFF, size - len(out))
+            r = self._cmd(Op.MODEL_READ, struct.pack("<BIH", slot, offset + len(out), want), reply_len=want + 1)
+            if len(r) != want:
+                raise ProtocolError(f"MODEL_READ of {want} bytes returned {len(r)}")
+            out += r
+            if progress:
+                progress(len(out), size)
+        return bytes(out)
+
+    def model_header(self) -> ModelHeader:
+        """Geometry, time step and labels of the active model (read from its .sgm header)."""
+        from ..sgm import FORMAT_VERSION_QNET, HEADER_FIELDS, HEADER_SIZE, LABEL_SIZE, LAYER_ENTRY_SIZE, MAGIC, \
+            QLAYER_FIELDS
+
+        info = self.info()
+        if info.active_slot is None:
+            raise NoModelError(f"the device at {self.url} has no model: flash one with "
+                               f"`pysg flash --port {self.url} MODEL.sgm`")
+        slot = info.slots[info.active_slot]
+        key = (slot.generation, slot.crc)
+        if key in self._header_cache:
+            return self._header_cache[key]
+        raw = self.read_model(info.active_slot, size=HEADER_SIZE)
+        h = {name: struct.unpack_from("<" + code, raw, off)[0] for name, off, code in HEADER_FIELDS}
+        if h["magic"] != MAGIC:
+            raise ProtocolError(f"slot {info.active_slot} does not start with an .sgm header ({h['magic']!r})")
+        lab = self.read_model(info.active_slot, offset=h["labels_offset"], size=h["n_classes"] * LABEL_SIZE)
+        labels = [lab[i * LABEL_SIZE:(i + 1) * LABEL_SIZE].split(b"\0", 1)[0].decode("utf-8", "replace")
+                  for i in range(h["n_classes"])]
+        channels = h["in_c"]
+        if h["format_version"] == FORMAT_VERSION_QNET:  # event counts per polarity channel: the input entry's P
+            _, off, code = next(f for f in QLAYER_FIELDS if f[0] == "depth_multiplier")
+            entry = self.read_model(info.active_slot, offset=h["layers_offset"], size=LAYER_ENTRY_SIZE)
+            channels = struct.unpack_from("<" + code, entry, off)[0]
+        mh = ModelHeader(h["dt_us"], (channels, h["in_h"], h["in_w"]), (h["sensor_w"], h["sensor_h"]),
+                         h["downsample"], labels, h["file_size"], h["format_version"])
+        self._header_cache[key] = mh
+        return mh
