@@ -32,7 +32,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from pysg.events import EVENT_DTYPE, EventFileError
-from pysg.io import evt as _evt  # the C decoders (runtime_c/src/sg_decode.c), when built
+from pysg.io import evt as _evt  # the C decoders (runtime_c/src/host/sg_decode.c), when built
 
 __all__ = ["write_aedat31", "read_aedat31", "read_aedat31_header", "iter_aedat31"]
 

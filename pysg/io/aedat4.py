@@ -24,7 +24,7 @@ above are read. Non-event streams are skipped without decompression.
 
 Packets are decompressed by python-lz4 (``lz4.frame.decompress``, one call per
 packet) or zstandard. When the C extension is built, the uncompressed event packets
-are decoded by ``sg_aedat4_decode_events`` (runtime_c/src/sg_decode.c) straight into
+are decoded by ``sg_aedat4_decode_events`` (runtime_c/src/host/sg_decode.c) straight into
 one output array; the Python path below is the reference, used for every packet the C
 decoder refuses (so errors are always the reference's).
 
@@ -64,7 +64,7 @@ from pysg.io.aedat4_format import (
 )
 from pysg.io.aedat4_writer import _flatbuffer, write_aedat4  # noqa: F401 - _flatbuffer: tests build packets
 
-# The C event-packet decoder of runtime_c/src/sg_decode.c, used when the extension has it;
+# The C event-packet decoder of runtime_c/src/host/sg_decode.c, used when the extension has it;
 # the Python/numpy path below stays the reference, and the fallback: a packet the C
 # decoder refuses is decoded again by the reference, which raises the error.
 _ffi, _lib = _native.optional("sg_aedat4_decode_events") if _evt._lib is not None else (None, None)

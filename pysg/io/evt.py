@@ -72,7 +72,7 @@ DAT_TIME_WRAP = 1 << 32
 _DAT_CD = 0x0C
 _DAT_EVENT_SIZE = 8
 
-# The C decoders of runtime_c/src/sg_decode.c, used when the extension is built (pysg._native's
+# The C decoders of runtime_c/src/host/sg_decode.c, used when the extension is built (pysg._native's
 # policy for code with a numpy twin); the numpy decoders below stay the reference (and the
 # fallback). They write EVENT_DTYPE records directly: 13 packed bytes x u2, y u2, t i8, p u1.
 _ffi, _lib = _native.optional("sg_evt3_decode", "sg_evt2_decode", "sg_aedat31_decode_polarity")
