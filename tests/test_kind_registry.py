@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import pathlib
+import re
 import shutil
 import struct
 import subprocess
@@ -222,3 +223,25 @@ def test_unregistering_restores_the_registry_and_the_header():
         sgm.encode_sgm(_model())
     with pytest.raises(TypeError, match="not an .sgm model"):
         sgm.format_of(_model())
+
+
+# a kind's own modules and the registries; everything else asks the registries
+KIND_FILES = {"sgm/sg.py", "sgm/qnet.py", "sgm/kinds.py", "sgm/__init__.py", "engines/sg_ref.py",
+              "engines/qnet_ref.py", "engines/registry.py",
+              # not yet: the device client reads a version 2 model's input entry for its count
+              # channels (DeviceClient.model_header, helper FW's file)
+              "device/client.py"}
+
+
+def test_no_format_version_test_outside_the_kinds_and_registries():
+    """The Python side of the rule tests/test_runtime_c_unit.py checks in C."""
+    patterns = [r"format_version[\"'\]]*\s*[!=]=", r"[!=]=\s*\S*format_version", r"\bFORMAT_VERSION_QNET\b",
+                r"\bSG_FORMAT_VERSION", r"\bis_qnet\b"]
+    bad = []
+    for path in sorted((ROOT / "pysg").rglob("*.py")):
+        rel = path.relative_to(ROOT / "pysg").as_posix()
+        if rel in KIND_FILES:
+            continue
+        text = path.read_text(encoding="utf-8")
+        bad += [(rel, p) for p in patterns if re.search(p, text)]
+    assert not bad, bad
