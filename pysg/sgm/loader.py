@@ -7,7 +7,7 @@ section "Validation" (the C loader reports the same offsets)."""
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, NoReturn
 
 from .kinds import FORMATS, LAYER_TABLES, known_versions
 from .layout import (ALIGN, HEADER_FIELDS, HEADER_SIZE, LABEL_SIZE, LAYER_ENTRY_SIZE, MAGIC, MAX_STAGES,
@@ -27,7 +27,7 @@ def load_sgm(data: bytes | bytearray | memoryview, *, arena_size: int | None = N
     n = len(buf)
     H = HEADER_FIELDS
 
-    def err(name, what):
+    def err(name: str, what: str) -> NoReturn:
         raise SgmFormatError(field_offset(H, name), name, what)
 
     if n < HEADER_SIZE:
