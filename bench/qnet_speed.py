@@ -36,7 +36,7 @@ def main(argv=None) -> int:
 
     sgm = args.model.read_bytes()
     rt = Runtime(sgm)
-    if not rt.is_qnet or rt.tensor_input:
+    if rt.kind.name != "qnet" or rt.tensor_input:
         raise SystemExit("qnet_speed: the model must be an imported network with event-count input")
     rec = next(BUNDLED_SAMPLES.glob("*.aedat"))
     ev = read_aedat31(rec)

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""Write runtime_c/include/sg_format.h from the .sgm layout tables of pysg/sgm/layout.py."""
+"""Write runtime_c/include/sg_format.h from the .sgm layout tables: pysg/sgm/layout.py's and
+each registered kind's (pysg/sgm/kinds.py)."""
 from __future__ import annotations
 
 import pathlib

@@ -26,6 +26,8 @@ def _size(text: str) -> tuple[int, int]:
 def cmd_convert(args) -> int:
     from pysg.converters.tflite_sgm import convert_file
 
+    from ..sgm import inspect_text
+
     labels = None
     if args.labels:
         labels = [x.strip() for x in args.labels.split(",")]
@@ -38,47 +40,16 @@ def cmd_convert(args) -> int:
     if args.json:
         print(json.dumps(info))
         return 0
-    _print_qnet(args.output, info)
+    print(inspect_text(args.output, info))
     return 0
 
 
-def _print_qnet(name, info: dict) -> None:
-    enc = info["input"]
-    src = (f"event counts over {enc['window_steps']} steps in {enc['slices']} slices x "
-           f"{enc['polarity_channels']} polarities from sensor {info['sensor_size']} / {info['downsample']}"
-           if enc["kind"] == "event_counts" else "the int8 tensor, set by the host")
-    print(f"{name}: .sgm version {info['format_version']} (imported int8 network), {info['file_bytes']} bytes, "
-          f"arena {info['arena_bytes']} bytes, dt {info['dt_us']} us, input {info['input_shape']} (HWC) from {src}")
-    for ly in info["layers"]:
-        print(f"  {ly['index']}: {ly['kind']:<15} {ly['in_shape']} -> {ly['out_shape']}"
-              f"{' (output)' if ly['output'] else ''}: {ly['parameters']} parameters, kernel {ly['kernel']}, "
-              f"stride {ly['stride']}, {'per-channel' if ly['per_channel'] else 'per-tensor'} requantisation, "
-              f"arena {ly['arena_bytes']} B")
-    print("  labels: " + ", ".join(info["labels"]))
-
-
-def _print_sg(name, info: dict) -> None:
-    print(f"{name}: .sgm version {info['format_version']}, {info['file_bytes']} bytes, "
-          f"arena {info['arena_bytes']} bytes, dt {info['dt_us']} us, K = {info['n_buckets']}, "
-          f"input {info['input_shape']} from sensor {info['sensor_size']} / {info['downsample']}")
-    for l in info["layers"]:
-        print(f"  {l['index']}: {l['kind']:<6} {l['in_shape']} pool {l['pool']} -> {l['out_shape']}"
-              f"{' (output)' if l['output'] else ''}: {l['parameters']} parameters, "
-              f"weights {l['weight_bytes']} B, arena {l['arena_bytes']} B, alpha_q15 {l['alpha_q15']}"
-              f"{', delays <= ' + str(l['max_delay']) if l['delays'] else ''}")
-    print("  labels: " + ", ".join(info["labels"]))
-
-
-_INSPECT = {"sg": _print_sg, "qnet": _print_qnet}  # model kind -> its description
-
-
 def cmd_inspect(args) -> int:
-    from ..engines import kind_of_version
-    from ..sgm import inspect_sgm
+    from ..sgm import inspect_sgm, inspect_text
 
     info = inspect_sgm(str(args.model))
     if args.json:
         print(json.dumps(info))
         return 0
-    _INSPECT[kind_of_version(info["format_version"]).name](args.model, info)
+    print(inspect_text(args.model, info))
     return 0

@@ -15,9 +15,11 @@ Two ways to drive it, bit-exact with the integer references (`pysg.engines` "ref
 * grain 2, frames: `step(counts)` with one binned frame (uint16, C-contiguous);
   `run_frames` for a (T, C, H, W) sample.
 
-Imported int8 networks (.sgm version 2) with tensor input take the int8 input tensor
-(`step_tensor` / `run_tensors`, `tensor_shape`); their logits are the last layer's int8
-outputs and `stats["spikes"]` counts the int8 deltas each table entry sent.
+Models with tensor input (their kind's `ModelInfo.tensor_shape`; today imported int8
+networks, .sgm version 2) take the int8 input tensor (`step_tensor` / `run_tensors`);
+everything kind-specific comes from the model's kind (`ModelInfo`), never from its
+format version. Imported networks' logits are the last layer's int8 outputs and
+`stats["spikes"]` counts the int8 deltas each table entry sent.
 """
 from __future__ import annotations
 
@@ -97,6 +99,8 @@ class NativeEngine:
             from ..sgm import load_sgm
 
             self.model = LoadedModel(self.kind, load_sgm(data), data)
+        # the int8 input tensor (in_h, in_w, in_c), NHWC, of a kind that takes one (`step_tensor`)
+        self.tensor_shape: tuple[int, int, int] | None = self.model.info.tensor_shape
 
     # ---------------------------------------------------------------------------------
     # What the model and runtime say about themselves: the common header fields of sg_model
@@ -111,11 +115,7 @@ class NativeEngine:
         self.sensor_size = (int(m.sensor_w), int(m.sensor_h))
         self.downsample = int(m.downsample)
         self.n_stages = int(m.n_stages)
-        # version 2: the int8 input tensor (in_h, in_w, in_c), NHWC, and the count window
-        self.tensor_shape: tuple[int, int, int] | None = None
-        self.window = int(lib.sg_model_window(m))
-        if self.format_version == int(lib.SG_FORMAT_VERSION_QNET):
-            self.tensor_shape = (int(m.in_h), int(m.in_w), int(m.in_c))
+        self.window = int(lib.sg_model_window(m))  # steps one output depends on as a whole (else 1)
         self._logits = np.frombuffer(ffi.buffer(lib.sg_logits(self._rt), 4 * self.n_classes), np.int32)
         self._score = np.frombuffer(ffi.buffer(lib.sg_scores(self._rt), 8 * self.n_classes), np.int64)
 
@@ -126,14 +126,9 @@ class NativeEngine:
     # ---------------------------------------------------------------------------------
 
     @property
-    def is_qnet(self) -> bool:
-        """An imported int8 network (.sgm version 2, docs/FORMAT.md sections 7-10)."""
-        return self.tensor_shape is not None
-
-    @property
     def tensor_input(self) -> bool:
-        """A model that takes its int8 input tensor directly (`step_tensor`)."""
-        return self.is_qnet and self.input_shape is None
+        """A model that takes its int8 input tensor directly (`step_tensor`), not event counts."""
+        return self.tensor_shape is not None and self.input_shape is None
 
     # -------------------------------------------------------------- state
 

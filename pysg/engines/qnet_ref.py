@@ -32,7 +32,7 @@ def describe(m: SgmQModel) -> ModelInfo:
                      downsample=int(m.downsample), input_shape=(m.polarities, h, w) if m.slices else None,
                      hidden_neurons=int(sum(ly.n_out for ly in m.layers[:-1])),
                      dense_macs_per_step=sum(_dense_macs(ly) for ly in m.layers),
-                     spike_entries=len(m.layers) + 1)
+                     spike_entries=len(m.layers) + 1, tensor_shape=tuple(m.input_shape))
 
 
 QNET_KIND = register_kind(ModelKind("qnet", "imported int8 network (.sgm version 2)", SgmQModel, WHOLE_WINDOW,

@@ -36,6 +36,8 @@ class ModelInfo:
     dense_macs_per_step: int             # the equivalent frame network's work per step
     spike_entries: int                   # counters in stats["spikes"]
     n_classes: int = -1                  # default: len(labels)
+    tensor_shape: tuple[int, int, int] | None = None  # a kind whose models can take an int8 input tensor
+                                         # per step (step_tensor): its shape (in_h, in_w, in_c), NHWC
 
     def __post_init__(self) -> None:
         if self.n_classes < 0:

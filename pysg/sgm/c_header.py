@@ -1,62 +1,39 @@
 # SPDX-License-Identifier: MIT
 """The C view of the `.sgm` layout: runtime_c/include/sg_format.h is generated from the
-tables of :mod:`pysg.sgm.layout` (the one source of truth for the byte layout) by
-``python tools/gen_format_header.py``; tests/test_format_header.py fails when the
-committed header differs from what this module writes, and compiles it to compare
+shared tables of :mod:`pysg.sgm.layout` and each registered kind's macros
+(:class:`.kinds.CConstants`; the tables are the one source of truth for the byte
+layout) by ``python tools/gen_format_header.py``; tests/test_format_header.py fails when
+the committed header differs from what this module writes, and compiles it to compare
 every value a C compiler sees with the Python tables."""
 from __future__ import annotations
 
-from . import layout as sgm  # the layout tables, read as sgm.<NAME>
+from . import layout as sgm  # the shared tables, read as sgm.<NAME>
+from .kinds import Constant, kinds
 
 GUARD = "SG_FORMAT_H"
 # compared with signed fields in C: written without the u suffix
 SIGNED = {"SG_FMT_THETA_MAX", "SG_FMT_X_FRAC_BITS_MIN", "SG_FMT_X_FRAC_BITS_MAX"}
 
 
-def _fields(prefix: str, table) -> list[tuple[str, int]]:
-    return [(f"{prefix}_{name.upper()}", off) for name, off, _ in table]
-
-
-def constants() -> list[tuple[str, int, str]]:
-    """(C name, value, comment) of every macro in the header, in header order."""
-    out: list[tuple[str, int, str]] = [
-        ("SG_FMT_VERSION_SG", sgm.FORMAT_VERSION, "format_version of SpikingGamma models (FORMAT.md 2)"),
-        ("SG_FMT_VERSION_QNET", sgm.FORMAT_VERSION_QNET, "format_version of imported int8 networks (FORMAT.md 7-10)"),
+def constants() -> list[Constant]:
+    """(C name, value, comment) of every macro in the header, in header order: each
+    section holds the shared macros, then every kind's, in version order."""
+    ks = kinds()
+    out: list[Constant] = [(f"SG_FMT_VERSION_{k.name.upper()}", k.version, k.c.version) for k in ks]
+    out += [
         ("SG_FMT_HEADER_SIZE", sgm.HEADER_SIZE, "bytes of the file header"),
         ("SG_FMT_LAYER_ENTRY_SIZE", sgm.LAYER_ENTRY_SIZE, "bytes per layer-table entry (both versions)"),
         ("SG_FMT_LABEL_SIZE", sgm.LABEL_SIZE, "bytes per class label slot, NUL-padded"),
         ("SG_FMT_ALIGN", sgm.ALIGN, "alignment of every blob and table"),
         ("SG_FMT_MAX_STAGES", sgm.MAX_STAGES, "layer-table entries per file"),
-        ("SG_FMT_MAX_BUCKETS", sgm.MAX_BUCKETS, "Gamma buckets per layer"),
-        ("SG_FMT_Q15_ONE", sgm.Q15_ONE, "1.0 in the Q15 decays (alpha < this)"),
-        ("SG_FMT_THETA_MAX", sgm.THETA_MAX, "largest threshold, accumulator units"),
-        ("SG_FMT_VSHIFT_MAX", sgm.VSHIFT_MAX, "largest bucket-weight right shift"),
-        ("SG_FMT_X_FRAC_BITS_MIN", sgm.X_FRAC_BITS_RANGE[0], "x_frac_bits range, inclusive"),
-        ("SG_FMT_X_FRAC_BITS_MAX", sgm.X_FRAC_BITS_RANGE[1], ""),
-        ("SG_FMT_COUNT_MAX", sgm.COUNT_MAX, "a cell's event count per step saturates here (version 2)"),
-        ("SG_FMT_LUT_MAX", sgm.LUT_MAX, "entries of a count -> int8 table at most (version 2)"),
-        ("SG_KIND_DENSE", sgm.KIND_DENSE, "version 1 layer kinds"),
-        ("SG_KIND_CONV2D", sgm.KIND_CONV2D, ""),
-        ("SG_QKIND_CONV", sgm.QKIND_CONV, "version 2 layer kinds"),
-        ("SG_QKIND_DEPTHWISE", sgm.QKIND_DEPTHWISE, ""),
-        ("SG_QKIND_FC", sgm.QKIND_FC, ""),
-        ("SG_QKIND_POOL", sgm.QKIND_POOL, ""),
-        ("SG_QKIND_INPUT", sgm.QKIND_INPUT, "the input entry (table entry 0)"),
-        ("SG_FLAG_OUTPUT", sgm.FLAG_OUTPUT, "layer flags: the output layer (logits)"),
-        ("SG_FLAG_DELAYS", sgm.FLAG_DELAYS, "version 1: the layer has axonal delays"),
     ]
-    out += [(n, v, "header field offsets" if i == 0 else "")
-            for i, (n, v) in enumerate(_fields("SG_HDR", sgm.HEADER_FIELDS))]
-    out += [("SG_L1_BLOB_TABLE", sgm.BLOB_TABLE_OFFSET, "version 1 layer entry: the blob table (offset, size) x N"),
-            ("SG_L1_N_BLOBS", len(sgm.BLOBS), "")]
-    out += [(f"SG_L1_BLOB_{b.upper()}", i, "blob index" if i == 0 else "") for i, b in enumerate(sgm.BLOBS)]
-    out += [(n, v, "version 1 layer-entry field offsets" if i == 0 else "")
-            for i, (n, v) in enumerate(_fields("SG_L1", sgm.LAYER_FIELDS))]
-    out += [("SG_L2_BLOB_TABLE", sgm.QBLOB_TABLE_OFFSET, "version 2 layer entry: the blob table (offset, size) x N"),
-            ("SG_L2_N_BLOBS", len(sgm.QBLOBS), "")]
-    out += [(f"SG_L2_BLOB_{b.upper()}", i, "blob index" if i == 0 else "") for i, b in enumerate(sgm.QBLOBS)]
-    out += [(n, v, "version 2 layer-entry field offsets (the input entry reuses them: FORMAT.md 7.2)" if i == 0 else "")
-            for i, (n, v) in enumerate(_fields("SG_L2", sgm.QLAYER_FIELDS))]
+    out += [c for k in ks for c in k.c.limits]
+    out += [c for k in ks for c in k.c.kinds]
+    out += [("SG_FLAG_OUTPUT", sgm.FLAG_OUTPUT, "layer flags: the output layer (logits)")]
+    out += [c for k in ks for c in k.c.flags]
+    out += [(f"SG_HDR_{name.upper()}", off, "header field offsets" if i == 0 else "")
+            for i, (name, off, _) in enumerate(sgm.HEADER_FIELDS)]
+    out += [c for k in ks for c in k.c.layer]
     return out
 
 

@@ -1,59 +1,29 @@
 # SPDX-License-Identifier: MIT
-"""The `.sgm` byte layout: versions, sizes, limits, layer kinds, flags and the field
-tables of the header and of both layer-table versions.
+"""The `.sgm` layout every version shares: the header table, sizes, the output flag,
+the error every loader raises, the CRC and field helpers, and :class:`EntryReader`
+(one layer-table entry under validation: its fields, errors and blobs).
 
-docs/FORMAT.md is the specification; these tables are the single source of truth for
-the byte layout: the loaders (:mod:`pysg.sgm.loader`), the writer
-(:mod:`pysg.sgm.writer`), the generated C header (:mod:`pysg.sgm.c_header` ->
-runtime_c/include/sg_format.h) and the tests read them. Also here: the error every
-loader raises, and the CRC and field helpers both directions share.
+docs/FORMAT.md is the specification; these tables and each kind's own (its layer-entry
+table, kinds, flags and limits, in its module: :mod:`pysg.sgm.sg`, :mod:`pysg.sgm.qnet`)
+are the single source of truth for the byte layout: the loader (:mod:`pysg.sgm.loader`),
+the writer (:mod:`pysg.sgm.writer`), the generated C header (:mod:`pysg.sgm.c_header` ->
+runtime_c/include/sg_format.h) and the tests read them.
 """
 from __future__ import annotations
 
 import struct
 import zlib
+from typing import NoReturn
+
+import numpy as np
 
 MAGIC = b"PSGM"
-FORMAT_VERSION = 1
 HEADER_SIZE = 64
-LAYER_ENTRY_SIZE = 96
+LAYER_ENTRY_SIZE = 96      # every version's layer-table entry
 LABEL_SIZE = 32
 ALIGN = 8
 MAX_STAGES = 16
-MAX_BUCKETS = 16
-Q15_ONE = 32768
-THETA_MAX = 1 << 29
-VSHIFT_MAX = 62
-KIND_DENSE = 1
-KIND_CONV2D = 2
-KIND_NAMES = {KIND_DENSE: "dense", KIND_CONV2D: "conv2d"}
-FLAG_OUTPUT = 1
-FLAG_DELAYS = 2
-
-# version 2: imported int8 networks (docs/FORMAT.md sections 7-10)
-FORMAT_VERSION_QNET = 2
-QKIND_CONV = 3
-QKIND_DEPTHWISE = 4
-QKIND_FC = 5
-QKIND_POOL = 6
-QKIND_INPUT = 16
-QKIND_NAMES = {QKIND_CONV: "conv", QKIND_DEPTHWISE: "depthwise", QKIND_FC: "fully_connected",
-               QKIND_POOL: "average_pool", QKIND_INPUT: "input"}
-COUNT_MAX = 65535          # per-step count of a cell saturates here
-LUT_MAX = 65536
-QBLOBS = ("weights", "bias", "multiplier", "shift", "reserved4", "reserved5")
-QBLOB_DTYPES = {"weights": "<i1", "bias": "<i4", "multiplier": "<i4", "shift": "<i1", "reserved4": "u1",
-                "reserved5": "u1"}
-QBLOB_TABLE_OFFSET = 48
-QLAYER_FIELDS = (
-    ("kind", 0, "H"), ("flags", 2, "H"), ("in_h", 4, "H"), ("in_w", 6, "H"), ("in_c", 8, "H"),
-    ("out_h", 10, "H"), ("out_w", 12, "H"), ("out_c", 14, "H"), ("kernel_h", 16, "H"), ("kernel_w", 18, "H"),
-    ("stride_h", 20, "H"), ("stride_w", 22, "H"), ("dilation_h", 24, "H"), ("dilation_w", 26, "H"),
-    ("pad_top", 28, "H"), ("pad_left", 30, "H"), ("depth_multiplier", 32, "H"), ("filter_c", 34, "H"),
-    ("input_offset", 36, "h"), ("output_offset", 38, "h"), ("act_min", 40, "h"), ("act_max", 42, "h"),
-    ("reserved", 44, "I"),
-) + tuple(x for i, b in enumerate(QBLOBS)
-          for x in ((f"{b}_offset", QBLOB_TABLE_OFFSET + 8 * i, "I"), (f"{b}_size", QBLOB_TABLE_OFFSET + 8 * i + 4, "I")))
+FLAG_OUTPUT = 1            # layer flags, every version: the output layer (logits)
 
 # (name, offset, struct code) -- little-endian
 HEADER_FIELDS = (
@@ -64,18 +34,6 @@ HEADER_FIELDS = (
     ("label_size", 46, "H"), ("labels_offset", 48, "I"), ("layers_offset", 52, "I"),
     ("layer_entry_size", 56, "I"), ("header_crc32", 60, "I"),
 )
-BLOBS = ("weights", "bias", "vweights", "vshift", "theta", "alpha", "delays")
-BLOB_DTYPES = {"weights": "<i1", "bias": "<i4", "vweights": "<i2", "vshift": "u1", "theta": "<i4",
-               "alpha": "<u2", "delays": "u1"}
-BLOB_TABLE_OFFSET = 40
-LAYER_FIELDS = (
-    ("kind", 0, "H"), ("flags", 2, "H"), ("in_c", 4, "H"), ("in_h", 6, "H"), ("in_w", 8, "H"),
-    ("pool", 10, "H"), ("syn_c", 12, "H"), ("syn_h", 14, "H"), ("syn_w", 16, "H"), ("out_c", 18, "H"),
-    ("out_h", 20, "H"), ("out_w", 22, "H"), ("kernel", 24, "H"), ("stride", 26, "H"),
-    ("padding", 28, "H"), ("max_delay", 30, "H"), ("x_frac_bits", 32, "i"), ("reserved", 36, "I"),
-) + tuple(x for i, b in enumerate(BLOBS)
-          for x in ((f"{b}_offset", BLOB_TABLE_OFFSET + 8 * i, "I"), (f"{b}_size", BLOB_TABLE_OFFSET + 8 * i + 4, "I")))
-X_FRAC_BITS_RANGE = (-32, 32)
 
 
 class SgmFormatError(ValueError):
@@ -128,3 +86,49 @@ def field_offset(table, name: str) -> int:
         if n == name:
             return off
     raise KeyError(name)
+
+
+class EntryReader:
+    """One layer-table entry under validation, for every version's reader: its fields
+    (``f``), the error that names one of them, and its blobs, placed by the rules all
+    versions share (docs/FORMAT.md "Validation": aligned, inside the payload, clear of
+    every region laid out before)."""
+
+    def __init__(self, buf: bytes, index: int, base: int, table: tuple, regions: list):
+        """``base``: the entry's byte offset; ``table``: its version's field table;
+        ``regions``: (start, end, described at, name) of every region laid out so far
+        (the header, labels, layer table and earlier blobs); this entry's blobs join it."""
+        self.buf, self.base, self.table, self.regions = buf, base, table, regions
+        self.pre = f"layers[{index}]."
+        self.f = read_fields(buf, base, table)
+        self._dtypes: dict[str, np.dtype] = {}
+
+    def err(self, name: str, what: str) -> NoReturn:
+        raise SgmFormatError(self.base + field_offset(self.table, name), self.pre + name, what)
+
+    def blob(self, b: str, dtype: str) -> np.ndarray | None:
+        """Blob ``b`` (fields ``<b>_offset``, ``<b>_size``; the caller has checked the
+        size): None if absent (size 0, and then its offset must be 0), else a copy of
+        its elements."""
+        off, size = self.f[f"{b}_offset"], self.f[f"{b}_size"]
+        n = len(self.buf)
+        if size == 0:
+            if off != 0:
+                self.err(f"{b}_offset", f"absent {b} blob must have offset 0")
+            return None
+        if off % ALIGN:
+            self.err(f"{b}_offset", f"offset {off} is not {ALIGN}-byte aligned")
+        if off < HEADER_SIZE or off + size > n:
+            self.err(f"{b}_offset", f"blob [{off}, {off + size}) is outside the payload [{HEADER_SIZE}, {n})")
+        for lo, hi, where, what in self.regions:
+            if off < hi and lo < off + size:
+                self.err(f"{b}_offset", f"blob [{off}, {off + size}) overlaps {what} [{lo}, {hi}) "
+                         f"(described at byte {where})")
+        self.regions.append((off, off + size, self.base + field_offset(self.table, f"{b}_offset"), self.pre + b))
+        dt = self._dtypes[b] = np.dtype(dtype)
+        return np.frombuffer(self.buf, dtype=dt, count=size // dt.itemsize, offset=off).copy()
+
+    def bad_element(self, b: str, idx, what: str) -> NoReturn:
+        """Element ``idx`` of blob ``b`` (read by :meth:`blob`) is out of range."""
+        raise SgmFormatError(self.f[f"{b}_offset"] + int(idx) * self._dtypes[b].itemsize,
+                             f"{self.pre}{b}[{int(idx)}]", what)

@@ -1,37 +1,33 @@
 # SPDX-License-Identifier: MIT
-"""The validating `.sgm` loader: the header and labels every version shares, then the
-version's own layer table (:data:`LAYER_TABLES`). It never reads outside the buffer and
-reports the FIRST bad field as ``SgmFormatError(offset, field, what)``, in the order of
-docs/FORMAT.md, section "Validation" (the C loader reports the same offsets)."""
+"""The validating `.sgm` loader: the header and labels every version shares, with the
+version's own header rules and then its layer table (its :class:`~.kinds.FormatKind`,
+looked up by format_version). It never reads outside the buffer and reports the FIRST
+bad field as ``SgmFormatError(offset, field, what)``, in the order of docs/FORMAT.md,
+section "Validation" (the C loader reports the same offsets)."""
 from __future__ import annotations
 
 import os
-from typing import Callable
+from typing import Any, NoReturn
 
-from .layout import (ALIGN, FORMAT_VERSION, FORMAT_VERSION_QNET, HEADER_FIELDS, HEADER_SIZE, LABEL_SIZE,
-                     LAYER_ENTRY_SIZE, MAGIC, MAX_BUCKETS, MAX_STAGES, SgmFormatError, field_offset, header_crc,
-                     payload_crc, read_fields)
-from .qnet import SgmQModel, load_qlayers
-from .sg import SgmModel, load_stages
+from .kinds import FORMATS, LAYER_TABLES, known_versions
+from .layout import (ALIGN, HEADER_FIELDS, HEADER_SIZE, LABEL_SIZE, LAYER_ENTRY_SIZE, MAGIC, MAX_STAGES,
+                     SgmFormatError, field_offset, header_crc, payload_crc, read_fields)
 
-# format version -> the reader of its layer table (after the shared header checks)
-LAYER_TABLES: dict[int, Callable[..., SgmModel | SgmQModel]] = {
-    FORMAT_VERSION: load_stages,
-    FORMAT_VERSION_QNET: load_qlayers,
-}
+__all__ = ["LAYER_TABLES", "load_sgm", "read_sgm"]
 
 
-def load_sgm(data: bytes | bytearray | memoryview, *,
-             arena_size: int | None = None) -> SgmModel | SgmQModel:
-    """Parse and validate an .sgm file (version 1: :class:`SgmModel`; version 2, an
-    imported int8 network: :class:`SgmQModel`). Raises SgmFormatError for the first bad field
-    (checks run in the order of docs/FORMAT.md, section "Validation"). `arena_size`:
-    if given, the arena a caller offers; it must hold arena_bytes."""
+def load_sgm(data: bytes | bytearray | memoryview, *, arena_size: int | None = None) -> Any:
+    """Parse and validate an .sgm file into its kind's model (version 1:
+    :class:`~pysg.sgm.SgmModel`; version 2, an imported int8 network:
+    :class:`~pysg.sgm.SgmQModel`; see :data:`.kinds.FORMATS`). Raises SgmFormatError for
+    the first bad field (checks run in the order of docs/FORMAT.md, section
+    "Validation"). `arena_size`: if given, the arena a caller offers; it must hold
+    arena_bytes."""
     buf = bytes(data)
     n = len(buf)
     H = HEADER_FIELDS
 
-    def err(name, what):
+    def err(name: str, what: str) -> NoReturn:
         raise SgmFormatError(field_offset(H, name), name, what)
 
     if n < HEADER_SIZE:
@@ -40,9 +36,9 @@ def load_sgm(data: bytes | bytearray | memoryview, *,
     if h["magic"] != MAGIC:
         err("magic", f"bad magic {h['magic']!r}, expected {MAGIC!r} (not an .sgm model file)")
     version = h["format_version"]
-    if version not in LAYER_TABLES:
-        err("format_version", f"format version {version} not supported (this loader reads "
-            f"{FORMAT_VERSION} and {FORMAT_VERSION_QNET})")
+    kind = FORMATS.get(version)
+    if kind is None:
+        err("format_version", f"format version {version} not supported (this loader reads {known_versions()})")
     if h["header_size"] != HEADER_SIZE:
         err("header_size", f"header_size {h['header_size']}, must be {HEADER_SIZE} in version {version}")
     if h["file_size"] != n:
@@ -55,19 +51,9 @@ def load_sgm(data: bytes | bytearray | memoryview, *,
         err("payload_crc32", f"payload CRC mismatch: stored {h['payload_crc32']:#010x}, computed {crc:#010x}")
     if h["dt_us"] == 0:
         err("dt_us", "dt_us must be > 0")
-    qnet = version == FORMAT_VERSION_QNET
-    min_stages = 2 if qnet else 1  # version 2: the input entry and at least one layer
-    if not min_stages <= h["n_stages"] <= MAX_STAGES:
-        err("n_stages", f"n_stages {h['n_stages']} outside [{min_stages}, {MAX_STAGES}]")
-    k = h["n_buckets"]
-    if qnet and k != 0:
-        err("n_buckets", f"n_buckets {k} must be 0 in version {version} (no Gamma buckets)")
-    if not qnet and not 1 <= k <= MAX_BUCKETS:
-        err("n_buckets", f"n_buckets {k} outside [1, {MAX_BUCKETS}]")
-    if qnet and h["in_c"] == 0:
-        err("in_c", "in_c must be >= 1")
-    if not qnet and h["in_c"] not in (1, 2):
-        err("in_c", f"in_c {h['in_c']} must be 1 or 2 (polarity channels)")
+    if not kind.min_stages <= h["n_stages"] <= MAX_STAGES:
+        err("n_stages", f"n_stages {h['n_stages']} outside [{kind.min_stages}, {MAX_STAGES}]")
+    kind.check_header(h, err)  # the version's own rules (n_buckets, in_c, ...)
     for name in ("in_h", "in_w", "sensor_w", "sensor_h", "downsample"):
         if h[name] == 0:
             err(name, f"{name} must be >= 1")
@@ -111,10 +97,10 @@ def load_sgm(data: bytes | bytearray | memoryview, *,
         except UnicodeDecodeError:
             raise SgmFormatError(at, f"labels[{i}]", "label is not valid UTF-8") from None
 
-    return LAYER_TABLES[version](buf, h, labels, regions, arena_size)
+    return kind.read_layers(buf, h, labels, regions, arena_size)
 
 
-def read_sgm(path: str | os.PathLike) -> SgmModel | SgmQModel:
+def read_sgm(path: str | os.PathLike) -> Any:
     """:func:`load_sgm` of a file."""
     with open(path, "rb") as f:
         return load_sgm(f.read())

@@ -1,17 +1,45 @@
 # SPDX-License-Identifier: MIT
-"""Format version 2: imported int8 networks (docs/FORMAT.md sections 7-10). The model
-(:class:`SgmQModel`: the input entry and :class:`SgmQLayer` layers), its arena size and
-accumulator bound, and the validating reader of its layer table (called by
-:func:`pysg.sgm.load_sgm` after the header checks every version shares)."""
+"""Format version 2: imported int8 networks (docs/FORMAT.md sections 7-10), the kind
+"qnet". Everything about its bytes: the layer-entry table and constants, the header
+rules, the model (:class:`SgmQModel`: the input entry and :class:`SgmQLayer` layers),
+its arena size and accumulator bound, the validating reader of its layer table, the
+encoder, the ``inspect`` description and its macros in sg_format.h; registered with
+:func:`.kinds.register_format` at the end."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from .layout import (ALIGN, FLAG_OUTPUT, HEADER_FIELDS, HEADER_SIZE, LAYER_ENTRY_SIZE, LUT_MAX, QBLOB_DTYPES, QBLOBS,
-                     QKIND_CONV, QKIND_DEPTHWISE, QKIND_FC, QKIND_INPUT, QKIND_NAMES, QKIND_POOL, QLAYER_FIELDS,
-                     SgmFormatError, field_offset, read_fields)
+from .kinds import CConstants, FormatKind, HeaderError, layer_constants, register_format
+from .layout import FLAG_OUTPUT, HEADER_FIELDS, LAYER_ENTRY_SIZE, EntryReader, SgmFormatError, field_offset
+from .loader import load_sgm
+from .writer import pack_sgm
+
+FORMAT_VERSION_QNET = 2
+QKIND_CONV = 3
+QKIND_DEPTHWISE = 4
+QKIND_FC = 5
+QKIND_POOL = 6
+QKIND_INPUT = 16
+QKIND_NAMES = {QKIND_CONV: "conv", QKIND_DEPTHWISE: "depthwise", QKIND_FC: "fully_connected",
+               QKIND_POOL: "average_pool", QKIND_INPUT: "input"}
+COUNT_MAX = 65535          # per-step count of a cell saturates here
+LUT_MAX = 65536
+QBLOBS = ("weights", "bias", "multiplier", "shift", "reserved4", "reserved5")
+QBLOB_DTYPES = {"weights": "<i1", "bias": "<i4", "multiplier": "<i4", "shift": "<i1", "reserved4": "u1",
+                "reserved5": "u1"}
+QBLOB_TABLE_OFFSET = 48
+# (name, offset, struct code) -- little-endian; the input entry (table entry 0) reuses them (FORMAT.md 7.2)
+QLAYER_FIELDS = (
+    ("kind", 0, "H"), ("flags", 2, "H"), ("in_h", 4, "H"), ("in_w", 6, "H"), ("in_c", 8, "H"),
+    ("out_h", 10, "H"), ("out_w", 12, "H"), ("out_c", 14, "H"), ("kernel_h", 16, "H"), ("kernel_w", 18, "H"),
+    ("stride_h", 20, "H"), ("stride_w", 22, "H"), ("dilation_h", 24, "H"), ("dilation_w", 26, "H"),
+    ("pad_top", 28, "H"), ("pad_left", 30, "H"), ("depth_multiplier", 32, "H"), ("filter_c", 34, "H"),
+    ("input_offset", 36, "h"), ("output_offset", 38, "h"), ("act_min", 40, "h"), ("act_max", 42, "h"),
+    ("reserved", 44, "I"),
+) + tuple(x for i, b in enumerate(QBLOBS)
+          for x in ((f"{b}_offset", QBLOB_TABLE_OFFSET + 8 * i, "I"), (f"{b}_size", QBLOB_TABLE_OFFSET + 8 * i + 4, "I")))
 
 
 @dataclass
@@ -144,13 +172,8 @@ def load_qlayers(buf: bytes, h: dict, labels: list[str], regions: list, arena_si
     prev_out = (h["in_h"], h["in_w"], h["in_c"])
     last = h["n_stages"] - 1
     for si in range(h["n_stages"]):
-        base = h["layers_offset"] + si * LAYER_ENTRY_SIZE
-        f = read_fields(buf, base, L)
-        pre = f"layers[{si}]."
-
-        def lerr(name, what):
-            raise SgmFormatError(base + field_offset(L, name), pre + name, what)
-
+        entry = EntryReader(buf, si, h["layers_offset"] + si * LAYER_ENTRY_SIZE, L, regions)
+        f, lerr = entry.f, entry.err
         kind = f["kind"]
         if si == 0 and kind != QKIND_INPUT:
             lerr("kind", f"entry 0 must be the input (kind {QKIND_INPUT}), got {kind}")
@@ -260,7 +283,7 @@ def load_qlayers(buf: bytes, h: dict, labels: list[str], regions: list, arena_si
             sizes = {"weights": (wsize,), "bias": (0, 4 * c_out), "multiplier": (4, 4 * c_out)}
         arrays = {}
         for b in QBLOBS:
-            off, size = f[f"{b}_offset"], f[f"{b}_size"]
+            size = f[f"{b}_size"]
             allowed = sizes.get(b, (0,))
             if b == "shift":
                 allowed = (arrays["multiplier"].size,) if "multiplier" in arrays else (0,)
@@ -269,26 +292,9 @@ def load_qlayers(buf: bytes, h: dict, labels: list[str], regions: list, arena_si
                     lerr(f"{b}_size", f"count LUT of {size} entries, must be 2..{LUT_MAX}")
             elif size not in allowed:
                 lerr(f"{b}_size", f"{b} blob is {size} bytes, expected " + " or ".join(map(str, allowed)))
-            if size == 0:
-                if off != 0:
-                    lerr(f"{b}_offset", f"absent {b} blob must have offset 0")
-                continue
-            if off % ALIGN:
-                lerr(f"{b}_offset", f"offset {off} is not {ALIGN}-byte aligned")
-            if off < HEADER_SIZE or off + size > n:
-                lerr(f"{b}_offset", f"blob [{off}, {off + size}) is outside the payload [{HEADER_SIZE}, {n})")
-            for lo, hi, where, what in regions:
-                if off < hi and lo < off + size:
-                    lerr(f"{b}_offset", f"blob [{off}, {off + size}) overlaps {what} [{lo}, {hi}) "
-                         f"(described at byte {where})")
-            regions.append((off, off + size, base + field_offset(L, f"{b}_offset"), f"{pre}{b}"))
-            dt = np.dtype(QBLOB_DTYPES[b])
-            arrays[b] = np.frombuffer(buf, dtype=dt, count=size // dt.itemsize, offset=off).copy()
-
-        def bad_element(b, idx, what):
-            itemsize = np.dtype(QBLOB_DTYPES[b]).itemsize
-            raise SgmFormatError(f[f"{b}_offset"] + int(idx) * itemsize, f"{pre}{b}[{int(idx)}]", what)
-
+            if (a := entry.blob(b, QBLOB_DTYPES[b])) is not None:
+                arrays[b] = a
+        bad_element = entry.bad_element
         if "multiplier" in arrays and (i := np.flatnonzero(arrays["multiplier"] < 0)).size:
             bad_element("multiplier", i[0], f"multiplier {arrays['multiplier'][i[0]]} < 0")
         if "shift" in arrays and (i := np.flatnonzero((arrays["shift"] < -31) | (arrays["shift"] > 30))).size:
@@ -328,3 +334,98 @@ def load_qlayers(buf: bytes, h: dict, labels: list[str], regions: list, arena_si
                      input_shape=(h["in_h"], h["in_w"], h["in_c"]), sensor_size=(h["sensor_w"], h["sensor_h"]),
                      downsample=h["downsample"], labels=labels, input=entries[0], layers=entries[1:],
                      arena_bytes=need, file_bytes=n, payload_crc32=h["payload_crc32"])
+
+
+def check_header(h: dict, err: HeaderError) -> None:
+    """Version 2's header rules (after n_stages, docs/FORMAT.md section 10)."""
+    k = h["n_buckets"]
+    if k != 0:
+        err("n_buckets", f"n_buckets {k} must be 0 in version {h['format_version']} (no Gamma buckets)")
+    if h["in_c"] == 0:
+        err("in_c", "in_c must be >= 1")
+
+
+def encode_qmodel(model: SgmQModel) -> bytes:
+    """Version 2 .sgm bytes of an imported int8 network (validated by loading them back)."""
+    entries = []
+    for ly in [model.input] + model.layers:
+        f = {"kind": ly.kind, "flags": FLAG_OUTPUT if ly.is_output else 0, "in_h": ly.in_shape[0],
+             "in_w": ly.in_shape[1], "in_c": ly.in_shape[2], "out_h": ly.out_shape[0], "out_w": ly.out_shape[1],
+             "out_c": ly.out_shape[2], "kernel_h": ly.kernel[0], "kernel_w": ly.kernel[1],
+             "stride_h": ly.stride[0], "stride_w": ly.stride[1], "dilation_h": ly.dilation[0],
+             "dilation_w": ly.dilation[1], "pad_top": ly.padding[0], "pad_left": ly.padding[1],
+             "depth_multiplier": ly.depth_multiplier, "filter_c": ly.filter_c, "input_offset": ly.input_offset,
+             "output_offset": ly.output_offset, "act_min": ly.act_min, "act_max": ly.act_max, "reserved": 0}
+        blobs = {"weights": None if ly.weights is None else np.asarray(ly.weights, np.int8).ravel(),
+                 "bias": None if ly.bias is None else np.asarray(ly.bias, "<i4"),
+                 "multiplier": None if ly.multiplier is None else np.asarray(ly.multiplier, "<i4"),
+                 "shift": None if ly.shift is None else np.asarray(ly.shift, np.int8)}
+        entries.append((f, blobs))
+    h, w, c = model.input_shape
+    header = {"format_version": FORMAT_VERSION_QNET, "arena_bytes": qarena_bytes_for(model.input, model.layers),
+              "dt_us": model.dt_us, "n_buckets": 0, "in_c": c, "in_h": h, "in_w": w,
+              "sensor_w": model.sensor_size[0], "sensor_h": model.sensor_size[1], "downsample": model.downsample}
+    data = pack_sgm(header, model.labels, entries, QLAYER_FIELDS, QBLOBS)
+    load_sgm(data)  # the writer's own output must pass the loader: a failure here is a converter bug
+    return data
+
+
+def inspect(model: SgmQModel) -> dict:
+    """``pysg inspect --json`` of a version 2 model."""
+    layers = []
+    for i, ly in enumerate(model.layers, start=1):
+        layers.append({
+            "index": i, "kind": ly.kind_name, "output": ly.is_output, "in_shape": list(ly.in_shape),
+            "out_shape": list(ly.out_shape), "kernel": list(ly.kernel), "stride": list(ly.stride),
+            "dilation": list(ly.dilation), "padding": list(ly.padding), "depth_multiplier": ly.depth_multiplier,
+            "input_offset": ly.input_offset, "output_offset": ly.output_offset,
+            "activation_range": [ly.act_min, ly.act_max],
+            "weights_shape": [] if ly.weights is None else list(ly.weights.shape),
+            "parameters": int(sum(a.size for a in (ly.weights, ly.bias) if a is not None)),
+            "per_channel": ly.multiplier is not None and ly.multiplier.size > 1,
+            "arena_bytes": ly.arena_bytes()})
+    inp = model.input
+    encoder = ({"kind": "event_counts", "slices": model.slices, "window_steps": model.window,
+                "polarity_channels": model.polarities, "lut_entries": int(inp.weights.size)}
+               if model.slices else {"kind": "tensor"})
+    return {"format_version": model.format_version, "file_bytes": model.file_bytes,
+            "arena_bytes": model.arena_bytes, "dt_us": model.dt_us, "input_shape": list(model.input_shape),
+            "input_zero_point": inp.output_offset, "input": encoder, "sensor_size": list(model.sensor_size),
+            "downsample": model.downsample, "labels": list(model.labels), "n_classes": model.n_classes,
+            "parameters": int(sum(ly["parameters"] for ly in layers)),
+            "payload_crc32": model.payload_crc32, "layers": layers}
+
+
+def summary(name: str, info: dict) -> str:
+    """``pysg inspect``'s (and ``pysg convert``'s) text of :func:`inspect`'s description."""
+    enc = info["input"]
+    src = (f"event counts over {enc['window_steps']} steps in {enc['slices']} slices x "
+           f"{enc['polarity_channels']} polarities from sensor {info['sensor_size']} / {info['downsample']}"
+           if enc["kind"] == "event_counts" else "the int8 tensor, set by the host")
+    lines = [f"{name}: .sgm version {info['format_version']} (imported int8 network), {info['file_bytes']} bytes, "
+             f"arena {info['arena_bytes']} bytes, dt {info['dt_us']} us, input {info['input_shape']} (HWC) from {src}"]
+    for ly in info["layers"]:
+        lines.append(f"  {ly['index']}: {ly['kind']:<15} {ly['in_shape']} -> {ly['out_shape']}"
+                     f"{' (output)' if ly['output'] else ''}: {ly['parameters']} parameters, kernel {ly['kernel']}, "
+                     f"stride {ly['stride']}, {'per-channel' if ly['per_channel'] else 'per-tensor'} requantisation, "
+                     f"arena {ly['arena_bytes']} B")
+    lines.append("  labels: " + ", ".join(info["labels"]))
+    return "\n".join(lines)
+
+
+C_CONSTANTS = CConstants(
+    version="format_version of imported int8 networks (FORMAT.md 7-10)",
+    limits=(("SG_FMT_COUNT_MAX", COUNT_MAX, "a cell's event count per step saturates here (version 2)"),
+            ("SG_FMT_LUT_MAX", LUT_MAX, "entries of a count -> int8 table at most (version 2)")),
+    kinds=(("SG_QKIND_CONV", QKIND_CONV, "version 2 layer kinds"),
+           ("SG_QKIND_DEPTHWISE", QKIND_DEPTHWISE, ""),
+           ("SG_QKIND_FC", QKIND_FC, ""),
+           ("SG_QKIND_POOL", QKIND_POOL, ""),
+           ("SG_QKIND_INPUT", QKIND_INPUT, "the input entry (table entry 0)")),
+    layer=layer_constants(FORMAT_VERSION_QNET, QLAYER_FIELDS, QBLOBS, QBLOB_TABLE_OFFSET,
+                          note="the input entry reuses them: FORMAT.md 7.2"))
+
+# min_stages: the input entry and at least one layer
+QNET_FORMAT = register_format(FormatKind(
+    "qnet", FORMAT_VERSION_QNET, SgmQModel, min_stages=2, check_header=check_header, read_layers=load_qlayers,
+    encode=encode_qmodel, inspect=inspect, summary=summary, c=C_CONSTANTS))

@@ -1,17 +1,41 @@
 # SPDX-License-Identifier: MIT
-"""Format version 1: SpikingGamma models (docs/FORMAT.md sections 2-6). The integer
-model (:class:`SgmModel` of :class:`SgmStage`), its arena size, and the validating
-reader of its layer table (called by :func:`pysg.sgm.load_sgm` after the header checks
-every version shares)."""
+"""Format version 1: SpikingGamma models (docs/FORMAT.md sections 1-6), the kind "sg".
+Everything about its bytes: the layer-entry table and constants, the header rules, the
+integer model (:class:`SgmModel` of :class:`SgmStage`) and its arena size, the
+validating reader of its layer table, the encoder, the ``inspect`` description and
+its macros in sg_format.h; registered with :func:`.kinds.register_format` at the end."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .layout import (ALIGN, BLOB_DTYPES, BLOBS, FLAG_DELAYS, FLAG_OUTPUT, HEADER_FIELDS, HEADER_SIZE, KIND_DENSE,
-                     KIND_NAMES, LAYER_ENTRY_SIZE, LAYER_FIELDS, Q15_ONE, THETA_MAX, VSHIFT_MAX, X_FRAC_BITS_RANGE,
-                     SgmFormatError, field_offset, read_fields)
+from .kinds import CConstants, FormatKind, HeaderError, layer_constants, register_format
+from .layout import (FLAG_OUTPUT, HEADER_FIELDS, LAYER_ENTRY_SIZE, EntryReader, SgmFormatError, field_offset)
+from .writer import pack_sgm
+
+FORMAT_VERSION = 1
+MAX_BUCKETS = 16
+Q15_ONE = 32768
+THETA_MAX = 1 << 29
+VSHIFT_MAX = 62
+X_FRAC_BITS_RANGE = (-32, 32)
+KIND_DENSE = 1
+KIND_CONV2D = 2
+KIND_NAMES = {KIND_DENSE: "dense", KIND_CONV2D: "conv2d"}
+FLAG_DELAYS = 2
+BLOBS = ("weights", "bias", "vweights", "vshift", "theta", "alpha", "delays")
+BLOB_DTYPES = {"weights": "<i1", "bias": "<i4", "vweights": "<i2", "vshift": "u1", "theta": "<i4",
+               "alpha": "<u2", "delays": "u1"}
+BLOB_TABLE_OFFSET = 40
+# (name, offset, struct code) -- little-endian
+LAYER_FIELDS = (
+    ("kind", 0, "H"), ("flags", 2, "H"), ("in_c", 4, "H"), ("in_h", 6, "H"), ("in_w", 8, "H"),
+    ("pool", 10, "H"), ("syn_c", 12, "H"), ("syn_h", 14, "H"), ("syn_w", 16, "H"), ("out_c", 18, "H"),
+    ("out_h", 20, "H"), ("out_w", 22, "H"), ("kernel", 24, "H"), ("stride", 26, "H"),
+    ("padding", 28, "H"), ("max_delay", 30, "H"), ("x_frac_bits", 32, "i"), ("reserved", 36, "I"),
+) + tuple(x for i, b in enumerate(BLOBS)
+          for x in ((f"{b}_offset", BLOB_TABLE_OFFSET + 8 * i, "I"), (f"{b}_size", BLOB_TABLE_OFFSET + 8 * i + 4, "I")))
 
 
 @dataclass
@@ -141,13 +165,8 @@ def load_stages(buf: bytes, h: dict, labels: list[str], regions: list, arena_siz
     prev_out = (h["in_c"], h["in_h"], h["in_w"])
     L = LAYER_FIELDS
     for si in range(h["n_stages"]):
-        base = h["layers_offset"] + si * LAYER_ENTRY_SIZE
-        f = read_fields(buf, base, L)
-        pre = f"layers[{si}]."
-
-        def lerr(name, what):
-            raise SgmFormatError(base + field_offset(L, name), pre + name, what)
-
+        entry = EntryReader(buf, si, h["layers_offset"] + si * LAYER_ENTRY_SIZE, L, regions)
+        f, lerr = entry.f, entry.err
         if f["kind"] not in KIND_NAMES:
             lerr("kind", f"unknown layer kind {f['kind']} (known: {sorted(KIND_NAMES)})")
         if f["flags"] & ~(FLAG_OUTPUT | FLAG_DELAYS):
@@ -197,30 +216,14 @@ def load_stages(buf: bytes, h: dict, labels: list[str], regions: list, arena_siz
         out = (f["out_c"], f["out_h"], f["out_w"])
         arrays = {}
         for b in BLOBS:
-            off, size = f[f"{b}_offset"], f[f"{b}_size"]
+            size = f[f"{b}_size"]
             want = expected_blob_size(b, f["kind"], syn, out, f["kernel"], k, is_output, has_delays)
             if size != want:
                 lerr(f"{b}_size", f"{b} blob is {size} bytes, expected {want}")
-            if want == 0:
-                if off != 0:
-                    lerr(f"{b}_offset", f"absent {b} blob must have offset 0")
-                continue
-            if off % ALIGN:
-                lerr(f"{b}_offset", f"offset {off} is not {ALIGN}-byte aligned")
-            if off < HEADER_SIZE or off + size > n:
-                lerr(f"{b}_offset", f"blob [{off}, {off + size}) is outside the payload [{HEADER_SIZE}, {n})")
-            for lo, hi, where, what in regions:
-                if off < hi and lo < off + size:
-                    lerr(f"{b}_offset", f"blob [{off}, {off + size}) overlaps {what} [{lo}, {hi}) (described at byte {where})")
-            regions.append((off, off + size, base + field_offset(L, f"{b}_offset"), f"{pre}{b}"))
-            arrays[b] = np.frombuffer(buf, dtype=BLOB_DTYPES[b], count=size // np.dtype(BLOB_DTYPES[b]).itemsize,
-                                      offset=off).copy()
+            if (a := entry.blob(b, BLOB_DTYPES[b])) is not None:
+                arrays[b] = a
         c_out = out[0]
-
-        def bad_element(b, idx, what):
-            itemsize = np.dtype(BLOB_DTYPES[b]).itemsize
-            raise SgmFormatError(f[f"{b}_offset"] + int(idx) * itemsize, f"{pre}{b}[{int(idx)}]", what)
-
+        bad_element = entry.bad_element
         if (i := np.flatnonzero(arrays["vshift"] > VSHIFT_MAX)).size:
             bad_element("vshift", i[0], f"shift {arrays['vshift'][i[0]]} > {VSHIFT_MAX}")
         if (i := np.flatnonzero(arrays["alpha"] >= Q15_ONE)).size:
@@ -253,3 +256,84 @@ def load_stages(buf: bytes, h: dict, labels: list[str], regions: list, arena_siz
                     input_shape=(h["in_c"], h["in_h"], h["in_w"]), sensor_size=(h["sensor_w"], h["sensor_h"]),
                     downsample=ds, labels=labels, stages=stages, arena_bytes=need, file_bytes=n,
                     payload_crc32=h["payload_crc32"])
+
+
+def check_header(h: dict, err: HeaderError) -> None:
+    """Version 1's header rules (after n_stages, docs/FORMAT.md section 5)."""
+    k = h["n_buckets"]
+    if not 1 <= k <= MAX_BUCKETS:
+        err("n_buckets", f"n_buckets {k} outside [1, {MAX_BUCKETS}]")
+    if h["in_c"] not in (1, 2):
+        err("in_c", f"in_c {h['in_c']} must be 1 or 2 (polarity channels)")
+
+
+def encode(model: SgmModel) -> bytes:
+    """Lay out an integer SpikingGamma model as version 1 .sgm bytes."""
+    entries = []
+    for st in model.stages:
+        blobs = {"weights": st.weights, "bias": st.bias, "vweights": st.vweights, "vshift": st.vshift,
+                 "theta": st.theta, "alpha": st.alpha, "delays": st.delays}
+        f = {"kind": st.kind, "flags": (FLAG_OUTPUT if st.is_output else 0) | (FLAG_DELAYS if st.delays is not None else 0),
+             "in_c": st.in_shape[0], "in_h": st.in_shape[1], "in_w": st.in_shape[2], "pool": st.pool,
+             "syn_c": st.syn_shape[0], "syn_h": st.syn_shape[1], "syn_w": st.syn_shape[2],
+             "out_c": st.out_shape[0], "out_h": st.out_shape[1], "out_w": st.out_shape[2],
+             "kernel": st.kernel, "stride": st.stride, "padding": st.padding, "max_delay": st.max_delay,
+             "x_frac_bits": st.x_frac_bits, "reserved": 0}
+        entries.append((f, {k: None if v is None else np.asarray(v, BLOB_DTYPES[k]) for k, v in blobs.items()}))
+    header = {"format_version": FORMAT_VERSION, "arena_bytes": arena_bytes_for(model.stages, model.n_buckets),
+              "dt_us": model.dt_us, "n_buckets": model.n_buckets, "in_c": model.input_shape[0],
+              "in_h": model.input_shape[1], "in_w": model.input_shape[2], "sensor_w": model.sensor_size[0],
+              "sensor_h": model.sensor_size[1], "downsample": model.downsample}
+    return pack_sgm(header, model.labels, entries, LAYER_FIELDS, BLOBS)
+
+
+def inspect(model: SgmModel) -> dict:
+    """``pysg inspect --json`` of a version 1 model."""
+    layers = []
+    for i, st in enumerate(model.stages):
+        layers.append({
+            "index": i, "kind": st.kind_name, "output": st.is_output, "in_shape": list(st.in_shape),
+            "pool": st.pool, "syn_shape": list(st.syn_shape), "out_shape": list(st.out_shape),
+            "kernel": st.kernel, "stride": st.stride, "padding": st.padding,
+            "weights_shape": list(st.weights.shape), "parameters": st.n_parameters(),
+            "weight_bytes": int(st.weights.nbytes), "delays": st.delays is not None, "max_delay": st.max_delay,
+            "x_frac_bits": st.x_frac_bits, "alpha_q15": st.alpha.tolist(),
+            "arena_bytes": st.arena_bytes(model.n_buckets)})
+    return {"format_version": model.format_version, "file_bytes": model.file_bytes,
+            "arena_bytes": model.arena_bytes, "dt_us": model.dt_us, "n_buckets": model.n_buckets,
+            "input_shape": list(model.input_shape), "sensor_size": list(model.sensor_size),
+            "downsample": model.downsample, "labels": list(model.labels), "n_classes": model.n_classes,
+            "parameters": int(sum(st.n_parameters() for st in model.stages)),
+            "payload_crc32": model.payload_crc32, "layers": layers}
+
+
+def summary(name: str, info: dict) -> str:
+    """``pysg inspect``'s text of :func:`inspect`'s description."""
+    lines = [f"{name}: .sgm version {info['format_version']}, {info['file_bytes']} bytes, "
+             f"arena {info['arena_bytes']} bytes, dt {info['dt_us']} us, K = {info['n_buckets']}, "
+             f"input {info['input_shape']} from sensor {info['sensor_size']} / {info['downsample']}"]
+    for l in info["layers"]:
+        lines.append(f"  {l['index']}: {l['kind']:<6} {l['in_shape']} pool {l['pool']} -> {l['out_shape']}"
+                     f"{' (output)' if l['output'] else ''}: {l['parameters']} parameters, "
+                     f"weights {l['weight_bytes']} B, arena {l['arena_bytes']} B, alpha_q15 {l['alpha_q15']}"
+                     f"{', delays <= ' + str(l['max_delay']) if l['delays'] else ''}")
+    lines.append("  labels: " + ", ".join(info["labels"]))
+    return "\n".join(lines)
+
+
+C_CONSTANTS = CConstants(
+    version="format_version of SpikingGamma models (FORMAT.md 2)",
+    limits=(("SG_FMT_MAX_BUCKETS", MAX_BUCKETS, "Gamma buckets per layer"),
+            ("SG_FMT_Q15_ONE", Q15_ONE, "1.0 in the Q15 decays (alpha < this)"),
+            ("SG_FMT_THETA_MAX", THETA_MAX, "largest threshold, accumulator units"),
+            ("SG_FMT_VSHIFT_MAX", VSHIFT_MAX, "largest bucket-weight right shift"),
+            ("SG_FMT_X_FRAC_BITS_MIN", X_FRAC_BITS_RANGE[0], "x_frac_bits range, inclusive"),
+            ("SG_FMT_X_FRAC_BITS_MAX", X_FRAC_BITS_RANGE[1], "")),
+    kinds=(("SG_KIND_DENSE", KIND_DENSE, "version 1 layer kinds"),
+           ("SG_KIND_CONV2D", KIND_CONV2D, "")),
+    flags=(("SG_FLAG_DELAYS", FLAG_DELAYS, "version 1: the layer has axonal delays"),),
+    layer=layer_constants(FORMAT_VERSION, LAYER_FIELDS, BLOBS, BLOB_TABLE_OFFSET))
+
+SG_FORMAT = register_format(FormatKind(
+    "sg", FORMAT_VERSION, SgmModel, min_stages=1, check_header=check_header, read_layers=load_stages,
+    encode=encode, inspect=inspect, summary=summary, c=C_CONSTANTS))
