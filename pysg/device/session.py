@@ -177,8 +177,8 @@ class Session:
 
     def model_header(self) -> ModelHeader:
         """Geometry, time step and labels of the active model (read from its .sgm header)."""
-        from ..sgm import FORMAT_VERSION_QNET, HEADER_FIELDS, HEADER_SIZE, LABEL_SIZE, LAYER_ENTRY_SIZE, MAGIC, \
-            QLAYER_FIELDS
+        from ..sgm import HEADER_FIELDS, HEADER_SIZE, LABEL_SIZE, LAYER_ENTRY_SIZE, MAGIC
+        from ..sgm.kinds import FORMATS
 
         info = self.info()
         if info.active_slot is None:
@@ -195,11 +195,11 @@ class Session:
         lab = self.read_model(info.active_slot, offset=h["labels_offset"], size=h["n_classes"] * LABEL_SIZE)
         labels = [lab[i * LABEL_SIZE:(i + 1) * LABEL_SIZE].split(b"\0", 1)[0].decode("utf-8", "replace")
                   for i in range(h["n_classes"])]
-        channels = h["in_c"]
-        if h["format_version"] == FORMAT_VERSION_QNET:  # event counts per polarity channel: the input entry's P
-            _, off, code = next(f for f in QLAYER_FIELDS if f[0] == "depth_multiplier")
-            entry = self.read_model(info.active_slot, offset=h["layers_offset"], size=LAYER_ENTRY_SIZE)
-            channels = struct.unpack_from("<" + code, entry, off)[0]
+        entry = self.read_model(info.active_slot, offset=h["layers_offset"], size=LAYER_ENTRY_SIZE)
+        if h["format_version"] not in FORMATS:
+            raise ProtocolError(f"slot {info.active_slot} holds .sgm version {h['format_version']}, which this host "
+                                "does not know")
+        channels = FORMATS[h["format_version"]].count_channels(h, entry)  # the kind knows its input
         mh = ModelHeader(h["dt_us"], (channels, h["in_h"], h["in_w"]), (h["sensor_w"], h["sensor_h"]),
                          h["downsample"], labels, h["file_size"], h["format_version"])
         self._header_cache[key] = mh

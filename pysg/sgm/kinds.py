@@ -58,6 +58,10 @@ class FormatKind:
     inspect: Callable[[Any], dict]
     summary: Callable[[str, dict], str]
     c: CConstants
+    # channels of the event counts a step takes, from the header fields and the first
+    # layer-table entry's bytes (what a host that reads only the file's head needs,
+    # e.g. from a device); default: the header's in_c
+    count_channels: Callable[[dict, bytes], int] = lambda h, entry: int(h["in_c"])
 
 
 # format_version -> its kind; the two dicts below are views of it by version and by

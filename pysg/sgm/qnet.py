@@ -7,6 +7,7 @@ encoder, the ``inspect`` description and its macros in sg_format.h; registered w
 :func:`.kinds.register_format` at the end."""
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -426,6 +427,14 @@ C_CONSTANTS = CConstants(
                           note="the input entry reuses them: FORMAT.md 7.2"))
 
 # min_stages: the input entry and at least one layer
+def count_channels(h: dict, entry: bytes) -> int:
+    """Event-count channels of a step: the input entry's polarity channels P (FORMAT.md
+    7.2), 0 for tensor input (no slices)."""
+    fields = {name: struct.unpack_from("<" + code, entry, off)[0] for name, off, code in QLAYER_FIELDS
+              if name in ("kernel_h", "depth_multiplier")}
+    return int(fields["depth_multiplier"]) if fields["kernel_h"] else 0
+
+
 QNET_FORMAT = register_format(FormatKind(
     "qnet", FORMAT_VERSION_QNET, SgmQModel, min_stages=2, check_header=check_header, read_layers=load_qlayers,
-    encode=encode_qmodel, inspect=inspect, summary=summary, c=C_CONSTANTS))
+    encode=encode_qmodel, inspect=inspect, summary=summary, c=C_CONSTANTS, count_channels=count_channels))
