@@ -202,14 +202,7 @@ class PyEngine:
         the sensor and on the model's input grid)."""
         if self.input_shape is None:
             raise ValueError(f"{self.name} engine: this model takes its input tensor directly, not events")
-        info = self.model.info
-        channels, in_h, in_w = self.input_shape
-        x, y, p = (events[f].astype(np.int64) for f in ("x", "y", "p"))
-        ds = info.downsample
-        r, q = y // ds, x // ds
-        ok = (x < info.sensor_size[0]) & (y < info.sensor_size[1]) & (p <= 1) & (r < in_h) & (q < in_w)
-        ch = p if channels == 2 else np.zeros_like(p)
-        return ((ch * in_h + r) * in_w + q)[ok], ok
+        return input_cells(self.model.info, events)
 
     def feed(self, events: np.ndarray) -> None:
         if len(events) == 0:

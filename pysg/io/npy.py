@@ -156,14 +156,7 @@ def _npy_layout(path: str) -> tuple[np.dtype, int, int] | None:
     object fields, a truncated file), which read_npy handles (and reports)."""
     try:
         with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, _fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            elif version in ((2, 0), (3, 0)):
-                shape, _fortran, dtype = np.lib.format.read_array_header_2_0(f)
-            else:
-                return None
-            offset = f.tell()
+            shape, _fortran, dtype, offset = _read_npy_header(f)
             size = os.fstat(f.fileno()).st_size
     except (ValueError, OSError, EOFError):
         return None
