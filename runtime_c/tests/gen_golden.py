@@ -35,7 +35,8 @@ from pysg.datasets.binning import bin_events
 from pysg.events import make_events
 from pysg.intref import run
 from pysg.model import Conv2d, Dense, Flatten, Network, NetworkConfig, SumPool2d
-from pysg.sgm import KIND_DENSE, SgmFormatError, SgmModel, SgmStage, encode, load_sgm, resign
+from pysg.sgm import (BLOBS, KIND_DENSE, LAYER_ENTRY_SIZE, LAYER_FIELDS, SgmFormatError, SgmModel, SgmStage, encode,
+                      load_sgm, resign)
 from pysg.train.trainer import SequenceData, calibrate
 
 
@@ -185,7 +186,36 @@ def write_rejects(name: str, blob: bytes, rng: np.random.Generator, out: Path, n
         except SgmFormatError as e:
             off = e.offset
         recs.append(struct.pack("<IBBHq", pos, val, sign, 0, off))
+    for pos, val in blob_overruns(blob):
+        data = bytearray(blob)
+        data[pos] = val
+        try:
+            load_sgm(resign(data))
+            off = -1
+        except SgmFormatError as e:
+            off = e.offset
+        recs.append(struct.pack("<IBBHq", pos, val, 1, 0, off))
     (out / f"{name}.rej").write_bytes(b"".join(recs))
+
+
+def blob_overruns(blob: bytes) -> list[tuple[int, int]]:
+    """Single-byte changes that move a blob 8 bytes later (its offset's low byte + 8, still
+    aligned) or make it 1-8 bytes longer: near the end of the file they run past it by a
+    few bytes, the case an off-by-a-few bounds check lets through."""
+    m = load_sgm(blob)
+    layers_at = struct.unpack_from("<I", blob, 52)[0]
+    fields = {name: off for name, off, _ in LAYER_FIELDS}
+    out = []
+    for li in range(len(m.stages)):
+        base = layers_at + li * LAYER_ENTRY_SIZE
+        for b in BLOBS:
+            o_at, z_at = base + fields[f"{b}_offset"], base + fields[f"{b}_size"]
+            if struct.unpack_from("<I", blob, z_at)[0] == 0:
+                continue
+            if blob[o_at] + 8 <= 0xFF:
+                out.append((o_at, blob[o_at] + 8))
+            out += [(z_at, blob[z_at] + d) for d in range(1, 9) if blob[z_at] + d <= 0xFF]
+    return out
 
 
 def hand_model(bias1: int = -1) -> SgmModel:
