@@ -37,6 +37,8 @@ setup(
         # the TFLite interpreter of the baseline (pysg.converters.tflite_interpreter; the frozen
         # tflite-runtime is used instead when that is what is installed)
         "litert": ["ai-edge-litert>=2.3"],
+        # live iniVation cameras (DVS128, DAVIS, DVXplorer) for `pysg run --source camera`
+        "camera": ["dv-processing>=2.0"],
     },
     entry_points={"console_scripts": ["pysg = pysg.cli:main"]},
 )

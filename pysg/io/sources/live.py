@@ -177,7 +177,7 @@ class CameraSource(EventSource):
             import dv_processing as dv
         except ImportError:
             raise SourceUnavailableError("CameraSource needs dv-processing: install dv-processing "
-                                         "(pip install dv-processing)") from None
+                                         "(pip install 'pysg[camera]')") from None
         devices = list(dv.io.camera.discover())
         if not devices:
             raise SourceUnavailableError("no camera found by dv-processing (dv.io.camera.discover() is empty): "
