@@ -242,11 +242,41 @@ def run(model: Any, events: np.ndarray, *, engine: str | None = None, dt_ms: flo
         logits = logits.astype(np.int32)
     pred, st = eng.prediction, eng.stats
     return {"prediction": eng.labels[pred], "label_index": pred, "scores": eng.scores.tolist(), "steps": int(n_steps),
-            "spikes": st["spikes"], "synops": st["synops"], "logits": logits}
+            "spikes": st["spikes"], "synops": st["synops"], "events_in": int(len(events)),
+            "events_dropped": int(st["events_dropped"]), "logits": logits}
 
 
-def run_file(model: Any, events_path, *, engine: str | None = None) -> dict:
-    """`pysg run`: one recording (any format pysg.io reads) through an engine."""
+def map_recording(model_info, recording, *, crop=None, downsample=None):
+    """A recording (`pysg.io.EventFile`) on the model's sensor by the one mapping
+    (`pysg.preprocess.sensor_mapping`): (events, mapping, events dropped by it)."""
+    from .preprocess import apply_mapping, sensor_mapping
+
+    m = sensor_mapping((recording.width, recording.height), tuple(model_info.sensor_size), crop=crop,
+                       downsample=downsample)
+    events = apply_mapping(recording.events, m)
+    return events, m, int(len(recording.events) - len(events))
+
+
+def run_file(model: Any, events_path, *, engine: str | None = None, crop=None, downsample=None,
+             warn: Callable[[str], None] | None = None) -> dict:
+    """`pysg run`: one recording (any format pysg.io reads), mapped onto the model's sensor
+    (`map_recording`), through an engine. `events_in` counts the file's events,
+    `events_dropped` those the mapping or the engine left out; `mapping` says how;
+    `warn` gets `pysg.preprocess.drop_warning`'s line when more than 20 % are dropped."""
     from .io import read_events
+    from .preprocess import drop_warning
 
-    return run(model, read_events(events_path).events, engine=engine)
+    eng = open_engine(model, engine)
+    rec = read_events(events_path)
+    events, m, dropped = map_recording(eng.model.info, rec, crop=crop, downsample=downsample)
+    if len(events) == 0:
+        raise ValueError(f"{events_path}: no events left after mapping the {rec.width}x{rec.height} recording "
+                         f"onto the model's sensor (window {m.crop}); choose --crop X,Y,W,H / --downsample N")
+    r = run(eng, events)
+    r["events_in"] = int(len(rec.events))
+    r["events_dropped"] += dropped
+    r["mapping"] = m.to_dict()
+    line = drop_warning(str(events_path), r["events_in"], r["events_dropped"], m)
+    if line and warn:
+        warn(line)
+    return r

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,8 @@ def cmd_run(args) -> int:
     if not args.events:
         raise ValueError("give an EVENTS file, or --source SPEC for live input")
     try:
-        r = _jobs().run_file(args.model, args.events, engine=args.engine or _c_or_ref())
+        r = _jobs().run_file(args.model, args.events, engine=args.engine or _c_or_ref(), crop=args.crop,
+                             downsample=args.downsample, warn=lambda line: print(line, file=sys.stderr))
     except ImportError as e:
         raise ValueError(str(e)) from None
     logits = r.pop("logits")
@@ -24,7 +26,8 @@ def cmd_run(args) -> int:
         np.save(args.dump_logits, logits)
     print(json.dumps(r) if args.json else
           f"prediction {r['prediction']} (class {r['label_index']}) after {r['steps']} steps; "
-          f"spikes per hidden stage {r['spikes']}, {r['synops']} synaptic events")
+          f"spikes per hidden stage {r['spikes']}, {r['synops']} synaptic events; "
+          f"{r['events_in'] - r['events_dropped']} of {r['events_in']} events used")
     return 0
 
 
