@@ -194,18 +194,59 @@ def iter_samples(engine, data: Iterable, *, batch_size: int = 64, keep_logits: b
             progress(len(lengths))
 
 
+class _MappedSamples:
+    """Samples (with `.events`, `.source`) on the model's sensor by the one mapping
+    (`pysg.preprocess.sensor_mapping`, the recording's size from its file header);
+    counts the events in and those dropped by the mapping or off the input grid."""
+
+    def __init__(self, samples: Iterable, info, crop=None, downsample=None):
+        self.samples, self.info, self.crop, self.downsample = samples, info, crop, downsample
+        self.events_in = self.events_dropped = 0
+        self.mapping = None
+        self._sizes: dict[str, tuple] = {}
+
+    def _size(self, source: str) -> tuple:
+        if source not in self._sizes:
+            from .io import _geometry, detect_format
+
+            try:
+                self._sizes[source] = _geometry(source, detect_format(source), {})
+            except OSError:
+                self._sizes[source] = (None, None)
+        return self._sizes[source]
+
+    def __iter__(self):
+        from dataclasses import replace
+
+        from .engines.base import input_cells
+        from .preprocess import apply_mapping, sensor_mapping
+
+        for s in self.samples:
+            src = str(getattr(s, "source", "") or "")
+            m = sensor_mapping(self._size(src) if src else None, tuple(self.info.sensor_size), crop=self.crop,
+                               downsample=self.downsample)
+            self.mapping = self.mapping or m
+            ev = apply_mapping(s.events, m)
+            self.events_in += len(s.events)
+            self.events_dropped += len(s.events) - len(ev) + int((~input_cells(self.info, ev)[1]).sum())
+            yield replace(s, events=ev)
+
+
 def evaluate(model: Any, data: Any, *, engine: str | None = None, split: str = "test", dt_ms: float | None = None,
-             batch_size: int = 64, keep_logits: bool = False,
+             batch_size: int = 64, keep_logits: bool = False, crop=None, downsample=None,
              progress: Callable[[int], None] | None = None) -> Evaluation:
     """Accuracy and activity of `engine` on `data`: a DVS128-Gesture-layout folder (its
     `split`), a SequenceData, or a list of samples. `model`: anything `load_model` takes,
-    or an engine. The summary has the keys `pysg eval --json` prints."""
+    or an engine. The summary has the keys `pysg eval --json` prints; for a folder also
+    `events_in`, `events_dropped` and the `mapping` of its recordings onto the model's
+    sensor (`pysg.preprocess.sensor_mapping`; `crop`/`downsample` override it)."""
     eng = open_engine(model, engine, dt_ms=dt_ms)
     folder = isinstance(data, (str, os.PathLike))
+    mapped = None
     if folder:
         from .datasets.gesture import GestureDataset
 
-        data = GestureDataset(data, split)
+        data = mapped = _MappedSamples(GestureDataset(data, split), eng.model.info, crop, downsample)
     results = list(iter_samples(eng, data, batch_size=batch_size, keep_logits=keep_logits, progress=progress))
     info = eng.model.info
     lengths = np.array([r.steps for r in results], np.int64)
@@ -218,6 +259,8 @@ def evaluate(model: Any, data: Any, *, engine: str | None = None, split: str = "
     if folder:
         summary["classes"] = list(info.labels)
         summary["split"] = split
+        summary["events_in"], summary["events_dropped"] = mapped.events_in, mapped.events_dropped
+        summary["mapping"] = mapped.mapping.to_dict() if mapped.mapping else None
     return Evaluation(summary, results)
 
 

@@ -16,15 +16,27 @@ import numpy as np
 
 
 def live_predictions(model, source: Iterable[np.ndarray], *, window_ms: float = 500.0,
-                     engine: str | None = None) -> Iterator[dict]:
+                     engine: str | None = None, crop=None, downsample=None,
+                     on_mapping=None) -> Iterator[dict]:
     """Yield one dict per window: t_start_us, t_end_us, prediction (label),
-    label_index, events (fed in the window), spikes (hidden, in the window).
+    label_index, events (of the source in the window), events_in (the same),
+    events_dropped (of those, left out by the sensor mapping or the engine), spikes
+    (hidden, in the window). The source's events are mapped onto the model's sensor by
+    `pysg.preprocess.sensor_mapping` (its `width`/`height`, `crop`, `downsample`);
+    `on_mapping(mapping)` is told the mapping before the first window.
     `model`: anything `pysg.jobs.load_model` takes, or an engine; `engine`: "c" (default
     for an .sgm model), "ref", ..."""
     from .jobs import open_engine
+    from .preprocess import apply_mapping, sensor_mapping
 
     rt = open_engine(model, engine)
     rt.reset()
+    mapping = sensor_mapping((getattr(source, "width", None), getattr(source, "height", None)),
+                             tuple(rt.model.info.sensor_size), crop=crop, downsample=downsample)
+    if on_mapping:
+        on_mapping(mapping)
+    engine_dropped = 0
+    map_dropped = 0
     window_steps = max(1, int(round(window_ms * 1000 / rt.dt_us)))
     dt = rt.dt_us
     t0 = None
@@ -33,13 +45,16 @@ def live_predictions(model, source: Iterable[np.ndarray], *, window_ms: float = 
     spikes_before = 0
 
     def close(end_step: int) -> dict:
-        nonlocal fed, spikes_before
+        nonlocal fed, spikes_before, engine_dropped, map_dropped
         stats = rt.stats
         spikes = sum(stats["spikes"])
+        dropped = map_dropped + stats["events_dropped"] - engine_dropped
         row = {"t_start_us": t0 + (end_step - window_steps) * dt, "t_end_us": t0 + end_step * dt,
                "prediction": rt.labels[rt.prediction] if rt.prediction >= 0 else None,
-               "label_index": rt.prediction, "events": fed, "spikes": spikes - spikes_before}
+               "label_index": rt.prediction, "events": fed, "events_in": fed, "events_dropped": int(dropped),
+               "spikes": spikes - spikes_before}
         fed, spikes_before = 0, spikes
+        engine_dropped, map_dropped = stats["events_dropped"], 0
         rt.score_from(end_step)
         return row
 
@@ -52,7 +67,9 @@ def live_predictions(model, source: Iterable[np.ndarray], *, window_ms: float = 
             rt.set_origin(t0)
         while batch.size:
             k = int(np.searchsorted(t, t0 + boundary * dt, side="left"))
-            rt.feed(batch[:k])
+            kept = apply_mapping(batch[:k], mapping)
+            map_dropped += k - kept.size
+            rt.feed(kept)
             fed += k
             if k == batch.size:
                 break

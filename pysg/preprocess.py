@@ -40,6 +40,7 @@ __all__ = [
     "SensorMapping",
     "apply_mapping",
     "drop_warning",
+    "from_mapping_dict",
     "parse_crop",
     "sensor_mapping",
     "background_activity_filter",
@@ -452,6 +453,14 @@ class SensorMapping:
     def to_dict(self) -> dict[str, Any]:
         return {"recording": list(self.recording), "sensor": list(self.sensor), "crop": list(self.crop),
                 "downsample": self.downsample, "offset": list(self.offset), "source": self.source}
+
+
+def from_mapping_dict(d: dict[str, Any] | None) -> SensorMapping | None:
+    """Inverse of :meth:`SensorMapping.to_dict` (None for None)."""
+    if d is None:
+        return None
+    return SensorMapping(tuple(d["recording"]), tuple(d["sensor"]), tuple(d["crop"]), int(d["downsample"]),
+                         tuple(d["offset"]), str(d["source"]))
 
 
 def _ceil_div(a: int, b: int) -> int:
