@@ -17,13 +17,15 @@ import numpy as np
 
 def live_predictions(model, source: Iterable[np.ndarray], *, window_ms: float = 500.0,
                      engine: str | None = None, crop=None, downsample=None,
-                     on_mapping=None) -> Iterator[dict]:
+                     on_mapping=None, totals: dict | None = None) -> Iterator[dict]:
     """Yield one dict per window: t_start_us, t_end_us, prediction (label),
-    label_index, events (of the source in the window), events_in (the same),
-    events_dropped (of those, left out by the sensor mapping or the engine), spikes
-    (hidden, in the window). The source's events are mapped onto the model's sensor by
+    label_index, events (fed to the engine in the window, after the mapping), spikes (hidden,
+    in the window).
+    The source's events are mapped onto the model's sensor by
     `pysg.preprocess.sensor_mapping` (its `width`/`height`, `crop`, `downsample`);
-    `on_mapping(mapping)` is told the mapping before the first window.
+    `on_mapping(mapping)` is told the mapping before the first window; `totals` (a dict)
+    keeps `events_in` (the source's events so far) and `events_dropped` (of those, left
+    out by the mapping or the engine) up to date at each window.
     `model`: anything `pysg.jobs.load_model` takes, or an engine; `engine`: "c" (default
     for an .sgm model), "ref", ..."""
     from .jobs import open_engine
@@ -35,7 +37,9 @@ def live_predictions(model, source: Iterable[np.ndarray], *, window_ms: float = 
                              tuple(rt.model.info.sensor_size), crop=crop, downsample=downsample)
     if on_mapping:
         on_mapping(mapping)
-    engine_dropped = 0
+    if totals is None:
+        totals = {}
+    totals.update(events_in=0, events_dropped=0)
     map_dropped = 0
     window_steps = max(1, int(round(window_ms * 1000 / rt.dt_us)))
     dt = rt.dt_us
@@ -45,20 +49,23 @@ def live_predictions(model, source: Iterable[np.ndarray], *, window_ms: float = 
     spikes_before = 0
 
     def close(end_step: int) -> dict:
-        nonlocal fed, spikes_before, engine_dropped, map_dropped
+        nonlocal fed, spikes_before
         stats = rt.stats
         spikes = sum(stats["spikes"])
-        dropped = map_dropped + stats["events_dropped"] - engine_dropped
         row = {"t_start_us": t0 + (end_step - window_steps) * dt, "t_end_us": t0 + end_step * dt,
                "prediction": rt.labels[rt.prediction] if rt.prediction >= 0 else None,
-               "label_index": rt.prediction, "events": fed, "events_in": fed, "events_dropped": int(dropped),
-               "spikes": spikes - spikes_before}
+               "label_index": rt.prediction, "events": fed, "spikes": spikes - spikes_before}
+        totals["events_dropped"] = map_dropped + int(stats["events_dropped"])
         fed, spikes_before = 0, spikes
-        engine_dropped, map_dropped = stats["events_dropped"], 0
         rt.score_from(end_step)
         return row
 
     for batch in source:
+        totals["events_in"] += batch.size
+        mapped = apply_mapping(batch, mapping)   # the events the model's sensor sees (stateless: per batch)
+        map_dropped += batch.size - mapped.size
+        totals["events_dropped"] = map_dropped + int(rt.stats["events_dropped"])
+        batch = mapped
         if batch.size == 0:
             continue
         t = batch["t"]
@@ -67,9 +74,7 @@ def live_predictions(model, source: Iterable[np.ndarray], *, window_ms: float = 
             rt.set_origin(t0)
         while batch.size:
             k = int(np.searchsorted(t, t0 + boundary * dt, side="left"))
-            kept = apply_mapping(batch[:k], mapping)
-            map_dropped += k - kept.size
-            rt.feed(kept)
+            rt.feed(batch[:k])
             fed += k
             if k == batch.size:
                 break

@@ -46,16 +46,17 @@ def _run_live(args) -> int:
             if not args.quiet:
                 print("pysg run: " + json.dumps({"mapping": m.to_dict()}), file=sys.stderr)
 
-        total = dropped = 0
+        totals = {"events_in": 0, "events_dropped": 0}
         for row in live_predictions(args.model, source, window_ms=args.window_ms, engine=args.engine or _c_or_ref(),
-                                    crop=args.crop, downsample=args.downsample, on_mapping=said):
-            total, dropped = total + row["events_in"], dropped + row["events_dropped"]
+                                    crop=args.crop, downsample=args.downsample, on_mapping=said, totals=totals):
             print(json.dumps(row) if args.json else
                   f"{row['t_start_us'] / 1e6:10.3f} s  {row['prediction'] or '-':<28} "
                   f"{row['events']:>7} events {row['spikes']:>6} spikes", flush=True)
     from ..preprocess import drop_warning
 
-    line = drop_warning(args.source, total, dropped, used[0] if used else None)
+    if not args.quiet:
+        print("pysg run: " + json.dumps(totals), file=sys.stderr)
+    line = drop_warning(args.source, totals["events_in"], totals["events_dropped"], used[0] if used else None)
     if line:
         print(line, file=sys.stderr)
     return 0
