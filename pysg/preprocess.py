@@ -469,7 +469,7 @@ def _ceil_div(a: int, b: int) -> int:
 
 def sensor_mapping(recording: tuple | None, sensor: tuple, *, crop: tuple | None = None,
                    downsample: int | None = None) -> SensorMapping:
-    """The one mapping of a recording onto a model's sensor (docs/FORMAT.md, "Recordings
+    """The one mapping of a recording onto a model's sensor (docs/ARCHITECTURE.md, "Recordings
     of another size"). With ``Wr x Hr`` the recording and ``Wm x Hm`` the model's sensor:
 
     1. window: ``crop`` if given; else, with ``downsample`` = n given, the centred

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 """A recording of another size is mapped onto the model's sensor by one rule
-(`pysg.preprocess.sensor_mapping`, docs/FORMAT.md "Recordings of another size"), on the
+(`pysg.preprocess.sensor_mapping`, docs/ARCHITECTURE.md "Recordings of another size"), on the
 host, before any engine: run (C and reference), eval, live sources and the device stream
 see the same events. Truth: windows worked out by hand from the documented rule, event
 counts from plain numpy over the decoded file, and the integer reference engine."""

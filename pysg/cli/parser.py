@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         s = sub.choices[name]
         s.add_argument("--crop", type=_crop, default=None, metavar="X,Y,W,H",
                        help="window of the recording mapped onto the model's sensor (default: the largest centred "
-                            "window of the sensor's aspect ratio; docs/FORMAT.md)")
+                            "window of the sensor's aspect ratio; docs/ARCHITECTURE.md)")
         s.add_argument("--downsample", type=int, default=None, metavar="N",
                        help="integer factor from the window to the model's sensor (default: the smallest that fits)")
     return p
