@@ -25,6 +25,7 @@ RULE_128 = [
     ((128, 128), (0, 0, 128, 128), 1, (0, 0)),          # DVS128: the identity
     ((346, 260), (43, 0, 260, 260), 3, (20, 20)),       # DAVIS346: 260/3 -> 87 px, (128-87)//2
     ((240, 180), (30, 0, 180, 180), 2, (19, 19)),       # DAVIS240: 90 px
+    ((320, 240), (40, 0, 240, 240), 2, (4, 4)),         # DVXplorer Lite: 120 px
     ((640, 480), (80, 0, 480, 480), 4, (4, 4)),         # DVXplorer / Gen3: 120 px
     ((1280, 720), (280, 0, 720, 720), 6, (4, 4)),       # IMX636: 120 px
     ((64, 48), (0, 0, 64, 48), 1, (32, 40)),            # smaller: whole, centred
@@ -78,12 +79,24 @@ def test_parse_crop_and_warning_threshold():
 
 # ------------------------------------------------------------------ the real recordings
 
-REAL = {  # file: (format, width, height, events in the file, by pysg info and the issue)
-    "davis346.aedat4": ("aedat4", 346, 260, 78_830),
-    "evt2.raw": ("evt2", 640, 480, 521_252),
-    "evt3.raw": ("evt3", 1280, 720, 1_218_618),
-    "gen4.dat": ("dat", 1280, 720, 1_218_618),
+REAL = {  # file: (package, format, width, height, events in the file: the issue's counts, pysg info)
+    "davis346.aedat4": ("faery", "aedat4", 346, 260, 78_830),
+    "evt2.raw": ("faery", "evt2", 640, 480, 521_252),
+    "evt3.raw": ("faery", "evt3", 1280, 720, 1_218_618),
+    "gen4.dat": ("faery", "dat", 1280, 720, 1_218_618),
+    "dvxplorer_class1.aedat4": ("aermanager", "aedat4", 320, 240, 111_954),
+    "dvxplorer_class2.aedat4": ("aermanager", "aedat4", 320, 240, 323_963),
 }
+
+
+@pytest.fixture(scope="module")
+def aer_data():
+    from tests.support.realdata import fetch_aermanager_recordings
+
+    got = fetch_aermanager_recordings()
+    if isinstance(got, str):
+        pytest.skip(got)
+    return got
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +118,9 @@ def _run(capsys, *argv):
 
 @needs_c
 @pytest.mark.parametrize("name", sorted(REAL))
-def test_real_recording_c_equals_reference_and_most_events_kept(name, real_data, sgm_path, tmp_path, capsys):
-    fmt, w, h, n = REAL[name]
-    path = real_data / name
+def test_real_recording_c_equals_reference_and_most_events_kept(name, request, sgm_path, tmp_path, capsys):
+    package, fmt, w, h, n = REAL[name]
+    path = request.getfixturevalue("real_data" if package == "faery" else "aer_data") / name
     rec = read_events(path)
     assert (rec.format, rec.width, rec.height, rec.events.size) == (fmt, w, h, n)
     got = {}
