@@ -301,25 +301,89 @@ def map_recording(model_info, recording, *, crop=None, downsample=None):
 
 
 def run_file(model: Any, events_path, *, engine: str | None = None, crop=None, downsample=None,
-             warn: Callable[[str], None] | None = None) -> dict:
+             warn: Callable[[str], None] | None = None, chunk_events: int = 1_000_000) -> dict:
     """`pysg run`: one recording (any format pysg.io reads), mapped onto the model's sensor
-    (`map_recording`), through an engine. `events_in` counts the file's events,
-    `events_dropped` those the mapping or the engine left out; `mapping` says how;
-    `warn` gets `pysg.preprocess.drop_warning`'s line when more than 20 % are dropped."""
-    from .io import read_events
-    from .preprocess import drop_warning
+    (`pysg.preprocess.sensor_mapping`), through an engine, as `run` does with the whole
+    file. `events_in` counts the file's events, `events_dropped` those the mapping or the
+    engine left out; `mapping` says how; `warn` gets `pysg.preprocess.drop_warning`'s line
+    when more than 20 % are dropped.
+
+    Bounded memory: the file is read twice in chunks of `chunk_events` (`pysg.io.iter_events`):
+    once for the mapped events' time range, once feeding the engine step by step
+    (`feed` + `advance_to`), so memory holds one chunk plus the logits (steps x classes).
+    A recording whose mapped events are not in time order is read whole and sorted."""
+    from .io import _geometry, detect_format, iter_events, read_events
+    from .preprocess import apply_mapping, drop_warning, sensor_mapping
 
     eng = open_engine(model, engine)
-    rec = read_events(events_path)
-    events, m, dropped = map_recording(eng.model.info, rec, crop=crop, downsample=downsample)
-    if len(events) == 0:
-        raise ValueError(f"{events_path}: no events left after mapping the {rec.width}x{rec.height} recording "
-                         f"onto the model's sensor (window {m.crop}); choose --crop X,Y,W,H / --downsample N")
-    r = run(eng, events)
-    r["events_in"] = int(len(rec.events))
-    r["events_dropped"] += dropped
+    path = os.fspath(events_path)
+    size = _geometry(path, detect_format(path), {})
+    m = sensor_mapping(size, tuple(eng.model.info.sensor_size), crop=crop, downsample=downsample)
+    n_in = n_kept = 0
+    t_min = t_max = last = None
+    ordered = True
+    for chunk in iter_events(path, chunk_events=chunk_events):
+        n_in += chunk.size
+        t = apply_mapping(chunk, m)["t"]
+        if not t.size:
+            continue
+        n_kept += t.size
+        first = int(t[0])
+        ordered = ordered and (last is None or first >= last) and bool((t[1:] >= t[:-1]).all())
+        last = int(t[-1])
+        t_min = int(t.min()) if t_min is None else min(t_min, int(t.min()))
+        t_max = int(t.max()) if t_max is None else max(t_max, int(t.max()))
+    if n_kept == 0:
+        raise ValueError(f"{events_path}: no events left after mapping the {m.recording[0]}x{m.recording[1]} "
+                         f"recording onto the model's sensor (window {m.crop}); choose --crop X,Y,W,H / "
+                         "--downsample N")
+    if not ordered:
+        r = run(eng, apply_mapping(read_events(path).events, m))
+    else:
+        r = _run_chunks(eng, (apply_mapping(c, m) for c in iter_events(path, chunk_events=chunk_events)),
+                        t_min, (t_max - t_min) // eng.dt_us + 1)
+    r["events_in"] = n_in
+    r["events_dropped"] += n_in - n_kept
     r["mapping"] = m.to_dict()
     line = drop_warning(str(events_path), r["events_in"], r["events_dropped"], m)
     if line and warn:
         warn(line)
     return r
+
+
+def _run_chunks(eng, chunks: Iterable[np.ndarray], t0: int, n_steps: int) -> dict:
+    """`run` over time-ordered chunks of one recording: origin t0, n_steps steps, each
+    step's events fed and the step closed by `advance_to` (the native engine's own
+    `run_events` loop), its logits kept."""
+    dt = eng.dt_us
+    eng.reset()
+    eng.score_from(eng.model.rule.first_step(n_steps))
+    eng.set_origin(t0)
+    logits = np.empty((n_steps, eng.n_classes), np.int32 if eng.model.kind.integer else np.asarray(eng.logits).dtype)
+    s = 0                                               # the next step to close
+    n_events = 0
+    for ev in chunks:
+        if not ev.size:
+            continue
+        n_events += ev.size
+        t = ev["t"].astype(np.int64)
+        last = int((t[-1] - t0) // dt)                  # the chunk's last event's step stays open
+        bounds = np.searchsorted(t, t0 + dt * np.arange(s + 1, last + 1, dtype=np.int64), side="left")
+        lo = 0
+        for hi in bounds:
+            if hi > lo:
+                eng.feed(ev[lo:hi])
+                lo = int(hi)
+            eng.advance_to(t0 + (s + 1) * dt)
+            logits[s] = eng.logits
+            s += 1
+        if lo < ev.size:
+            eng.feed(ev[lo:])
+    while s < n_steps:
+        eng.advance_to(t0 + (s + 1) * dt)
+        logits[s] = eng.logits
+        s += 1
+    pred, st = eng.prediction, eng.stats
+    return {"prediction": eng.labels[pred], "label_index": pred, "scores": eng.scores.tolist(), "steps": int(n_steps),
+            "spikes": st["spikes"], "synops": st["synops"], "events_in": int(n_events),
+            "events_dropped": int(st["events_dropped"]), "logits": logits}
