@@ -50,7 +50,9 @@ def load_model(src: Any, *, engine: str | None = None, dt_ms: float | None = Non
     elif isinstance(src, (bytes, bytearray, memoryview)):
         model = _from_sgm(bytes(src), "<bytes>", engine)
     elif isinstance(src, (str, os.PathLike)):
-        data = Path(src).read_bytes()
+        from .io.model_file import read_model_bytes
+
+        data = read_model_bytes(src)  # a file larger than any valid model is refused before it is read
         if data[:4] == _ZIP:
             model = LoadedModel(kind_named("float"), Network.load(src), None, str(src))
         else:
