@@ -50,7 +50,9 @@ def load_model(src: Any, *, engine: str | None = None, dt_ms: float | None = Non
     elif isinstance(src, (bytes, bytearray, memoryview)):
         model = _from_sgm(bytes(src), "<bytes>", engine)
     elif isinstance(src, (str, os.PathLike)):
-        data = Path(src).read_bytes()
+        from .io.model_file import read_model_bytes
+
+        data = read_model_bytes(src)  # a file larger than any valid model is refused before it is read
         if data[:4] == _ZIP:
             model = LoadedModel(kind_named("float"), Network.load(src), None, str(src))
         else:
@@ -194,18 +196,59 @@ def iter_samples(engine, data: Iterable, *, batch_size: int = 64, keep_logits: b
             progress(len(lengths))
 
 
+class _MappedSamples:
+    """Samples (with `.events`, `.source`) on the model's sensor by the one mapping
+    (`pysg.preprocess.sensor_mapping`, the recording's size from its file header);
+    counts the events in and those dropped by the mapping or off the input grid."""
+
+    def __init__(self, samples: Iterable, info, crop=None, downsample=None):
+        self.samples, self.info, self.crop, self.downsample = samples, info, crop, downsample
+        self.events_in = self.events_dropped = 0
+        self.mapping = None
+        self._sizes: dict[str, tuple] = {}
+
+    def _size(self, source: str) -> tuple:
+        if source not in self._sizes:
+            from .io import _geometry, detect_format
+
+            try:
+                self._sizes[source] = _geometry(source, detect_format(source), {})
+            except OSError:
+                self._sizes[source] = (None, None)
+        return self._sizes[source]
+
+    def __iter__(self):
+        from dataclasses import replace
+
+        from .engines.base import input_cells
+        from .preprocess import apply_mapping, sensor_mapping
+
+        for s in self.samples:
+            src = str(getattr(s, "source", "") or "")
+            m = sensor_mapping(self._size(src) if src else None, tuple(self.info.sensor_size), crop=self.crop,
+                               downsample=self.downsample)
+            self.mapping = self.mapping or m
+            ev = apply_mapping(s.events, m)
+            self.events_in += len(s.events)
+            self.events_dropped += len(s.events) - len(ev) + int((~input_cells(self.info, ev)[1]).sum())
+            yield replace(s, events=ev)
+
+
 def evaluate(model: Any, data: Any, *, engine: str | None = None, split: str = "test", dt_ms: float | None = None,
-             batch_size: int = 64, keep_logits: bool = False,
+             batch_size: int = 64, keep_logits: bool = False, crop=None, downsample=None,
              progress: Callable[[int], None] | None = None) -> Evaluation:
     """Accuracy and activity of `engine` on `data`: a DVS128-Gesture-layout folder (its
     `split`), a SequenceData, or a list of samples. `model`: anything `load_model` takes,
-    or an engine. The summary has the keys `pysg eval --json` prints."""
+    or an engine. The summary has the keys `pysg eval --json` prints; for a folder also
+    `events_in`, `events_dropped` and the `mapping` of its recordings onto the model's
+    sensor (`pysg.preprocess.sensor_mapping`; `crop`/`downsample` override it)."""
     eng = open_engine(model, engine, dt_ms=dt_ms)
     folder = isinstance(data, (str, os.PathLike))
+    mapped = None
     if folder:
         from .datasets.gesture import GestureDataset
 
-        data = GestureDataset(data, split)
+        data = mapped = _MappedSamples(GestureDataset(data, split), eng.model.info, crop, downsample)
     results = list(iter_samples(eng, data, batch_size=batch_size, keep_logits=keep_logits, progress=progress))
     info = eng.model.info
     lengths = np.array([r.steps for r in results], np.int64)
@@ -218,6 +261,8 @@ def evaluate(model: Any, data: Any, *, engine: str | None = None, split: str = "
     if folder:
         summary["classes"] = list(info.labels)
         summary["split"] = split
+        summary["events_in"], summary["events_dropped"] = mapped.events_in, mapped.events_dropped
+        summary["mapping"] = mapped.mapping.to_dict() if mapped.mapping else None
     return Evaluation(summary, results)
 
 
@@ -242,11 +287,105 @@ def run(model: Any, events: np.ndarray, *, engine: str | None = None, dt_ms: flo
         logits = logits.astype(np.int32)
     pred, st = eng.prediction, eng.stats
     return {"prediction": eng.labels[pred], "label_index": pred, "scores": eng.scores.tolist(), "steps": int(n_steps),
-            "spikes": st["spikes"], "synops": st["synops"], "logits": logits}
+            "spikes": st["spikes"], "synops": st["synops"], "events_in": int(len(events)),
+            "events_dropped": int(st["events_dropped"]), "logits": logits}
 
 
-def run_file(model: Any, events_path, *, engine: str | None = None) -> dict:
-    """`pysg run`: one recording (any format pysg.io reads) through an engine."""
-    from .io import read_events
+def map_recording(model_info, recording, *, crop=None, downsample=None):
+    """A recording (`pysg.io.EventFile`) on the model's sensor by the one mapping
+    (`pysg.preprocess.sensor_mapping`): (events, mapping, events dropped by it)."""
+    from .preprocess import apply_mapping, sensor_mapping
 
-    return run(model, read_events(events_path).events, engine=engine)
+    m = sensor_mapping((recording.width, recording.height), tuple(model_info.sensor_size), crop=crop,
+                       downsample=downsample)
+    events = apply_mapping(recording.events, m)
+    return events, m, int(len(recording.events) - len(events))
+
+
+def run_file(model: Any, events_path, *, engine: str | None = None, crop=None, downsample=None,
+             warn: Callable[[str], None] | None = None, chunk_events: int = 1_000_000) -> dict:
+    """`pysg run`: one recording (any format pysg.io reads), mapped onto the model's sensor
+    (`pysg.preprocess.sensor_mapping`), through an engine, as `run` does with the whole
+    file. `events_in` counts the file's events, `events_dropped` those the mapping or the
+    engine left out; `mapping` says how; `warn` gets `pysg.preprocess.drop_warning`'s line
+    when more than 20 % are dropped.
+
+    Bounded memory: the file is read twice in chunks of `chunk_events` (`pysg.io.iter_events`):
+    once for the mapped events' time range, once feeding the engine step by step
+    (`feed` + `advance_to`), so memory holds one chunk plus the logits (steps x classes).
+    A recording whose mapped events are not in time order is read whole and sorted."""
+    from .io import _geometry, detect_format, iter_events, read_events
+    from .preprocess import apply_mapping, drop_warning, sensor_mapping
+
+    eng = open_engine(model, engine)
+    path = os.fspath(events_path)
+    size = _geometry(path, detect_format(path), {})
+    m = sensor_mapping(size, tuple(eng.model.info.sensor_size), crop=crop, downsample=downsample)
+    n_in = n_kept = 0
+    t_min = t_max = last = None
+    ordered = True
+    for chunk in iter_events(path, chunk_events=chunk_events):
+        n_in += chunk.size
+        t = apply_mapping(chunk, m)["t"]
+        if not t.size:
+            continue
+        n_kept += t.size
+        first = int(t[0])
+        ordered = ordered and (last is None or first >= last) and bool((t[1:] >= t[:-1]).all())
+        last = int(t[-1])
+        t_min = int(t.min()) if t_min is None else min(t_min, int(t.min()))
+        t_max = int(t.max()) if t_max is None else max(t_max, int(t.max()))
+    if n_kept == 0:
+        raise ValueError(f"{events_path}: no events left after mapping the {m.recording[0]}x{m.recording[1]} "
+                         f"recording onto the model's sensor (window {m.crop}); choose --crop X,Y,W,H / "
+                         "--downsample N")
+    if not ordered:
+        r = run(eng, apply_mapping(read_events(path).events, m))
+    else:
+        r = _run_chunks(eng, (apply_mapping(c, m) for c in iter_events(path, chunk_events=chunk_events)),
+                        t_min, (t_max - t_min) // eng.dt_us + 1)
+    r["events_in"] = n_in
+    r["events_dropped"] += n_in - n_kept
+    r["mapping"] = m.to_dict()
+    line = drop_warning(str(events_path), r["events_in"], r["events_dropped"], m)
+    if line and warn:
+        warn(line)
+    return r
+
+
+def _run_chunks(eng, chunks: Iterable[np.ndarray], t0: int, n_steps: int) -> dict:
+    """`run` over time-ordered chunks of one recording: origin t0, n_steps steps, each
+    step's events fed and the step closed by `advance_to` (the native engine's own
+    `run_events` loop), its logits kept."""
+    dt = eng.dt_us
+    eng.reset()
+    eng.score_from(eng.model.rule.first_step(n_steps))
+    eng.set_origin(t0)
+    logits = np.empty((n_steps, eng.n_classes), np.int32 if eng.model.kind.integer else np.asarray(eng.logits).dtype)
+    s = 0                                               # the next step to close
+    n_events = 0
+    for ev in chunks:
+        if not ev.size:
+            continue
+        n_events += ev.size
+        t = ev["t"].astype(np.int64)
+        last = int((t[-1] - t0) // dt)                  # the chunk's last event's step stays open
+        bounds = np.searchsorted(t, t0 + dt * np.arange(s + 1, last + 1, dtype=np.int64), side="left")
+        lo = 0
+        for hi in bounds:
+            if hi > lo:
+                eng.feed(ev[lo:hi])
+                lo = int(hi)
+            eng.advance_to(t0 + (s + 1) * dt)
+            logits[s] = eng.logits
+            s += 1
+        if lo < ev.size:
+            eng.feed(ev[lo:])
+    while s < n_steps:
+        eng.advance_to(t0 + (s + 1) * dt)
+        logits[s] = eng.logits
+        s += 1
+    pred, st = eng.prediction, eng.stats
+    return {"prediction": eng.labels[pred], "label_index": pred, "scores": eng.scores.tolist(), "steps": int(n_steps),
+            "spikes": st["spikes"], "synops": st["synops"], "events_in": int(n_events),
+            "events_dropped": int(st["events_dropped"]), "logits": logits}

@@ -16,15 +16,31 @@ import numpy as np
 
 
 def live_predictions(model, source: Iterable[np.ndarray], *, window_ms: float = 500.0,
-                     engine: str | None = None) -> Iterator[dict]:
+                     engine: str | None = None, crop=None, downsample=None,
+                     on_mapping=None, totals: dict | None = None) -> Iterator[dict]:
     """Yield one dict per window: t_start_us, t_end_us, prediction (label),
-    label_index, events (fed in the window), spikes (hidden, in the window).
+    label_index, events (fed to the engine in the window, after the mapping), spikes (hidden,
+    in the window).
+    The source's events are mapped onto the model's sensor by
+    `pysg.preprocess.sensor_mapping` (its `width`/`height`, `crop`, `downsample`);
+    `on_mapping(mapping)` is told the mapping before the first window; `totals` (a dict)
+    keeps `events_in` (the source's events so far) and `events_dropped` (of those, left
+    out by the mapping or the engine) up to date at each window.
     `model`: anything `pysg.jobs.load_model` takes, or an engine; `engine`: "c" (default
     for an .sgm model), "ref", ..."""
     from .jobs import open_engine
+    from .preprocess import apply_mapping, sensor_mapping
 
     rt = open_engine(model, engine)
     rt.reset()
+    mapping = sensor_mapping((getattr(source, "width", None), getattr(source, "height", None)),
+                             tuple(rt.model.info.sensor_size), crop=crop, downsample=downsample)
+    if on_mapping:
+        on_mapping(mapping)
+    if totals is None:
+        totals = {}
+    totals.update(events_in=0, events_dropped=0)
+    map_dropped = 0
     window_steps = max(1, int(round(window_ms * 1000 / rt.dt_us)))
     dt = rt.dt_us
     t0 = None
@@ -39,11 +55,17 @@ def live_predictions(model, source: Iterable[np.ndarray], *, window_ms: float = 
         row = {"t_start_us": t0 + (end_step - window_steps) * dt, "t_end_us": t0 + end_step * dt,
                "prediction": rt.labels[rt.prediction] if rt.prediction >= 0 else None,
                "label_index": rt.prediction, "events": fed, "spikes": spikes - spikes_before}
+        totals["events_dropped"] = map_dropped + int(stats["events_dropped"])
         fed, spikes_before = 0, spikes
         rt.score_from(end_step)
         return row
 
     for batch in source:
+        totals["events_in"] += batch.size
+        mapped = apply_mapping(batch, mapping)   # the events the model's sensor sees (stateless: per batch)
+        map_dropped += batch.size - mapped.size
+        totals["events_dropped"] = map_dropped + int(rt.stats["events_dropped"])
+        batch = mapped
         if batch.size == 0:
             continue
         t = batch["t"]

@@ -37,6 +37,12 @@ __all__ = [
     "PolarityChannels",
     "RefractoryFilter",
     "Stateful",
+    "SensorMapping",
+    "apply_mapping",
+    "drop_warning",
+    "from_mapping_dict",
+    "parse_crop",
+    "sensor_mapping",
     "background_activity_filter",
     "crop",
     "downsample",
@@ -423,3 +429,132 @@ def from_dict(d: dict[str, Any]) -> _Transform:
     if kind == "Compose":
         return Compose(tuple(from_dict(x) for x in fields.get("transforms", ())))
     return TRANSFORMS[kind](**fields)
+
+
+# --------------------------------------------------------------------------- #
+# Sensor mapping: a recording of any size onto a model's sensor
+# --------------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class SensorMapping:
+    """How a recording of ``recording`` = (W, H) pixels becomes events of a model's
+    ``sensor`` = (Wm, Hm): keep the window ``crop`` = (x0, y0, w, h) of the recording
+    (x0, y0 may be negative: a recording smaller than the window is centred in it),
+    then ``x' = (x - x0) // downsample + offset[0]``, ``y' = (y - y0) // downsample +
+    offset[1]``; an event outside the window or off the model's sensor is dropped.
+    ``source``: "identity" (same size), "default" (the rule of :func:`sensor_mapping`)
+    or "option" (``--crop``/``--downsample``)."""
+    recording: tuple
+    sensor: tuple
+    crop: tuple
+    downsample: int
+    offset: tuple
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"recording": list(self.recording), "sensor": list(self.sensor), "crop": list(self.crop),
+                "downsample": self.downsample, "offset": list(self.offset), "source": self.source}
+
+
+def from_mapping_dict(d: dict[str, Any] | None) -> SensorMapping | None:
+    """Inverse of :meth:`SensorMapping.to_dict` (None for None)."""
+    if d is None:
+        return None
+    return SensorMapping(tuple(d["recording"]), tuple(d["sensor"]), tuple(d["crop"]), int(d["downsample"]),
+                         tuple(d["offset"]), str(d["source"]))
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def sensor_mapping(recording: tuple | None, sensor: tuple, *, crop: tuple | None = None,
+                   downsample: int | None = None) -> SensorMapping:
+    """The one mapping of a recording onto a model's sensor (docs/ARCHITECTURE.md, "Recordings
+    of another size"). With ``Wr x Hr`` the recording and ``Wm x Hm`` the model's sensor:
+
+    1. window: ``crop`` if given; else, with ``downsample`` = n given, the centred
+       ``n*Wm x n*Hm`` window; else the largest centred window of the model's aspect ratio,
+       ``w = min(Wr, Hr*Wm // Hm)``, ``h = min(Hr, Wr*Hm // Wm)``, ``x0 = (Wr - w) // 2``,
+       ``y0 = (Hr - h) // 2`` (a recording no larger than the sensor: the whole of it);
+    2. factor: ``downsample`` if given, else the smallest integer n >= 1 with which the
+       window fits the sensor: ``n = max(1, ceil(w / Wm), ceil(h / Hm))``;
+    3. the downsampled window (``ceil(w/n) x ceil(h/n)``) is centred on the sensor:
+       ``offset = ((Wm - ceil(w/n)) // 2, (Hm - ceil(h/n)) // 2)`` (never negative).
+
+    A recording of the sensor's size maps to itself. ``recording`` None (a file that
+    records no size): the identity, events off the sensor dropped."""
+    wm, hm = (int(v) for v in sensor)
+    if recording is None or None in tuple(recording):
+        if crop is None and downsample is None:
+            return SensorMapping((wm, hm), (wm, hm), (0, 0, wm, hm), 1, (0, 0), "identity")
+        recording = (wm, hm)
+    wr, hr = (int(v) for v in recording)
+    if downsample is not None:
+        _int("downsample", downsample, 1)
+    source = "option" if crop is not None or downsample is not None else "default"
+    if crop is not None:
+        x0, y0, w, h = (int(v) for v in crop)
+        if w < 1 or h < 1 or x0 < 0 or y0 < 0 or x0 + w > wr or y0 + h > hr:
+            raise ValueError(f"crop {x0},{y0},{w},{h} is not inside the {wr}x{hr} recording "
+                             "(give --crop X,Y,W,H with X+W <= width and Y+H <= height)")
+    elif downsample is not None:
+        w, h = wm * downsample, hm * downsample
+        x0, y0 = (wr - w) // 2, (hr - h) // 2
+    else:
+        if (wr, hr) == (wm, hm):
+            return SensorMapping((wr, hr), (wm, hm), (0, 0, wm, hm), 1, (0, 0), "identity")
+        if wr <= wm and hr <= hm:   # a smaller recording: whole, centred
+            w, h = wr, hr
+        else:
+            w, h = min(wr, hr * wm // hm), min(hr, wr * hm // wm)
+        x0, y0 = (wr - w) // 2, (hr - h) // 2
+    n = downsample if downsample is not None else max(1, _ceil_div(w, wm), _ceil_div(h, hm))
+    off = (max(0, (wm - _ceil_div(w, n)) // 2), max(0, (hm - _ceil_div(h, n)) // 2))
+    return SensorMapping((wr, hr), (wm, hm), (x0, y0, w, h), int(n), off, source)
+
+
+def apply_mapping(events: np.ndarray, m: SensorMapping) -> np.ndarray:
+    """The events of ``events`` that the mapping keeps, in stream order, in the model's
+    sensor coordinates (t, p unchanged)."""
+    _check_events("apply_mapping", events)
+    x0, y0, w, h = m.crop
+    dx = events["x"].astype(np.int64) - x0
+    dy = events["y"].astype(np.int64) - y0
+    n = m.downsample
+    qx, qy = dx // n + m.offset[0], dy // n + m.offset[1]
+    keep = (dx >= 0) & (dx < w) & (dy >= 0) & (dy < h) & (qx < m.sensor[0]) & (qy < m.sensor[1])
+    out = events[keep].copy()
+    out["x"] = qx[keep]
+    out["y"] = qy[keep]
+    return out
+
+
+DROP_WARNING = 0.20  # more than this fraction of a recording's events dropped: warn on stderr
+
+
+def drop_warning(name: str, events_in: int, events_dropped: int, mapping: SensorMapping | None) -> str | None:
+    """The one-line stderr warning when more than 20 % of the events are dropped (None
+    otherwise), saying why and how to choose another mapping."""
+    if events_in <= 0 or events_dropped <= DROP_WARNING * events_in:
+        return None
+    why = "off the model's sensor or input grid"
+    if mapping is not None and mapping.source != "identity":
+        rw, rh = mapping.recording
+        x0, y0, w, h = mapping.crop
+        why = (f"outside the {w}x{h} window at ({x0},{y0}) of the {rw}x{rh} recording that maps onto the "
+               f"model's {mapping.sensor[0]}x{mapping.sensor[1]} sensor (downsample {mapping.downsample}, "
+               f"{mapping.source} mapping)")
+    return (f"warning: {name}: {events_dropped} of {events_in} events ({100 * events_dropped / events_in:.0f} %) "
+            f"dropped, {why}; choose another window with --crop X,Y,W,H and --downsample N")
+
+
+def parse_crop(text: str) -> tuple[int, int, int, int]:
+    """``"X,Y,W,H"`` as four integers (X, Y >= 0; W, H >= 1)."""
+    parts = text.split(",")
+    try:
+        vals = tuple(int(v) for v in parts)
+    except ValueError:
+        vals = ()
+    if len(vals) != 4 or vals[0] < 0 or vals[1] < 0 or vals[2] < 1 or vals[3] < 1:
+        raise ValueError(f"--crop {text!r}: give X,Y,W,H (four integers, e.g. --crop 43,0,260,260)")
+    return vals  # type: ignore[return-value]

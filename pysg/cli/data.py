@@ -73,7 +73,8 @@ def _eval_summary(r: dict) -> str:
 def cmd_eval(args) -> int:
     try:
         result = _jobs().evaluate(args.model, args.data_dir, engine=_engine(args.engine, args.model),
-                                  split=args.split, dt_ms=args.dt_ms).summary
+                                  split=args.split, dt_ms=args.dt_ms, crop=args.crop,
+                                  downsample=args.downsample).summary
     except ImportError as e:
         raise ValueError(str(e)) from None
     if args.plot:
@@ -81,6 +82,12 @@ def cmd_eval(args) -> int:
 
         plot_confusion(np.array(result["confusion"]), result["classes"], args.plot)
     result.pop("predictions", None) if not args.json else None
+    from ..preprocess import drop_warning, from_mapping_dict
+
+    line = drop_warning(str(args.data_dir), result["events_in"], result["events_dropped"],
+                        from_mapping_dict(result["mapping"]))
+    if line:
+        print(line, file=sys.stderr)
     print(json.dumps(result) if args.json else _eval_summary(result))
     return 0
 

@@ -73,7 +73,7 @@ def cmd_stream(args) -> int:
     from ..datasets.gesture import read_labels_csv
     from ..io import read_events
 
-    events = read_events(args.events).events
+    recording = read_events(args.events)
     labels_path = args.labels
     if labels_path is None and args.window_ms is None:
         beside = Path(args.events).with_name(Path(args.events).stem + "_labels.csv")
@@ -84,6 +84,7 @@ def cmd_stream(args) -> int:
     labels = read_labels_csv(labels_path) if labels_path is not None else None
 
     def run(dev) -> int:
+        events = _mapped(args, recording, dev.model_header())
         if labels is not None:
             hits = 0
             with _bar(len(labels), "streaming gestures", "gesture", args.quiet) as bar:
@@ -106,6 +107,23 @@ def cmd_stream(args) -> int:
         return 0
 
     return _device_call(args, run)
+
+
+def _mapped(args, recording, header):
+    """The recording on the device model's sensor (pysg.jobs.map_recording: the one mapping
+    run and eval use); its events_in / events_dropped / mapping on stderr, warned past 20 %."""
+    from ..jobs import map_recording
+    from ..preprocess import drop_warning
+
+    events, m, dropped = map_recording(header, recording, crop=args.crop, downsample=args.downsample)
+    n = len(recording.events)
+    if not args.quiet:
+        print("pysg stream: " + json.dumps({"events_in": n, "events_dropped": dropped, "mapping": m.to_dict()}),
+              file=sys.stderr)
+    line = drop_warning(str(args.events), n, dropped, m)
+    if line:
+        print(line, file=sys.stderr)
+    return events
 
 
 def cmd_device_info(args) -> int:

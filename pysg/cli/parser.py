@@ -150,4 +150,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pty", action="store_true", help="a pseudo-terminal (POSIX device only)")
     s.add_argument("--flash", help="flash image file (kept across runs; default: a temporary file)")
     s.set_defaults(func=cmd_emulate)
+    # sensor mapping (SENS): --crop / --downsample on run, eval and stream
+    from ..preprocess import parse_crop
+
+    def _crop(text: str):
+        try:
+            return parse_crop(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    for name in ("run", "eval", "stream"):
+        s = sub.choices[name]
+        s.add_argument("--crop", type=_crop, default=None, metavar="X,Y,W,H",
+                       help="window of the recording mapped onto the model's sensor (default: the largest centred "
+                            "window of the sensor's aspect ratio; docs/ARCHITECTURE.md)")
+        s.add_argument("--downsample", type=int, default=None, metavar="N",
+                       help="integer factor from the window to the model's sensor (default: the smallest that fits)")
     return p

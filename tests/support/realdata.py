@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 """Real event-camera recordings from faery's source distribution (tests/data: Prophesee
-EVT 2.0 Gen3, EVT 3.0 IMX636 crossing the 24-bit time wrap, DAT, DAVIS346 LZ4 AEDAT 4.0),
-fetched with pip into a cache dir on first use (never committed)."""
+EVT 2.0 Gen3, EVT 3.0 IMX636 crossing the 24-bit time wrap, DAT, DAVIS346 LZ4 AEDAT 4.0)
+and aermanager's (test/data: two DVXplorer 320x240 AEDAT 4.0 recordings), fetched with
+pip into a cache dir on first use (never committed)."""
 from __future__ import annotations
 
 import os
@@ -42,4 +43,35 @@ def fetch_real_recordings() -> pathlib.Path | str:
         data.mkdir(parents=True, exist_ok=True)
         for f in FILES:
             shutil.copyfile(found / f, data / f)
+    return data
+
+
+AERMANAGER = "aermanager==0.3.0"
+AER_FILES = {"dvxplorer_class1.aedat4": "test/data/class1/test.aedat4",
+             "dvxplorer_class2.aedat4": "test/data/class2/data_sample.aedat4"}
+AER_CACHE = CACHE.parent / "aermanager-0.3.0"
+
+
+def fetch_aermanager_recordings() -> pathlib.Path | str:
+    """The two DVXplorer recordings (AEDAT 4.0, 320x240) of the aermanager sdist's
+    test/data, or the reason they could not be fetched (the wheel has no data)."""
+    data = AER_CACHE / "data"
+    if all((data / f).is_file() for f in AER_FILES):
+        return data
+    with tempfile.TemporaryDirectory() as tmp:
+        dest = pathlib.Path(tmp) / "dl"
+        proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+                               AERMANAGER, "-d", str(dest)], capture_output=True, text=True,
+                              env=dict(os.environ, TMPDIR=tmp), timeout=600)
+        sdists = sorted(dest.glob("aermanager-*.tar.gz")) if dest.exists() else []
+        if not sdists:
+            return f"pip could not fetch the {AERMANAGER} sdist: {proc.stderr.strip().splitlines()[-1:]}"
+        with tarfile.open(sdists[0]) as tar:
+            tar.extractall(pathlib.Path(tmp) / "x", filter="data")
+        root = next((pathlib.Path(tmp) / "x").glob("aermanager-*"), None)
+        if root is None or not all((root / src).is_file() for src in AER_FILES.values()):
+            return f"the {AERMANAGER} sdist has no {sorted(AER_FILES.values())}"
+        data.mkdir(parents=True, exist_ok=True)
+        for name, src in AER_FILES.items():
+            shutil.copyfile(root / src, data / name)
     return data
