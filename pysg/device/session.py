@@ -14,9 +14,36 @@ from .link import DEFAULT_BAUD, HELLO_INTERVAL, LINK_BYTES_PER_S, REPLY_TIMEOUT,
 from .ops import PROTOCOL_VERSION, Cap, Op
 from .protocol import ProtocolError
 from .replies import MIN_BUDGET, DeviceInfo, DeviceStats, HelloInfo, ModelHeader, NoModelError, StreamInfo, \
-    UnsupportedError
+    UnsupportedError, VerifyError, _head
 
-__all__ = ["Session", "RECONNECT_TIMEOUT", "Progress"]
+__all__ = ["Session", "RECONNECT_TIMEOUT", "Progress", "SLOT_NAMES", "slot_index", "list_serial_ports"]
+
+SLOT_NAMES = ("A", "B")      # what the CLI calls model slots 0 and 1
+
+
+def slot_index(name: str | int) -> int:
+    """0 or 1 for a slot named A/B (any case) or 0/1; ValueError otherwise."""
+    key = str(name).strip().upper()
+    if key in SLOT_NAMES:
+        return SLOT_NAMES.index(key)
+    if key in ("0", "1"):
+        return int(key)
+    raise ValueError(f"slot {name!r}: give A or B")
+
+
+def list_serial_ports() -> list[dict]:
+    """The host's serial ports (pyserial's `serial.tools.list_ports`), sorted by path: each
+    {"port", "description", "vid_pid" ("VVVV:PPPP" hex, or None), "serial_number",
+    "manufacturer"}."""
+    from serial.tools import list_ports
+
+    out = []
+    for p in sorted(list_ports.comports(), key=lambda p: p.device):
+        vid_pid = f"{p.vid:04X}:{p.pid:04X}" if p.vid is not None and p.pid is not None else None
+        desc = p.description if p.description and p.description != "n/a" else None
+        out.append({"port": p.device, "description": desc, "vid_pid": vid_pid,
+                    "serial_number": p.serial_number, "manufacturer": p.manufacturer})
+    return out
 
 RECONNECT_TIMEOUT = 30.0     # s to wait for a device to come back (link lost, reset, firmware update)
 RECONNECT_HELLO_TRIES = 8    # HELLO tries per reconnect attempt
@@ -175,6 +202,35 @@ class Session:
                 progress(len(out), size)
         return bytes(out)
 
+    def read_slot_model(self, slot: int | None = None, *, progress: Progress | None = None) -> tuple[int, bytes]:
+        """(slot, bytes) of a slot's whole model (default: the active slot's), checked against
+        the CRC-32 the device keeps for the slot (VerifyError if they differ)."""
+        import zlib
+
+        info = self.info()
+        if slot is None:
+            if info.active_slot is None:
+                raise NoModelError(f"the device at {self.url} has no active model: nothing to read")
+            slot = info.active_slot
+        s = info.slots[slot]
+        if not s.valid:
+            raise NoModelError(f"slot {SLOT_NAMES[slot]} of the device at {self.url} holds no valid model")
+        data = self.read_model(slot, size=s.size, progress=progress)
+        crc = zlib.crc32(data)
+        if crc != s.crc:
+            raise VerifyError(f"slot {SLOT_NAMES[slot]} read back with CRC-32 {crc:08x}, the device's slot header "
+                              f"says {s.crc:08x}: read again (a noisy link?)")
+        return slot, data
+
+    def select_slot(self, slot: int) -> tuple[int, int]:
+        """Roll back: make `slot` (0 or 1, holding a valid model) the active one (MODEL_SELECT;
+        the model of the slot active before is cleared on the device). Returns (slot, generation)."""
+        if slot not in (0, 1):
+            raise ValueError(f"select_slot: slot must be 0 or 1, got {slot}")
+        r = _parse_select(self._cmd(Op.MODEL_SELECT, struct.pack("<B", slot)))
+        self._header_cache.clear()
+        return r
+
     def model_header(self) -> ModelHeader:
         """Geometry, time step and labels of the active model (read from its .sgm header)."""
         from ..sgm import HEADER_FIELDS, HEADER_SIZE, LABEL_SIZE, LAYER_ENTRY_SIZE, MAGIC
@@ -204,3 +260,8 @@ class Session:
                          h["downsample"], labels, h["file_size"], h["format_version"])
         self._header_cache[key] = mh
         return mh
+
+
+def _parse_select(reply: bytes) -> tuple[int, int]:
+    h = _head(Op.MODEL_SELECT, reply)
+    return h["slot"], h["generation"]
