@@ -178,3 +178,27 @@ def test_pacer_refuses_bad_speed(capsys, device):
             Pacer(0, bad)
     rc, _, err = cli(capsys, "stream", str(RECORDING), "--port", device.url, "--speed", "0", "--window-ms", "500")
     assert rc == 2 and "--speed 0" in err
+
+
+def test_reconnect_after_set_baud_falls_back_to_the_boot_rate(monkeypatch):
+    """After SET_BAUD a device that resets (firmware update, RESET, power) answers at its boot
+    rate again: reconnect tries the rate in use, then the boot rate, and keeps the one that
+    answered. A device still at the new rate (a lost link) keeps it."""
+    from pysg.device.link import LinkError
+    from pysg.device.session import Session
+
+    device_rate = {"now": 115200}
+    tried = []
+
+    def connect(self, *, hello_retries=None):
+        tried.append(self.baudrate)
+        if self.baudrate != device_rate["now"]:
+            raise LinkError(f"no HELLO at {self.baudrate}")
+        return "hello"
+
+    monkeypatch.setattr(Session, "connect", connect)
+    s = Session("socket://unused", baudrate=115200)
+    s.baudrate = 921600                      # what set_baud leaves
+    assert s.reconnect(timeout=5) == "hello" and s.baudrate == 115200 and tried == [921600, 115200]
+    s.baudrate, device_rate["now"], tried[:] = 921600, 921600, []
+    assert s.reconnect(timeout=5) == "hello" and s.baudrate == 921600 and tried == [921600]

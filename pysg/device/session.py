@@ -68,6 +68,7 @@ class Session:
                  retries: int = REQUEST_RETRIES, bytes_per_s: float = LINK_BYTES_PER_S):
         self.url = url
         self.baudrate = baudrate
+        self.boot_baudrate = baudrate   # the rate a device answers at after a reset (set_baud does not last)
         self.reply_timeout = reply_timeout
         self.retries = retries
         self.bytes_per_s = bytes_per_s
@@ -104,7 +105,18 @@ class Session:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                info = self.connect(hello_retries=RECONNECT_HELLO_TRIES)
+                try:
+                    info = self.connect(hello_retries=RECONNECT_HELLO_TRIES)
+                except LinkError:
+                    if self.baudrate == self.boot_baudrate:
+                        raise
+                    # after SET_BAUD: a device that reset (firmware update, power) is back at its boot rate
+                    self.baudrate, tried = self.boot_baudrate, self.baudrate
+                    try:
+                        info = self.connect(hello_retries=RECONNECT_HELLO_TRIES)
+                    except LinkError:
+                        self.baudrate = tried
+                        raise
                 self.reconnects += 1
                 return info
             except LinkError as e:
@@ -165,6 +177,7 @@ class Session:
     def reset(self, timeout: float = RECONNECT_TIMEOUT) -> HelloInfo:
         """Reset the device and wait until it answers HELLO again."""
         self._cmd(Op.RESET)
+        self.baudrate = self.boot_baudrate  # a reset device answers at its boot rate again
         time.sleep(HELLO_INTERVAL)
         return self.reconnect(timeout)
 
