@@ -2,7 +2,8 @@
 """The base of `pysg.device.client.Device`: the link to a device, HELLO and reconnection,
 the frame budget that adapts to a noisy link, and the operations that leave what the device
 stores alone (INFO, STATS, reading a model slot and the active model's header, RESET,
-SET_BAUD)."""
+SET_BAUD), and the one that only chooses among stored models (MODEL_SELECT: roll back to
+the other slot); the host's serial ports (`list_serial_ports`)."""
 from __future__ import annotations
 
 import struct
@@ -61,7 +62,7 @@ class _Stream:
 
 class Session:
     """A pysg device on a port (device path, pty or pyserial URL): the connection and the
-    operations that do not change what the device stores. Use as a context manager;
+    operations that do not upload anything. Use as a context manager;
     `connect()` opens the port and says HELLO."""
 
     def __init__(self, url: str, *, baudrate: int = DEFAULT_BAUD, reply_timeout: float = REPLY_TIMEOUT,
