@@ -179,6 +179,7 @@ static const sg_app_op sg_app_ops[] = {
     {SG_OP_MODEL_END, 0, SG_REQ_MODEL_END_LEN, 0, sg_app_op_model_end},
     {SG_OP_MODEL_ACTIVATE, 0, SG_REQ_MODEL_ACTIVATE_LEN, 0, sg_app_op_model_activate},
     {SG_OP_MODEL_READ, 0, SG_REQ_MODEL_READ_LEN, 0, sg_app_op_model_read},
+    {SG_OP_MODEL_SELECT, 0, SG_REQ_MODEL_SELECT_LEN, 0, sg_app_op_model_select},
     {SG_OP_FW_BEGIN, 0, SG_REQ_FW_BEGIN_LEN, SG_CAP_FIRMWARE, sg_app_op_fw_begin},
     {SG_OP_FW_DATA, SG_APP_LEN_MIN, SG_REQ_FW_DATA_LEN, SG_CAP_FIRMWARE, sg_app_op_fw_data},
     {SG_OP_FW_END, 0, SG_REQ_FW_END_LEN, SG_CAP_FIRMWARE, sg_app_op_fw_end},

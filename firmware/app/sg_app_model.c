@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The model slots (PROTOCOL.md 3.2): the boot-time scan that picks and runs the active
- * model, what this build can run, and the upload ops MODEL_BEGIN/DATA/END/ACTIVATE/READ.
+ * model, what this build can run, and the upload ops MODEL_BEGIN/DATA/END/ACTIVATE/READ and the roll-back MODEL_SELECT.
  */
 #include <string.h>
 
@@ -165,4 +165,33 @@ size_t sg_app_op_model_read(const uint8_t *in, size_t n, uint8_t *out)
     out[0] = SG_DEV_OK;
     memcpy(out + SG_REPLY_MODEL_READ_DATA, sg_board_flash_ptr(sg_slot_data_addr(slot) + offset), count);
     return SG_REPLY_MODEL_READ_DATA + count;
+}
+
+/* Roll back: make @p slot (valid) the active one by clearing the active slot's header. */
+size_t sg_app_op_model_select(const uint8_t *in, size_t n, uint8_t *out)
+{
+    const unsigned slot = in[SG_REQ_MODEL_SELECT_SLOT];
+    int s;
+    (void)n;
+    if (slot >= SG_SLOT_COUNT) {
+        return sg_app_status(out, SG_DEV_ERR_ARG);
+    }
+    if (!sg_app.slots[slot].valid) {
+        return sg_app_status(out, SG_DEV_ERR_SLOT);
+    }
+    if (sg_app.active >= 0 && (unsigned)sg_app.active != slot) {
+        sg_app.model_up.state = SG_UPLOAD_IDLE; /* it may target the slot that becomes active */
+        s = sg_slot_invalidate((unsigned)sg_app.active);
+        if (s != SG_DEV_OK) {
+            return sg_app_status(out, s);
+        }
+        sg_app_load_active();
+    }
+    if (sg_app.active != (int)slot) { /* the slot did not load back valid */
+        return sg_app_status(out, SG_DEV_ERR_FLASH);
+    }
+    out[0] = SG_DEV_OK;
+    out[SG_REPLY_MODEL_SELECT_SLOT] = (uint8_t)slot;
+    sg_put_u32(out + SG_REPLY_MODEL_SELECT_GENERATION, sg_app.slots[slot].generation);
+    return SG_REPLY_MODEL_SELECT_LEN;
 }

@@ -88,6 +88,7 @@ size_t sg_app_op_model_data(const uint8_t *in, size_t n, uint8_t *out);
 size_t sg_app_op_model_end(const uint8_t *in, size_t n, uint8_t *out);
 size_t sg_app_op_model_activate(const uint8_t *in, size_t n, uint8_t *out);
 size_t sg_app_op_model_read(const uint8_t *in, size_t n, uint8_t *out);
+size_t sg_app_op_model_select(const uint8_t *in, size_t n, uint8_t *out);
 
 /* ---- firmware update (sg_app_fw.c) */
 

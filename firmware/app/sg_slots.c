@@ -91,6 +91,20 @@ int sg_slot_commit(unsigned slot, uint32_t generation, uint32_t size, uint32_t c
     return SG_DEV_OK;
 }
 
+int sg_slot_invalidate(unsigned slot)
+{
+    const sg_flash_region *r = slot_region(slot);
+    static const uint8_t zero[4] = {0, 0, 0, 0};
+    if (r == NULL || sg_slot_capacity(slot) == 0u) {
+        return SG_DEV_ERR_ARG;
+    }
+    if (sg_board_flash_program(r->addr + SG_SLOT_OFF_MAGIC, zero, sizeof zero) != 0
+        || memcmp(sg_board_flash_ptr(r->addr + SG_SLOT_OFF_MAGIC), zero, sizeof zero) != 0) {
+        return SG_DEV_ERR_FLASH;
+    }
+    return SG_DEV_OK;
+}
+
 /* Every byte of [addr, addr + n) still erased (0xFF): a resumed upload may program there. */
 static int flash_erased(uint32_t addr, uint32_t n)
 {

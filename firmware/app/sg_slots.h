@@ -71,6 +71,12 @@ int sg_slots_active(const sg_slot_info *info);
 int sg_slot_commit(unsigned slot, uint32_t generation, uint32_t size, uint32_t crc);
 
 /**
+ * Clear the slot header's magic (NOR programming only clears bits, so this needs no erase):
+ * the slot no longer holds a valid model. An sg_dev_status.
+ */
+int sg_slot_invalidate(unsigned slot);
+
+/**
  * BEGIN: resume the upload of the same size and crc into the same region (when the bytes
  * still to come are erased: a failed chunk may have spoilt some), or erase the region and
  * start at 0. @p capacity is the most bytes the region takes for data.

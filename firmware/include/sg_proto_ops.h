@@ -22,6 +22,7 @@ typedef enum sg_op {
     SG_OP_MODEL_END = 0x12,
     SG_OP_MODEL_ACTIVATE = 0x13,
     SG_OP_MODEL_READ = 0x14,
+    SG_OP_MODEL_SELECT = 0x15,
     SG_OP_FW_BEGIN = 0x20,
     SG_OP_FW_DATA = 0x21,
     SG_OP_FW_END = 0x22,
@@ -47,6 +48,7 @@ typedef enum sg_dev_status {
     SG_DEV_ERR_RUNTIME = -11,
     SG_DEV_ERR_UNSUPPORTED = -12,
     SG_DEV_ERR_IMAGE = -13,
+    SG_DEV_ERR_SLOT = -14,
 } sg_dev_status;
 
 #define SG_CAP_MODEL 0x01u
@@ -82,6 +84,8 @@ typedef enum sg_dev_status {
 #define SG_REQ_MODEL_READ_OFFSET 1u
 #define SG_REQ_MODEL_READ_COUNT 5u
 #define SG_REQ_MODEL_READ_LEN 7u
+#define SG_REQ_MODEL_SELECT_SLOT 0u
+#define SG_REQ_MODEL_SELECT_LEN 1u
 #define SG_REQ_FW_BEGIN_SIZE 0u
 #define SG_REQ_FW_BEGIN_CRC 4u
 #define SG_REQ_FW_BEGIN_LEN 8u
@@ -157,6 +161,9 @@ typedef enum sg_dev_status {
 #define SG_REPLY_MODEL_READ_LEN 1u
 #define SG_REPLY_MODEL_READ_DATA 1u
 #define SG_REPLY_MODEL_READ_DATA_ITEM_LEN 1u
+#define SG_REPLY_MODEL_SELECT_SLOT 1u
+#define SG_REPLY_MODEL_SELECT_GENERATION 2u
+#define SG_REPLY_MODEL_SELECT_LEN 6u
 #define SG_REPLY_FW_BEGIN_RESUME_OFFSET 1u
 #define SG_REPLY_FW_BEGIN_LEN 5u
 #define SG_REPLY_FW_DATA_NEXT_OFFSET 1u

@@ -433,6 +433,14 @@ static void test_uploads(void)
     check_bytes(g_reply + 1, g_reply_len - 1, data + 100, 50, "MODEL_READ");
     p[0] = 2;
     CHECK_EQ(request(SG_OP_MODEL_READ, 31, p, 7), SG_DEV_ERR_ARG);
+    /* Roll back: no such slot (ERR_ARG); an empty slot is refused (ERR_SLOT), not activated. */
+    p[0] = 2;
+    CHECK_EQ(request(SG_OP_MODEL_SELECT, 90, p, 1), SG_DEV_ERR_ARG);
+    p[0] = 0;
+    CHECK_EQ(request(SG_OP_MODEL_SELECT, 91, p, 1), SG_DEV_ERR_SLOT);
+    p[0] = 1;
+    CHECK_EQ(request(SG_OP_MODEL_SELECT, 92, p, 1), SG_DEV_ERR_SLOT);
+    CHECK_EQ(request(SG_OP_MODEL_SELECT, 93, p, 0), SG_DEV_ERR_FRAME);
 
     /* Firmware: received and verified like a model; junk is not an image. */
     sg_put_u32(p, 1000);

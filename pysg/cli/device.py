@@ -1,9 +1,12 @@
 # SPDX-License-Identifier: MIT
-"""Devices: `pysg flash`, `stream`, `device info`, `emulate`."""
+"""Devices: `pysg flash`, `stream`, `device info|list|reset|stats|slots|activate|read-model`,
+`emulate`."""
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from .common import _bar
@@ -14,9 +17,20 @@ def _device_call(args, fn) -> int:
     do next (exit status 1)."""
     from ..device.client import Device
     from ..device.protocol import ProtocolError
+    from ..device.replies import UnsupportedError
 
+    from ..device.link import DEFAULT_BAUD
+
+    baud = getattr(args, "baud", None)
     try:
-        with Device(args.port) as dev:
+        with Device(args.port, baudrate=DEFAULT_BAUD) as dev:
+            if baud is not None and baud != DEFAULT_BAUD:
+                if baud <= 0:
+                    raise ValueError(f"--baud {baud}: give a positive rate such as 921600")
+                try:
+                    dev.set_baud(baud)  # esptool-style: connect at the default rate, then switch
+                except UnsupportedError as e:
+                    raise UnsupportedError(f"{e} (SET_BAUD); leave out --baud or use --baud {DEFAULT_BAUD}") from None
             return fn(dev)
     except ProtocolError as e:
         sub = getattr(args, "device_command", None)
@@ -73,6 +87,10 @@ def cmd_stream(args) -> int:
     from ..datasets.gesture import read_labels_csv
     from ..io import read_events
 
+    if args.speed is not None:
+        from ..device.stream import Pacer
+
+        Pacer(0, args.speed)  # a bad --speed ends here (exit 2), before the file is read
     recording = read_events(args.events)
     labels_path = args.labels
     if labels_path is None and args.window_ms is None:
@@ -88,7 +106,7 @@ def cmd_stream(args) -> int:
         if labels is not None:
             hits = 0
             with _bar(len(labels), "streaming gestures", "gesture", args.quiet) as bar:
-                for row in dev.stream_gestures(events, labels, progress=lambda *_: bar.update(1)):
+                for row in dev.stream_gestures(events, labels, progress=lambda *_: bar.update(1), speed=args.speed):
                     hits += row["prediction_index"] == row["label_index"]
                     if args.json:
                         print(json.dumps(row), flush=True)
@@ -100,7 +118,8 @@ def cmd_stream(args) -> int:
                 print(f"accuracy {hits / max(1, len(labels)) * 100:.1f} % on the {len(labels)} gestures "
                       f"(device {dev.hello_info.name})")
             return 0
-        for row in dev.stream_events(events, window_ms=500.0 if args.window_ms is None else args.window_ms):
+        for row in dev.stream_events(events, window_ms=500.0 if args.window_ms is None else args.window_ms,
+                                     speed=args.speed):
             print(json.dumps(row) if args.json else
                   f"{row['t_start_us'] / 1e6:10.3f} s  {row['prediction'] or '-':<28} "
                   f"{row['events']:>7} events {row['spikes']:>6} spikes", flush=True)
@@ -151,6 +170,162 @@ def cmd_device_info(args) -> int:
             print(f"  model: dt {model['dt_us']} us, input {model['input_shape']}, classes {', '.join(model['labels'])}")
         else:
             print("  no model: flash one with `pysg flash --port URL MODEL.sgm`")
+        return 0
+
+    return _device_call(args, run)
+
+
+def cmd_device_list(args) -> int:
+    from ..device.session import list_serial_ports
+
+    ports = list_serial_ports()
+    if args.json:
+        print(json.dumps({"ports": ports}))
+        return 0
+    if not ports:
+        print("no serial ports found (an emulated device: `pysg emulate` prints its URL)")
+    for p in ports:
+        print(f"{p['port']}  {p['description'] or '-'}" + (f"  [{p['vid_pid']}]" if p["vid_pid"] else ""))
+    return 0
+
+
+def cmd_device_reset(args) -> int:
+    def run(dev) -> int:
+        h = dev.reset()
+        if args.json:
+            print(json.dumps({"reset": True, "port": args.port, "hello": h.to_dict()}))
+        else:
+            print(f"{h.name}: reset, answering again on {args.port}")
+        return 0
+
+    return _device_call(args, run)
+
+
+def stats_dict(st) -> dict:
+    """A STATS reply as `pysg device stats --json` prints it (docs/CLI.md)."""
+    return {"steps": st.steps, "events": st.events_in, "synops": st.synops, "spikes": list(st.spikes),
+            "frames_ok": st.frames_ok, "frames_dropped": st.frames_dropped, "busy_us": st.busy_us}
+
+
+def cmd_device_stats(args) -> int:
+    def run(dev) -> int:
+        d = stats_dict(dev.stats())
+        if args.json:
+            print(json.dumps(d | {"device": dev.hello_info.name}))
+            return 0
+        print(f"{dev.hello_info.name}: {d['steps']} steps, {d['events']} events, {d['synops']} synaptic ops, "
+              f"busy {d['busy_us'] / 1e6:.3f} s")
+        print("  spikes per stage: " + (", ".join(str(n) for n in d["spikes"]) or "-"))
+        print(f"  frames ok {d['frames_ok']}, dropped {d['frames_dropped']}")
+        return 0
+
+    return _device_call(args, run)
+
+
+def slots_list(info) -> list[dict]:
+    """Both model slots as `pysg device slots --json` prints them (docs/CLI.md)."""
+    from ..device.session import SLOT_NAMES
+
+    return [{"slot": SLOT_NAMES[i], "state": "valid" if sl.valid else "empty", "active": i == info.active_slot,
+             "generation": sl.generation if sl.valid else None, "file_bytes": sl.size if sl.valid else None,
+             "crc32": f"{sl.crc:08x}" if sl.valid else None} for i, sl in enumerate(info.slots)]
+
+
+def _print_slots(rows: list[dict]) -> None:
+    for r in rows:
+        mark = "*" if r["active"] else " "
+        print(f"{mark} {r['slot']}: " + (f"valid, generation {r['generation']}, {r['file_bytes']} bytes, "
+                                         f"CRC-32 {r['crc32']}" + (", active" if r["active"] else "")
+                                         if r["state"] == "valid" else "empty"))
+
+
+def cmd_device_slots(args) -> int:
+    def run(dev) -> int:
+        rows = slots_list(dev.info())
+        if args.json:
+            print(json.dumps({"device": dev.hello_info.name, "slots": rows}))
+        else:
+            _print_slots(rows)
+        return 0
+
+    return _device_call(args, run)
+
+
+def cmd_device_activate(args) -> int:
+    from ..device.session import SLOT_NAMES, slot_index
+
+    want = slot_index(args.slot)
+
+    def run(dev) -> int:
+        info = dev.info()
+        if not info.slots[want].valid:
+            print(f"pysg device activate: slot {SLOT_NAMES[want]} of {args.port} holds no valid model; "
+                  f"`pysg device slots --port {args.port}` shows which one does", file=sys.stderr)
+            return 2
+        before = info.active_slot
+        slot, generation = dev.select_slot(want)
+        rows = slots_list(dev.info())
+        if args.json:
+            print(json.dumps({"device": dev.hello_info.name, "active": SLOT_NAMES[slot], "generation": generation,
+                              "changed": before != slot, "slots": rows}))
+            return 0
+        if before == slot:
+            print(f"{dev.hello_info.name}: slot {SLOT_NAMES[slot]} is already active (generation {generation})")
+        else:
+            print(f"{dev.hello_info.name}: rolled back to slot {SLOT_NAMES[slot]} (generation {generation}); "
+                  f"the model of slot {SLOT_NAMES[before]} was cleared")
+        _print_slots(rows)
+        return 0
+
+    return _device_call(args, run)
+
+
+def _check_output(path: str, what: str) -> Path:
+    out = Path(path)
+    parent = out.parent if str(out.parent) else Path(".")
+    if out.is_dir():
+        raise ValueError(f"{what}: {out} is a directory: give a file name")
+    if not parent.is_dir():
+        raise ValueError(f"{what}: folder {parent} does not exist: create it first")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"{what}: folder {parent} is not writable: choose another output")
+    return out
+
+
+def _atomic_write(out: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent if str(out.parent) else ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def cmd_device_read_model(args) -> int:
+    import zlib
+
+    from ..device.session import SLOT_NAMES, slot_index
+
+    want = None if args.slot is None else slot_index(args.slot)
+    out = _check_output(args.output, "pysg device read-model -o")
+
+    def run(dev) -> int:
+        with _bar(0, "reading model", "B", args.quiet or args.json) as bar:
+            def progress(done, total):
+                bar.total = total
+                bar.update(done - bar.n)
+
+            slot, data = dev.read_slot_model(want, progress=progress)
+        _atomic_write(out, data)
+        d = {"device": dev.hello_info.name, "slot": SLOT_NAMES[slot], "output": str(out), "file_bytes": len(data),
+             "crc32": f"{zlib.crc32(data):08x}"}
+        if args.json:
+            print(json.dumps(d))
+        else:
+            print(f"{out}: slot {d['slot']}'s model, {d['file_bytes']} bytes, CRC-32 {d['crc32']} "
+                  f"(equal to the slot's)")
         return 0
 
     return _device_call(args, run)

@@ -143,6 +143,57 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_device_info)
 
+    # --- DEV block: esptool-style device commands, --baud, stream --speed, `pysg bench` ---
+    from .bench import cmd_bench
+    from .device import (cmd_device_activate, cmd_device_list, cmd_device_read_model, cmd_device_reset,
+                         cmd_device_slots, cmd_device_stats)
+
+    port_help = "device path, pty, or pyserial URL (socket://HOST:PORT)"
+    d = dsub.add_parser("list", help="the host's serial ports: path, description, VID:PID")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_device_list)
+    for name, fn, text in (("reset", cmd_device_reset, "reset the device and wait until it answers again"),
+                           ("stats", cmd_device_stats, "counters: steps, events, synaptic ops, spikes per stage, "
+                                                       "frames ok/dropped, busy time"),
+                           ("slots", cmd_device_slots, "both model slots (A, B): state, generation, size, CRC-32, "
+                                                       "which is active")):
+        d = dsub.add_parser(name, help=text)
+        d.add_argument("--port", required=True, help=port_help)
+        d.add_argument("--json", action="store_true")
+        d.set_defaults(func=fn)
+    d = dsub.add_parser("activate", help="roll back: make slot A or B (holding a valid model) the active one; "
+                                         "the model of the slot active before is cleared")
+    d.add_argument("slot", choices=("A", "B", "a", "b"), metavar="A|B")
+    d.add_argument("--port", required=True, help=port_help)
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_device_activate)
+    d = dsub.add_parser("read-model", help="save a slot's model (default: the active one), checked against the "
+                                           "slot's CRC-32")
+    d.add_argument("-o", "--output", required=True, help=".sgm file to write (atomically)")
+    d.add_argument("--slot", choices=("A", "B", "a", "b"), metavar="A|B", default=None,
+                   help="slot to read (default: the active one)")
+    d.add_argument("--port", required=True, help=port_help)
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_device_read_model)
+    for cmd in [sub.choices["flash"], sub.choices["stream"]] + [c for n, c in dsub.choices.items() if n != "list"]:
+        cmd.add_argument("--baud", type=int, default=None, metavar="RATE",
+                         help="serial rate: connect at 115200, then switch the device and the host to RATE "
+                              "(SET_BAUD: devices with the BAUD capability; default: stay at 115200)")
+    sub.choices["stream"].add_argument("--speed", type=float, default=None,
+                                       help="pace the recording: 1 = real time, 2 = twice as fast (default: as "
+                                            "fast as the link allows)")
+    s = sub.add_parser("bench", help="benchmark a model on a recording, like TFLite's benchmark_model: per-step "
+                                     "latency percentiles, throughput, arena, model size, peak memory")
+    s.add_argument("model", help=".sgm model, or a float .npz model (quantised first)")
+    s.add_argument("events", nargs="?", default=None,
+                   help="event file, any supported format (default: the bundled recording)")
+    s.add_argument("--engine", choices=("c", "ref", "float"), default="c",
+                   help="c (default): the C runtime; ref: the Python integer reference; float: the float model "
+                        "(an .npz only)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_bench)
+    # --- end DEV block ---
+
     s = sub.add_parser("emulate", help="run an emulated device (POSIX, or the firmware in QEMU) and print its URL")
     s.add_argument("--qemu", action="store_true", help="the real firmware in qemu-system-arm (mps2-an386)")
     g = s.add_mutually_exclusive_group()

@@ -30,6 +30,7 @@ class Op(enum.IntEnum):
     MODEL_END = 0x12
     MODEL_ACTIVATE = 0x13
     MODEL_READ = 0x14
+    MODEL_SELECT = 0x15   # roll back: make the other valid slot the active one
     FW_BEGIN = 0x20
     FW_DATA = 0x21
     FW_END = 0x22
@@ -55,6 +56,7 @@ class Status(enum.IntEnum):
     ERR_RUNTIME = -11
     ERR_UNSUPPORTED = -12
     ERR_IMAGE = -13
+    ERR_SLOT = -14
 
 
 # What each status tells the user (host error messages).
@@ -73,6 +75,7 @@ STATUS_TEXT = {
     Status.ERR_RUNTIME: "the runtime returned an error",
     Status.ERR_UNSUPPORTED: "the device cannot do this",
     Status.ERR_IMAGE: "the firmware image header is invalid",
+    Status.ERR_SLOT: "the slot holds no valid model (flash one, or pick the other slot)",
 }
 
 
@@ -203,6 +206,7 @@ REQUESTS: dict[Op, Layout] = {
     Op.MODEL_END: _EMPTY,
     Op.MODEL_ACTIVATE: _EMPTY,
     Op.MODEL_READ: Layout((F("slot", 0, "B"), F("offset", 1, "I"), F("count", 5, "H"))),
+    Op.MODEL_SELECT: Layout((F("slot", 0, "B"),)),
     Op.FW_BEGIN: _UPLOAD_BEGIN,
     Op.FW_DATA: _UPLOAD_DATA,
     Op.FW_END: _EMPTY,
@@ -234,6 +238,7 @@ REPLIES: dict[Op, Layout] = {
     Op.MODEL_END: Layout((F("slot", 0, "B"),)),
     Op.MODEL_ACTIVATE: Layout((F("slot", 0, "B"), F("generation", 1, "I"))),
     Op.MODEL_READ: Layout(items=Items("data", (F("byte", 0, "B"),))),  # the request's count bytes
+    Op.MODEL_SELECT: Layout((F("slot", 0, "B"), F("generation", 1, "I"))),
     Op.FW_BEGIN: Layout((F("resume_offset", 0, "I"),)),
     Op.FW_DATA: _NEXT_OFFSET,
     Op.FW_END: Layout((F("version", 0, "I"),)),

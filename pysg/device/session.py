@@ -2,7 +2,8 @@
 """The base of `pysg.device.client.Device`: the link to a device, HELLO and reconnection,
 the frame budget that adapts to a noisy link, and the operations that leave what the device
 stores alone (INFO, STATS, reading a model slot and the active model's header, RESET,
-SET_BAUD)."""
+SET_BAUD), and the one that only chooses among stored models (MODEL_SELECT: roll back to
+the other slot); the host's serial ports (`list_serial_ports`)."""
 from __future__ import annotations
 
 import struct
@@ -14,9 +15,36 @@ from .link import DEFAULT_BAUD, HELLO_INTERVAL, LINK_BYTES_PER_S, REPLY_TIMEOUT,
 from .ops import PROTOCOL_VERSION, Cap, Op
 from .protocol import ProtocolError
 from .replies import MIN_BUDGET, DeviceInfo, DeviceStats, HelloInfo, ModelHeader, NoModelError, StreamInfo, \
-    UnsupportedError
+    UnsupportedError, VerifyError, _head
 
-__all__ = ["Session", "RECONNECT_TIMEOUT", "Progress"]
+__all__ = ["Session", "RECONNECT_TIMEOUT", "Progress", "SLOT_NAMES", "slot_index", "list_serial_ports"]
+
+SLOT_NAMES = ("A", "B")      # what the CLI calls model slots 0 and 1
+
+
+def slot_index(name: str | int) -> int:
+    """0 or 1 for a slot named A/B (any case) or 0/1; ValueError otherwise."""
+    key = str(name).strip().upper()
+    if key in SLOT_NAMES:
+        return SLOT_NAMES.index(key)
+    if key in ("0", "1"):
+        return int(key)
+    raise ValueError(f"slot {name!r}: give A or B")
+
+
+def list_serial_ports() -> list[dict]:
+    """The host's serial ports (pyserial's `serial.tools.list_ports`), sorted by path: each
+    {"port", "description", "vid_pid" ("VVVV:PPPP" hex, or None), "serial_number",
+    "manufacturer"}."""
+    from serial.tools import list_ports
+
+    out = []
+    for p in sorted(list_ports.comports(), key=lambda p: p.device):
+        vid_pid = f"{p.vid:04X}:{p.pid:04X}" if p.vid is not None and p.pid is not None else None
+        desc = p.description if p.description and p.description != "n/a" else None
+        out.append({"port": p.device, "description": desc, "vid_pid": vid_pid,
+                    "serial_number": p.serial_number, "manufacturer": p.manufacturer})
+    return out
 
 RECONNECT_TIMEOUT = 30.0     # s to wait for a device to come back (link lost, reset, firmware update)
 RECONNECT_HELLO_TRIES = 8    # HELLO tries per reconnect attempt
@@ -34,13 +62,14 @@ class _Stream:
 
 class Session:
     """A pysg device on a port (device path, pty or pyserial URL): the connection and the
-    operations that do not change what the device stores. Use as a context manager;
+    operations that do not upload anything. Use as a context manager;
     `connect()` opens the port and says HELLO."""
 
     def __init__(self, url: str, *, baudrate: int = DEFAULT_BAUD, reply_timeout: float = REPLY_TIMEOUT,
                  retries: int = REQUEST_RETRIES, bytes_per_s: float = LINK_BYTES_PER_S):
         self.url = url
         self.baudrate = baudrate
+        self.boot_baudrate = baudrate   # the rate a device answers at after a reset (set_baud does not last)
         self.reply_timeout = reply_timeout
         self.retries = retries
         self.bytes_per_s = bytes_per_s
@@ -77,7 +106,18 @@ class Session:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                info = self.connect(hello_retries=RECONNECT_HELLO_TRIES)
+                try:
+                    info = self.connect(hello_retries=RECONNECT_HELLO_TRIES)
+                except LinkError:
+                    if self.baudrate == self.boot_baudrate:
+                        raise
+                    # after SET_BAUD: a device that reset (firmware update, power) is back at its boot rate
+                    self.baudrate, tried = self.boot_baudrate, self.baudrate
+                    try:
+                        info = self.connect(hello_retries=RECONNECT_HELLO_TRIES)
+                    except LinkError:
+                        self.baudrate = tried
+                        raise
                 self.reconnects += 1
                 return info
             except LinkError as e:
@@ -138,6 +178,7 @@ class Session:
     def reset(self, timeout: float = RECONNECT_TIMEOUT) -> HelloInfo:
         """Reset the device and wait until it answers HELLO again."""
         self._cmd(Op.RESET)
+        self.baudrate = self.boot_baudrate  # a reset device answers at its boot rate again
         time.sleep(HELLO_INTERVAL)
         return self.reconnect(timeout)
 
@@ -175,6 +216,35 @@ class Session:
                 progress(len(out), size)
         return bytes(out)
 
+    def read_slot_model(self, slot: int | None = None, *, progress: Progress | None = None) -> tuple[int, bytes]:
+        """(slot, bytes) of a slot's whole model (default: the active slot's), checked against
+        the CRC-32 the device keeps for the slot (VerifyError if they differ)."""
+        import zlib
+
+        info = self.info()
+        if slot is None:
+            if info.active_slot is None:
+                raise NoModelError(f"the device at {self.url} has no active model: nothing to read")
+            slot = info.active_slot
+        s = info.slots[slot]
+        if not s.valid:
+            raise NoModelError(f"slot {SLOT_NAMES[slot]} of the device at {self.url} holds no valid model")
+        data = self.read_model(slot, size=s.size, progress=progress)
+        crc = zlib.crc32(data)
+        if crc != s.crc:
+            raise VerifyError(f"slot {SLOT_NAMES[slot]} read back with CRC-32 {crc:08x}, the device's slot header "
+                              f"says {s.crc:08x}: read again (a noisy link?)")
+        return slot, data
+
+    def select_slot(self, slot: int) -> tuple[int, int]:
+        """Roll back: make `slot` (0 or 1, holding a valid model) the active one (MODEL_SELECT;
+        the model of the slot active before is cleared on the device). Returns (slot, generation)."""
+        if slot not in (0, 1):
+            raise ValueError(f"select_slot: slot must be 0 or 1, got {slot}")
+        r = _parse_select(self._cmd(Op.MODEL_SELECT, struct.pack("<B", slot)))
+        self._header_cache.clear()
+        return r
+
     def model_header(self) -> ModelHeader:
         """Geometry, time step and labels of the active model (read from its .sgm header)."""
         from ..sgm import HEADER_FIELDS, HEADER_SIZE, LABEL_SIZE, LAYER_ENTRY_SIZE, MAGIC
@@ -204,3 +274,8 @@ class Session:
                          h["downsample"], labels, h["file_size"], h["format_version"])
         self._header_cache[key] = mh
         return mh
+
+
+def _parse_select(reply: bytes) -> tuple[int, int]:
+    h = _head(Op.MODEL_SELECT, reply)
+    return h["slot"], h["generation"]

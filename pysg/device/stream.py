@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import struct
+import time
 from typing import Iterator
 
 import numpy as np
@@ -101,14 +102,18 @@ class Streams(Session):
         return bin_events(events, duration_us=duration_us, dt_us=mh.dt_us, sensor_size=mh.sensor_size,
                           downsample=mh.downsample, channels=mh.input_shape[0])
 
-    def stream_events(self, events: np.ndarray, *, window_ms: float = 500.0, logits: bool = False) -> Iterator[dict]:
+    def stream_events(self, events: np.ndarray, *, window_ms: float = 500.0, logits: bool = False,
+                      speed: float | None = None) -> Iterator[dict]:
         """A recording streamed as one sample, with a prediction per window (pysg.live's
         rule: windows of round(window_ms / dt) steps from the first event; each window's
         prediction sums the logits of its own steps). Yields t_start_us, t_end_us,
-        prediction (label), label_index, events, spikes (and logits if asked)."""
+        prediction (label), label_index, events, spikes (and logits if asked).
+        ``speed``: pace the recording (`Pacer`): 1 = as recorded, 2 = twice as fast; None:
+        as fast as the link allows."""
         events = _sorted(events)
         if events.size == 0:
             return
+        pace = Pacer(int(events["t"][0]), speed)  # the clock starts now: setup time is part of the recording's
         mh = self.model_header()
         dt = mh.dt_us
         w = max(1, int(round(window_ms * 1000 / dt)))
@@ -120,9 +125,11 @@ class Streams(Session):
         ev["t"] = t - t0
         frames = self._bin(ev, n_win * w * dt, mh)
         bounds = np.searchsorted(t, t0 + np.arange(n_win + 1) * w * dt, side="left")
+        t_last = int(t[-1])
         self.start_stream(logits=logits)
         spikes_before = sum(self.stats().spikes)
         for k in range(n_win):
+            pace.wait(min(t0 + (k + 1) * w * dt, t_last))  # a window goes once the recording has reached its end
             self.score_from(k * w)
             lg = self.send_steps(frames[k * w:(k + 1) * w])
             p = self.predict()
@@ -136,13 +143,15 @@ class Streams(Session):
             yield row
 
     def stream_gestures(self, events: np.ndarray, labels: np.ndarray, *, warmup: float | None = None,
-                        logits: bool = False, progress: Progress | None = None) -> Iterator[dict]:
+                        logits: bool = False, progress: Progress | None = None,
+                        speed: float | None = None) -> Iterator[dict]:
         """Each labelled gesture (a pysg.datasets.gesture.LABEL_DTYPE row: cls 1..11,
         [t_start, t_end) µs) as one sample, as pysg.datasets.gesture.GestureDataset cuts it,
         run by `pysg.jobs.iter_samples` on this device (:class:`pysg.device.engine.DeviceEngine`):
         yields t_start_us, t_end_us, label, label_index, prediction, prediction_index,
         steps, scores (and logits if asked). ``warmup``: default the model kind's rule
-        (`pysg.scoring`)."""
+        (`pysg.scoring`). ``speed``: as `stream_events` (a gesture goes once the recording,
+        from its first event, has reached the gesture's end)."""
         from types import SimpleNamespace
 
         from ..jobs import iter_samples
@@ -153,10 +162,12 @@ class Streams(Session):
         eng = DeviceEngine(self, rule=None if warmup is None else ScoringRule(warmup))
         names = eng.labels
         t = events["t"]
+        pace = Pacer(int(t[0]) if t.size else 0, speed)
 
         def samples():
             for row in labels:
                 cls, t_start, t_end = int(row["cls"]), int(row["t_start"]), int(row["t_end"])
+                pace.wait(t_end)
                 lo, hi = np.searchsorted(t, [t_start, t_end], side="left")
                 ev = events[lo:hi].copy()
                 ev["t"] -= t_start
@@ -174,6 +185,24 @@ class Streams(Session):
             if progress:
                 progress(i + 1, len(labels))
             yield out
+
+
+class Pacer:
+    """Real-time pacing of a recording: `wait(t_us)` sleeps until (t_us - t0_us) / speed of
+    wall-clock time has passed since the pacer was made (at once when the host is already
+    late). `speed` None: never waits (as fast as the link allows)."""
+
+    def __init__(self, t0_us: int, speed: float | None):
+        if speed is not None and not (speed > 0 and math.isfinite(speed)):
+            raise ValueError(f"--speed {speed}: give a positive factor (1 = as recorded, 2 = twice as fast)")
+        self.t0_us, self.speed, self.start = t0_us, speed, time.monotonic()
+
+    def wait(self, t_us: int) -> None:
+        if self.speed is None:
+            return
+        delay = self.start + (t_us - self.t0_us) / 1e6 / self.speed - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
 
 
 def _sorted(events: np.ndarray) -> np.ndarray:
