@@ -2,14 +2,13 @@
 """Data jobs: `pysg synth`, `train`, `eval`, `demo`."""
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from .common import _bar, _engine, _jobs
+from .common import _bar, _engine, _jobs, dumps
 
 
 def cmd_synth(args) -> int:
@@ -21,10 +20,20 @@ def cmd_synth(args) -> int:
                                      seconds=args.seconds, seed=args.seed,
                                      lightings_per_user=args.lightings_per_user, workers=args.workers,
                                      progress=lambda *_: bar.update(1))
-    print(json.dumps(summary, indent=1, default=str) if args.json else
+    summary = _synth_json(summary)
+    print(dumps(summary) if args.json else
           f"wrote {args.out_dir}: " + ", ".join(f"{k}={v}" for k, v in summary.items()
                                                  if not isinstance(v, (list, dict))))
     return 0
+
+
+def _synth_json(summary: dict) -> dict:
+    """docs/CLI.md's synth keys: counts n_*, the size dataset_bytes, seconds rounded to
+    the microsecond the recordings resolve (gesture_s=19.8, not 19.799999999999997)."""
+    return {"n_files": int(summary["files"]), "n_samples": int(summary["samples"]),
+            "n_events": int(summary["events"]), "dataset_bytes": int(summary["bytes"]),
+            "gesture_s": round(float(summary["gesture_s"]), 6),
+            "train": [str(x) for x in summary["train"]], "test": [str(x) for x in summary["test"]]}
 
 
 def cmd_train(args) -> int:
@@ -56,8 +65,8 @@ def cmd_train(args) -> int:
            "final_loss": h.loss[-1] if h.loss else None,
            "train_accuracy": h.train_accuracy[-1] if h.train_accuracy else None}
     if args.history:
-        Path(args.history).write_text(json.dumps(asdict(h)))
-    print(json.dumps(out) if args.json else
+        Path(args.history).write_text(dumps(asdict(h)))
+    print(dumps(out) if args.json else
           f"saved {args.output} after {out['epochs']} epochs ({out['seconds']:.0f} s), "
           f"train accuracy {out['train_accuracy']:.3f}")
     return 0
@@ -72,30 +81,49 @@ def _eval_summary(r: dict) -> str:
 
 def cmd_eval(args) -> int:
     try:
-        result = _jobs().evaluate(args.model, args.data_dir, engine=_engine(args.engine, args.model),
-                                  split=args.split, dt_ms=args.dt_ms).summary
+        ev = _jobs().evaluate(args.model, args.data_dir, engine=_engine(args.engine, args.model),
+                              split=args.split, dt_ms=args.dt_ms)
     except ImportError as e:
         raise ValueError(str(e)) from None
+    result = dict(ev.summary)
     if args.plot:
         from ..plots import plot_confusion
 
         plot_confusion(np.array(result["confusion"]), result["classes"], args.plot)
-    result.pop("predictions", None) if not args.json else None
-    print(json.dumps(result) if args.json else _eval_summary(result))
+    result.pop("predictions", None)
+    classes = result["classes"]
+    result["samples"] = [_sample_row(r, classes) for r in ev.samples]
+    print(dumps(result) if args.json else _eval_summary(result))
     return 0
 
 
-def cmd_demo(args) -> int:
-    from ..recipes import BUNDLED_MODEL, BUNDLED_SAMPLES, demo
+def _name(classes, i: int):
+    return classes[i] if 0 <= i < len(classes) else None
 
-    result = demo(BUNDLED_MODEL, BUNDLED_SAMPLES, engine=args.engine)
+
+def _sample_row(r, classes) -> dict:
+    """One labelled sample as eval, demo and run print it (docs/CLI.md's sample row)."""
+    return {"file": Path(r.source).name, "t_start_us": int(r.t_start), "t_end_us": int(r.t_start + r.duration_us),
+            "truth": _name(classes, r.label), "truth_index": int(r.label),
+            "prediction": _name(classes, r.prediction), "prediction_index": int(r.prediction)}
+
+
+def cmd_demo(args) -> int:
+    from ..recipes import BUNDLED_MODEL, BUNDLED_SAMPLES
+
+    # what pysg.recipes.demo runs (every gesture of the bundled recordings' test split), printed
+    # with the sample rows eval prints
+    ev = _jobs().evaluate(BUNDLED_MODEL, BUNDLED_SAMPLES, engine=args.engine, split="test")
+    classes = ev.summary["classes"]
+    result = {"engine": args.engine, "accuracy": float(ev.summary["accuracy"]), "n": len(ev.samples),
+              "samples": [_sample_row(r, classes) for r in ev.samples]}
     if args.json:
-        print(json.dumps(result))
+        print(dumps(result))
         return 0
     for row in result["samples"]:
-        mark = "ok " if row["predicted"] == row["label"] else "MISS"
-        print(f"{mark} {row['file']} {row['t_start_us'] / 1e6:8.2f} s  true {row['label']:<28} "
-              f"predicted {row['predicted']}")
+        mark = "ok " if row["prediction_index"] == row["truth_index"] else "MISS"
+        print(f"{mark} {row['file']} {row['t_start_us'] / 1e6:8.2f} s  truth {row['truth']:<28} "
+              f"prediction {row['prediction']}")
     print(f"accuracy {result['accuracy'] * 100:.1f} % on the {result['n']} gestures of the bundled recordings "
           f"(engine: {result['engine']})")
     return 0

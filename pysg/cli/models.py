@@ -2,15 +2,16 @@
 """Model files: `pysg export` (float .npz -> .sgm), `convert` (.tflite -> .sgm), `inspect`."""
 from __future__ import annotations
 
-import json
 import sys
+
+from .common import dumps, model_info
 
 
 def cmd_export(args) -> int:
     from pysg.converters.sgm import export_file
 
     info = export_file(args.model, args.output, dt_ms=args.dt_ms)
-    print(json.dumps(info) if args.json else
+    print(dumps(model_info(info)) if args.json else
           f"wrote {args.output}: {info['file_bytes']} bytes, arena {info['arena_bytes']} bytes, "
           f"{info['parameters']} parameters, dt {info['dt_us']} us")
     return 0
@@ -38,7 +39,7 @@ def cmd_convert(args) -> int:
         print(f"pysg convert: warning: {info['n_classes']} outputs; the C runtime and the firmware keep at most "
               f"64 (the Python reference pysg.qnet runs it)", file=sys.stderr)
     if args.json:
-        print(json.dumps(info))
+        print(dumps(model_info(info)))
         return 0
     print(inspect_text(args.output, info))
     return 0
@@ -49,7 +50,7 @@ def cmd_inspect(args) -> int:
 
     info = inspect_sgm(str(args.model))
     if args.json:
-        print(json.dumps(info))
+        print(dumps(model_info(info)))
         return 0
     print(inspect_text(args.model, info))
     return 0

@@ -12,7 +12,8 @@ from .recordings import cmd_info, cmd_plot, cmd_run
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pysg", description="SpikingGamma edge inference: train, convert, run.")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (also accepted after the subcommand)")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("synth", help="generate a synthetic DVS128-Gesture-layout dataset")
@@ -86,10 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("run", help="run an .sgm model on a recording, or live on an event source")
     s.add_argument("model")
-    s.add_argument("events", nargs="?", help="event file, any supported format (the whole file is one sample)")
+    s.add_argument("events", nargs="?", help="event file, any supported format: one sample, a sample per labelled "
+                                             "gesture (a labels CSV), or a prediction per --window-ms")
     s.add_argument("--source", help="live input: tcp://HOST:PORT (DV network stream), camera[:SERIAL], "
                                     "or a file replayed at --speed; prints a prediction per --window-ms")
-    s.add_argument("--window-ms", type=float, default=500.0)
+    s.add_argument("--labels", default=None,
+                   help="DVS128-Gesture labels CSV: one sample per labelled gesture (default when "
+                        "<stem>_labels.csv is beside the recording and --window-ms is not given)")
+    s.add_argument("--one-sample", action="store_true",
+                   help="the whole recording is one sample, even with a labels CSV beside it")
+    s.add_argument("--window-ms", type=float, default=None,
+                   help="a prediction per window of this length (--source: default 500)")
     s.add_argument("--speed", type=float, default=None,
                    help="file replay speed (1 = recorded speed; default: as fast as possible)")
     s.add_argument("--engine", choices=("c", "ref"), default=None,
@@ -150,4 +158,23 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pty", action="store_true", help="a pseudo-terminal (POSIX device only)")
     s.add_argument("--flash", help="flash image file (kept across runs; default: a temporary file)")
     s.set_defaults(func=cmd_emulate)
+    _show_defaults(p)
     return p
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pysg")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Every parser's help shows each option's default (argparse.ArgumentDefaultsHelpFormatter)."""
+    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sp in action.choices.values():
+                _show_defaults(sp)

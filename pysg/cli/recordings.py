@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from .common import _c_or_ref, _jobs
+from .common import _bar, _c_or_ref, _jobs, check_output, dumps, write_atomic
 
 
 def cmd_run(args) -> int:
@@ -15,39 +16,113 @@ def cmd_run(args) -> int:
         return _run_live(args)
     if not args.events:
         raise ValueError("give an EVENTS file, or --source SPEC for live input")
+    labels_path = args.labels
+    if args.one_sample and (labels_path is not None or args.window_ms is not None):
+        raise ValueError("--one-sample runs the whole recording as one sample: drop --labels / --window-ms")
+    if labels_path is None and args.window_ms is None and not args.one_sample:
+        beside = Path(args.events).with_name(Path(args.events).stem + "_labels.csv")
+        if beside.is_file():
+            labels_path = beside
+            print(f"pysg run: one prediction per gesture of {beside.name} (give --window-ms for windows)",
+                  file=sys.stderr)
+    if args.dump_logits and (labels_path is not None or args.window_ms is not None):
+        raise ValueError("--dump-logits saves one sample's logits: add --one-sample (a labels CSV beside the "
+                         "recording makes a sample per gesture), without --window-ms")
+    if args.dump_logits:
+        check_output(args.dump_logits, "--dump-logits")
+    from ..io import read_events
+
+    events = read_events(args.events).events
+    engine = args.engine or _c_or_ref()
     try:
-        r = _jobs().run_file(args.model, args.events, engine=args.engine or _c_or_ref())
+        if labels_path is not None:
+            return _run_gestures(args, events, labels_path, engine)
+        if args.window_ms is not None:
+            return _print_windows(args, [events], engine)
+        r = _jobs().run(args.model, events, engine=engine)
     except ImportError as e:
         raise ValueError(str(e)) from None
     logits = r.pop("logits")
     if args.dump_logits:
-        np.save(args.dump_logits, logits)
-    print(json.dumps(r) if args.json else
-          f"prediction {r['prediction']} (class {r['label_index']}) after {r['steps']} steps; "
-          f"spikes per hidden stage {r['spikes']}, {r['synops']} synaptic events")
+        write_atomic(args.dump_logits, lambda f: np.save(f, logits))
+    out = {"prediction": r["prediction"], "prediction_index": int(r["label_index"]), "scores": r["scores"],
+           "steps": r["steps"], "spikes": int(sum(r["spikes"])), "spikes_per_stage": [int(x) for x in r["spikes"]],
+           "synops": int(r["synops"])}
+    print(dumps(out) if args.json else
+          f"prediction {out['prediction']} (class {out['prediction_index']}) after {out['steps']} steps; "
+          f"{out['spikes']} spikes (per hidden stage {out['spikes_per_stage']}), {out['synops']} synaptic events")
+    return 0
+
+
+def _run_gestures(args, events, labels_path, engine) -> int:
+    """One sample per labelled gesture, cut as pysg.datasets.gesture.GestureDataset and
+    `pysg stream` cut it, each scored by the model kind's rule (pysg.scoring)."""
+    from types import SimpleNamespace
+
+    from ..datasets.gesture import read_labels_csv
+    from .data import _sample_row
+
+    labels = read_labels_csv(labels_path)
+    order = np.argsort(events["t"], kind="stable")
+    events = events[order]
+    t = events["t"]
+
+    def samples():
+        for row in labels:
+            cls, t_start, t_end = int(row["cls"]), int(row["t_start"]), int(row["t_end"])
+            lo, hi = np.searchsorted(t, [t_start, t_end], side="left")
+            ev = events[lo:hi].copy()
+            ev["t"] -= t_start
+            yield SimpleNamespace(events=ev, label=cls - 1, duration_us=t_end - t_start, t_start=t_start,
+                                  source=str(args.events))
+
+    jobs = _jobs()
+    eng = jobs.open_engine(args.model, engine)
+    classes = list(eng.labels)
+    hits = 0
+    with _bar(len(labels), "gestures", "gesture", args.quiet or args.json) as bar:
+        for r in jobs.iter_samples(eng, samples(), batch_size=1, progress=lambda n: bar.update(n)):
+            row = _sample_row(r, classes)
+            hits += row["prediction_index"] == row["truth_index"]
+            if args.json:
+                print(dumps(row), flush=True)
+            else:
+                mark = "ok " if row["prediction_index"] == row["truth_index"] else "MISS"
+                bar.write(f"{mark} {row['t_start_us'] / 1e6:8.2f} s  truth {row['truth']:<28} "
+                          f"prediction {row['prediction']}", file=sys.stdout)
+    if not args.json:
+        print(f"accuracy {hits / max(1, len(labels)) * 100:.1f} % on the {len(labels)} gestures of {labels_path}")
+    return 0
+
+
+def _print_windows(args, source, engine) -> int:
+    from ..live import live_predictions
+
+    for row in live_predictions(args.model, source, window_ms=args.window_ms or 500.0, engine=engine):
+        out = {"t_start_us": int(row["t_start_us"]), "t_end_us": int(row["t_end_us"]),
+               "prediction": row["prediction"], "prediction_index": int(row["label_index"]),
+               "events": int(row["events"]), "spikes": int(row["spikes"])}
+        print(dumps(out) if args.json else
+              f"{out['t_start_us'] / 1e6:10.3f} s  {out['prediction'] or '-':<28} "
+              f"{out['events']:>7} events {out['spikes']:>6} spikes", flush=True)
     return 0
 
 
 def _run_live(args) -> int:
     from ..io.sources import open_source
-    from ..live import live_predictions
 
     if args.dump_logits:
         raise ValueError("--source prints one prediction per window (no --dump-logits)")
     kwargs = {"speed": args.speed} if not args.source.startswith(("tcp:", "camera")) else {}
     with open_source(args.source, **kwargs) as source:
-        for row in live_predictions(args.model, source, window_ms=args.window_ms, engine=args.engine or _c_or_ref()):
-            print(json.dumps(row) if args.json else
-                  f"{row['t_start_us'] / 1e6:10.3f} s  {row['prediction'] or '-':<28} "
-                  f"{row['events']:>7} events {row['spikes']:>6} spikes", flush=True)
-    return 0
+        return _print_windows(args, source, args.engine or _c_or_ref())
 
 
 def cmd_info(args) -> int:
     from ..io import info
 
     r = info(args.events)
-    print(json.dumps(r) if args.json else
+    print(dumps(r) if args.json else
           f"{args.events}: {r['format']}, {r['width']}x{r['height']}, {r['n_events']} events "
           f"({r['n_on']} ON), t {r['t_first']} .. {r['t_last']} us")
     return 0
