@@ -85,8 +85,16 @@ def check_output(path, option: str = "output") -> Path:
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise ValueError(f"{option} {p}: the folder {parent} does not exist; create it first (mkdir -p {parent})")
-    if not os.access(parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
-        raise ValueError(f"{option} {p}: not writable; choose a path in a folder you can write")
+    import tempfile
+
+    try:  # a real probe: permission bits do not stop root, a read-only mount stops everyone
+        with tempfile.NamedTemporaryFile(prefix=f".{p.name}.", suffix=".probe", dir=parent):
+            pass
+        if p.exists() and not os.access(p, os.W_OK):
+            raise PermissionError(f"{p} is read-only")
+    except OSError as e:
+        raise ValueError(f"{option} {p}: not writable ({e.strerror or e}); choose a path in a folder you can "
+                         f"write") from None
     return p
 
 
@@ -105,3 +113,28 @@ def write_atomic(path, write) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+class atomic_path:
+    """`with atomic_path(path) as tmp:` a temporary path beside `path` for a writer that takes
+    a path; renamed onto `path` when the block completes, removed if it fails or is interrupted."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __enter__(self) -> str:
+        import os
+        import tempfile
+
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=f".part{self.path.suffix}",
+                                        dir=self.path.parent if str(self.path.parent) else ".")
+        os.close(fd)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        import os
+
+        if exc_type is None:
+            os.replace(self.tmp, self.path)
+        elif os.path.exists(self.tmp):
+            os.unlink(self.tmp)

@@ -2,24 +2,42 @@
 """Data jobs: `pysg synth`, `train`, `eval`, `demo`."""
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from .common import _bar, _engine, _jobs, dumps
+from .common import _bar, _engine, _jobs, check_output, dumps, write_atomic
 
 
 def cmd_synth(args) -> int:
     from ..synth.dataset import synthesize_dataset
 
+    out = Path(args.out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"{out}: exists and is not an empty folder; give a new folder (synth writes the whole "
+                         f"dataset at once)")
+    check_output(out, "OUT_DIR") if not out.exists() else None
     n_files = (args.train_users + args.test_users) * args.lightings_per_user
-    with _bar(n_files, "synthesising", "file", args.quiet) as bar:
-        summary = synthesize_dataset(args.out_dir, train_users=args.train_users, test_users=args.test_users,
-                                     seconds=args.seconds, seed=args.seed,
-                                     lightings_per_user=args.lightings_per_user, workers=args.workers,
-                                     progress=lambda *_: bar.update(1))
+    # atomic: the dataset is built in a hidden folder beside OUT_DIR and renamed onto it when
+    # complete, so an interrupted synth (Ctrl-C) leaves no half-written dataset
+    part = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+    try:
+        with _bar(n_files, "synthesising", "file", args.quiet) as bar:
+            summary = synthesize_dataset(part, train_users=args.train_users, test_users=args.test_users,
+                                         seconds=args.seconds, seed=args.seed,
+                                         lightings_per_user=args.lightings_per_user, workers=args.workers,
+                                         progress=lambda *_: bar.update(1))
+        if out.exists():
+            out.rmdir()
+        os.replace(part, out)
+    except BaseException:
+        shutil.rmtree(part, ignore_errors=True)
+        raise
     summary = _synth_json(summary)
     print(dumps(summary) if args.json else
           f"wrote {args.out_dir}: " + ", ".join(f"{k}={v}" for k, v in summary.items()
@@ -38,6 +56,17 @@ def _synth_json(summary: dict) -> dict:
 
 def cmd_train(args) -> int:
     from ..recipes import train_folder
+
+    # every refusal before epoch 1
+    if args.epochs is not None and args.epochs < 1:
+        raise ValueError(f"--epochs {args.epochs}: give at least 1 (or leave it out for the recipe's)")
+    check_output(args.output, "-o")
+    if args.history:
+        check_output(args.history, "--history")
+    ckpt = Path(args.output).with_name(Path(args.output).name + ".ckpt")
+    if args.resume and not ckpt.is_file():
+        raise ValueError(f"--resume: no checkpoint {ckpt} (it is written after each epoch of a run with the same "
+                         f"-o); drop --resume to start over")
 
     bar = None
 
@@ -65,7 +94,7 @@ def cmd_train(args) -> int:
            "final_loss": h.loss[-1] if h.loss else None,
            "train_accuracy": h.train_accuracy[-1] if h.train_accuracy else None}
     if args.history:
-        Path(args.history).write_text(dumps(asdict(h)))
+        write_atomic(args.history, lambda f: f.write(dumps(asdict(h)).encode()))
     print(dumps(out) if args.json else
           f"saved {args.output} after {out['epochs']} epochs ({out['seconds']:.0f} s), "
           f"train accuracy {out['train_accuracy']:.3f}")
@@ -80,6 +109,8 @@ def _eval_summary(r: dict) -> str:
 
 
 def cmd_eval(args) -> int:
+    if args.plot:
+        check_output(args.plot, "--plot")
     try:
         ev = _jobs().evaluate(args.model, args.data_dir, engine=_engine(args.engine, args.model),
                               split=args.split, dt_ms=args.dt_ms)

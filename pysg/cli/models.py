@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sys
 
-from .common import dumps, model_info
+from .common import atomic_path, check_output, dumps, model_info
 
 
 def cmd_export(args) -> int:
     from pysg.converters.sgm import export_file
 
-    info = export_file(args.model, args.output, dt_ms=args.dt_ms)
+    check_output(args.output, "-o")
+    with atomic_path(args.output) as tmp:
+        info = export_file(args.model, tmp, dt_ms=args.dt_ms)
+    info = {**info, "output": str(args.output)} if "output" in info else info
     print(dumps(model_info(info)) if args.json else
           f"wrote {args.output}: {info['file_bytes']} bytes, arena {info['arena_bytes']} bytes, "
           f"{info['parameters']} parameters, dt {info['dt_us']} us")
@@ -32,9 +35,11 @@ def cmd_convert(args) -> int:
     labels = None
     if args.labels:
         labels = [x.strip() for x in args.labels.split(",")]
-    info = convert_file(args.model, args.output, dt_ms=args.dt_ms, input=args.input, window_steps=args.steps,
+    check_output(args.output, "-o")
+    with atomic_path(args.output) as tmp:
+        info = convert_file(args.model, tmp, dt_ms=args.dt_ms, input=args.input, window_steps=args.steps,
                         slices=args.slices, polarities=args.polarities, count_map=args.count_map,
-                        sensor=_size(args.sensor) if args.sensor else None, labels=labels)
+                            sensor=_size(args.sensor) if args.sensor else None, labels=labels)
     if info["n_classes"] > 64:  # SG_MAX_CLASSES: a valid file the C runtime and devices refuse
         print(f"pysg convert: warning: {info['n_classes']} outputs; the C runtime and the firmware keep at most "
               f"64 (the Python reference pysg.qnet runs it)", file=sys.stderr)

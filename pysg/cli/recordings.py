@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import _bar, _c_or_ref, _jobs, check_output, dumps, write_atomic
+from .common import _bar, _c_or_ref, _jobs, atomic_path, check_output, dumps, write_atomic
 
 
 def cmd_run(args) -> int:
@@ -114,8 +114,13 @@ def _run_live(args) -> int:
     if args.dump_logits:
         raise ValueError("--source prints one prediction per window (no --dump-logits)")
     kwargs = {"speed": args.speed} if not args.source.startswith(("tcp:", "camera")) else {}
-    with open_source(args.source, **kwargs) as source:
-        return _print_windows(args, source, args.engine or _c_or_ref())
+    from ..io.sources.base import SourceUnavailableError
+
+    try:
+        with open_source(args.source, **kwargs) as source:
+            return _print_windows(args, source, args.engine or _c_or_ref())
+    except SourceUnavailableError as e:  # connection refused, no camera, dv-processing missing
+        raise ValueError(str(e)) from None
 
 
 def cmd_info(args) -> int:
@@ -128,19 +133,31 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _read_json(path, what: str, key: str) -> dict:
+    try:
+        r = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not JSON ({e}); give {what}") from None
+    if not isinstance(r, dict) or key not in r:
+        raise ValueError(f"{path}: no {key!r} key; give {what}")
+    return r
+
+
 def cmd_plot(args) -> int:
     from .. import plots
 
-    if args.what == "curves":
-        plots.plot_history(json.loads(Path(args.input).read_text()), args.output)
-    elif args.what == "confusion":
-        r = json.loads(Path(args.input).read_text())
-        plots.plot_confusion(np.array(r["confusion"]), r["classes"], args.output)
-    elif args.what == "events":
-        plots.plot_event_strip(args.input, args.output, sample=args.sample)
-    elif args.what == "raster":
-        if not args.model:
-            raise ValueError("pysg plot raster needs --model MODEL")
-        plots.plot_raster(args.model, args.input, args.output, sample=args.sample)
+    check_output(args.output, "-o")
+    with atomic_path(args.output) as out:
+        if args.what == "curves":
+            plots.plot_history(_read_json(args.input, "the --history JSON of `pysg train`", "loss"), out)
+        elif args.what == "confusion":
+            r = _read_json(args.input, "the output of `pysg eval --json`", "confusion")
+            plots.plot_confusion(np.array(r["confusion"]), r["classes"], out)
+        elif args.what == "events":
+            plots.plot_event_strip(args.input, out, sample=args.sample)
+        elif args.what == "raster":
+            if not args.model:
+                raise ValueError("pysg plot raster needs --model MODEL")
+            plots.plot_raster(args.model, args.input, out, sample=args.sample)
     print(f"wrote {args.output}")
     return 0
