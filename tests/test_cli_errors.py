@@ -220,3 +220,61 @@ def test_synth_text_rounds_seconds(tmp_path, capsys):
     out = capsys.readouterr().out
     gs = out.split("gesture_s=")[1].split(",")[0].strip()
     assert len(gs) <= 8 and abs(float(gs) - 0.9 * 11 * 2) < 1e-9, out
+
+
+def _stderr_on_a_terminal(argv) -> tuple[int, str]:
+    """Run `pysg argv` with stderr on a pseudo-terminal (as a person sees it)."""
+    import pty
+
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a 100-column terminal
+    p = subprocess.Popen([sys.executable, "-m", "pysg.cli", *map(str, argv)], stdout=subprocess.PIPE,
+                         stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            b = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not b:
+            break
+        chunks.append(b)
+    os.close(master)
+    p.stdout.read()
+    p.stdout.close()
+    return p.wait(120), b"".join(chunks).decode(errors="replace")
+
+
+@pytest.mark.parametrize("cmd", ["synth", "train", "eval", "run-gestures"])
+def test_progress_bars_on_a_terminal_only(tiny, tmp_path, cmd):
+    root, data, model, sgm = tiny
+    argv = {"synth": ["synth", tmp_path / "d", "--train-users", "1", "--test-users", "1", "--lightings-per-user",
+                      "1", "--seconds", "0.6", "--workers", "1"],
+            "train": ["train", data, "-o", tmp_path / "m.npz", "--epochs", "1"],
+            "eval": ["eval", model, data],
+            "run-gestures": ["run", sgm, RECORDING]}[cmd]
+    desc = {"synth": "synthesising", "train": "training", "eval": "evaluating", "run-gestures": "gestures"}[cmd]
+    rc, err = _stderr_on_a_terminal(argv)
+    assert rc == 0 and desc in err and "%|" in err, err[-500:]
+    if cmd == "synth":
+        (tmp_path / "d").rename(tmp_path / "d1")
+    if cmd == "train":
+        (tmp_path / "m.npz").unlink()
+        (tmp_path / "m.npz.ckpt").unlink()
+    rc, err = _stderr_on_a_terminal([*argv, "--json"])  # --json: no bar
+    assert rc == 0 and "%|" not in err and desc not in err, err[-500:]
+    r = subprocess.run([sys.executable, "-m", "pysg.cli", *map(str, argv)], capture_output=True, text=True,
+                       timeout=300, input="") if cmd != "synth" else None
+    if r is not None:  # stderr not a terminal: no bar
+        assert r.returncode == 0 and "%|" not in r.stderr, r.stderr[-500:]
+
+
+def test_ctrl_c_in_run_exits_130(tiny):
+    *_, sgm = tiny
+    rc, err = _interrupt(["run", sgm, "--source", RECORDING, "--speed", "1", "--window-ms", "500"], after=2.0)
+    assert rc == 130 and "Traceback" not in err and "interrupted" in err

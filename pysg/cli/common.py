@@ -6,7 +6,9 @@ import sys
 from pathlib import Path
 
 
-def _bar(total: int, desc: str, unit: str = "it", quiet: bool = False):
+def _bar(total: int | None, desc: str, unit: str = "it", quiet: bool = False):
+    """A tqdm bar on stderr: off with --quiet or --json (main sets quiet), and when stderr is
+    not a terminal."""
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, disable=quiet or None, leave=False, file=sys.stderr)

@@ -112,8 +112,11 @@ def cmd_eval(args) -> int:
     if args.plot:
         check_output(args.plot, "--plot")
     try:
-        ev = _jobs().evaluate(args.model, args.data_dir, engine=_engine(args.engine, args.model),
-                              split=args.split, dt_ms=args.dt_ms)
+        from ..datasets.gesture import GestureDataset
+
+        with _bar(len(GestureDataset(args.data_dir, args.split)), "evaluating", "sample", args.quiet) as bar:
+            ev = _jobs().evaluate(args.model, args.data_dir, engine=_engine(args.engine, args.model),
+                                  split=args.split, dt_ms=args.dt_ms, progress=bar.update)
     except ImportError as e:
         raise ValueError(str(e)) from None
     result = dict(ev.summary)
