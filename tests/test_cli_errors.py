@@ -278,3 +278,39 @@ def test_ctrl_c_in_run_exits_130(tiny):
     *_, sgm = tiny
     rc, err = _interrupt(["run", sgm, "--source", RECORDING, "--speed", "1", "--window-ms", "500"], after=2.0)
     assert rc == 130 and "Traceback" not in err and "interrupted" in err
+
+
+def _rgb_tflite() -> bytes:
+    """An int8 network with a 16x16x3 input (3 channels: no event-count frame of 2 polarities
+    x slices fits it): conv 3x3 stride 2 -> fully connected 5."""
+    import numpy as np
+
+    from pysg.converters.tflite_writer import OpSpec, TensorSpec, write_tflite
+    from tests.support.qnet_models import int8_act
+
+    rng = np.random.default_rng(3)
+    w = rng.integers(-127, 128, (4, 3, 3, 3), dtype=np.int8)
+    wf = rng.integers(-127, 128, (5, 256), dtype=np.int8)
+    t = [int8_act("x", (1, 16, 16, 3), 0.05, 0), TensorSpec("w", w.shape, "int8", [np.float32(0.01)], [0], 0, w),
+         int8_act("h", (1, 8, 8, 4), 0.2, -5),
+         TensorSpec("wf", wf.shape, "int8", [np.float32(0.01)], [0], 0, wf), int8_act("y", (1, 5), 0.5, 0)]
+    ops = [OpSpec("CONV_2D", [0, 1, -1], [2], {"padding": "SAME", "stride_w": 2, "stride_h": 2}),
+           OpSpec("FULLY_CONNECTED", [2, 3, -1], [4], {})]
+    return write_tflite(t, ops, [0], [4])
+
+
+def test_convert_without_flags_makes_a_non_event_input_a_tensor_and_says_so(tmp_path, capsys):
+    pytest.importorskip("tflite", reason="convert reads .tflite with the tflite extra")
+    from pysg.sgm import inspect_sgm
+
+    src = tmp_path / "rgb.tflite"
+    src.write_bytes(_rgb_tflite())
+    capsys.readouterr()
+    assert main(["convert", str(src), "-o", str(tmp_path / "rgb.sgm")]) == 0
+    err = capsys.readouterr().err
+    assert "--input tensor" in err and "3 slices" in err
+    assert inspect_sgm(str(tmp_path / "rgb.sgm"))["input"]["kind"] == "tensor"
+    # asked for explicitly, events stays an error, and nothing is written
+    assert main(["convert", str(src), "-o", str(tmp_path / "ev.sgm"), "--input", "events"]) == 2
+    assert "3 slices" in capsys.readouterr().err and not (tmp_path / "ev.sgm").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left

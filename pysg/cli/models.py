@@ -36,10 +36,21 @@ def cmd_convert(args) -> int:
     if args.labels:
         labels = [x.strip() for x in args.labels.split(",")]
     check_output(args.output, "-o")
+    options = dict(dt_ms=args.dt_ms, window_steps=args.steps, slices=args.slices, polarities=args.polarities,
+                   count_map=args.count_map, sensor=_size(args.sensor) if args.sensor else None, labels=labels)
     with atomic_path(args.output) as tmp:
-        info = convert_file(args.model, tmp, dt_ms=args.dt_ms, input=args.input, window_steps=args.steps,
-                        slices=args.slices, polarities=args.polarities, count_map=args.count_map,
-                            sensor=_size(args.sensor) if args.sensor else None, labels=labels)
+        try:
+            info = convert_file(args.model, tmp, input=args.input or "events", **options)
+        except ValueError as e:
+            if args.input is not None:
+                raise
+            # no --input: an input that cannot be an event-count frame (e.g. 16x16x3) becomes a tensor input
+            try:
+                info = convert_file(args.model, tmp, input="tensor", **options)
+            except ValueError:
+                raise e from None
+            print(f"pysg convert: the input cannot be an event-count frame ({e}); converted with --input tensor "
+                  f"(the host sets the whole int8 input tensor each step)", file=sys.stderr)
     if info["n_classes"] > 64:  # SG_MAX_CLASSES: a valid file the C runtime and devices refuse
         print(f"pysg convert: warning: {info['n_classes']} outputs; the C runtime and the firmware keep at most "
               f"64 (the Python reference pysg.qnet runs it)", file=sys.stderr)

@@ -66,9 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dt-ms", type=float, default=10.0, help="one step (one input frame), ms (default 10)")
     s.add_argument("--steps", type=int, default=20,
                    help="event input: the frame counts the events of the last STEPS steps (default 20)")
-    s.add_argument("--input", choices=("events", "tensor"), default="events",
+    s.add_argument("--input", choices=("events", "tensor"), default=None,
                    help="events: the input tensor is built from event counts on the device; tensor: the host "
-                        "sets the whole int8 tensor each step")
+                        "sets the whole int8 tensor each step (default: events if the input can be an event-count "
+                        "frame, else tensor, said on stderr)")
     s.add_argument("--slices", type=int, default=None,
                    help="time slices of the window (default: input channels / polarity channels)")
     s.add_argument("--polarities", type=int, choices=(1, 2), default=None,
