@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import atomic_path, check_output, dumps, model_info
+from .common import atomic_path, check_output, crc_hex, dumps, model_info
 
 
 def cmd_export(args) -> int:
@@ -16,7 +16,7 @@ def cmd_export(args) -> int:
     info = {**info, "output": str(args.output)} if "output" in info else info
     print(dumps(model_info(info)) if args.json else
           f"wrote {args.output}: {info['file_bytes']} bytes, arena {info['arena_bytes']} bytes, "
-          f"{info['parameters']} parameters, dt {info['dt_us']} us")
+          f"{info['parameters']} parameters, dt {info['dt_us']} us, payload CRC-32 {crc_hex(info['payload_crc32'])}")
     return 0
 
 
