@@ -4,6 +4,7 @@ the fix (no traceback); Ctrl-C exits 130 and leaves no half-written output; a re
 goes away (`| head`) ends the command quietly; --version, global options, help defaults."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -187,6 +188,10 @@ def test_version_and_global_options_anywhere(tiny, capsys):
     for argv in (["--quiet", "inspect", str(sgm)], ["inspect", str(sgm), "--quiet"]):
         assert main(argv) == 0
         assert "arena" in capsys.readouterr().out
+    for argv in (["--json", "inspect", str(sgm)], ["inspect", str(sgm), "--json"], ["--json", "--quiet", "inspect",
+                                                                                   str(sgm)]):
+        assert main(argv) == 0
+        assert json.loads(capsys.readouterr().out)["file_bytes"] == sgm.stat().st_size
 
 
 def test_help_shows_every_default(capsys):

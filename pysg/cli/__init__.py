@@ -21,9 +21,14 @@ from .recordings import cmd_info, cmd_plot, cmd_run  # noqa: F401
 
 
 def _global_options_first(argv: list[str]) -> list[str]:
-    """--quiet is global: accepted before or after the subcommand (moved to the front)."""
+    """Global options anywhere: --quiet before or after the subcommand (moved to the front);
+    --json before the subcommand (moved to the end: every command that prints numbers takes it)."""
     rest = [a for a in argv if a != "--quiet"]
-    return (["--quiet"] if len(rest) != len(argv) else []) + rest
+    out = (["--quiet"] if len(rest) != len(argv) else []) + rest
+    first = next((i for i, a in enumerate(out) if not a.startswith("-")), len(out))  # the subcommand
+    if "--json" in out[:first]:
+        out = [a for i, a in enumerate(out) if not (i < first and a == "--json")] + ["--json"]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
