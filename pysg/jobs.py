@@ -133,6 +133,7 @@ class SampleResult:
     logits: np.ndarray | None = None  # (steps, n_classes) if asked
     source: str = ""
     t_start: int = 0
+    duration_us: int = 0           # the sample's interval is [t_start, t_start + duration_us) µs
 
 
 @dataclass
@@ -142,7 +143,7 @@ class Evaluation:
 
 
 def _batches(data: Any, info, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, list]]:
-    """(frames (B, T, C*H*W) uint16, lengths, labels, [(source, t_start)]) per batch of
+    """(frames (B, T, C*H*W) uint16, lengths, labels, [(source, t_start, duration_us)]) per batch of
     a SequenceData or an iterable of samples (events relative to the sample's start)."""
     if hasattr(data, "frames") and hasattr(data, "lengths"):
         if data.dt_us != info.dt_us:
@@ -153,7 +154,7 @@ def _batches(data: Any, info, batch_size: int) -> Iterator[tuple[np.ndarray, np.
             lengths = np.asarray(data.lengths[idx])
             frames = data.frames[idx, :int(lengths.max())]
             yield frames.reshape(len(idx), frames.shape[1], -1), lengths, np.asarray(data.labels[idx]), \
-                [("", 0)] * len(idx)
+                [("", 0, int(n) * data.dt_us) for n in lengths]
         return
     batch: list = []
     for s in data:
@@ -173,7 +174,7 @@ def _bin_batch(samples: list, info):
     for i, s in enumerate(samples):
         frames[i, :lengths[i]] = bin_sample(info, s.events, int(lengths[i]))
     return frames, lengths, np.array([s.label for s in samples], np.int64), \
-        [(str(getattr(s, "source", "")), int(getattr(s, "t_start", 0))) for s in samples]
+        [(str(getattr(s, "source", "")), int(getattr(s, "t_start", 0)), int(s.duration_us)) for s in samples]
 
 
 def iter_samples(engine, data: Iterable, *, batch_size: int = 64, keep_logits: bool = False,
@@ -190,7 +191,7 @@ def iter_samples(engine, data: Iterable, *, batch_size: int = 64, keep_logits: b
             n = int(lengths[i])
             yield SampleResult(k, int(labels[i]), int(preds[i]), r.scores[i], n, float(r.spikes[i]),
                                float(r.synops[i]), None if r.logits is None else r.logits[:n, i],
-                               where[i][0], where[i][1])
+                               where[i][0], where[i][1], where[i][2])
             k += 1
         if progress:
             progress(len(lengths))

@@ -47,18 +47,21 @@ def history_figure(history: dict):
     val = np.array(history.get("val_accuracy", []), dtype=float)
     if val.size and not np.all(np.isnan(val)):
         b.plot(history["epoch"], val * 100, marker="s", label="validation")
-    b.set(xlabel="epoch", ylabel="accuracy (%)")
+    b.set(xlabel="epoch", ylabel="accuracy (%)", ylim=(0, 100))
     from matplotlib.ticker import MaxNLocator
 
     for ax in (a, b):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+        if len(history["epoch"]) <= 12:  # a few epochs: a tick at each (one epoch would get 0.95, 0.975, ...)
+            ax.set_xticks(history["epoch"])
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     b.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)  # beside the curves, never on them
     fig.tight_layout()
     return fig
 
 
 def plot_confusion(confusion: np.ndarray, classes: list[str], out: str | Path) -> None:
-    """Rows: true class, columns: predicted class, counts in the cells."""
+    """Rows: truth, columns: prediction, counts in the cells."""
     plt = _pyplot()
     c = np.asarray(confusion)
     fig, ax = plt.subplots(figsize=(7, 6))
@@ -71,7 +74,7 @@ def plot_confusion(confusion: np.ndarray, classes: list[str], out: str | Path) -
                 ax.text(j, i, str(c[i, j]), ha="center", va="center",
                         color="white" if c[i, j] > c.max() / 2 else "black", fontsize=8)
     acc = np.trace(c) / max(1, c.sum())
-    ax.set(xlabel="predicted", ylabel="true", title=f"accuracy {acc * 100:.1f} % (n = {c.sum()})")
+    ax.set(xlabel="prediction", ylabel="truth", title=f"accuracy {acc * 100:.1f} % (n = {c.sum()})")
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
@@ -147,15 +150,27 @@ def event_strip_figure(source, *, sample: int = 0, frames: int = 8, window_ms: f
 
 
 def plot_raster(model, folder, out: str | Path, *, sample: int = 0) -> None:
-    """Hidden-layer spikes over time and the output logits of one test sample."""
+    """Hidden-layer spikes over time and the output logits of one test sample; the title
+    names the true and the predicted class."""
+    fig = raster_figure(model, folder, sample=sample)
+    fig.savefig(out, dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+
+
+def raster_figure(model, folder, *, sample: int = 0):
+    """The matplotlib Figure of :func:`plot_raster` (the caller closes it). The prediction
+    is the float model's by its kind's scoring rule (`pysg.scoring`): logits summed from
+    step floor(0.2 T) on (the warm-up before it is shaded), argmax."""
     from .model import Network
+    from .scoring import SPIKING_GAMMA
     from .train.trainer import data_for
 
     plt = _pyplot()
     net = model if isinstance(model, Network) else Network.load(model)
     s = _sample(folder, sample)
     data = data_for(net, [s])
-    flat = data.frames[0].reshape(data.frames.shape[1], -1)
+    n_steps = int(data.lengths[0])
+    flat = data.frames[0].reshape(data.frames.shape[1], -1)[:n_steps]
     state = net.init_state(1)
     spikes = [[] for _ in net.stages[:-1]]
     logits = []
@@ -164,6 +179,10 @@ def plot_raster(model, folder, out: str | Path, *, sample: int = 0) -> None:
         for l in range(len(spikes)):
             spikes[l].append(np.flatnonzero(state.s[l][0]))
     dt_s = net.config.dt_us / 1e6
+    lg = np.array(logits)
+    first = SPIKING_GAMMA.first_step(len(lg))
+    prediction = int(np.argmax(lg[first:].sum(axis=0)))
+    names = list(net.config.classes) if net.config.classes else [str(c) for c in range(lg.shape[1])]
     n_panels = len(spikes) + 1
     fig, axes = plt.subplots(n_panels, 1, figsize=(9, 2.5 * n_panels), sharex=True)
     for l, sp in enumerate(spikes):
@@ -171,14 +190,15 @@ def plot_raster(model, folder, out: str | Path, *, sample: int = 0) -> None:
         ids = np.concatenate(sp or [np.empty(0)])
         axes[l].scatter(ts, ids, s=1, c="k")
         axes[l].set(ylabel=f"stage {l} neuron")
-    lg = np.array(logits)
     for c in range(lg.shape[1]):
-        axes[-1].plot(np.arange(len(lg)) * dt_s, lg[:, c], lw=1, label=net.config.classes[c] if net.config.classes else c,
+        axes[-1].plot(np.arange(len(lg)) * dt_s, lg[:, c], lw=2.2 if c == prediction else 1, label=names[c],
                       **class_style(c))
+    axes[-1].axvspan(0, first * dt_s, color="0.9", zorder=0, label="warm-up (not scored)")
     axes[-1].set(xlabel="time (s)", ylabel="logit")
     axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    truth = net.config.classes[s.label] if net.config.classes else s.label
-    fig.suptitle(f"true class: {truth}", fontsize=10)
+    truth = names[s.label] if 0 <= s.label < len(names) else str(s.label)
+    mark = "correct" if prediction == s.label else "wrong"
+    fig.suptitle(f"truth: {truth}   prediction: {names[prediction]} ({mark})   "
+                 f"{Path(s.source).name} at {s.t_start / 1e6:.2f} s", fontsize=10)
     fig.tight_layout()
-    fig.savefig(out, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    return fig

@@ -88,7 +88,7 @@ def test_cli_eval_and_run_ref_equal_c(models, kind, tmp_path, capsys):
         assert main(["eval", str(models[kind]), str(BUNDLED_SAMPLES), "--engine", e, "--json"]) == 0
         ev = json.loads(capsys.readouterr().out)
         dump = tmp_path / f"{e}.npy"
-        assert main(["run", str(models[kind]), str(RECORDING), "--engine", e, "--json",
+        assert main(["run", str(models[kind]), str(RECORDING), "--one-sample", "--engine", e, "--json",
                      "--dump-logits", str(dump)]) == 0
         out[e] = ev, json.loads(capsys.readouterr().out), np.load(dump)
     (ev_r, run_r, lg_r), (ev_c, run_c, lg_c) = out["ref"], out["c"]

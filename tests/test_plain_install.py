@@ -72,7 +72,7 @@ def test_a_new_users_session(plain):
     pysg(plain, "convert", work / "cnn.tflite", "-o", work / "cnn.sgm", "--sensor", "128x128")
     assert json.loads(pysg(plain, "inspect", work / "cnn.sgm", "--json"))["format_version"] == 2
     for m in (sgm, work / "cnn.sgm"):
-        out = json.loads(pysg(plain, "run", m, RECORDING, "--json"))
+        out = json.loads(pysg(plain, "run", m, RECORDING, "--one-sample", "--json"))
         assert out["steps"] > 2000, out
     info = json.loads(pysg(plain, "info", RECORDING, "--json"))
     assert (info["width"], info["height"], info["n_events"]) == (128, 128, 635843)

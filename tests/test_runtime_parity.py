@@ -377,14 +377,14 @@ def test_cli_run_and_eval_c_equal_ref(synth, gesture_net, tmp_path, capsys):
     out = {}
     for engine in ("c", "ref"):
         capsys.readouterr()
-        assert main(["run", str(sgm), str(rec), "--json", "--engine", engine,
+        assert main(["run", str(sgm), str(rec), "--one-sample", "--json", "--engine", engine,
                      "--dump-logits", str(tmp_path / f"{engine}.npy")]) == 0
         out[engine] = json.loads(capsys.readouterr().out)
     assert out["c"] == out["ref"]
     assert np.array_equal(np.load(tmp_path / "c.npy"), np.load(tmp_path / "ref.npy"))
     assert np.load(tmp_path / "c.npy").dtype == np.int32
     capsys.readouterr()
-    assert main(["run", str(sgm), str(rec), "--json"]) == 0  # default engine: c
+    assert main(["run", str(sgm), str(rec), "--one-sample", "--json"]) == 0  # default engine: c
     assert json.loads(capsys.readouterr().out) == out["ref"]
     for engine in ("c", "ref"):
         assert main(["eval", str(sgm), str(synth), "--json", "--engine", engine]) == 0

@@ -343,7 +343,7 @@ def test_eval_command_runs_a_converted_network(tmp_path, capsys):
         for c in _step_counts(s.events, s.duration_us):
             ref.step_counts(c)
         want.append(ref.prediction())
-    assert got["predictions"] == want and got["n"] == len(want)
+    assert [s["prediction_index"] for s in got["samples"]] == want and got["n"] == len(want)
 
 
 def test_float_model_edges_are_dropped():

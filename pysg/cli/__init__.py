@@ -20,10 +20,42 @@ from .parser import build_parser
 from .recordings import cmd_info, cmd_plot, cmd_run  # noqa: F401
 
 
+def _global_options_first(argv: list[str]) -> list[str]:
+    """Global options anywhere: --quiet before or after the subcommand (moved to the front);
+    --json before the subcommand (moved to the end: every command that prints numbers takes it)."""
+    rest = [a for a in argv if a != "--quiet"]
+    out = (["--quiet"] if len(rest) != len(argv) else []) + rest
+    first = next((i for i, a in enumerate(out) if not a.startswith("-")), len(out))  # the subcommand
+    if "--json" in out[:first]:
+        out = [a for i, a in enumerate(out) if not (i < first and a == "--json")] + ["--json"]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = _global_options_first(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
+    if getattr(args, "json", False):
+        args.quiet = True  # no progress bars with --json
     try:
         return args.func(args)
+    except IsADirectoryError as e:
+        print(f"pysg {args.command}: error: {e.filename}: is a directory; give a file in it", file=sys.stderr)
+        return 2
+    except PermissionError as e:
+        print(f"pysg {args.command}: error: {e.filename}: permission denied; choose a path you can read/write",
+              file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError, NotADirectoryError) as e:
         print(f"pysg {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"pysg {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # the reader went away (`pysg ... | head`): exit quietly, and keep Python's
+        # shutdown from complaining about the closed stdout
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0

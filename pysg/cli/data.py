@@ -2,33 +2,71 @@
 """Data jobs: `pysg synth`, `train`, `eval`, `demo`."""
 from __future__ import annotations
 
-import json
+import os
+import shutil
 import sys
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from .common import _bar, _engine, _jobs
+from .common import _bar, _engine, _jobs, check_output, dumps, write_atomic
 
 
 def cmd_synth(args) -> int:
     from ..synth.dataset import synthesize_dataset
 
+    out = Path(args.out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"{out}: exists and is not an empty folder; give a new folder (synth writes the whole "
+                         f"dataset at once)")
+    check_output(out, "OUT_DIR") if not out.exists() else None
     n_files = (args.train_users + args.test_users) * args.lightings_per_user
-    with _bar(n_files, "synthesising", "file", args.quiet) as bar:
-        summary = synthesize_dataset(args.out_dir, train_users=args.train_users, test_users=args.test_users,
-                                     seconds=args.seconds, seed=args.seed,
-                                     lightings_per_user=args.lightings_per_user, workers=args.workers,
-                                     progress=lambda *_: bar.update(1))
-    print(json.dumps(summary, indent=1, default=str) if args.json else
+    # atomic: the dataset is built in a hidden folder beside OUT_DIR and renamed onto it when
+    # complete, so an interrupted synth (Ctrl-C) leaves no half-written dataset
+    part = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+    try:
+        with _bar(n_files, "synthesising", "file", args.quiet) as bar:
+            summary = synthesize_dataset(part, train_users=args.train_users, test_users=args.test_users,
+                                         seconds=args.seconds, seed=args.seed,
+                                         lightings_per_user=args.lightings_per_user, workers=args.workers,
+                                         progress=lambda *_: bar.update(1))
+        if out.exists():
+            out.rmdir()
+        os.replace(part, out)
+    except BaseException:
+        shutil.rmtree(part, ignore_errors=True)
+        raise
+    summary = _synth_json(summary)
+    print(dumps(summary) if args.json else
           f"wrote {args.out_dir}: " + ", ".join(f"{k}={v}" for k, v in summary.items()
                                                  if not isinstance(v, (list, dict))))
     return 0
 
 
+def _synth_json(summary: dict) -> dict:
+    """docs/CLI.md's synth keys: counts n_*, the size dataset_bytes, seconds rounded to
+    the microsecond the recordings resolve (gesture_s=19.8, not 19.799999999999997)."""
+    return {"n_files": int(summary["files"]), "n_samples": int(summary["samples"]),
+            "n_events": int(summary["events"]), "dataset_bytes": int(summary["bytes"]),
+            "gesture_s": round(float(summary["gesture_s"]), 6),
+            "train": [str(x) for x in summary["train"]], "test": [str(x) for x in summary["test"]]}
+
+
 def cmd_train(args) -> int:
     from ..recipes import train_folder
+
+    # every refusal before epoch 1
+    if args.epochs is not None and args.epochs < 1:
+        raise ValueError(f"--epochs {args.epochs}: give at least 1 (or leave it out for the recipe's)")
+    check_output(args.output, "-o")
+    if args.history:
+        check_output(args.history, "--history")
+    ckpt = Path(args.output).with_name(Path(args.output).name + ".ckpt")
+    if args.resume and not ckpt.is_file():
+        raise ValueError(f"--resume: no checkpoint {ckpt} (it is written after each epoch of a run with the same "
+                         f"-o); drop --resume to start over")
 
     bar = None
 
@@ -56,8 +94,8 @@ def cmd_train(args) -> int:
            "final_loss": h.loss[-1] if h.loss else None,
            "train_accuracy": h.train_accuracy[-1] if h.train_accuracy else None}
     if args.history:
-        Path(args.history).write_text(json.dumps(asdict(h)))
-    print(json.dumps(out) if args.json else
+        write_atomic(args.history, lambda f: f.write(dumps(asdict(h)).encode()))
+    print(dumps(out) if args.json else
           f"saved {args.output} after {out['epochs']} epochs ({out['seconds']:.0f} s), "
           f"train accuracy {out['train_accuracy']:.3f}")
     return 0
@@ -71,38 +109,62 @@ def _eval_summary(r: dict) -> str:
 
 
 def cmd_eval(args) -> int:
+    if args.plot:
+        check_output(args.plot, "--plot")
     try:
-        result = _jobs().evaluate(args.model, args.data_dir, engine=_engine(args.engine, args.model),
-                                  split=args.split, dt_ms=args.dt_ms, crop=args.crop,
-                                  downsample=args.downsample).summary
+        from ..datasets.gesture import GestureDataset
+
+        with _bar(len(GestureDataset(args.data_dir, args.split)), "evaluating", "sample", args.quiet) as bar:
+            ev = _jobs().evaluate(args.model, args.data_dir, engine=_engine(args.engine, args.model),
+                                  split=args.split, dt_ms=args.dt_ms, crop=args.crop, downsample=args.downsample,
+                                  progress=bar.update)
     except ImportError as e:
         raise ValueError(str(e)) from None
+    result = dict(ev.summary)
     if args.plot:
         from ..plots import plot_confusion
 
         plot_confusion(np.array(result["confusion"]), result["classes"], args.plot)
-    result.pop("predictions", None) if not args.json else None
+    result.pop("predictions", None)
+    classes = result["classes"]
+    result["samples"] = [_sample_row(r, classes) for r in ev.samples]
     from ..preprocess import drop_warning, from_mapping_dict
 
     line = drop_warning(str(args.data_dir), result["events_in"], result["events_dropped"],
                         from_mapping_dict(result["mapping"]))
     if line:
         print(line, file=sys.stderr)
-    print(json.dumps(result) if args.json else _eval_summary(result))
+    print(dumps(result) if args.json else _eval_summary(result))
     return 0
 
 
-def cmd_demo(args) -> int:
-    from ..recipes import BUNDLED_MODEL, BUNDLED_SAMPLES, demo
+def _name(classes, i: int):
+    return classes[i] if 0 <= i < len(classes) else None
 
-    result = demo(BUNDLED_MODEL, BUNDLED_SAMPLES, engine=args.engine)
+
+def _sample_row(r, classes) -> dict:
+    """One labelled sample as eval, demo and run print it (docs/CLI.md's sample row)."""
+    return {"file": Path(r.source).name, "t_start_us": int(r.t_start), "t_end_us": int(r.t_start + r.duration_us),
+            "truth": _name(classes, r.label), "truth_index": int(r.label),
+            "prediction": _name(classes, r.prediction), "prediction_index": int(r.prediction)}
+
+
+def cmd_demo(args) -> int:
+    from ..recipes import BUNDLED_MODEL, BUNDLED_SAMPLES
+
+    # what pysg.recipes.demo runs (every gesture of the bundled recordings' test split), printed
+    # with the sample rows eval prints
+    ev = _jobs().evaluate(BUNDLED_MODEL, BUNDLED_SAMPLES, engine=args.engine, split="test")
+    classes = ev.summary["classes"]
+    result = {"engine": args.engine, "accuracy": float(ev.summary["accuracy"]), "n": len(ev.samples),
+              "samples": [_sample_row(r, classes) for r in ev.samples]}
     if args.json:
-        print(json.dumps(result))
+        print(dumps(result))
         return 0
     for row in result["samples"]:
-        mark = "ok " if row["predicted"] == row["label"] else "MISS"
-        print(f"{mark} {row['file']} {row['t_start_us'] / 1e6:8.2f} s  true {row['label']:<28} "
-              f"predicted {row['predicted']}")
+        mark = "ok " if row["prediction_index"] == row["truth_index"] else "MISS"
+        print(f"{mark} {row['file']} {row['t_start_us'] / 1e6:8.2f} s  truth {row['truth']:<28} "
+              f"prediction {row['prediction']}")
     print(f"accuracy {result['accuracy'] * 100:.1f} % on the {result['n']} gestures of the bundled recordings "
           f"(engine: {result['engine']})")
     return 0

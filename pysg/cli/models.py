@@ -2,17 +2,21 @@
 """Model files: `pysg export` (float .npz -> .sgm), `convert` (.tflite -> .sgm), `inspect`."""
 from __future__ import annotations
 
-import json
 import sys
+
+from .common import atomic_path, check_output, crc_hex, dumps, model_info
 
 
 def cmd_export(args) -> int:
     from pysg.converters.sgm import export_file
 
-    info = export_file(args.model, args.output, dt_ms=args.dt_ms)
-    print(json.dumps(info) if args.json else
+    check_output(args.output, "-o")
+    with atomic_path(args.output) as tmp:
+        info = export_file(args.model, tmp, dt_ms=args.dt_ms)
+    info = {**info, "output": str(args.output)} if "output" in info else info
+    print(dumps(model_info(info)) if args.json else
           f"wrote {args.output}: {info['file_bytes']} bytes, arena {info['arena_bytes']} bytes, "
-          f"{info['parameters']} parameters, dt {info['dt_us']} us")
+          f"{info['parameters']} parameters, dt {info['dt_us']} us, payload CRC-32 {crc_hex(info['payload_crc32'])}")
     return 0
 
 
@@ -31,14 +35,27 @@ def cmd_convert(args) -> int:
     labels = None
     if args.labels:
         labels = [x.strip() for x in args.labels.split(",")]
-    info = convert_file(args.model, args.output, dt_ms=args.dt_ms, input=args.input, window_steps=args.steps,
-                        slices=args.slices, polarities=args.polarities, count_map=args.count_map,
-                        sensor=_size(args.sensor) if args.sensor else None, labels=labels)
+    check_output(args.output, "-o")
+    options = dict(dt_ms=args.dt_ms, window_steps=args.steps, slices=args.slices, polarities=args.polarities,
+                   count_map=args.count_map, sensor=_size(args.sensor) if args.sensor else None, labels=labels)
+    with atomic_path(args.output) as tmp:
+        try:
+            info = convert_file(args.model, tmp, input=args.input or "events", **options)
+        except ValueError as e:
+            if args.input is not None:
+                raise
+            # no --input: an input that cannot be an event-count frame (e.g. 16x16x3) becomes a tensor input
+            try:
+                info = convert_file(args.model, tmp, input="tensor", **options)
+            except ValueError:
+                raise e from None
+            print(f"pysg convert: the input cannot be an event-count frame ({e}); converted with --input tensor "
+                  f"(the host sets the whole int8 input tensor each step)", file=sys.stderr)
     if info["n_classes"] > 64:  # SG_MAX_CLASSES: a valid file the C runtime and devices refuse
         print(f"pysg convert: warning: {info['n_classes']} outputs; the C runtime and the firmware keep at most "
               f"64 (the Python reference pysg.qnet runs it)", file=sys.stderr)
     if args.json:
-        print(json.dumps(info))
+        print(dumps(model_info(info)))
         return 0
     print(inspect_text(args.output, info))
     return 0
@@ -49,7 +66,7 @@ def cmd_inspect(args) -> int:
 
     info = inspect_sgm(str(args.model))
     if args.json:
-        print(json.dumps(info))
+        print(dumps(model_info(info)))
         return 0
     print(inspect_text(args.model, info))
     return 0

@@ -12,35 +12,36 @@ from .recordings import cmd_info, cmd_plot, cmd_run
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pysg", description="SpikingGamma edge inference: train, convert, run.")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (also accepted after the subcommand)")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("synth", help="generate a synthetic DVS128-Gesture-layout dataset")
-    s.add_argument("out_dir")
-    s.add_argument("--train-users", type=int, default=20)
-    s.add_argument("--test-users", type=int, default=6)
-    s.add_argument("--lightings-per-user", type=int, default=3)
+    s.add_argument("out_dir", help="a new folder to write (it must not exist, or be empty)")
+    s.add_argument("--train-users", type=int, default=20, help="people in the train split")
+    s.add_argument("--test-users", type=int, default=6, help="people in the test split")
+    s.add_argument("--lightings-per-user", type=int, default=3, help="recordings per person (one per lighting)")
     s.add_argument("--seconds", type=float, default=2.0, help="duration of each gesture")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--workers", type=int, default=None)
+    s.add_argument("--seed", type=int, default=0, help="random seed (the same seed gives identical files)")
+    s.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_synth)
 
     s = sub.add_parser("train", help="train the default gesture network online")
-    s.add_argument("data_dir")
+    s.add_argument("data_dir", help="dataset folder (DVS128-Gesture layout, e.g. from `pysg synth`)")
     s.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
     s.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
-    s.add_argument("--dt-ms", type=float, default=10.0)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--dt-ms", type=float, default=10.0, help="simulation step, ms")
+    s.add_argument("--seed", type=int, default=0, help="random seed of the initial weights and the sample order")
     s.add_argument("--resume", action="store_true", help="continue from OUTPUT.ckpt")
     s.add_argument("--history", help="write the training curves (JSON) here")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("eval", help="evaluate a model on a dataset split")
-    s.add_argument("model")
-    s.add_argument("data_dir")
-    s.add_argument("--split", default="test", choices=("train", "test"))
+    s.add_argument("model", help="float model (.npz) or .sgm model")
+    s.add_argument("data_dir", help="dataset folder (DVS128-Gesture layout)")
+    s.add_argument("--split", default="test", choices=("train", "test"), help="which split to evaluate")
     s.add_argument("--dt-ms", type=float, default=None, help="retarget the model to this step first")
     s.add_argument("--plot", help="write the confusion matrix as PNG here")
     s.add_argument("--engine", choices=("float", "ref", "c"), default=None,
@@ -51,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_eval)
 
     s = sub.add_parser("export", help="quantise a float model (.npz) into an int8 .sgm model file")
-    s.add_argument("model")
+    s.add_argument("model", help="float model (.npz) from `pysg train`")
     s.add_argument("-o", "--output", required=True, help=".sgm file to write")
     s.add_argument("--dt-ms", type=float, default=None, help="retarget the model to this step first")
     s.add_argument("--json", action="store_true")
@@ -65,9 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dt-ms", type=float, default=10.0, help="one step (one input frame), ms (default 10)")
     s.add_argument("--steps", type=int, default=20,
                    help="event input: the frame counts the events of the last STEPS steps (default 20)")
-    s.add_argument("--input", choices=("events", "tensor"), default="events",
+    s.add_argument("--input", choices=("events", "tensor"), default=None,
                    help="events: the input tensor is built from event counts on the device; tensor: the host "
-                        "sets the whole int8 tensor each step")
+                        "sets the whole int8 tensor each step (default: events if the input can be an event-count "
+                        "frame, else tensor, said on stderr)")
     s.add_argument("--slices", type=int, default=None,
                    help="time slices of the window (default: input channels / polarity channels)")
     s.add_argument("--polarities", type=int, choices=(1, 2), default=None,
@@ -80,16 +82,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_convert)
 
     s = sub.add_parser("inspect", help="validate an .sgm model file and describe it")
-    s.add_argument("model")
+    s.add_argument("model", help=".sgm model file")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_inspect)
 
     s = sub.add_parser("run", help="run an .sgm model on a recording, or live on an event source")
-    s.add_argument("model")
-    s.add_argument("events", nargs="?", help="event file, any supported format (the whole file is one sample)")
+    s.add_argument("model", help=".sgm model (or a float .npz, quantised first)")
+    s.add_argument("events", nargs="?", help="event file, any supported format: one sample, a sample per labelled "
+                                             "gesture (a labels CSV), or a prediction per --window-ms")
     s.add_argument("--source", help="live input: tcp://HOST:PORT (DV network stream), camera[:SERIAL], "
                                     "or a file replayed at --speed; prints a prediction per --window-ms")
-    s.add_argument("--window-ms", type=float, default=500.0)
+    s.add_argument("--labels", default=None,
+                   help="DVS128-Gesture labels CSV: one sample per labelled gesture (default when "
+                        "<stem>_labels.csv is beside the recording and --window-ms is not given)")
+    s.add_argument("--one-sample", action="store_true",
+                   help="the whole recording is one sample, even with a labels CSV beside it")
+    s.add_argument("--window-ms", type=float, default=None,
+                   help="a prediction per window of this length (--source: default 500)")
     s.add_argument("--speed", type=float, default=None,
                    help="file replay speed (1 = recorded speed; default: as fast as possible)")
     s.add_argument("--engine", choices=("c", "ref"), default=None,
@@ -100,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("info", help="describe an event file (any supported format)")
-    s.add_argument("events")
+    s.add_argument("events", help="event file (aedat2/3.1/4, EVT 2.0/3.0, .npy)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_info)
 
@@ -112,9 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("plot", help="PNG plots: training curves, confusion, event frames, spike raster")
-    s.add_argument("what", choices=("curves", "confusion", "events", "raster"))
-    s.add_argument("input", help="history JSON (curves), eval JSON (confusion), or a dataset folder")
-    s.add_argument("-o", "--output", required=True)
+    s.add_argument("what", choices=("curves", "confusion", "events", "raster"), help="which plot")
+    s.add_argument("input", help="history JSON (curves), eval JSON (confusion), a dataset folder or one "
+                                 "recording (events, raster)")
+    s.add_argument("-o", "--output", required=True, help="PNG file to write")
     s.add_argument("--model", help="model for the spike raster")
     s.add_argument("--sample", type=int, default=0, help="sample index in the folder's test split")
     s.set_defaults(func=cmd_plot)
@@ -217,4 +227,37 @@ def build_parser() -> argparse.ArgumentParser:
                             "window of the sensor's aspect ratio; docs/ARCHITECTURE.md)")
         s.add_argument("--downsample", type=int, default=None, metavar="N",
                        help="integer factor from the window to the model's sensor (default: the smallest that fits)")
+    _show_defaults(p)
     return p
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pysg")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+class _DefaultsHelp(argparse.HelpFormatter):
+    """argparse.ArgumentDefaultsHelpFormatter without the noise: an option's default is
+    appended unless it is None/False or its help already states it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (not action.option_strings or action.default is None or action.default is False or action.default is argparse.SUPPRESS
+                or "default" in text):
+            return text
+        return text + " (default: %(default)s)"
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Every parser's help shows each option's default; every --json says what it prints."""
+    parser.formatter_class = _DefaultsHelp
+    for action in parser._actions:
+        if action.dest == "json" and action.help is None:
+            action.help = "print JSON instead of text (keys: docs/CLI.md)"
+        if isinstance(action, argparse._SubParsersAction):
+            for sp in action.choices.values():
+                _show_defaults(sp)
