@@ -82,9 +82,9 @@ def main(argv=None) -> int:
     wall, flt = best(run_float, max(1, min(args.repeat, 2)))
     rows["float model (numpy)"] = wall
 
-    if not (pred == c_run["label_index"] == ref["label_index"] and st["synops"] == ref["synops"]
+    if not (pred == c_run["prediction_index"] == ref["prediction_index"] and st["synops"] == ref["synops"]
             and st["spikes"] == ref["spikes"] and np.array_equal(c_run["logits"], ref["logits"])):
-        print(f"MISMATCH: C {pred} {st} vs reference {ref['label_index']} {ref['synops']} {ref['spikes']}")
+        print(f"MISMATCH: C {pred} {st} vs reference {ref['prediction_index']} {ref['synops']} {ref['spikes']}")
         return 1
     synops = st["synops"]
     print(f"prediction {m.labels[pred]} (all engines agree: C == reference bit-exact; float model predicts "

@@ -272,7 +272,7 @@ def evaluate(model: Any, data: Any, *, engine: str | None = None, split: str = "
 
 def run(model: Any, events: np.ndarray, *, engine: str | None = None, dt_ms: float | None = None) -> dict:
     """One recording as one sample: origin at its first event, T = steps up to its last
-    event, scored by the kind's rule. Returns prediction (label), label_index, scores,
+    event, scored by the kind's rule. Returns prediction (label), prediction_index, scores,
     steps, spikes (per hidden entry), synops and logits ((T, n_classes); int32 for an
     integer model)."""
     eng = open_engine(model, engine, dt_ms=dt_ms)
@@ -287,7 +287,7 @@ def run(model: Any, events: np.ndarray, *, engine: str | None = None, dt_ms: flo
     if eng.model.kind.integer:
         logits = logits.astype(np.int32)
     pred, st = eng.prediction, eng.stats
-    return {"prediction": eng.labels[pred], "label_index": pred, "scores": eng.scores.tolist(), "steps": int(n_steps),
+    return {"prediction": eng.labels[pred], "prediction_index": pred, "scores": eng.scores.tolist(), "steps": int(n_steps),
             "spikes": st["spikes"], "synops": st["synops"], "events_in": int(len(events)),
             "events_dropped": int(st["events_dropped"]), "logits": logits}
 
@@ -387,6 +387,6 @@ def _run_chunks(eng, chunks: Iterable[np.ndarray], t0: int, n_steps: int) -> dic
         logits[s] = eng.logits
         s += 1
     pred, st = eng.prediction, eng.stats
-    return {"prediction": eng.labels[pred], "label_index": pred, "scores": eng.scores.tolist(), "steps": int(n_steps),
+    return {"prediction": eng.labels[pred], "prediction_index": pred, "scores": eng.scores.tolist(), "steps": int(n_steps),
             "spikes": st["spikes"], "synops": st["synops"], "events_in": int(n_events),
             "events_dropped": int(st["events_dropped"]), "logits": logits}

@@ -19,7 +19,7 @@ def live_predictions(model, source: Iterable[np.ndarray], *, window_ms: float = 
                      engine: str | None = None, crop=None, downsample=None,
                      on_mapping=None, totals: dict | None = None) -> Iterator[dict]:
     """Yield one dict per window: t_start_us, t_end_us, prediction (label),
-    label_index, events (fed to the engine in the window, after the mapping), spikes (hidden,
+    prediction_index, events (fed to the engine in the window, after the mapping), spikes (hidden,
     in the window).
     The source's events are mapped onto the model's sensor by
     `pysg.preprocess.sensor_mapping` (its `width`/`height`, `crop`, `downsample`);
@@ -54,7 +54,7 @@ def live_predictions(model, source: Iterable[np.ndarray], *, window_ms: float = 
         spikes = sum(stats["spikes"])
         row = {"t_start_us": t0 + (end_step - window_steps) * dt, "t_end_us": t0 + end_step * dt,
                "prediction": rt.labels[rt.prediction] if rt.prediction >= 0 else None,
-               "label_index": rt.prediction, "events": fed, "spikes": spikes - spikes_before}
+               "prediction_index": rt.prediction, "events": fed, "spikes": spikes - spikes_before}
         totals["events_dropped"] = map_dropped + int(stats["events_dropped"])
         fed, spikes_before = 0, spikes
         rt.score_from(end_step)

@@ -311,11 +311,6 @@ def test_run_honours_window_ms(bundled_sgm, capsys):
 
 # ------------------------------------------------------------------ device commands
 
-DEV_RENAMES = ("pysg/cli/device.py (helper DEV's file) still prints the old keys; the lead applies the renames "
-               "listed in the CLI report at merge (flash: size->file_bytes, crc->crc32 hex; stream: "
-               "label->truth, label_index->truth_index / prediction_index; device info: slots' size/crc, "
-               "*_capacity -> *_capacity_bytes, fw_crc -> fw_crc32)")
-
 
 @pytest.fixture(scope="module")
 def device(tmp_path_factory):
@@ -331,22 +326,18 @@ def flashed(device, bundled_sgm):
     return _capture(["flash", "--port", device.url, bundled_sgm])
 
 
-@pytest.mark.xfail(strict=True, reason=DEV_RENAMES)
 def test_flash(flashed):
     _validate("flash", flashed)
 
 
-@pytest.mark.xfail(strict=True, reason=DEV_RENAMES)
 def test_device_info(device, flashed, capsys):
     _validate("device-info", _run(capsys, "device", "info", "--port", device.url))
 
 
-@pytest.mark.xfail(strict=True, reason=DEV_RENAMES)
 def test_stream_per_gesture(device, flashed, capsys):
     _validate("stream-gestures", _run(capsys, "stream", RECORDING, "--port", device.url))
 
 
-@pytest.mark.xfail(strict=True, reason=DEV_RENAMES)
 def test_stream_windows_equal_run_windows(device, flashed, bundled_sgm, capsys):
     rows = _run(capsys, "stream", RECORDING, "--port", device.url, "--window-ms", "700")
     _validate("run-windows", rows)

@@ -82,12 +82,12 @@ def test_slots_read_model_activate_reset_stats(capsys, device, models, tmp_path)
     assert [(s["slot"], s["state"], s["active"], s["generation"]) for s in slots] == \
         [("A", "valid", False, 1), ("B", "valid", True, 2)]
     for s in slots:
-        assert s["file_bytes"] == len(want[s["slot"]]) and s["crc32"] == f"{zlib.crc32(want[s['slot']]):08x}"
+        assert s["file_bytes"] == len(want[s["slot"]]) and s["crc32"] == f"0x{zlib.crc32(want[s['slot']]):08x}"
 
     # read-model: the active slot by default, or --slot; byte-identical to the files flashed
     out = tmp_path / "active.sgm"
     r = cli_json(capsys, "device", "read-model", "-o", out, "--port", url)
-    assert r["slot"] == "B" and out.read_bytes() == want["B"] and r["crc32"] == f"{zlib.crc32(want['B']):08x}"
+    assert r["slot"] == "B" and out.read_bytes() == want["B"] and r["crc32"] == f"0x{zlib.crc32(want['B']):08x}"
     r = cli_json(capsys, "device", "read-model", "-o", tmp_path / "a.sgm", "--slot", "A", "--port", url)
     assert (tmp_path / "a.sgm").read_bytes() == want["A"] and r["file_bytes"] == len(want["A"])
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
@@ -129,7 +129,7 @@ def test_slots_read_model_activate_reset_stats(capsys, device, models, tmp_path)
     r = cli_json(capsys, "device", "reset", "--port", url)
     assert r["reset"] and r["hello"]["name"] == "posix"
     slots = cli_json(capsys, "device", "slots", "--port", url)["slots"]
-    assert slots[0]["active"] and slots[0]["crc32"] == f"{zlib.crc32(want['A']):08x}"
+    assert slots[0]["active"] and slots[0]["crc32"] == f"0x{zlib.crc32(want['A']):08x}"
 
 
 def test_baud(capsys, device):

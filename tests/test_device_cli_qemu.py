@@ -43,7 +43,7 @@ def test_qemu_slots_activate_read_model_stats_baud(firmware, tmp_path, capsys):
         js("flash", b, "--port", qd.url)
         slots = js("device", "slots", "--port", qd.url)["slots"]
         assert [(s["state"], s["active"], s["crc32"]) for s in slots] == \
-            [("valid", False, f"{zlib.crc32(a.read_bytes()):08x}"), ("valid", True, f"{zlib.crc32(b.read_bytes()):08x}")]
+            [("valid", False, f"0x{zlib.crc32(a.read_bytes()):08x}"), ("valid", True, f"0x{zlib.crc32(b.read_bytes()):08x}")]
         r = js("device", "activate", "A", "--port", qd.url)
         assert r["active"] == "A" and r["changed"] and r["slots"][1]["state"] == "empty"
         js("device", "read-model", "-o", tmp_path / "back.sgm", "--port", qd.url)

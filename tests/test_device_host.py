@@ -96,14 +96,14 @@ def test_flash_sgm_then_device_info(device, sgm_file, sgm_bytes, capsys):
     # A/B: the second upload goes to the other slot, one generation higher
     assert {first["slot"], second["slot"]} == {0, 1}
     assert second["generation"] == first["generation"] + 1
-    assert second["crc"] == zlib.crc32(sgm_bytes) and second["size"] == len(sgm_bytes)
+    assert second["crc32"] == f"0x{zlib.crc32(sgm_bytes):08x}" and second["file_bytes"] == len(sgm_bytes)
 
     assert main(["device", "info", "--port", device.url, "--json"]) == 0
     info = json_lines(capsys)[-1]
     assert info["hello"]["name"] == "posix" and {"MODEL", "STREAM"} <= set(info["hello"]["caps"])
     assert info["info"]["active_slot"] == second["slot"]
     active = info["info"]["slots"][second["slot"]]
-    assert (active["size"], active["crc"], active["generation"]) == (len(sgm_bytes), zlib.crc32(sgm_bytes),
+    assert (active["file_bytes"], active["crc32"], active["generation"]) == (len(sgm_bytes), f"0x{zlib.crc32(sgm_bytes):08x}",
                                                                      second["generation"])
     model = load_sgm(sgm_bytes)
     assert info["model"]["labels"] == list(model.labels) and info["model"]["dt_us"] == model.dt_us
@@ -118,7 +118,7 @@ def test_flash_float_npz_exports_like_pysg_export(device, sgm_bytes, capsys):
     from pysg.recipes import BUNDLED_MODEL
 
     r = _flash(device.url, BUNDLED_MODEL, capsys)
-    assert r["crc"] == zlib.crc32(sgm_bytes)
+    assert r["crc32"] == f"0x{zlib.crc32(sgm_bytes):08x}"
     with Device(device.url, **FAST) as dev:
         assert dev.read_model(r["slot"]) == sgm_bytes
 
@@ -163,7 +163,7 @@ def test_stream_cli_per_gesture_equals_the_integer_reference(device, sgm_file, r
     _, labels = recording
     assert len(rows) == len(labels) == len(reference)
     for row, lab, ref in zip(rows, labels, reference):
-        assert row["label_index"] == lab["cls"] - 1
+        assert row["truth_index"] == lab["cls"] - 1
         assert row["steps"] == len(ref["frames"])
         assert row["scores"] == ref["scores"].tolist()
         assert row["prediction_index"] == ref["prediction"]

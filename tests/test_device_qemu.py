@@ -83,7 +83,7 @@ def test_qemu_flash_stream_and_firmware_update(firmware, firmware_v2, sgm_file, 
     with q.start(app_image=firmware) as qd:
         assert main(["--quiet", "flash", "--port", qd.url, str(sgm_file), "--json"]) == 0
         flashed = json_lines(capsys)[-1]
-        assert flashed["device"] == q.BOARD_NAME and flashed["crc"] == zlib.crc32(data)
+        assert flashed["device"] == q.BOARD_NAME and flashed["crc32"] == f"0x{zlib.crc32(data):08x}"
 
         assert main(["--quiet", "stream", "--port", qd.url, str(RECORDING), "--labels", str(csv), "--json"]) == 0
         rows = json_lines(capsys)

@@ -60,7 +60,7 @@ def reference(cnn_file):
 def test_posix_device_runs_the_imported_cnn(cnn_file, reference, tmp_path, capsys):
     with start_posix_device(tmp_path / "flash.bin", tcp_port=0) as dev:
         assert main(["--quiet", "flash", "--port", dev.url, str(cnn_file), "--json"]) == 0
-        assert json_lines(capsys)[-1]["size"] == cnn_file.stat().st_size
+        assert json_lines(capsys)[-1]["file_bytes"] == cnn_file.stat().st_size
         assert main(["--quiet", "stream", "--port", dev.url, str(RECORDING), "--json"]) == 0
         rows = json_lines(capsys)
         assert len(rows) == len(reference)
@@ -105,7 +105,7 @@ def test_qemu_firmware_runs_the_imported_cnn(cnn_file, reference, tmp_path, caps
     write_labels_csv(csv, read_labels_csv(LABELS)[:2])  # the emulated UART is slow: two gestures
     with q.start(app_image=q.BUILD_DIR / "app.img") as qd:
         assert main(["--quiet", "flash", "--port", qd.url, str(cnn_file), "--json"]) == 0
-        assert json_lines(capsys)[-1]["size"] == cnn_file.stat().st_size
+        assert json_lines(capsys)[-1]["file_bytes"] == cnn_file.stat().st_size
         assert main(["--quiet", "stream", "--port", qd.url, str(RECORDING), "--labels", str(csv), "--json"]) == 0
         rows = json_lines(capsys)
         assert [r["scores"] for r in rows] == [ref["scores"].tolist() for ref in reference[:2]]

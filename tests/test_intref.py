@@ -251,6 +251,6 @@ def test_cli_export_inspect_run(tmp_path, capsys):
                      rng.integers(0, 2, 500))
     r = run_events(load_sgm(sgm.read_bytes()), ev)
     assert r["steps"] == len(r["logits"]) == -(-(int(ev["t"].max() - ev["t"].min()) + 1) // 5000)
-    assert r["label_index"] == int(np.argmax(r["scores"])) and r["prediction"] == "abc"[r["label_index"]]
+    assert r["prediction_index"] == int(np.argmax(r["scores"])) and r["prediction"] == "abc"[r["prediction_index"]]
     assert main(["inspect", str(npz)]) == 2
     assert "magic" in capsys.readouterr().err

@@ -38,7 +38,7 @@ def test_file_replay_windows_match_per_step_logits(model_bytes):
     ev = read_events(RECORDING).events[:120_000]
     rows = list(live_predictions(model_bytes, FileSource(RECORDING, speed=None), window_ms=700))
     full = list(live_predictions(model_bytes, [ev], window_ms=700))
-    assert [r["label_index"] for r in full] == expected_windows(model_bytes, ev, 700)
+    assert [r["prediction_index"] for r in full] == expected_windows(model_bytes, ev, 700)
     assert sum(r["events"] for r in full) == ev.size
     assert rows[0]["t_start_us"] == int(ev["t"][0])
     assert all(b["t_start_us"] == a["t_end_us"] for a, b in zip(rows, rows[1:]))
@@ -50,7 +50,7 @@ def test_tcp_stream_windows_equal_the_file(model_bytes, tmp_path):
     with Server(stream_bytes(tmp_path, ev, compression="lz4")) as srv:
         with TcpSource("127.0.0.1", srv.port, timeout=10) as source:
             rows = list(live_predictions(model_bytes, source, window_ms=500))
-    assert [r["label_index"] for r in rows] == expected_windows(model_bytes, ev, 500)
+    assert [r["prediction_index"] for r in rows] == expected_windows(model_bytes, ev, 500)
 
 
 def test_cli_run_source_prints_json_windows(model_bytes, tmp_path, capsys):

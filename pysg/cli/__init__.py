@@ -34,6 +34,7 @@ def _global_options_first(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     argv = _global_options_first(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
+    args.said_quiet = args.quiet  # what the user asked: info lines on stderr stay with --json
     if getattr(args, "json", False):
         args.quiet = True  # no progress bars with --json
     try:

@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .common import _bar
+from .common import _bar, crc_hex
 
 
 def _device_call(args, fn) -> int:
@@ -65,7 +65,7 @@ def cmd_flash(args) -> int:
                 r = dev.upload_firmware(data, progress=progress)
             else:
                 r = dev.upload_model(data, progress=progress)
-        out = r.to_dict() | {"what": what, "device": dev.hello_info.name, "port": args.port}
+        out = _upload_dict(r.to_dict()) | {"what": what, "device": dev.hello_info.name, "port": args.port}
         if args.json:
             print(json.dumps(out))
         elif args.firmware:
@@ -75,7 +75,7 @@ def cmd_flash(args) -> int:
                   f"{r.seconds:.1f} s)")
         else:
             print(f"{dev.hello_info.name}: model active in slot {r.slot}, generation {r.generation} "
-                  f"({r.size} bytes, CRC-32 {r.crc:08x}, read back identical, {r.seconds:.1f} s"
+                  f"({r.size} bytes, CRC-32 {crc_hex(r.crc)}, read back identical, {r.seconds:.1f} s"
                   f"{f', resumed at byte {r.resumed_from}' if r.resumed_from else ''}"
                   f"{f', {r.reconnects} reconnects' if r.reconnects else ''})")
         return 0
@@ -107,19 +107,20 @@ def cmd_stream(args) -> int:
             hits = 0
             with _bar(len(labels), "streaming gestures", "gesture", args.quiet) as bar:
                 for row in dev.stream_gestures(events, labels, progress=lambda *_: bar.update(1), speed=args.speed):
-                    hits += row["prediction_index"] == row["label_index"]
+                    hits += row["prediction_index"] == row["truth_index"]
                     if args.json:
                         print(json.dumps(row), flush=True)
                     else:
-                        mark = "ok " if row["prediction_index"] == row["label_index"] else "MISS"
-                        bar.write(f"{mark} {row['t_start_us'] / 1e6:8.2f} s  true {row['label']:<28} "
-                                  f"predicted {row['prediction']}", file=sys.stdout)
+                        mark = "ok " if row["prediction_index"] == row["truth_index"] else "MISS"
+                        bar.write(f"{mark} {row['t_start_us'] / 1e6:8.2f} s  truth {row['truth']:<28} "
+                                  f"prediction {row['prediction']}", file=sys.stdout)
             if not args.json:
                 print(f"accuracy {hits / max(1, len(labels)) * 100:.1f} % on the {len(labels)} gestures "
                       f"(device {dev.hello_info.name})")
             return 0
         for row in dev.stream_events(events, window_ms=500.0 if args.window_ms is None else args.window_ms,
                                      speed=args.speed):
+            row = _window_row(row)
             print(json.dumps(row) if args.json else
                   f"{row['t_start_us'] / 1e6:10.3f} s  {row['prediction'] or '-':<28} "
                   f"{row['events']:>7} events {row['spikes']:>6} spikes", flush=True)
@@ -136,13 +137,38 @@ def _mapped(args, recording, header):
 
     events, m, dropped = map_recording(header, recording, crop=args.crop, downsample=args.downsample)
     n = len(recording.events)
-    if not args.quiet:
+    if not getattr(args, "said_quiet", args.quiet):
         print("pysg stream: " + json.dumps({"events_in": n, "events_dropped": dropped, "mapping": m.to_dict()}),
               file=sys.stderr)
     line = drop_warning(str(args.events), n, dropped, m)
     if line:
         print(line, file=sys.stderr)
     return events
+
+
+# docs/CLI.md's vocabulary for what the device client returns: sizes *_bytes, CRCs as
+# "0x..." strings, truth vs prediction never sharing a name.
+def _upload_dict(d: dict) -> dict:
+    d = dict(d)
+    d["file_bytes"] = d.pop("size")
+    d["crc32"] = crc_hex(d.pop("crc"))
+    return d
+
+
+def _info_dict(d: dict) -> dict:
+    d = dict(d)
+    d["slots"] = [{k: v for k, v in sl.items() if k not in ("size", "crc")}
+                  | {"file_bytes": sl["size"], "crc32": crc_hex(sl["crc"])} for sl in d["slots"]]
+    d["arena_capacity_bytes"] = d.pop("arena_capacity")
+    d["slot_capacity_bytes"] = d.pop("slot_capacity")
+    d["fw_crc32"] = crc_hex(d.pop("fw_crc"))
+    return d
+
+
+def _window_row(row: dict) -> dict:
+    out = {"t_start_us": int(row["t_start_us"]), "t_end_us": int(row["t_end_us"]), "prediction": row["prediction"],
+           "prediction_index": int(row["prediction_index"]), "events": int(row["events"]), "spikes": int(row["spikes"])}
+    return out
 
 
 def cmd_device_info(args) -> int:
@@ -156,13 +182,13 @@ def cmd_device_info(args) -> int:
             model = {"dt_us": mh.dt_us, "input_shape": list(mh.input_shape), "labels": mh.labels,
                      "file_bytes": mh.file_bytes}
         if args.json:
-            print(json.dumps({"hello": h.to_dict(), "info": info.to_dict(), "model": model}))
+            print(json.dumps({"hello": h.to_dict(), "info": _info_dict(info.to_dict()), "model": model}))
             return 0
         print(f"{h.name} (id {h.device_id}): firmware {fw_version_text(h.fw_version)}, protocol {h.version}, "
               f"max payload {h.max_payload}, capabilities {', '.join(c.name for c in type(h.caps) if c in h.caps)}")
         for i, sl in enumerate(info.slots):
             mark = "*" if i == info.active_slot else " "
-            print(f" {mark} slot {i}: " + (f"{sl.size} bytes, CRC-32 {sl.crc:08x}, generation {sl.generation}"
+            print(f" {mark} slot {i}: " + (f"{sl.size} bytes, CRC-32 {crc_hex(sl.crc)}, generation {sl.generation}"
                                           if sl.valid else "empty"))
         print(f"  arena {info.arena_bytes} of {info.arena_capacity} bytes, slot capacity {info.slot_capacity} "
               f"bytes, uptime {info.uptime_ms / 1000:.1f} s")
@@ -228,7 +254,7 @@ def slots_list(info) -> list[dict]:
 
     return [{"slot": SLOT_NAMES[i], "state": "valid" if sl.valid else "empty", "active": i == info.active_slot,
              "generation": sl.generation if sl.valid else None, "file_bytes": sl.size if sl.valid else None,
-             "crc32": f"{sl.crc:08x}" if sl.valid else None} for i, sl in enumerate(info.slots)]
+             "crc32": crc_hex(sl.crc) if sl.valid else None} for i, sl in enumerate(info.slots)]
 
 
 def _print_slots(rows: list[dict]) -> None:
@@ -320,7 +346,7 @@ def cmd_device_read_model(args) -> int:
             slot, data = dev.read_slot_model(want, progress=progress)
         _atomic_write(out, data)
         d = {"device": dev.hello_info.name, "slot": SLOT_NAMES[slot], "output": str(out), "file_bytes": len(data),
-             "crc32": f"{zlib.crc32(data):08x}"}
+             "crc32": crc_hex(zlib.crc32(data))}
         if args.json:
             print(json.dumps(d))
         else:

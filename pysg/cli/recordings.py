@@ -45,7 +45,7 @@ def cmd_run(args) -> int:
     logits = r.pop("logits")
     if args.dump_logits:
         write_atomic(args.dump_logits, lambda f: np.save(f, logits))
-    out = {"prediction": r["prediction"], "prediction_index": int(r["label_index"]), "scores": r["scores"],
+    out = {"prediction": r["prediction"], "prediction_index": int(r["prediction_index"]), "scores": r["scores"],
            "steps": r["steps"], "spikes": int(sum(r["spikes"])), "spikes_per_stage": [int(x) for x in r["spikes"]],
            "synops": int(r["synops"]), "events_in": int(r["events_in"]), "events_dropped": int(r["events_dropped"]),
            "mapping": r["mapping"]}
@@ -123,19 +123,19 @@ def _print_windows(args, source, engine, name: str) -> int:
 
     def said(m):
         used.append(m)
-        if not args.quiet:
+        if not getattr(args, "said_quiet", args.quiet):
             print("pysg run: " + json.dumps({"mapping": m.to_dict()}), file=sys.stderr)
 
     totals = {"events_in": 0, "events_dropped": 0}
     for row in live_predictions(args.model, source, window_ms=args.window_ms or 500.0, engine=engine,
                                 crop=args.crop, downsample=args.downsample, on_mapping=said, totals=totals):
         out = {"t_start_us": int(row["t_start_us"]), "t_end_us": int(row["t_end_us"]),
-               "prediction": row["prediction"], "prediction_index": int(row["label_index"]),
+               "prediction": row["prediction"], "prediction_index": int(row["prediction_index"]),
                "events": int(row["events"]), "spikes": int(row["spikes"])}
         print(dumps(out) if args.json else
               f"{out['t_start_us'] / 1e6:10.3f} s  {out['prediction'] or '-':<28} "
               f"{out['events']:>7} events {out['spikes']:>6} spikes", flush=True)
-    if not args.quiet:
+    if not getattr(args, "said_quiet", args.quiet):
         print("pysg run: " + json.dumps(totals), file=sys.stderr)
     line = drop_warning(name, totals["events_in"], totals["events_dropped"], used[0] if used else None)
     if line:

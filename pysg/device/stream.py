@@ -107,7 +107,7 @@ class Streams(Session):
         """A recording streamed as one sample, with a prediction per window (pysg.live's
         rule: windows of round(window_ms / dt) steps from the first event; each window's
         prediction sums the logits of its own steps). Yields t_start_us, t_end_us,
-        prediction (label), label_index, events, spikes (and logits if asked).
+        prediction (label), prediction_index, events, spikes (and logits if asked).
         ``speed``: pace the recording (`Pacer`): 1 = as recorded, 2 = twice as fast; None:
         as fast as the link allows."""
         events = _sorted(events)
@@ -135,7 +135,7 @@ class Streams(Session):
             p = self.predict()
             spikes = sum(self.stats().spikes)
             row = {"t_start_us": t0 + k * w * dt, "t_end_us": t0 + (k + 1) * w * dt,
-                   "prediction": mh.labels[p.index] if p.index >= 0 else None, "label_index": p.index,
+                   "prediction": mh.labels[p.index] if p.index >= 0 else None, "prediction_index": p.index,
                    "events": int(bounds[k + 1] - bounds[k]), "spikes": spikes - spikes_before}
             spikes_before = spikes
             if logits:
@@ -148,7 +148,7 @@ class Streams(Session):
         """Each labelled gesture (a pysg.datasets.gesture.LABEL_DTYPE row: cls 1..11,
         [t_start, t_end) µs) as one sample, as pysg.datasets.gesture.GestureDataset cuts it,
         run by `pysg.jobs.iter_samples` on this device (:class:`pysg.device.engine.DeviceEngine`):
-        yields t_start_us, t_end_us, label, label_index, prediction, prediction_index,
+        yields t_start_us, t_end_us, truth, truth_index, prediction, prediction_index,
         steps, scores (and logits if asked). ``warmup``: default the model kind's rule
         (`pysg.scoring`). ``speed``: as `stream_events` (a gesture goes once the recording,
         from its first event, has reached the gesture's end)."""
@@ -177,7 +177,7 @@ class Streams(Session):
         for i, r in enumerate(iter_samples(eng, samples(), batch_size=1, keep_logits=logits)):
             p = r.prediction
             out = {"t_start_us": int(labels[i]["t_start"]), "t_end_us": int(labels[i]["t_end"]),
-                   "label": names[r.label] if r.label < len(names) else str(r.label + 1), "label_index": r.label,
+                   "truth": names[r.label] if r.label < len(names) else str(r.label + 1), "truth_index": r.label,
                    "prediction": names[p] if p >= 0 else None, "prediction_index": p,
                    "steps": r.steps, "scores": r.scores.tolist()}
             if logits:
