@@ -46,6 +46,9 @@ def cmd_flash(args) -> int:
         with _bar(len(data), f"flashing {what}", "B", args.quiet) as bar:
             def progress(done, total):
                 bar.update(done - bar.n)
+                status = getattr(dev, "upload_status", None)  # retries, frame size, throughput
+                if status is not None:
+                    bar.set_postfix_str(status.line(), refresh=False)
 
             if args.firmware:
                 r = dev.upload_firmware(data, progress=progress)
