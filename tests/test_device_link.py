@@ -107,3 +107,68 @@ def test_a_hopeless_link_stops_with_a_clear_error_in_bounded_time_and_keeps_the_
     assert after["active"] == before["active"] == first.slot
     assert after["slots"][first.slot] == before["slots"][first.slot]
     assert back == sgm_bytes
+
+
+class _LossyScriptedDevice:
+    """A TCP device that echoes INFO payloads (status OK), written from the frame layout
+    (cobs + zlib via tests/support/device_link.py); it ignores the first try of every
+    request whose seq is in `lose_first`, and every request while `dead`."""
+
+    def __init__(self, lose_first=()):
+        import socket
+        import threading
+
+        from cobs import cobs
+
+        self.lose_first, self.dead, self.tries = set(lose_first), False, []
+        self._srv = socket.create_server(("127.0.0.1", 0))
+        self.url = f"socket://127.0.0.1:{self._srv.getsockname()[1]}"
+
+        def serve():
+            conn, _ = self._srv.accept()
+            buf = b""
+            while True:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
+                while b"\0" in buf:
+                    f, buf = buf.split(b"\0", 1)
+                    if not f:
+                        continue
+                    p = cobs.decode(f)
+                    op, seq, n = p[0], p[1], int.from_bytes(p[2:4], "little")
+                    self.tries.append((seq, time.monotonic()))
+                    if self.dead or seq in self.lose_first:
+                        self.lose_first.discard(seq)
+                        continue
+                    conn.sendall(raw.frame(op | 0x80, seq, b"\0" + p[4:4 + n]))
+
+        threading.Thread(target=serve, daemon=True).start()
+
+
+def test_a_lost_frame_costs_a_measured_round_trip_not_the_fixed_timeout():
+    from pysg.device.link import MIN_RTO, Link, LinkError
+    from pysg.device.ops import Op
+
+    dev = _LossyScriptedDevice(lose_first={21})
+    link = Link.open(dev.url, reply_timeout=1.0, retries=2, bytes_per_s=1e7)
+    try:
+        for i in range(20):   # seq 1..20 answered at once: the round trip is measured
+            assert link.command(Op.INFO, bytes([i])) == bytes([i])
+        assert link.counters.rtt_samples == 20 and link.rto is not None and MIN_RTO <= link.rto < 0.2
+        t0 = time.monotonic()
+        assert link.command(Op.INFO, b"lost once") == b"lost once"      # seq 21: first try lost
+        assert time.monotonic() - t0 < 0.4          # the fixed timeout would have taken 1 s
+        assert link.counters.resends == 1 and [s for s, _ in dev.tries].count(21) == 2
+        # a device that stopped answering: prompt resends (the last one waits out the
+        # rest), but declared lost no sooner than the fixed timeouts would have (3 x 1 s)
+        dev.dead = True
+        t0 = time.monotonic()
+        with pytest.raises(LinkError, match=r"no reply to INFO .* after \d+ tries"):
+            link.command(Op.INFO)
+        assert time.monotonic() - t0 >= 3.0 - 0.05
+        times = [t for s, t in dev.tries if s == 22]
+        assert len(times) == 3 and times[1] - times[0] < 0.4 and times[2] - times[1] < 0.4
+    finally:
+        link.close()
