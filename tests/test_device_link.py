@@ -172,3 +172,20 @@ def test_a_lost_frame_costs_a_measured_round_trip_not_the_fixed_timeout():
         assert len(times) == 3 and times[1] - times[0] < 0.4 and times[2] - times[1] < 0.4
     finally:
         link.close()
+
+
+@pytest.mark.slow
+def test_pysg_flash_through_a_lossy_link_reports_retries_and_frame_size(device, sgm_bytes, tmp_path, capsys):
+    from pysg.cli import main
+    from tests.support.cli_output import json_lines
+
+    path = tmp_path / "gesture.sgm"
+    path.write_bytes(sgm_bytes)
+    with FaultProxy(device.url, drop=5e-4, corrupt=5e-4, seed=4, unit="byte") as px:
+        assert main(["--quiet", "flash", "--port", px.url, str(path), "--json"]) == 0
+        faults = px.counters.to_device.dropped + px.counters.to_device.corrupted
+    out = json_lines(capsys)[-1]
+    assert faults > 0 and out["retries"] > 0 and 64 <= out["frame_bytes"] <= 4092
+    assert out["size"] == len(sgm_bytes) and out["crc"] == zlib.crc32(sgm_bytes)
+    inf, back = _raw_state(device.url, len(sgm_bytes))
+    assert inf["active"] == out["slot"] and back == sgm_bytes

@@ -66,7 +66,8 @@ def cmd_flash(args) -> int:
             print(f"{dev.hello_info.name}: model active in slot {r.slot}, generation {r.generation} "
                   f"({r.size} bytes, CRC-32 {r.crc:08x}, read back identical, {r.seconds:.1f} s"
                   f"{f', resumed at byte {r.resumed_from}' if r.resumed_from else ''}"
-                  f"{f', {r.reconnects} reconnects' if r.reconnects else ''})")
+                  f"{f', {r.reconnects} reconnects' if r.reconnects else ''}"
+                  f"{f', {r.retries} retries on a lossy link, frames of {r.frame_bytes} B' if r.retries else ''})")
         return 0
 
     return _device_call(args, run)
