@@ -145,7 +145,9 @@ class Uploads(Session):
                         r = link.command(data_op, struct.pack("<I", offset) + part, retries=DATA_RETRIES,
                                          patience=0)
                     except DeviceError as e:  # the device holds another count of bytes: go there
-                        jumps += 1
+                        # forward: an earlier try arrived and only its reply was lost (on a lossy
+                        # link that can happen many times in a row); only other jumps are counted
+                        jumps += 1 if e.expected_offset is None or e.expected_offset <= offset else 0
                         if e.status != Status.ERR_OFFSET or e.expected_offset is None \
                                 or e.expected_offset > size or jumps > OFFSET_JUMPS:
                             raise
