@@ -60,6 +60,9 @@ def cmd_flash(args) -> int:
         with _bar(len(data), f"flashing {what}", "B", args.quiet) as bar:
             def progress(done, total):
                 bar.update(done - bar.n)
+                status = getattr(dev, "upload_status", None)  # retries, frame size, throughput
+                if status is not None:
+                    bar.set_postfix_str(status.line(), refresh=False)
 
             if args.firmware:
                 r = dev.upload_firmware(data, progress=progress)
@@ -77,7 +80,8 @@ def cmd_flash(args) -> int:
             print(f"{dev.hello_info.name}: model active in slot {r.slot}, generation {r.generation} "
                   f"({r.size} bytes, CRC-32 {crc_hex(r.crc)}, read back identical, {r.seconds:.1f} s"
                   f"{f', resumed at byte {r.resumed_from}' if r.resumed_from else ''}"
-                  f"{f', {r.reconnects} reconnects' if r.reconnects else ''})")
+                  f"{f', {r.reconnects} reconnects' if r.reconnects else ''}"
+                  f"{f', {r.retries} retries on a lossy link, frames of {r.frame_bytes} B' if r.retries else ''})")
         return 0
 
     return _device_call(args, run)

@@ -128,6 +128,7 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._conns: list[socket.socket] = []
         self._cut_after: int | None = None
+        self._damage: tuple[_Damage, ...] = ()
         self._closed = False
         self._thread: threading.Thread | None = None
 
@@ -166,6 +167,18 @@ class FaultProxy:
                 pass
             s.close()
 
+    def set_rates(self, *, drop: float, corrupt: float) -> None:
+        """Change the fault probabilities from now on, also on the current connection (a
+        link that turns bad, or good again, in the middle of a transfer)."""
+        for name, p in (("drop", drop), ("corrupt", corrupt)):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"{name} probability must be in [0, 1], got {p}")
+        with self._lock:
+            self.drop, self.corrupt = drop, corrupt
+            for i, d in enumerate(self._damage):
+                on = i == 0 or self.both_ways
+                d.drop, d.corrupt = (drop, corrupt) if on else (0.0, 0.0)
+
     def cut_after(self, n_bytes: int) -> None:
         """Cut the link once `n_bytes` more bytes went from the host towards the device."""
         with self._lock:
@@ -190,9 +203,11 @@ class FaultProxy:
                 self._conns = [client, device]
                 self.counters.connections += 1
             c = self.counters
-            to_dev = _Damage(self._rngs[0], self.drop, self.corrupt, self.unit, c.to_device)
-            to_host = _Damage(self._rngs[1], self.drop if self.both_ways else 0.0,
-                              self.corrupt if self.both_ways else 0.0, self.unit, c.to_host)
+            with self._lock:
+                to_dev = _Damage(self._rngs[0], self.drop, self.corrupt, self.unit, c.to_device)
+                to_host = _Damage(self._rngs[1], self.drop if self.both_ways else 0.0,
+                                  self.corrupt if self.both_ways else 0.0, self.unit, c.to_host)
+                self._damage = (to_dev, to_host)
             for src, dst, dmg, watch in ((client, device, to_dev, True), (device, client, to_host, False)):
                 threading.Thread(target=self._pump, args=(src, dst, dmg, watch), daemon=True).start()
 

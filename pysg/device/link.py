@@ -7,6 +7,16 @@ reply does not arrive within the timeout is resent unchanged (same seq): the dev
 answers a repeated seq from its reply cache without executing it again. Frames that
 do not decode, and replies with another seq (late answers to earlier tries), are
 counted and ignored.
+
+How long to wait before a resend adapts to the link (docs/PROTOCOL.md 4): the round trip
+of requests answered at their first try is measured (smoothed mean and deviation, as TCP
+does; resent requests give no sample: their reply may answer either try), and a request
+waits its frames' transfer time plus that mean and four deviations (at least
+`MIN_RTO`) before the first resend, doubling the wait at each further resend up to the
+fixed `REPLY_TIMEOUT` (plus transfer time). On a lossy but fast link a lost frame then
+costs a few round trips instead of a second. A request gives up only after both
+`retries` resends and the time the fixed timeout allows for them, so a device that
+stopped answering is declared lost no sooner than before.
 """
 from __future__ import annotations
 
@@ -30,6 +40,7 @@ HELLO_RETRIES = 40         # HELLO tries: some UARTs drop what arrives before th
 HELLO_INTERVAL = 0.25      # s between HELLO tries
 DEFAULT_BAUD = 115200
 LINK_BYTES_PER_S = 10_000  # default link speed the timeout allows for (QEMU's UART moves ~12 KiB/s)
+MIN_RTO = 0.05             # s: the adaptive wait before a resend never goes below this
 _RX_CHUNK = 65536
 _SMALL_REPLY = 64          # bytes: every reply but MODEL_READ's and STREAM_STEPS' (they say theirs)
 
@@ -58,6 +69,7 @@ class LinkCounters:
     bad_frames: int = 0      # frames that did not decode (COBS, size, CRC)
     stray_frames: int = 0    # valid frames with another seq or op
     reopens: int = 0         # times the port was lost and opened again
+    rtt_samples: int = 0     # round trips measured (requests answered at their first try)
 
 
 class Link:
@@ -76,6 +88,25 @@ class Link:
         self._splitter = FrameSplitter(max_frame_size(0xFFFF))
         self._pending: list[bytes] = []
         self._synced = False
+        self._srtt: float | None = None   # s: smoothed round trip beyond the transfer time
+        self._rttvar = 0.0
+
+    @property
+    def rto(self) -> float | None:
+        """The adaptive wait before a first resend, beyond the transfer time (None until a
+        round trip was measured)."""
+        if self._srtt is None:
+            return None
+        return min(self.reply_timeout, max(MIN_RTO, self._srtt + 4 * self._rttvar))
+
+    def _sample_rtt(self, excess: float) -> None:
+        excess = max(0.0, excess)
+        self.counters.rtt_samples += 1
+        if self._srtt is None:
+            self._srtt, self._rttvar = excess, excess / 2
+        else:
+            self._rttvar = 0.75 * self._rttvar + 0.25 * abs(self._srtt - excess)
+            self._srtt = 0.875 * self._srtt + 0.125 * excess
 
     @classmethod
     def open(cls, url: str, *, baudrate: int = DEFAULT_BAUD, **kwargs) -> "Link":
@@ -176,37 +207,53 @@ class Link:
                     return pkt
                 self.counters.stray_frames += 1
 
-    def _timeout_for(self, frame_len: int, reply_len: int) -> float:
-        return self.reply_timeout + (frame_len + reply_len) / self.bytes_per_s
-
     def request(self, op: int, payload: bytes = b"", *, retries: int | None = None,
-                interval: float | None = None, reply_len: int | None = None) -> Packet:
+                interval: float | None = None, reply_len: int | None = None,
+                patience: float | None = None) -> Packet:
         """Send a request and return its reply packet (status unchecked). The same frame
-        (same seq) is resent every `interval` s (default: the reply timeout) up to
-        `retries` times; LinkError when nothing answers."""
+        (same seq) is resent when no reply came: every `interval` s when given, else after
+        the adaptive wait (module doc), doubling up to the reply timeout. LinkError when
+        nothing answers after `retries` resends and `patience` s (default: the time
+        `retries` + 1 full timeouts take; 0: after the resends alone, for a caller that
+        sends a smaller request next)."""
         if len(payload) > self.max_payload:
             raise ValueError(f"{Op(op).name} payload of {len(payload)} bytes exceeds the device's "
                              f"max_payload {self.max_payload}")
         seq = self.next_seq()
         frame = encode_frame(op, seq, payload)
         tries = 1 + (self.retries if retries is None else retries)
-        wait = interval if interval is not None else self._timeout_for(
-            len(frame), _SMALL_REPLY if reply_len is None else reply_len)
+        transfer = (len(frame) + (_SMALL_REPLY if reply_len is None else reply_len)) / self.bytes_per_s
+        cap = interval if interval is not None else self.reply_timeout + transfer
+        rto = None if interval is not None else self.rto
+        wait = cap if rto is None else min(cap, transfer + rto)
+        budget = tries * cap if patience is None else patience  # default: what `tries` fixed timeouts took
         self.counters.requests += 1
-        for attempt in range(tries):
+        t_first = time.monotonic()
+        attempt = 0
+        while True:
             if attempt:
                 self.counters.resends += 1
             try:
+                t_send = time.monotonic()
                 self._write(frame, sync=op == Op.HELLO)
                 pkt = self._await(op, seq, wait)
             except LinkLost:
                 self.reopen()  # then the same frame again: same seq, so still exactly once
-                continue
+                pkt = None
             if pkt is not None:
+                if attempt == 0:
+                    self._sample_rtt(time.monotonic() - t_send - transfer)
                 return pkt
-        raise LinkError(f"no reply to {Op(op).name} from {self.url or 'the device'} after {tries} tries "
-                        f"({wait:.2f} s each): check that the device is powered and running pysg firmware, "
-                        f"the port and the baud rate")
+            attempt += 1
+            spent = time.monotonic() - t_first
+            if attempt >= tries and spent >= budget - 1e-3:
+                break
+            wait = min(cap, wait * 2)
+            if attempt >= tries - 1:              # the last try waits out the rest of the budget
+                wait = max(wait, budget - spent)
+        raise LinkError(f"no reply to {Op(op).name} from {self.url or 'the device'} after {attempt} tries "
+                        f"({time.monotonic() - t_first:.1f} s): check that the device is powered and running "
+                        f"pysg firmware, the port and the baud rate")
 
     def command(self, op: int, payload: bytes = b"", **kwargs) -> bytes:
         """Request and check: the reply's payload after an OK status, DeviceError otherwise."""

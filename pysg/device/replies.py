@@ -217,6 +217,8 @@ class UploadResult:
     reconnects: int = 0
     seconds: float = 0.0
     version: int | None = None  # firmware uploads: the new image's version
+    retries: int = 0          # DATA tries that got no reply (lossy link)
+    frame_bytes: int = 0      # DATA payload bytes per request at the end (it adapts to the link)
 
     def to_dict(self) -> dict:
         return asdict(self)

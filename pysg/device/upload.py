@@ -2,39 +2,128 @@
 """Uploads to a device: a model into its inactive slot (read back, then activated) and a
 firmware image to the bootloader, both resumable across lost links (the device keeps the
 received bytes in RAM; BEGIN answers the offset) and verified on the device (CRC-32 and
-the runtime's own validation at END)."""
+the runtime's own validation at END).
+
+On a lossy link the chunks adapt: each DATA request is sent at most twice (a prompt
+resend after the link's adaptive wait), and a chunk that does not get through is sent
+again smaller under a new seq (the device answers ERR_OFFSET with the offset it holds when
+the first one did arrive). The chunk size follows the link's estimated loss per byte
+(`_FrameSizer`): a frame of n bytes survives with (1-p)^n, so the host aims at about 1/p
+bytes per frame; a failed try halves it at once, and it grows back as frames get through.
+An upload that moves no byte for `stall_timeout` s stops with UploadStalled (the active
+model is untouched: uploads go to the inactive slot)."""
 from __future__ import annotations
 
+import math
 import struct
 import time
 import zlib
+from dataclasses import dataclass
 
 from .link import HELLO_INTERVAL, LinkError
 from .ops import Cap, Op, Status
 from .protocol import DeviceError, ProtocolError
 from .replies import UploadResult, VerifyError, _head, fw_version_text
-from .session import Progress, Session
+from .replies import MIN_BUDGET
+from .session import RECONNECT_TIMEOUT, Progress, Session
 
-__all__ = ["Uploads", "UPLOAD_RECONNECTS"]
+__all__ = ["Uploads", "UPLOAD_RECONNECTS", "UploadStalled", "UploadStatus", "UPLOAD_STALL_TIMEOUT"]
 
 UPLOAD_RECONNECTS = 20       # link losses one upload survives before giving up
 FW_BOOT_TIMEOUT = 60.0       # s for the bootloader to copy an image and start it
 OFFSET_JUMPS = 3             # ERR_OFFSET answers in a row before an upload gives up
 ERASE_TIMEOUT = 5.0          # s a BEGIN may take to answer: it erases first (STM32F4: 1-2 s per 128 KB sector)
+UPLOAD_STALL_TIMEOUT = 120.0 # s without one more byte accepted before an upload gives up
+DATA_RETRIES = 1             # prompt resends of one DATA frame before it is sent again smaller
+_LOSS_DECAY = 0.97           # weight of the older tries in the loss estimate (~30 tries)
+_REPLY_BYTES = 20            # a DATA reply on the wire (it can be hit too)
+
+
+class UploadStalled(LinkError):
+    """No byte of an upload got through for the stall timeout: the link loses too much."""
+
+
+@dataclass
+class UploadStatus:
+    """Where an upload is: what the progress line shows (`line()`)."""
+    done: int = 0
+    total: int = 0
+    retries: int = 0          # DATA tries that got no reply (resent or sent again smaller)
+    frame: int = 0            # payload bytes per DATA request now
+    seconds: float = 0.0
+
+    @property
+    def bytes_per_s(self) -> float:
+        return self.done / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        return f"{self.retries} retries, {self.frame} B frames, {self.bytes_per_s / 1000:.1f} kB/s"
+
+
+class _FrameSizer:
+    """The DATA payload size for a lossy link. Per try it records the bytes exposed
+    (request + reply) and whether the reply came; a lost frame was hit somewhere in it
+    (counted as half its bytes). p = losses / bytes exposed (decaying sums) and the size
+    is about 1/p - overhead, between `low` and `high`; a lost try halves it at once."""
+
+    def __init__(self, low: int, high: int, start: int):
+        self.low, self.high = low, high
+        self.size = max(low, min(high, start))
+        self._lost = 0.0
+        self._bytes = 0.0
+
+    def record(self, payload: int, ok: bool) -> None:
+        n = payload + 12 + _REPLY_BYTES
+        self._lost = self._lost * _LOSS_DECAY + (0 if ok else 1)
+        self._bytes = self._bytes * _LOSS_DECAY + (n if ok else n / 2)
+        if not ok:
+            self.size = max(self.low, min(self.size, payload) // 2)
+            return
+        target = self.high if self._lost < 1e-9 else int(self._bytes / self._lost) - 12 - _REPLY_BYTES
+        target = max(self.low, min(self.high, target))
+        if target > self.size:  # grow back gently: at most by half per clean request
+            self.size = min(target, self.size + max(1, self.size // 2))
+        else:
+            self.size = target
 
 
 class Uploads(Session):
     """What changes a device's flash: models and firmware."""
+
+    stall_timeout: float = UPLOAD_STALL_TIMEOUT
 
     def _upload(self, data: bytes, ops: tuple[Op, Op, Op], progress: Progress | None) -> tuple[UploadResult, bytes]:
         """BEGIN (resume offset) -> DATA chunks -> END, surviving link losses; returns the
         result and END's reply."""
         begin, data_op, end = ops
         size, crc = len(data), zlib.crc32(data)
-        t0 = time.monotonic()
+        t0 = last_moved = time.monotonic()
         result = UploadResult(slot=-1, generation=0, size=size, crc=crc)
+        link = self._link()
+        sizer = self._sizer = _FrameSizer(min(MIN_BUDGET, link.max_payload - 4), link.max_payload - 4,
+                                           self._budget - 4)
+        status = self.upload_status = UploadStatus(total=size, frame=sizer.size)
         first = True
         losses = restarts = 0
+        best = 0
+
+        def report(done: int) -> None:
+            nonlocal last_moved, best
+            if done > best:
+                best, last_moved = done, time.monotonic()
+            status.done, status.frame, status.seconds = done, sizer.size, time.monotonic() - t0
+            if progress:
+                progress(done, size)
+
+        def check_stall(what: str) -> None:
+            idle = time.monotonic() - last_moved
+            if idle > self.stall_timeout:
+                raise UploadStalled(
+                    f"upload to {self.url} stalled at byte {status.done} of {size}: nothing got through for "
+                    f"{idle:.0f} s ({status.retries} retries, frames down to {sizer.size} B; {what}). The link "
+                    f"loses too much: check the cable, lower the baud rate, or move the device closer; the "
+                    f"active model is unchanged")
+
         while True:
             try:
                 r = self._cmd(begin, struct.pack("<II", size, crc), interval=max(ERASE_TIMEOUT, self.reply_timeout))
@@ -45,40 +134,105 @@ class Uploads(Session):
                 if first:
                     result.resumed_from, first = offset, False
                 jumps = 0
+                fail_since = None
+                give_up = (1 + self.retries) * (self.reply_timeout + (link.max_payload + 64) / self.bytes_per_s)
                 while offset < size:
-                    if progress:
-                        progress(offset, size)
-                    part = data[offset: offset + self._budget - 4]
+                    report(offset)
+                    part = data[offset: offset + sizer.size]
+                    link = self._link()
+                    before = link.counters.resends
                     try:
-                        r = self._cmd(data_op, struct.pack("<I", offset) + part)
+                        r = link.command(data_op, struct.pack("<I", offset) + part, retries=DATA_RETRIES,
+                                         patience=0)
                     except DeviceError as e:  # the device holds another count of bytes: go there
-                        jumps += 1
+                        # forward: an earlier try arrived and only its reply was lost (on a lossy
+                        # link that can happen many times in a row); only other jumps are counted
+                        jumps += 1 if e.expected_offset is None or e.expected_offset <= offset else 0
                         if e.status != Status.ERR_OFFSET or e.expected_offset is None \
                                 or e.expected_offset > size or jumps > OFFSET_JUMPS:
                             raise
                         offset = e.expected_offset
+                        fail_since = None
                         continue
+                    except LinkError:
+                        status.retries += link.counters.resends - before + 1
+                        sizer.record(len(part) + 4, False)
+                        now = time.monotonic()
+                        fail_since = fail_since or now
+                        check_stall("no reply to any DATA frame")
+                        if now - fail_since > give_up:  # as long as a request waits: the link may be gone
+                            raise
+                        continue
+                    fail_since = None
+                    if link.counters.resends > before:  # the first try was lost
+                        status.retries += link.counters.resends - before
+                        sizer.record(len(part) + 4, False)
+                    sizer.record(len(part) + 4, True)
                     nxt = _head(data_op, r)["next_offset"]
                     if nxt != offset + len(part):
                         raise ProtocolError(f"{data_op.name} of {len(part)} bytes at offset {offset}: the device "
                                             f"answers next offset {nxt}")
                     offset, jumps = nxt, 0
-                if progress:
-                    progress(size, size)
+                report(size)
+                self._budget = min(link.max_payload, max(MIN_BUDGET, sizer.size + 4))  # for the read-back
                 end_reply = self._cmd(end)
                 break
+            except UploadStalled:
+                raise
             except LinkError:
                 losses += 1
                 if losses > UPLOAD_RECONNECTS:
                     raise
-                self.reconnect()
+                check_stall("the link was lost and reopened")
+                try:
+                    self.reconnect(max(1.0, min(RECONNECT_TIMEOUT,
+                                                self.stall_timeout - (time.monotonic() - last_moved))))
+                except LinkError as e:
+                    check_stall(f"the device no longer answers HELLO: {e}")
+                    raise
             except DeviceError as e:  # the device reset meanwhile (its upload state is in RAM)
                 restarts += 1
                 if e.status != Status.ERR_STATE or e.op not in (data_op, end) or restarts > 2:
                     raise
         result.reconnects = losses
+        result.retries = status.retries
+        result.frame_bytes = sizer.size
         result.seconds = time.monotonic() - t0
         return result, end_reply
+
+    def _read_back(self, slot: int, size: int) -> bytes:
+        """MODEL_READ of a slot's first `size` bytes in chunks that adapt to the link as
+        the upload's do (a read changes nothing, so a lost one is simply asked again,
+        smaller, under a new seq); UploadStalled when nothing comes back for the stall
+        timeout."""
+        sizer, status = self._sizer, self.upload_status
+        out = bytearray()
+        last = time.monotonic()
+        while len(out) < size:
+            link = self._link()
+            want = min(sizer.size, 0xFFFF, size - len(out))
+            before = link.counters.resends
+            try:
+                r = link.command(Op.MODEL_READ, struct.pack("<BIH", slot, len(out), want), reply_len=want + 1,
+                                 retries=DATA_RETRIES, patience=0)
+            except LinkError:
+                status.retries += link.counters.resends - before + 1
+                sizer.record(want + 7, False)
+                idle = time.monotonic() - last
+                if idle > self.stall_timeout:
+                    raise UploadStalled(f"reading slot {slot} back from {self.url} stalled at byte {len(out)} of "
+                                        f"{size}: nothing came back for {idle:.0f} s ({status.retries} retries): "
+                                        f"check the cable or lower the baud rate, then flash again") from None
+                continue
+            if len(r) != want:
+                raise ProtocolError(f"MODEL_READ of {want} bytes returned {len(r)}")
+            if link.counters.resends > before:
+                status.retries += link.counters.resends - before
+                sizer.record(want + 7, False)
+            sizer.record(want + 7, True)
+            out += r
+            last = time.monotonic()
+        return bytes(out)
 
     def upload_model(self, data: bytes, *, progress: Progress | None = None, verify: bool = True,
                      activate: bool = True) -> UploadResult:
@@ -94,7 +248,8 @@ class Uploads(Session):
         if result.slot not in (0, 1):
             raise ProtocolError(f"MODEL_END reply names slot {result.slot}; a device has slots 0 and 1")
         if verify:
-            back = self.read_model(result.slot, size=len(data))
+            back = self._read_back(result.slot, len(data))
+            result.retries = self.upload_status.retries
             if back != data:
                 i = next(i for i, (a, b) in enumerate(zip(back, data)) if a != b)
                 raise VerifyError(f"slot {result.slot} reads back differently from byte {i} on: "
