@@ -186,6 +186,6 @@ def test_pysg_flash_through_a_lossy_link_reports_retries_and_frame_size(device, 
         faults = px.counters.to_device.dropped + px.counters.to_device.corrupted
     out = json_lines(capsys)[-1]
     assert faults > 0 and out["retries"] > 0 and 64 <= out["frame_bytes"] <= 4092
-    assert out["size"] == len(sgm_bytes) and out["crc"] == zlib.crc32(sgm_bytes)
+    assert out["file_bytes"] == len(sgm_bytes) and out["crc32"] == f"0x{zlib.crc32(sgm_bytes):08x}"
     inf, back = _raw_state(device.url, len(sgm_bytes))
     assert inf["active"] == out["slot"] and back == sgm_bytes
