@@ -386,3 +386,13 @@ def test_fault_proxy_is_transparent_at_zero_and_reproducible_by_seed():
             outs.append(_roundtrip(px.url, data, len(data)))
         assert px.counters.to_device.corrupted == sum(a != b for a, b in zip(outs[-1], data)) > 0
     assert outs[0] == outs[1]
+
+
+def test_a_refusal_names_the_runtime_status_not_its_number():
+    """A device refusing a model says which runtime check failed by name (the runtime's own
+    text), not `runtime status -11`."""
+    from pysg.device.ops import Op, Status
+    from pysg.device.protocol import DeviceError
+
+    e = DeviceError(Op.MODEL_END, Status.ERR_MODEL, sg_status=-11, error_offset=20)
+    assert "SG_ERR_ARENA" in str(e) and "-11" not in str(e) and "at byte 20 of the model" in str(e)

@@ -77,7 +77,7 @@ class DeviceError(ProtocolError):
         if expected_offset is not None:
             msg += f"; the device expects offset {expected_offset}"
         if sg_status is not None:
-            msg += f"; runtime status {sg_status}"
+            msg += f"; runtime status {_sg_status_text(sg_status)}"
         if error_offset is not None:
             msg += f" at byte {error_offset} of the model"
         super().__init__(msg)
@@ -378,3 +378,13 @@ def check_reply(request_op: int, packet: Packet) -> bytes:
     if layout is not None and len(rest) >= layout.head_size:
         extra = dict(zip([f.name for f in layout.head], struct.unpack_from(layout.head_format, rest)))
     raise DeviceError(request_op, status, **extra)
+
+
+def _sg_status_text(value: int) -> str:
+    """The runtime's name and description of an sg_status ("SG_ERR_ARENA: ..."), when the C
+    extension is there to say it; the number otherwise (the host needs no C to talk)."""
+    from .. import _native
+
+    if _native.available():
+        return _native.status_text(int(value))
+    return f"sg_status {int(value)}"
