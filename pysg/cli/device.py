@@ -22,6 +22,9 @@ def _device_call(args, fn) -> int:
     from ..device.link import DEFAULT_BAUD
 
     baud = getattr(args, "baud", None)
+    if args.port.startswith("socket://") and not args.port.rpartition(":")[2].isdigit():
+        raise ValueError(f"--port {args.port}: a socket URL needs a port (socket://HOST:PORT, as `pysg emulate` "
+                         "prints it)")
     try:
         with Device(args.port, baudrate=DEFAULT_BAUD) as dev:
             if baud is not None and baud != DEFAULT_BAUD:

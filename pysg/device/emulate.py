@@ -54,8 +54,8 @@ def run_emulator(*, qemu: bool = False, tcp_port: int | None = None, pty: bool =
         flash = str(Path(tmp.name) / "flash.bin")
     try:
         dev = start_posix_device(flash, None if pty else (tcp_port or 0), pty=pty)
-    except PosixDeviceError as e:
-        raise ValueError(f"{e} (build it with `pip install -e .` in the pysg checkout)") from None
+    except PosixDeviceError as e:  # its message says what went wrong (a busy port, a locked flash, no build)
+        raise ValueError(str(e)) from None
     with dev:
         print(dev.url, flush=True)
         print(f"pysg emulate: POSIX device, flash {flash}; connect with `pysg device info --port {dev.url}`; "

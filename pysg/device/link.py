@@ -55,6 +55,9 @@ class LinkLost(LinkError):
 
 def open_port(url: str, *, baudrate: int = DEFAULT_BAUD) -> serial.SerialBase:
     """Open a device path or pyserial URL; LinkError saying what to check when it fails."""
+    if url.startswith("socket://") and not url[len("socket://"):].rpartition(":")[2].isdigit():
+        raise LinkError(f"cannot open {url}: a socket URL needs a port (socket://HOST:PORT, as `pysg emulate` "
+                        "prints it)")
     try:
         return serial.serial_for_url(url, baudrate=baudrate, timeout=REPLY_TIMEOUT, write_timeout=10.0)
     except (serial.SerialException, ValueError, OSError) as e:

@@ -77,7 +77,8 @@ int sg_posix_main(int argc, char **argv)
     } else {
         uint16_t bound = 0;
         if (sg_posix_uart_tcp((uint16_t)port, &bound) != 0) {
-            fprintf(stderr, "sg_posix_device: cannot listen on 127.0.0.1:%ld\n", port);
+            fprintf(stderr, "sg_posix_device: cannot listen on 127.0.0.1:%ld (in use by another program? "
+                            "choose another port, or --tcp 0 for any free one)\n", port);
             sg_posix_close();
             return 1;
         }
