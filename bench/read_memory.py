@@ -28,18 +28,12 @@ import sys
 import tempfile
 import time
 
+from tests.support.measure import status_kib
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 FORMATS = ("aedat31", "evt3", "aedat4", "dat", "aedat2", "npy")
 SUFFIX = {"dat": "dat", "aedat2": "aedat", "npy": "npy"}
-
-
-def _status_kib(key: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {key}")
 
 
 def child(mode: str, path: str, chunk: int) -> dict:
@@ -58,11 +52,11 @@ def child(mode: str, path: str, chunk: int) -> dict:
             f.write("5")              # reset VmHWM to the current RSS
     except OSError:
         pass
-    base = _status_kib("VmRSS")
+    base = status_kib("VmRSS")
     t = time.perf_counter()
     n = run()
     seconds = time.perf_counter() - t
-    rss = _status_kib("VmHWM") - base
+    rss = status_kib("VmHWM") - base
     tracemalloc.start()
     run()
     _, peak = tracemalloc.get_traced_memory()

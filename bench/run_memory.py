@@ -23,15 +23,9 @@ import sys
 import tempfile
 import time
 
+from tests.support.measure import status_kib
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def _status_kib(key: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {key}")
 
 
 def child(model: str, path: str, engine: str) -> dict:
@@ -40,7 +34,7 @@ def child(model: str, path: str, engine: str) -> dict:
     t = time.perf_counter()
     r = run_file(model, path, engine=engine)
     return {"events_in": r["events_in"], "steps": r["steps"], "seconds": time.perf_counter() - t,
-            "peak_rss_kib": _status_kib("VmHWM")}
+            "peak_rss_kib": status_kib("VmHWM")}
 
 
 def write_recording(path: pathlib.Path, n: int, rate: float, chunk: int = 1_000_000) -> None:

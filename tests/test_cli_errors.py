@@ -24,13 +24,10 @@ RECORDING = SAMPLES / "user01_fluorescent.aedat"
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
+    from tests.support.tiny import tiny_dataset_and_model
+
     root = tmp_path_factory.mktemp("errors")
-    data = root / "data"
-    assert main(["--quiet", "synth", str(data), "--train-users", "1", "--test-users", "1",
-                 "--lightings-per-user", "1", "--seconds", "0.6", "--workers", "1"]) == 0
-    model = root / "m.npz"
-    assert main(["--quiet", "train", str(data), "-o", str(model), "--epochs", "1",
-                 "--history", str(root / "h.json")]) == 0
+    data, model = tiny_dataset_and_model(root)
     sgm = root / "m.sgm"
     assert main(["--quiet", "export", str(model), "-o", str(sgm)]) == 0
     return root, data, model, sgm

@@ -1,6 +1,5 @@
 # SPDX-License-Identifier: MIT
 """The .sgm file: writer -> loader round trip, validation of every kind of damage."""
-import re
 import struct
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from hypothesis import strategies as hs
 
 from pysg.converters.sgm import ExportError, export_network, quantize
 from pysg.model import Conv2d, Dense, Flatten, Network, NetworkConfig, SumPool2d
+from tests.support.loader_verdicts import c_verdict, py_verdict
 from pysg.sgm import (HEADER_FIELDS, HEADER_SIZE, LAYER_ENTRY_SIZE, LAYER_FIELDS, SgmFormatError, encode, encode_sgm,
                       inspect_sgm, load_sgm, resign)
 
@@ -249,26 +249,6 @@ def _envelope_field(b: bytes) -> str | None:
     return None
 
 
-def _c_verdict(b: bytes):
-    """The C loader's verdict (None: accepted, else (offset, field with indices as []))."""
-    from pysg.runtime import Runtime, SgModelError
-
-    try:
-        Runtime(b)
-    except SgModelError as e:
-        return e.offset, re.sub(r"\[\d+\]", "[]", e.field)
-    return None
-
-
-def _py_verdict(b: bytes):
-    try:
-        load_sgm(b)
-    except SgmFormatError as e:
-        assert 0 <= e.offset <= len(b), e
-        return e.offset, re.sub(r"\[\d+\]", "[]", e.field)
-    return None
-
-
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=hs.data())
 def test_bit_flips_same_verdict_as_the_envelope_and_the_c_loader(files, data):
@@ -284,12 +264,12 @@ def test_bit_flips_same_verdict_as_the_envelope_and_the_c_loader(files, data):
         b = bytes(buf)
         want = _envelope_field(b)
         if want is not None:  # three flips may cancel out only by flipping one bit back
-            got = _py_verdict(b)
+            got = py_verdict(b)
             assert got is not None and got[1] == want, (got, want)
-        assert _py_verdict(b) == _c_verdict(b)
+        assert py_verdict(b) == c_verdict(b)
     else:
         b = resign(buf)
-        assert _py_verdict(b) == _c_verdict(b)
+        assert py_verdict(b) == c_verdict(b)
 
 
 @settings(max_examples=200, deadline=None)
@@ -298,8 +278,8 @@ def test_random_bytes_same_verdict_in_python_and_c(blob):
     """Arbitrary bytes (and the same bytes re-signed, so they pass the CRCs): refused by
     both loaders at the same field and offset, or, never in practice, accepted by both."""
     for b in (blob, resign(blob) if len(blob) >= HEADER_SIZE else blob):
-        py = _py_verdict(b)
-        assert py == _c_verdict(b)
+        py = py_verdict(b)
+        assert py == c_verdict(b)
         want = _envelope_field(b)
         if want is not None and want != "header":
             assert py is not None and py[1] == want

@@ -255,22 +255,7 @@ def test_every_truncation_and_byte_flip_is_an_error():
     single byte changed inside the header or the layer table gets the same verdict, field
     and offset from the Python loader and the C loader (re-signed so the change reaches
     the field checks; the CRC fields themselves left as changed)."""
-    import re
-
-    from pysg.runtime import Runtime, SgModelError
-
-    def verdicts(b: bytes):
-        try:
-            load_sgm(b)
-            py = None
-        except SgmFormatError as e:
-            py = (e.offset, re.sub(r"\[\d+\]", "[]", e.field))
-        try:
-            Runtime(b)
-            c = None
-        except SgModelError as e:
-            c = (e.offset, re.sub(r"\[\d+\]", "[]", e.field))
-        return py, c
+    from tests.support.loader_verdicts import verdicts
 
     data = tflite_to_sgm(random_network(np.random.default_rng(5)), input="tensor")
     for n in range(0, len(data), 7):

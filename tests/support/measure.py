@@ -73,3 +73,12 @@ def run_worker(module: str, args: list[str]) -> dict:
     if out.returncode != 0:
         raise RuntimeError(f"worker {module} {args[:2]} failed ({out.returncode}):\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def status_kib(key: str) -> int:
+    """A field of /proc/self/status in KiB (VmHWM: peak RSS, VmRSS: current RSS)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {key}")
