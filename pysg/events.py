@@ -35,3 +35,14 @@ def make_events(x, y, t, p) -> np.ndarray:
     ev["t"] = t
     ev["p"] = p
     return ev
+
+
+def require_event_fields(events, who: str) -> np.ndarray:
+    """``events`` as an array with fields x, y, t and p, or ValueError naming ``who`` (the
+    writer) and the fields missing."""
+    events = np.asarray(events)
+    names = getattr(events.dtype, "names", None) or ()
+    missing = [f for f in ("x", "y", "t", "p") if f not in names]
+    if missing:
+        raise ValueError(f"{who}: events need fields x, y, t, p (missing {', '.join(missing)})")
+    return events

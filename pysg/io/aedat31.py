@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from pysg.events import EVENT_DTYPE, EventFileError
+from pysg.events import EVENT_DTYPE, EventFileError, require_event_fields
 from pysg.io import evt as _evt  # the C decoders (runtime_c/src/host/sg_decode.c), when built
 
 __all__ = ["write_aedat31", "read_aedat31", "read_aedat31_header", "iter_aedat31"]
@@ -316,10 +316,7 @@ def _checked(path: str, header: dict[str, Any], out: np.ndarray, include_invalid
 # Writer
 # --------------------------------------------------------------------------- #
 def _check_events(events: np.ndarray, width: int, height: int) -> None:
-    names = getattr(getattr(events, "dtype", None), "names", None) or ()
-    missing = [f for f in ("x", "y", "t", "p") if f not in names]
-    if missing:
-        raise ValueError(f"write_aedat31: events need fields x, y, t, p (missing {', '.join(missing)})")
+    require_event_fields(events, "write_aedat31")
     if events.ndim != 1:
         raise ValueError(f"write_aedat31: events must be 1-D, got shape {events.shape}")
     if events.size == 0:

@@ -11,6 +11,7 @@ import lz4.frame
 import numpy as np
 import zstandard
 
+from pysg.events import require_event_fields
 from pysg.io.aedat4_format import _EVENT, _PACKET, MAGIC
 
 __all__ = ["write_aedat4"]
@@ -85,11 +86,7 @@ def write_aedat4(path: str | os.PathLike, events: np.ndarray, *, width: int = 34
                                 ("packet_events", packet_events, 1, 1 << 24)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
             raise ValueError(f"write_aedat4: {name} must be an integer in [{lo}, {hi}], got {value!r}")
-    events = np.asarray(events)
-    names = getattr(events.dtype, "names", None) or ()
-    missing = [f for f in ("x", "y", "t", "p") if f not in names]
-    if missing:
-        raise ValueError(f"write_aedat4: events need fields x, y, t, p (missing {', '.join(missing)})")
+    events = require_event_fields(events, "write_aedat4")
     n = events.size
     rec = np.zeros(n, dtype=_EVENT)
     if n:

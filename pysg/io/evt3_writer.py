@@ -7,6 +7,8 @@ import os
 
 import numpy as np
 
+from pysg.events import require_event_fields
+
 __all__ = ["write_evt3"]
 
 
@@ -27,11 +29,7 @@ def write_evt3(path: str | os.PathLike, events: np.ndarray, *, width: int = 1280
     for name, value in (("width", width), ("height", height)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= 2048:
             raise ValueError(f"write_evt3: {name} must be an integer in [1, 2048], got {value!r}")
-    events = np.asarray(events)
-    names = getattr(events.dtype, "names", None) or ()
-    missing = [f for f in ("x", "y", "t", "p") if f not in names]
-    if missing:
-        raise ValueError(f"write_evt3: events need fields x, y, t, p (missing {', '.join(missing)})")
+    events = require_event_fields(events, "write_evt3")
     n = events.size
     words = np.empty(0, dtype="<u2")
     if n:
