@@ -19,7 +19,6 @@ from __future__ import annotations
 import importlib
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
@@ -286,9 +285,14 @@ def run(model: Any, events: np.ndarray, *, engine: str | None = None, dt_ms: flo
     logits = eng.run_events(events, t0_us=t0, n_steps=n_steps, reset=False)
     if eng.model.kind.integer:
         logits = logits.astype(np.int32)
+    return _run_result(eng, n_steps, len(events), logits)
+
+
+def _run_result(eng, n_steps: int, n_events: int, logits: np.ndarray) -> dict:
+    """What `run` returns, read off the engine after the last step."""
     pred, st = eng.prediction, eng.stats
     return {"prediction": eng.labels[pred], "prediction_index": pred, "scores": eng.scores.tolist(), "steps": int(n_steps),
-            "spikes": st["spikes"], "synops": st["synops"], "events_in": int(len(events)),
+            "spikes": st["spikes"], "synops": st["synops"], "events_in": int(n_events),
             "events_dropped": int(st["events_dropped"]), "logits": logits}
 
 
@@ -386,7 +390,4 @@ def _run_chunks(eng, chunks: Iterable[np.ndarray], t0: int, n_steps: int) -> dic
         eng.advance_to(t0 + (s + 1) * dt)
         logits[s] = eng.logits
         s += 1
-    pred, st = eng.prediction, eng.stats
-    return {"prediction": eng.labels[pred], "prediction_index": pred, "scores": eng.scores.tolist(), "steps": int(n_steps),
-            "spikes": st["spikes"], "synops": st["synops"], "events_in": int(n_events),
-            "events_dropped": int(st["events_dropped"]), "logits": logits}
+    return _run_result(eng, n_steps, n_events, logits)

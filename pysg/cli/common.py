@@ -68,6 +68,18 @@ def dumps(obj) -> str:
     return json.dumps(strict(obj), allow_nan=False)
 
 
+WINDOW_KEYS = ("t_start_us", "t_end_us", "prediction", "prediction_index", "events", "spikes")
+
+
+def print_window(row: dict, as_json: bool) -> None:
+    """One window's prediction, as `run --window-ms`/`--source` and `stream --window-ms`
+    print it (the keys of docs/CLI.md's run-windows table)."""
+    out = {k: row[k] if k == "prediction" else int(row[k]) for k in WINDOW_KEYS}
+    print(dumps(out) if as_json else
+          f"{out['t_start_us'] / 1e6:10.3f} s  {out['prediction'] or '-':<28} "
+          f"{out['events']:>7} events {out['spikes']:>6} spikes", flush=True)
+
+
 def model_info(info: dict) -> dict:
     """export/convert/inspect JSON: the payload CRC as a hex string."""
     out = dict(info)

@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .common import _bar, crc_hex
+from .common import _bar, crc_hex, print_window
 
 
 def _device_call(args, fn) -> int:
@@ -127,10 +127,7 @@ def cmd_stream(args) -> int:
             return 0
         for row in dev.stream_events(events, window_ms=500.0 if args.window_ms is None else args.window_ms,
                                      speed=args.speed):
-            row = _window_row(row)
-            print(json.dumps(row) if args.json else
-                  f"{row['t_start_us'] / 1e6:10.3f} s  {row['prediction'] or '-':<28} "
-                  f"{row['events']:>7} events {row['spikes']:>6} spikes", flush=True)
+            print_window(row, args.json)
         return 0
 
     return _device_call(args, run)
@@ -170,12 +167,6 @@ def _info_dict(d: dict) -> dict:
     d["slot_capacity_bytes"] = d.pop("slot_capacity")
     d["fw_crc32"] = crc_hex(d.pop("fw_crc"))
     return d
-
-
-def _window_row(row: dict) -> dict:
-    out = {"t_start_us": int(row["t_start_us"]), "t_end_us": int(row["t_end_us"]), "prediction": row["prediction"],
-           "prediction_index": int(row["prediction_index"]), "events": int(row["events"]), "spikes": int(row["spikes"])}
-    return out
 
 
 def cmd_device_info(args) -> int:

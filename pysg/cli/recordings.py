@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import _bar, _c_or_ref, _jobs, atomic_path, check_output, dumps, write_atomic
+from .common import _bar, _c_or_ref, _jobs, atomic_path, check_output, dumps, print_window, write_atomic
 
 
 def cmd_run(args) -> int:
@@ -129,12 +129,7 @@ def _print_windows(args, source, engine, name: str) -> int:
     totals = {"events_in": 0, "events_dropped": 0}
     for row in live_predictions(args.model, source, window_ms=args.window_ms or 500.0, engine=engine,
                                 crop=args.crop, downsample=args.downsample, on_mapping=said, totals=totals):
-        out = {"t_start_us": int(row["t_start_us"]), "t_end_us": int(row["t_end_us"]),
-               "prediction": row["prediction"], "prediction_index": int(row["prediction_index"]),
-               "events": int(row["events"]), "spikes": int(row["spikes"])}
-        print(dumps(out) if args.json else
-              f"{out['t_start_us'] / 1e6:10.3f} s  {out['prediction'] or '-':<28} "
-              f"{out['events']:>7} events {out['spikes']:>6} spikes", flush=True)
+        print_window(row, args.json)
     if not getattr(args, "said_quiet", args.quiet):
         print("pysg run: " + json.dumps(totals), file=sys.stderr)
     line = drop_warning(name, totals["events_in"], totals["events_dropped"], used[0] if used else None)
