@@ -39,6 +39,12 @@ setup(
         "litert": ["ai-edge-litert>=2.3"],
         # live iniVation cameras (DVS128, DAVIS, DVXplorer) for `pysg run --source camera`
         "camera": ["dv-processing>=2.0"],
+        # `pysg train --backend torch` (CPU or CUDA; DistributedDataParallel)
+        "torch": ["torch>=2.13"],
+        # `pysg convert model.nir` and `pysg export --nir`
+        "nir": ["nir>=1.0.4"],
+        # reading tonic datasets already on disk
+        "tonic": ["tonic>=1.7"],
     },
     entry_points={"console_scripts": ["pysg = pysg.cli:main"]},
 )
