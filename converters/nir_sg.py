@@ -90,15 +90,13 @@ def _params(graph, cfg: NetworkConfig, dtypes: dict[str, str]) -> dict[str, np.n
         if node_name(l, "delay") in graph.nodes:
             d = np.asarray(_node(graph, node_name(l, "delay"), "Delay").delay, np.float64)
             params[f"{l}.delays"] = np.rint(d.reshape(-1) / dt_s)
-    out = {}
-    for k, v in params.items():
+    for k in params:
         if k not in dtypes:
             raise SgGraphError(f"pysg NIR graph: parameter {k} has no dtype in metadata {META_DTYPES}")
-        out[k] = v.astype(dtypes[k])
-    if set(dtypes) != set(out):
-        raise SgGraphError(f"pysg NIR graph: metadata lists parameters {sorted(set(dtypes) - set(out))} "
+    if set(dtypes) != set(params):
+        raise SgGraphError(f"pysg NIR graph: metadata lists parameters {sorted(set(dtypes) - set(params))} "
                            f"that no node holds")
-    return out
+    return {k: params[k].astype(dtypes[k]) for k in dtypes}  # the model's own order and dtypes
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -6,7 +6,9 @@ Discretisation (docs/NIR.md, "Export"): one step of dt seconds; the graph is eva
 topological order, a node's input is the sum of its in-edges' values of the same step;
 LI is forward Euler on its ODE, tau dv/dt = (v_leak - v) + R I:
     v[t] = v[t-1] + (dt / tau) * (v_leak - v[t-1] + R * I[t]);
-Threshold z = [I > threshold]; Delay y[t] = x[t - round(delay / dt)]. A Delay whose every
+Threshold z = [I > threshold]; Delay y[t] = x[t - round(delay / dt)]. `li="exponential"`
+instead integrates the LI ODE exactly over each step with the input held (zero-order hold),
+the other common reading of a continuous-time NIR graph. A Delay whose every
 entry is at least one step breaks cycles (it is evaluated from its history). Values carry a
 leading batch axis.
 """
@@ -58,8 +60,11 @@ def _flatten(x: np.ndarray, node) -> np.ndarray:
 class NirSim:
     """Step a NIR graph: `step(frame)` with frame (B, *input shape) returns {output: value}."""
 
-    def __init__(self, graph, dt: float, batch: int = 1):
-        self.g, self.dt, self.batch = graph, float(dt), batch
+    def __init__(self, graph, dt: float, batch: int = 1, li: str = "euler"):
+        if li not in ("euler", "exponential"):
+            raise ValueError(f"li must be euler or exponential, got {li!r}")
+        self.g, self.dt, self.batch, self.li = graph, float(dt), batch, li
+        self.values: dict[str, np.ndarray] = {}  # every node's value at the last step
         self.preds: dict[str, list[str]] = defaultdict(list)
         for a, b in graph.edges:
             self.preds[b].append(a)
@@ -113,6 +118,7 @@ class NirSim:
         for name in self.breakers:
             self.hist[name][self.t % self.hist[name].shape[0]] = self._input(name, vals)
         self.t += 1
+        self.values = vals
         return {n: vals[n] for n, node in self.g.nodes.items() if type(node).__name__ == "Output"}
 
     def _apply(self, name: str, node, kind: str, x: np.ndarray) -> np.ndarray:
@@ -134,7 +140,12 @@ class NirSim:
             return (x > np.asarray(node.threshold)).astype(np.float64)
         if kind == "LI":
             v = self.state.get(name, np.zeros_like(x))
-            v = v + (self.dt / np.asarray(node.tau)) * (np.asarray(node.v_leak) - v + np.asarray(node.r) * x)
+            tau, v_leak, r = np.asarray(node.tau), np.asarray(node.v_leak), np.asarray(node.r)
+            if self.li == "euler":
+                v = v + (self.dt / tau) * (v_leak - v + r * x)
+            else:  # the ODE solved exactly over the step with the input held (zero-order hold)
+                a = np.exp(-self.dt / tau)
+                v = a * v + (1 - a) * (v_leak + r * x)
             self.state[name] = v
             return v
         raise NotImplementedError(f"node {name}: {kind}")
