@@ -256,3 +256,15 @@ def test_exponential_reading_is_not_what_the_graph_means(real_data, tmp_path):
     want, _ = _pysg_per_step(net, frames)
     exact, _ = _simulate(g, 0.01, frames, li="exponential")
     assert np.abs(exact.reshape(want.shape) - want).max() > 1e-3 * max(1.0, float(np.abs(want).max()))
+
+
+def test_cli_export_nir_json_matches_the_cli_doc(tmp_path, capsys):
+    from tests.test_cli_vocabulary import TABLES, _check
+
+    out = tmp_path / "m.nir"
+    assert main(["export", str(BUNDLED), "--nir", str(out), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert not _check(row, TABLES["export-nir"])
+    g = nir.read(str(out))
+    assert row["nodes"] == len(g.nodes) and row["edges"] == len(g.edges) and row["output"] == str(out)
+    assert (row["stages"], row["n_buckets"], row["dt_us"]) == (2, 4, 10000)

@@ -28,8 +28,7 @@ def cmd_export(args) -> int:
     with atomic_path(args.output) as tmp:
         info = export_file(args.model, tmp, dt_ms=args.dt_ms)
     info = {**info, "output": str(args.output)} if "output" in info else info
-    extra = {"nir": nir_info} if args.nir is not None else {}
-    print(dumps({**model_info(info), **extra}) if args.json else
+    print(dumps(model_info(info)) if args.json else
           f"wrote {args.output}: {info['file_bytes']} bytes, arena {info['arena_bytes']} bytes, "
           f"{info['parameters']} parameters, dt {info['dt_us']} us, payload CRC-32 {crc_hex(info['payload_crc32'])}")
     return 0
