@@ -113,6 +113,8 @@ def test_cli_export_nir_read_by_nir_matches_docs(tmp_path, capsys):
             if k:
                 want_edges |= {(f"s{l}.bucket{k - 1}", f"s{l}.tap{k}"), (f"s{l}.tap{k}", f"s{l}.bucket{k}")}
     assert {tuple(e) for e in g.edges} == want_edges and len(g.edges) == len(want_edges)
+    g.infer_types()  # nir's own shape inference and type check accept the graph
+    assert g._check_types() and list(g.nodes["s0.pool0"].output_type["output"]) == [2, 16, 16]
     meta = g.metadata
     assert meta["pysg_format"] == "pysg-float-model" and int(meta["pysg_version"]) == 1
     assert json.loads(meta["pysg_config"])["tau_ms"] == cfg.tau_ms and float(meta["dt"]) == dt
@@ -140,6 +142,8 @@ def test_conv_and_delay_nodes_match_docs(tmp_path):
     assert ("s0.amp", "s1.pool0") in {tuple(e) for e in g.edges}
     assert g.nodes["s2.delay"].delay.shape == (54,) and type(g.nodes["s2.flatten0"]).__name__ == "Flatten"
     assert np.all(g.nodes["input_gain"].scale == 0.7)
+    g.infer_types()
+    assert g._check_types() and list(g.nodes["s1.readout0"].output_type["output"]) == [6, 3, 3]
 
 
 # ---------------------------------------------------------------- round trip
