@@ -272,3 +272,14 @@ def test_cli_export_nir_json_matches_the_cli_doc(tmp_path, capsys):
     g = nir.read(str(out))
     assert row["nodes"] == len(g.nodes) and row["edges"] == len(g.edges) and row["output"] == str(out)
     assert (row["stages"], row["n_buckets"], row["dt_us"]) == (2, 4, 10000)
+
+
+def test_without_nir_export_is_one_line_naming_the_extra(tmp_path):
+    import subprocess
+    import sys
+
+    code = (f"import sys; sys.modules['nir'] = None\nfrom pysg.cli import main\n"
+            f"sys.exit(main(['export', {str(BUNDLED)!r}, '--nir', {str(tmp_path / 'm.nir')!r}]))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and 'pip install "pysg[nir]"' in r.stderr
+    assert not list(tmp_path.iterdir())  # nothing half-written

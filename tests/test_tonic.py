@@ -187,3 +187,13 @@ def test_cli_bad_tonic_spec_is_one_line(tmp_path, capsys):
     assert main(["eval", str(BUNDLED), f"tonic:DVSGesture:{tmp_path}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "never downloads" in err[0]
+
+
+def test_without_tonic_a_spec_is_one_line_naming_the_extra(tmp_path):
+    import subprocess
+    import sys
+
+    code = (f"import sys; sys.modules['tonic'] = None\nfrom pysg.cli import main\n"
+            f"sys.exit(main(['eval', {str(BUNDLED)!r}, 'tonic:DVSGesture:{tmp_path}']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and 'pip install "pysg[tonic]"' in r.stderr
