@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -121,6 +120,9 @@ def network_to_nir(net: Network):
         src = g.add(node_name(l, "syn"), syn, src)
         out_shape = tuple(int(v) for v in st.syn.out_shape)
         alpha = net.alphas(l)
+        if not np.all((alpha > 0) & (alpha < 1)):
+            raise NirExportError(f"stage {l}: bucket decays {alpha.tolist()} must lie in (0, 1) for an LI node "
+                                 f"(tau_ms {cfg.tau_ms[l]} at dt {cfg.dt_us} us); choose finite, positive time constants")
         target = "output" if st.is_output else node_name(l, "spike")
         v, b = p[f"{l}.V"], p[f"{l}.b"]
         prev = src

@@ -283,3 +283,10 @@ def test_without_nir_export_is_one_line_naming_the_extra(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and 'pip install "pysg[nir]"' in r.stderr
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_a_decay_no_li_can_hold_is_refused():
+    net = Network.load(BUNDLED)
+    net.config.tau_ms[1][2] = 1e300  # alpha rounds to 1.0: no finite LI time constant
+    with pytest.raises(ValueError, match=r"stage 1: bucket decays .* must lie in \(0, 1\)"):
+        network_to_nir(net)
