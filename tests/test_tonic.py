@@ -197,3 +197,25 @@ def test_without_tonic_a_spec_is_one_line_naming_the_extra(tmp_path):
             f"sys.exit(main(['eval', {str(BUNDLED)!r}, 'tonic:DVSGesture:{tmp_path}']))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and 'pip install "pysg[tonic]"' in r.stderr
+
+
+@pytest.mark.parametrize("transform", ["CenterCrop(sensor_size=(128, 128, 2), size=64)",
+                                       "Downsample(spatial_factor=0.5)"])
+def test_geometry_transforms_then_the_sensor_mapping(tree, transform):
+    """A transform that shrinks the sensor to 64x64 is placed centred on a 128x128 model
+    (docs/ARCHITECTURE.md: offset (128 - 64) // 2 = 32): by hand from the events written."""
+    root, written = tree
+    samples = open_tonic(f"tonic:DVSGesture:{root}+{transform}", "test", sensor=(128, 128))
+    assert samples.recording_size == (64, 64)
+    by_path = {p: ev for p, ev, _ in written["test"]}
+    for s in samples[:22]:
+        ev = by_path[s.source]
+        if transform.startswith("CenterCrop"):  # crop -32, placement +32: the central window, unchanged
+            x, y = ev["x"].astype(int), ev["y"].astype(int)
+            want = ev[(x >= 32) & (x < 96) & (y >= 32) & (y < 96)].copy()
+        else:
+            want = ev.copy()
+            want["x"] = ev["x"] // 2 + 32
+            want["y"] = ev["y"] // 2 + 32
+        want["t"] -= want["t"][0]
+        assert np.array_equal(s.events, want)
