@@ -122,7 +122,8 @@ def network_to_nir(net: Network):
         alpha = net.alphas(l)
         if not np.all((alpha > 0) & (alpha < 1)):
             raise NirExportError(f"stage {l}: bucket decays {alpha.tolist()} must lie in (0, 1) for an LI node "
-                                 f"(tau_ms {cfg.tau_ms[l]} at dt {cfg.dt_us} us); choose finite, positive time constants")
+                                 f"(tau_ms {cfg.tau_ms[l]} at dt {cfg.dt_us} us); choose finite, positive "
+                                 f"time constants")
         target = "output" if st.is_output else node_name(l, "spike")
         v, b = p[f"{l}.V"], p[f"{l}.b"]
         prev = src

@@ -56,7 +56,8 @@ def _config(graph) -> tuple[NetworkConfig, dict[str, str]]:
     except KeyError as e:
         raise SgGraphError(f"pysg NIR graph: metadata {e} is missing") from None
     except (TypeError, ValueError) as e:
-        raise SgGraphError(f"pysg NIR graph: metadata {META_CONFIG}/{META_DTYPES} is not a valid pysg config: {e}") from None
+        raise SgGraphError(f"pysg NIR graph: metadata {META_CONFIG}/{META_DTYPES} is not a valid pysg config: "
+                           f"{e}") from None
     dt = float(meta.get(META_DT, -1.0))
     if dt != cfg.dt_us * 1e-6:
         raise SgGraphError(f"pysg NIR graph: metadata dt {dt} s does not match the config's dt_us {cfg.dt_us}")

@@ -248,7 +248,8 @@ def evaluate(model: Any, data: Any, *, engine: str | None = None, split: str = "
     if folder:
         from .datasets.tonic_adapter import open_split  # a folder, or a tonic: spec (docs/DATASETS.md)
 
-        samples = open_split(data, split, sensor=tuple(eng.model.info.sensor_size), n_classes=eng.model.info.n_classes)
+        info = eng.model.info
+        samples = open_split(data, split, sensor=tuple(info.sensor_size), n_classes=info.n_classes)
         data = mapped = _MappedSamples(samples, eng.model.info, crop, downsample)
     results = list(iter_samples(eng, data, batch_size=batch_size, keep_logits=keep_logits, progress=progress))
     info = eng.model.info
