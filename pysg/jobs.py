@@ -246,9 +246,11 @@ def evaluate(model: Any, data: Any, *, engine: str | None = None, split: str = "
     folder = isinstance(data, (str, os.PathLike))
     mapped = None
     if folder:
-        from .datasets.gesture import GestureDataset
+        from .datasets.tonic_adapter import open_split  # a folder, or a tonic: spec (docs/DATASETS.md)
 
-        data = mapped = _MappedSamples(GestureDataset(data, split), eng.model.info, crop, downsample)
+        info = eng.model.info
+        samples = open_split(data, split, sensor=tuple(info.sensor_size), n_classes=info.n_classes)
+        data = mapped = _MappedSamples(samples, eng.model.info, crop, downsample)
     results = list(iter_samples(eng, data, batch_size=batch_size, keep_logits=keep_logits, progress=progress))
     info = eng.model.info
     lengths = np.array([r.steps for r in results], np.int64)

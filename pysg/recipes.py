@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from .datasets.gesture import GESTURE_CLASSES, GestureDataset
+from .datasets.gesture import GESTURE_CLASSES
 from .model import Dense, Flatten, Network, NetworkConfig, SumPool2d
 from .train.trainer import SequenceData, TrainConfig, Trainer, calibrate, data_for
 
@@ -40,7 +40,10 @@ def default_network(*, dt_us: int = 10_000, seed: int = 0, classes=GESTURE_CLASS
 
 def load_split(root, split: str, net: Network, *, dt_us: int | None = None,
                progress: Callable[[int], None] | None = None) -> SequenceData:
-    return data_for(net, GestureDataset(root, split), dt_us=dt_us, progress=progress)
+    from .datasets.tonic_adapter import open_split  # a folder, or a tonic: spec (docs/DATASETS.md)
+
+    return data_for(net, open_split(root, split, sensor=net.config.sensor_size, n_classes=net.n_classes),
+                    dt_us=dt_us, progress=progress)
 
 
 def train_folder(data_dir, out_path, *, epochs: int | None = None, dt_ms: float = 10.0, seed: int = 0,

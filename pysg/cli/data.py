@@ -112,9 +112,9 @@ def cmd_eval(args) -> int:
     if args.plot:
         check_output(args.plot, "--plot")
     try:
-        from ..datasets.gesture import GestureDataset
+        from ..datasets.tonic_adapter import open_split
 
-        with _bar(len(GestureDataset(args.data_dir, args.split)), "evaluating", "sample", args.quiet) as bar:
+        with _bar(len(open_split(args.data_dir, args.split)), "evaluating", "sample", args.quiet) as bar:
             ev = _jobs().evaluate(args.model, args.data_dir, engine=_engine(args.engine, args.model),
                                   split=args.split, dt_ms=args.dt_ms, crop=args.crop, downsample=args.downsample,
                                   progress=bar.update)

@@ -10,6 +10,20 @@ from .common import atomic_path, check_output, crc_hex, dumps, model_info
 def cmd_export(args) -> int:
     from pysg.converters.sgm import export_file
 
+    if args.output is None and args.nir is None:
+        raise ValueError("give -o MODEL.sgm, --nir MODEL.nir, or both")
+    if args.nir is not None:
+        from pysg.converters.nir_export import export_nir_file
+
+        check_output(args.nir, "--nir")
+        with atomic_path(args.nir) as tmp:
+            nir_info = {**export_nir_file(args.model, tmp, dt_ms=args.dt_ms), "output": str(args.nir)}
+        if args.output is None:
+            print(dumps(nir_info) if args.json else f"wrote {args.nir}: NIR graph, {nir_info['nodes']} nodes, "
+                  f"{nir_info['edges']} edges, {nir_info['stages']} stages, dt {nir_info['dt_us']} us")
+            return 0
+        if not args.json:
+            print(f"wrote {args.nir}: NIR graph, {nir_info['nodes']} nodes, {nir_info['edges']} edges")
     check_output(args.output, "-o")
     with atomic_path(args.output) as tmp:
         info = export_file(args.model, tmp, dt_ms=args.dt_ms)

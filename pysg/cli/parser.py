@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("export", help="quantise a float model (.npz) into an int8 .sgm model file")
     s.add_argument("model", help="float model (.npz) from `pysg train`")
-    s.add_argument("-o", "--output", required=True, help=".sgm file to write")
+    s.add_argument("-o", "--output", default=None, help=".sgm file to write (-o, --nir or both)")
+    s.add_argument("--nir", default=None, help="also (or only) write the float network as a NIR graph (HDF5, "
+                                               "nir.read loads it; mapping in docs/NIR.md, needs pysg[nir])")
     s.add_argument("--dt-ms", type=float, default=None, help="retarget the model to this step first")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_export)
