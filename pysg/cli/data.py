@@ -157,6 +157,7 @@ def cmd_demo(args) -> int:
     ev = _jobs().evaluate(BUNDLED_MODEL, BUNDLED_SAMPLES, engine=args.engine, split="test")
     classes = ev.summary["classes"]
     result = {"engine": args.engine, "accuracy": float(ev.summary["accuracy"]), "n": len(ev.samples),
+              "events_in": int(ev.summary["events_in"]), "events_dropped": int(ev.summary["events_dropped"]),
               "samples": [_sample_row(r, classes) for r in ev.samples]}
     if args.json:
         print(dumps(result))
@@ -166,5 +167,5 @@ def cmd_demo(args) -> int:
         print(f"{mark} {row['file']} {row['t_start_us'] / 1e6:8.2f} s  truth {row['truth']:<28} "
               f"prediction {row['prediction']}")
     print(f"accuracy {result['accuracy'] * 100:.1f} % on the {result['n']} gestures of the bundled recordings "
-          f"(engine: {result['engine']})")
+          f"(engine: {result['engine']}); {result['events_dropped']} of {result['events_in']} events dropped")
     return 0

@@ -227,8 +227,10 @@ def cmd_device_reset(args) -> int:
 
 def stats_dict(st) -> dict:
     """A STATS reply as `pysg device stats --json` prints it (docs/CLI.md)."""
-    return {"steps": st.steps, "events": st.events_in, "synops": st.synops, "spikes": list(st.spikes),
-            "frames_ok": st.frames_ok, "frames_dropped": st.frames_dropped, "busy_us": st.busy_us}
+    per_stage = [int(n) for n in st.spikes]
+    return {"steps": st.steps, "events": st.events_in, "synops": st.synops, "spikes": sum(per_stage),
+            "spikes_per_stage": per_stage, "frames_ok": st.frames_ok, "frames_dropped": st.frames_dropped,
+            "busy_us": st.busy_us}
 
 
 def cmd_device_stats(args) -> int:
@@ -239,7 +241,8 @@ def cmd_device_stats(args) -> int:
             return 0
         print(f"{dev.hello_info.name}: {d['steps']} steps, {d['events']} events, {d['synops']} synaptic ops, "
               f"busy {d['busy_us'] / 1e6:.3f} s")
-        print("  spikes per stage: " + (", ".join(str(n) for n in d["spikes"]) or "-"))
+        print(f"  spikes {d['spikes']} (per hidden stage: " + (", ".join(str(n) for n in d["spikes_per_stage"]) or "-")
+              + ")")
         print(f"  frames ok {d['frames_ok']}, dropped {d['frames_dropped']}")
         return 0
 
@@ -293,11 +296,11 @@ def cmd_device_activate(args) -> int:
             print(json.dumps({"device": dev.hello_info.name, "active": SLOT_NAMES[slot], "generation": generation,
                               "changed": before != slot, "slots": rows}))
             return 0
-        if before == slot:
-            print(f"{dev.hello_info.name}: slot {SLOT_NAMES[slot]} is already active (generation {generation})")
-        else:
-            print(f"{dev.hello_info.name}: rolled back to slot {SLOT_NAMES[slot]} (generation {generation}); "
-                  f"the model of slot {SLOT_NAMES[before]} was cleared")
+        other = rows[1 - slot]
+        kept = (f"slot {other['slot']} keeps its model (generation {other['generation']})" if other["state"] == "valid"
+                else f"slot {other['slot']} is empty")
+        print(f"{dev.hello_info.name}: slot {SLOT_NAMES[slot]} " + ("was already active" if before == slot else "active")
+              + f" (generation {generation}); {kept}")
         _print_slots(rows)
         return 0
 

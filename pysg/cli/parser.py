@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("info", help="describe an event file (any supported format)")
     s.add_argument("events", help="event file (aedat2/3.1/4, EVT 2.0/3.0, .npy)")
+    s.add_argument("--model", default=None,
+                   help="count the events the sensor mapping onto this model's sensor drops (default: count "
+                        "those outside the recording's own declared sensor)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_info)
 
@@ -221,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         except ValueError as e:
             raise argparse.ArgumentTypeError(str(e)) from None
 
-    for name in ("run", "eval", "stream"):
+    for name in ("run", "eval", "stream", "bench", "info"):
         s = sub.choices[name]
         s.add_argument("--crop", type=_crop, default=None, metavar="X,Y,W,H",
                        help="window of the recording mapped onto the model's sensor (default: the largest centred "
