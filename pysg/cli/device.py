@@ -25,20 +25,48 @@ def _device_call(args, fn) -> int:
     if args.port.startswith("socket://") and not args.port.rpartition(":")[2].isdigit():
         raise ValueError(f"--port {args.port}: a socket URL needs a port (socket://HOST:PORT, as `pysg emulate` "
                          "prints it)")
+    if baud is not None and baud <= 0:
+        raise ValueError(f"--baud {baud}: give a positive rate such as 921600")
     try:
-        with Device(args.port, baudrate=DEFAULT_BAUD) as dev:
-            if baud is not None and baud != DEFAULT_BAUD:
-                if baud <= 0:
-                    raise ValueError(f"--baud {baud}: give a positive rate such as 921600")
+        dev = _connect(Device, args.port, baud)
+        try:
+            if baud is not None and dev.baudrate != baud:
                 try:
                     dev.set_baud(baud)  # esptool-style: connect at the default rate, then switch
                 except UnsupportedError as e:
                     raise UnsupportedError(f"{e} (SET_BAUD); leave out --baud or use --baud {DEFAULT_BAUD}") from None
             return fn(dev)
+        finally:
+            dev.close()
     except ProtocolError as e:
         sub = getattr(args, "device_command", None)
         print(f"pysg {args.command}{' ' + sub if sub else ''}: device error: {e}", file=sys.stderr)
         return 1
+
+
+QUICK_HELLO_TRIES = 4   # HELLO tries at one rate before the next one is tried (about 1 s)
+
+
+def _connect(device_cls, port: str, baud: int | None):
+    """A connected device: at the default rate; with --baud, a device still at that rate
+    from an earlier command (SET_BAUD lasts until a reset) is found too. Tries the default
+    rate briefly, then the --baud rate briefly, then the default rate with every retry."""
+    from ..device.link import DEFAULT_BAUD, LinkError
+
+    tries = [(DEFAULT_BAUD, None)]
+    if baud is not None and baud != DEFAULT_BAUD:
+        tries = [(DEFAULT_BAUD, QUICK_HELLO_TRIES), (baud, QUICK_HELLO_TRIES)] + tries
+    for i, (rate, retries) in enumerate(tries):
+        dev = device_cls(port, baudrate=rate)
+        dev.boot_baudrate = DEFAULT_BAUD  # what a reset device answers at
+        try:
+            dev.connect(**({} if retries is None else {"hello_retries": retries}))
+            return dev
+        except LinkError:
+            dev.close()
+            if i == len(tries) - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _model_bytes(path, dt_ms: float | None) -> bytes:

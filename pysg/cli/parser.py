@@ -174,10 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
         d.add_argument("--port", required=True, help=port_help)
         d.add_argument("--json", action="store_true")
         d.set_defaults(func=fn)
-    d = dsub.add_parser("activate", help="roll back: make slot A or B (holding a valid model) the active one; "
-                                         "the model of the slot active before is cleared")
+    d = dsub.add_parser("activate", help="roll back (or forward): make slot A or B (holding a valid model) the "
+                                         "active one; both models stay")
     d.add_argument("slot", choices=("A", "B", "a", "b"), metavar="A|B",
-                   help="the slot whose model becomes active (the other one is cleared)")
+                   help="the slot whose model becomes active (the other one keeps its model)")
     d.add_argument("--port", required=True, help=port_help)
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_device_activate)
