@@ -208,6 +208,29 @@ def test_history_is_strict_json(made):
     assert h["val_accuracy"] == [None]  # not measured: null, not NaN
 
 
+def test_eval_float_and_ref_engines(made, capsys):
+    root, data, model, sgm, _ = made
+    for argv in ((model, data), (model, data, "--engine", "ref")):
+        rows = _run(capsys, "eval", *argv)
+        _validate("eval", rows)
+        assert rows[0]["engine"] == (argv[3] if len(argv) > 2 else "float")
+
+
+def test_run_source_and_bench_float(bundled_sgm, tmp_path, capsys):
+    from pysg.io import read_events
+    from pysg.recipes import BUNDLED_MODEL
+
+    rows = _run(capsys, "run", bundled_sgm, "--source", RECORDING, "--window-ms", "700")
+    _validate("run-windows", rows)
+    assert sum(r["events"] for r in rows) == len(read_events(RECORDING).events)
+    ev = read_events(RECORDING).events
+    short = tmp_path / "short.npy"
+    np.save(short, ev[ev["t"] < ev["t"][0] + 500_000])
+    r = _run(capsys, "bench", BUNDLED_MODEL, short, "--engine", "float")
+    _validate("bench", r)
+    assert r[0]["arena_bytes"] is None and r[0]["engine"] == "float"
+
+
 def test_eval_lists_each_sample(made, capsys):
     root, data, model, sgm, _ = made
     from pysg.datasets.gesture import GestureDataset
@@ -326,6 +349,24 @@ def device(tmp_path_factory):
 @pytest.fixture(scope="module")
 def flashed(device, bundled_sgm):
     return _capture(["flash", "--port", device.url, bundled_sgm])
+
+
+def test_device_info_without_a_model(device):
+    """Before the first flash (module fixtures: this test runs before test_flash)."""
+    import contextlib
+    import io
+
+    from pysg.device.client import Device
+
+    with Device(device.url) as dev:
+        if dev.info().active_slot is not None:
+            pytest.skip("the module's device already holds a model")
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["--quiet", "device", "info", "--port", device.url, "--json"]) == 0
+    rows = [_strict(buf.getvalue())]
+    _validate("device-info", rows)
+    assert rows[0]["model"] is None and rows[0]["info"]["active_slot"] is None
 
 
 def test_flash(flashed):

@@ -189,7 +189,7 @@ def test_baud(capsys, device):
     assert cli_json(capsys, "device", "info", "--port", device.url, "--baud", "115200")["hello"]["name"] == "posix"
     for argv in (("device", "stats"), ("device", "slots"), ("stream", str(RECORDING), "--window-ms", "500")):
         rc, out, err = cli(capsys, *argv, "--port", device.url, "--baud", "921600")
-        assert rc == 1 and "BAUD" in err and "baud rate" in err, err
+        assert rc == 2 and "BAUD" in err and "baud rate" in err, err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
@@ -228,8 +228,11 @@ def test_pacer_refuses_bad_speed(capsys, device):
     for bad in (0, -1, float("nan")):
         with pytest.raises(ValueError, match="speed"):
             Pacer(0, bad)
-    rc, _, err = cli(capsys, "stream", str(RECORDING), "--port", device.url, "--speed", "0", "--window-ms", "500")
-    assert rc == 2 and "--speed 0" in err
+    for bad in ("0", "-1", "nan"):  # refused while parsing: one line, exit 2, before the file is read
+        with pytest.raises(SystemExit) as e:
+            main(["stream", str(RECORDING), "--port", device.url, "--speed", bad, "--window-ms", "500"])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and f"--speed: {bad}: give a value above 0" in err and len(err.splitlines()) == 1
 
 
 def test_reconnect_after_set_baud_falls_back_to_the_boot_rate(monkeypatch):

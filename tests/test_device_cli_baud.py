@@ -102,5 +102,5 @@ def test_a_host_that_does_not_switch_hears_nothing(pty_device):
 def test_unsupported_rate_is_one_line(pty_device, capsys):
     rc = main(["device", "info", "--port", pty_device.url, "--baud", "123456"])
     err = capsys.readouterr().err
-    assert rc == 1 and "SET_BAUD" in err and "ERR_UNSUPPORTED" in err, err
+    assert rc == 2 and "SET_BAUD" in err and "ERR_UNSUPPORTED" in err, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -62,6 +62,15 @@ def test_qemu_slots_activate_read_model_stats_baud(firmware, tmp_path, capsys):
         st = js("device", "stats", "--port", qd.url)
         assert st["steps"] - before.steps == 5 and st["events"] - before.events_in == int(frames.sum())
 
+        # flash's two JSON shapes (a model, a firmware image) against docs/CLI.md's table
+        from tests.test_cli_vocabulary import _validate
+
+        _validate("flash", [js("flash", a, "--port", qd.url)])
+        fw = js("flash", "--firmware", firmware, "--port", qd.url)
+        _validate("flash", [fw])
+        assert fw["what"] == "firmware" and fw["slot"] is None and fw["version"] == "0.1.0"
+        assert js("device", "info", "--port", qd.url)["model"]["dt_us"] == 10000  # the model survives the update
+
         rc = main(["device", "info", "--port", qd.url, "--baud", "921600"])
         err = capsys.readouterr().err
-        assert rc == 1 and "baud" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert rc == 2 and "baud" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -4,17 +4,15 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
-from .common import _bar, crc_hex, print_window
+from .common import _bar, check_output, crc_hex, print_window, write_atomic
 
 
 def _device_call(args, fn) -> int:
     """Run fn(device) on `--port`; device and link errors end in one line that says what to
-    do next (exit status 1)."""
+    do next (exit status 2, as every other error)."""
     from ..device.client import Device
     from ..device.protocol import ProtocolError
     from ..device.replies import UnsupportedError
@@ -41,7 +39,7 @@ def _device_call(args, fn) -> int:
     except ProtocolError as e:
         sub = getattr(args, "device_command", None)
         print(f"pysg {args.command}{' ' + sub if sub else ''}: device error: {e}", file=sys.stderr)
-        return 1
+        return 2
 
 
 QUICK_HELLO_TRIES = 4   # HELLO tries at one rate before the next one is tried (about 1 s)
@@ -100,6 +98,10 @@ def cmd_flash(args) -> int:
             else:
                 r = dev.upload_model(data, progress=progress)
         out = _upload_dict(r.to_dict()) | {"what": what, "device": dev.hello_info.name, "port": args.port}
+        if args.firmware:  # no model slot; the version as HELLO's fw_version reads ("0.1.0")
+            from ..device.client import fw_version_text
+
+            out |= {"slot": None, "generation": None, "version": fw_version_text(r.version)}
         if args.json:
             print(json.dumps(out))
         elif args.firmware:
@@ -335,36 +337,13 @@ def cmd_device_activate(args) -> int:
     return _device_call(args, run)
 
 
-def _check_output(path: str, what: str) -> Path:
-    out = Path(path)
-    parent = out.parent if str(out.parent) else Path(".")
-    if out.is_dir():
-        raise ValueError(f"{what}: {out} is a directory: give a file name")
-    if not parent.is_dir():
-        raise ValueError(f"{what}: folder {parent} does not exist: create it first")
-    if not os.access(parent, os.W_OK):
-        raise ValueError(f"{what}: folder {parent} is not writable: choose another output")
-    return out
-
-
-def _atomic_write(out: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent if str(out.parent) else ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def cmd_device_read_model(args) -> int:
     import zlib
 
     from ..device.session import SLOT_NAMES, slot_index
 
     want = None if args.slot is None else slot_index(args.slot)
-    out = _check_output(args.output, "pysg device read-model -o")
+    out = check_output(args.output, "-o")
 
     def run(dev) -> int:
         with _bar(0, "reading model", "B", args.quiet or args.json) as bar:
@@ -373,7 +352,7 @@ def cmd_device_read_model(args) -> int:
                 bar.update(done - bar.n)
 
             slot, data = dev.read_slot_model(want, progress=progress)
-        _atomic_write(out, data)
+        write_atomic(out, lambda f: f.write(data))
         d = {"device": dev.hello_info.name, "slot": SLOT_NAMES[slot], "output": str(out), "file_bytes": len(data),
              "crc32": crc_hex(zlib.crc32(data))}
         if args.json:
