@@ -217,7 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("emulate", help="run an emulated device (POSIX, or the firmware in QEMU) and print its URL")
     s.add_argument("--qemu", action="store_true", help="the real firmware in qemu-system-arm (mps2-an386)")
     g = s.add_mutually_exclusive_group()
-    g.add_argument("--tcp", type=int, default=None, metavar="PORT", help="serve on TCP PORT (0: any free port; default)")
+    g.add_argument("--tcp", type=_tcp_port, default=None, metavar="PORT",
+                   help="serve on TCP PORT (0: any free port; default)")
     g.add_argument("--pty", action="store_true", help="a pseudo-terminal (POSIX device only)")
     s.add_argument("--flash", help="flash image file (kept across runs; default: a temporary file)")
     s.set_defaults(func=cmd_emulate)
@@ -257,6 +258,16 @@ def _positive(kind):
 
     parse.__name__ = kind.__name__
     return parse
+
+
+def _tcp_port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text}: give a TCP port number, 0..65535 (0: any free port)")
+    return port
 
 
 def _positive_numbers(parser: argparse.ArgumentParser) -> None:
