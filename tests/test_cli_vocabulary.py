@@ -378,7 +378,11 @@ def test_device_info(device, flashed, capsys):
 
 
 def test_stream_per_gesture(device, flashed, capsys):
-    _validate("stream-gestures", _run(capsys, "stream", RECORDING, "--port", device.url))
+    capsys.readouterr()
+    assert main(["stream", str(RECORDING), "--port", device.url, "--json"]) == 0
+    out, err = capsys.readouterr()
+    _validate("stream-gestures", [_strict(ln) for ln in out.splitlines()])
+    assert _stderr_totals(err, "pysg stream:")["events_in"] > 0
 
 
 def test_stream_windows_equal_run_windows(device, flashed, bundled_sgm, capsys):
@@ -480,15 +484,28 @@ def test_info_reports_events_in_and_dropped(bundled_sgm, tmp_path, capsys):
         assert r[0]["events_dropped"] > 0 and r[0]["mapping"]["crop"] == list(m.crop)
 
 
-def test_run_per_gesture_reports_its_totals_on_stderr(bundled_sgm, capsys):
+TOTALS = {k: v for k, v in TABLES["run"].items() if k.split(".")[0] in ("events_in", "events_dropped", "mapping")}
+
+
+def _stderr_totals(err: str, prefix: str) -> dict:
+    """The last `PREFIX {...}` line on stderr: events_in, events_dropped, mapping (run's keys)."""
+    lines = [ln for ln in err.splitlines() if ln.startswith(prefix + " {")]
+    totals = _strict(lines[-1][len(prefix) + 1:])
+    assert not _check(totals, TOTALS), _check(totals, TOTALS)
+    return totals
+
+
+def test_run_per_gesture_and_per_window_report_totals_on_stderr(bundled_sgm, capsys):
     from pysg.io import read_events
 
-    capsys.readouterr()
-    assert main([*map(str, ("run", bundled_sgm, RECORDING)), "--json"]) == 0
-    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("pysg run: {")]
-    totals = _strict(err[0][len("pysg run: "):])
-    assert totals["events_in"] == len(read_events(RECORDING).events) and totals["events_dropped"] == 0
-    assert not _check(totals, {k: v for k, v in TABLES["run"].items() if k.split(".")[0] in totals})
+    n = len(read_events(RECORDING).events)
+    for extra in ((), ("--window-ms", "700"), ("--source",)):
+        capsys.readouterr()
+        argv = ["run", bundled_sgm, *extra, RECORDING] if extra == ("--source",) else ["run", bundled_sgm, RECORDING,
+                                                                                      *extra]
+        assert main([*map(str, argv), "--json"]) == 0
+        totals = _stderr_totals(capsys.readouterr().err, "pysg run:")
+        assert (totals["events_in"], totals["events_dropped"]) == (n, 0), extra
 
 
 # ------------------------------------------------------------------ the device commands (last: they change

@@ -133,8 +133,8 @@ def _print_windows(args, source, engine, name: str) -> int:
     for row in live_predictions(args.model, source, window_ms=args.window_ms or 500.0, engine=engine,
                                 crop=args.crop, downsample=args.downsample, on_mapping=said, totals=totals):
         print_window(row, args.json)
-    if not getattr(args, "said_quiet", args.quiet):
-        print("pysg run: " + json.dumps(totals), file=sys.stderr)
+    if not getattr(args, "said_quiet", args.quiet):  # the totals, as run per gesture and stream print them
+        print("pysg run: " + json.dumps(totals | {"mapping": used[0].to_dict() if used else None}), file=sys.stderr)
     line = drop_warning(name, totals["events_in"], totals["events_dropped"], used[0] if used else None)
     if line:
         print(line, file=sys.stderr)
