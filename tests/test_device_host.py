@@ -301,6 +301,6 @@ def test_upload_over_a_pty(tmp_path, sgm_bytes):
 
 def test_stream_without_a_model_says_how_to_flash_one(tmp_path, capsys):
     with start_posix_device(tmp_path / "flash.bin", tcp_port=0) as fresh:
-        assert main(["--quiet", "stream", "--port", fresh.url, str(RECORDING), "--window-ms", "500"]) == 1
+        assert main(["--quiet", "stream", "--port", fresh.url, str(RECORDING), "--window-ms", "500"]) == 2
     err = capsys.readouterr().err
     assert "has no model" in err and f"pysg flash --port {fresh.url}" in err

@@ -309,7 +309,7 @@ def test_pty(tmp_path):
     serial = pytest.importorskip("serial")
     with start_posix_device(tmp_path / "flash.bin", tcp_port=None, pty=True) as dev:
         assert dev.url.startswith("/dev/")
-        port = serial.serial_for_url(dev.url, timeout=REPLY_TIMEOUT)
+        port = serial.serial_for_url(dev.url, baudrate=115200, timeout=REPLY_TIMEOUT)  # the device's boot rate
         try:
             port.write(b"\0" + frame(Op.HELLO, 1, struct.pack("<H", 1)))
             raw = port.read_until(b"\0")

@@ -99,7 +99,7 @@ def test_qemu_flash_stream_and_firmware_update(firmware, firmware_v2, sgm_file, 
 
         # a new application through the bootloader; the model slot is kept
         assert main(["--quiet", "flash", "--port", qd.url, "--firmware", str(firmware_v2), "--json"]) == 0
-        assert json_lines(capsys)[-1]["version"] == V2
+        assert json_lines(capsys)[-1]["version"] == "0.2.0"  # as HELLO's fw_version (docs/CLI.md)
         assert main(["device", "info", "--port", qd.url, "--json"]) == 0
         info = json_lines(capsys)[-1]
         assert info["hello"]["fw_version"] == "0.2.0" and info["info"]["fw_version"] == "0.2.0"

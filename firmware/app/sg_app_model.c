@@ -7,6 +7,7 @@
 
 #include "sg_app_priv.h"
 #include "sg_board.h"
+#include "sg_bootctl.h"
 #include "sg_format.h"
 #include "sg_proto_ops.h"
 
@@ -46,6 +47,7 @@ void sg_app_load_active(void)
     unsigned i;
     int active;
     uint32_t off;
+    sg_model_sel sel;
     sg_app.active = -1;
     sg_app.streaming = 0;
     memset(&sg_app.rt, 0, sizeof sg_app.rt);
@@ -55,7 +57,8 @@ void sg_app_load_active(void)
             sg_app.slots[i].valid = 0;
         }
     }
-    active = sg_slots_active(sg_app.slots);
+    sg_bootctl_model_sel(&sel);
+    active = sg_slots_pick(sg_app.slots, &sel);
     if (active < 0) {
         return;
     }
@@ -127,7 +130,7 @@ size_t sg_app_op_model_activate(const uint8_t *in, size_t n, uint8_t *out)
 {
     sg_upload *up = &sg_app.model_up;
     unsigned target = up->target;
-    int newest = sg_slots_active(sg_app.slots);
+    sg_model_sel sel;
     uint32_t generation;
     int s;
     (void)in;
@@ -135,8 +138,10 @@ size_t sg_app_op_model_activate(const uint8_t *in, size_t n, uint8_t *out)
     if (up->state != SG_UPLOAD_VERIFIED) {
         return sg_app_status(out, SG_DEV_ERR_STATE);
     }
-    /* One ahead of the newest (mod 2^32: the slot comparison wraps with it). */
-    generation = (newest < 0 ? 0u : sg_app.slots[(unsigned)newest].generation) + 1u;
+    /* Ahead of every generation known, the boot-selection record's too (mod 2^32: the slot
+     * comparison wraps with it): the new model is the newest, a roll back no longer applies. */
+    sg_bootctl_model_sel(&sel);
+    generation = sg_slots_next_generation(sg_app.slots, &sel);
     s = sg_slot_commit(target, generation, up->size, up->crc);
     up->state = SG_UPLOAD_IDLE;
     if (s != SG_DEV_OK) {
@@ -167,11 +172,13 @@ size_t sg_app_op_model_read(const uint8_t *in, size_t n, uint8_t *out)
     return SG_REPLY_MODEL_READ_DATA + count;
 }
 
-/* Roll back: make @p slot (valid) the active one by clearing the active slot's header. */
+/* Roll back (or forward): make @p slot (valid) the active one with a boot-selection record;
+ * both models stay. One record write: a power cut leaves the previous choice. */
 size_t sg_app_op_model_select(const uint8_t *in, size_t n, uint8_t *out)
 {
     const unsigned slot = in[SG_REQ_MODEL_SELECT_SLOT];
-    int s;
+    sg_model_sel sel;
+    int newest, s;
     (void)n;
     if (slot >= SG_SLOT_COUNT) {
         return sg_app_status(out, SG_DEV_ERR_ARG);
@@ -181,9 +188,15 @@ size_t sg_app_op_model_select(const uint8_t *in, size_t n, uint8_t *out)
     }
     if (sg_app.active >= 0 && (unsigned)sg_app.active != slot) {
         sg_app.model_up.state = SG_UPLOAD_IDLE; /* it may target the slot that becomes active */
-        s = sg_slot_invalidate((unsigned)sg_app.active);
-        if (s != SG_DEV_OK) {
-            return sg_app_status(out, s);
+        newest = sg_slots_active(sg_app.slots);
+        memset(&sel, 0, sizeof sel);
+        sel.valid = 1;
+        sel.slot = (uint8_t)slot;
+        sel.generation = sg_app.slots[slot].generation;
+        sel.newest = sg_app.slots[(unsigned)newest].generation;
+        s = sg_bootctl_select_model(&sel);
+        if (s != 0) { /* -2: a board without boot-control sectors cannot keep a choice */
+            return sg_app_status(out, s == -2 ? SG_DEV_ERR_UNSUPPORTED : SG_DEV_ERR_FLASH);
         }
         sg_app_load_active();
     }

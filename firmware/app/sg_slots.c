@@ -69,6 +69,27 @@ int sg_slots_active(const sg_slot_info *info)
     return best;
 }
 
+int sg_slots_pick(const sg_slot_info *info, const sg_model_sel *sel)
+{
+    int newest = sg_slots_active(info);
+    if (newest >= 0 && sel != NULL && sel->valid && sel->slot < SG_SLOT_COUNT && info[sel->slot].valid
+        && info[sel->slot].generation == sel->generation
+        && info[(unsigned)newest].generation == sel->newest) {
+        return (int)sel->slot;
+    }
+    return newest;
+}
+
+uint32_t sg_slots_next_generation(const sg_slot_info *info, const sg_model_sel *sel)
+{
+    int newest = sg_slots_active(info);
+    uint32_t top = newest < 0 ? 0u : info[(unsigned)newest].generation;
+    if (sel != NULL && sel->valid && (newest < 0 || (int32_t)(sel->newest - top) > 0)) {
+        top = sel->newest;
+    }
+    return top + 1u;
+}
+
 int sg_slot_commit(unsigned slot, uint32_t generation, uint32_t size, uint32_t crc)
 {
     const sg_flash_region *r = slot_region(slot);
@@ -86,20 +107,6 @@ int sg_slot_commit(unsigned slot, uint32_t generation, uint32_t size, uint32_t c
     sg_put_u32(h + SG_SLOT_OFF_HEADER_CRC, sg_crc32(0, h, SG_SLOT_OFF_HEADER_CRC));
     if (sg_board_flash_program(r->addr, h, sizeof h) != 0
         || memcmp(sg_board_flash_ptr(r->addr), h, sizeof h) != 0) {
-        return SG_DEV_ERR_FLASH;
-    }
-    return SG_DEV_OK;
-}
-
-int sg_slot_invalidate(unsigned slot)
-{
-    const sg_flash_region *r = slot_region(slot);
-    static const uint8_t zero[4] = {0, 0, 0, 0};
-    if (r == NULL || sg_slot_capacity(slot) == 0u) {
-        return SG_DEV_ERR_ARG;
-    }
-    if (sg_board_flash_program(r->addr + SG_SLOT_OFF_MAGIC, zero, sizeof zero) != 0
-        || memcmp(sg_board_flash_ptr(r->addr + SG_SLOT_OFF_MAGIC), zero, sizeof zero) != 0) {
         return SG_DEV_ERR_FLASH;
     }
     return SG_DEV_OK;

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sg_bootctl.h"
 #include "sg_proto_ops.h"
 #include "sg_runtime.h"
 
@@ -67,14 +68,22 @@ void sg_slot_read(unsigned slot, sg_model *scratch, sg_slot_info *info);
  */
 int sg_slots_active(const sg_slot_info *info);
 
-/** Write the slot header (one program call) and read it back; an sg_dev_status. */
-int sg_slot_commit(unsigned slot, uint32_t generation, uint32_t size, uint32_t crc);
+/**
+ * The active slot: the one the boot-selection record @p sel chose (sg_bootctl.h) while it
+ * still holds the generation it had and no slot is newer than the record's @c newest (a
+ * later upload wins); otherwise sg_slots_active(). -1 when no slot is valid.
+ */
+int sg_slots_pick(const sg_slot_info *info, const sg_model_sel *sel);
 
 /**
- * Clear the slot header's magic (NOR programming only clears bits, so this needs no erase):
- * the slot no longer holds a valid model. An sg_dev_status.
+ * The generation a newly activated model gets: one ahead of every generation the slots
+ * and the boot-selection record know (mod 2^32), so it is the newest and the record no
+ * longer applies; 1 when there is none.
  */
-int sg_slot_invalidate(unsigned slot);
+uint32_t sg_slots_next_generation(const sg_slot_info *info, const sg_model_sel *sel);
+
+/** Write the slot header (one program call) and read it back; an sg_dev_status. */
+int sg_slot_commit(unsigned slot, uint32_t generation, uint32_t size, uint32_t crc);
 
 /**
  * BEGIN: resume the upload of the same size and crc into the same region (when the bytes

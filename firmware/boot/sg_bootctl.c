@@ -57,6 +57,22 @@ static int record_valid(uint32_t addr, uint32_t *seq, uint8_t *state)
     return 1;
 }
 
+/* The boot-selection record in the sector at @p sector_addr (valid = 0 when absent or torn). */
+static void sel_read(uint32_t sector_addr, sg_model_sel *sel)
+{
+    const uint32_t a = sector_addr + SG_MODELSEL_SECTOR_OFFSET;
+    const uint8_t *p = sg_board_flash_ptr(a);
+    memset(sel, 0, sizeof *sel);
+    if (sg_flash_rd32(a + SG_MODELSEL_OFF_MAGIC) != SG_MODELSEL_MAGIC ||
+        sg_flash_rd32(a + SG_MODELSEL_OFF_CRC) != sg_crc32(0, p, SG_MODELSEL_OFF_CRC)) {
+        return;
+    }
+    sel->valid = 1;
+    sel->slot = p[SG_MODELSEL_OFF_SLOT];
+    sel->generation = sg_flash_rd32(a + SG_MODELSEL_OFF_GENERATION);
+    sel->newest = sg_flash_rd32(a + SG_MODELSEL_OFF_NEWEST);
+}
+
 int sg_bootctl_read(sg_bootctl_record *rec)
 {
     const sg_flash_layout *lay = sg_board_flash_layout();
@@ -64,6 +80,7 @@ int sg_bootctl_read(sg_bootctl_record *rec)
     rec->seq = 0;
     rec->state = SG_BOOT_IDLE;
     rec->sector = -1;
+    memset(&rec->sel, 0, sizeof rec->sel);
     if (!has_bootctl(lay)) {
         return -1;
     }
@@ -80,31 +97,56 @@ int sg_bootctl_read(sg_bootctl_record *rec)
             rec->sector = (int8_t)i;
         }
     }
-    return rec->sector < 0 ? -1 : 0;
+    if (rec->sector < 0) {
+        return -1;
+    }
+    sel_read(lay->boot_ctl[rec->sector].addr, &rec->sel);
+    return 0;
 }
 
-int sg_bootctl_write(uint8_t state)
+/* The boot-control record @p state with the selection @p sel, in the sector that does not
+ * hold the newest pair: erase, selection, then the record (the commit), read back. */
+static int write_pair(uint8_t state, const sg_model_sel *sel)
 {
     const sg_flash_layout *lay = sg_board_flash_layout();
     sg_bootctl_record cur;
     uint8_t rec[SG_BOOTCTL_RECORD_SIZE];
+    uint8_t ms[SG_MODELSEL_RECORD_SIZE];
     uint32_t seq, crc, got_seq;
     uint8_t got_state;
     const sg_flash_region *dst;
-    if (!has_bootctl(lay) || state > SG_BOOT_REVERTING) {
+    if (!has_bootctl(lay) || lay->boot_ctl[0].size < SG_MODELSEL_SECTOR_OFFSET + SG_MODELSEL_RECORD_SIZE ||
+        lay->boot_ctl[1].size < SG_MODELSEL_SECTOR_OFFSET + SG_MODELSEL_RECORD_SIZE) {
+        return -2;
+    }
+    if (state > SG_BOOT_REVERTING) {
         return -1;
     }
     (void)sg_bootctl_read(&cur);
     dst = &lay->boot_ctl[cur.sector == 0 ? 1 : 0];
     seq = cur.seq + 1u;
+    if (sg_board_flash_erase(dst->addr, dst->size) != 0) {
+        return -1;
+    }
+    if (sel->valid) {
+        memset(ms, 0, sizeof ms);
+        wr32(ms + SG_MODELSEL_OFF_MAGIC, SG_MODELSEL_MAGIC);
+        ms[SG_MODELSEL_OFF_SLOT] = sel->slot;
+        wr32(ms + SG_MODELSEL_OFF_GENERATION, sel->generation);
+        wr32(ms + SG_MODELSEL_OFF_NEWEST, sel->newest);
+        wr32(ms + SG_MODELSEL_OFF_CRC, sg_crc32(0, ms, SG_MODELSEL_OFF_CRC));
+        if (sg_board_flash_program(dst->addr + SG_MODELSEL_SECTOR_OFFSET, ms, sizeof ms) != 0 ||
+            memcmp(sg_board_flash_ptr(dst->addr + SG_MODELSEL_SECTOR_OFFSET), ms, sizeof ms) != 0) {
+            return -1;
+        }
+    }
     memset(rec, 0, sizeof rec);
     wr32(rec + SG_BOOTCTL_OFF_MAGIC, SG_BOOTCTL_MAGIC);
     wr32(rec + SG_BOOTCTL_OFF_SEQ, seq);
     rec[SG_BOOTCTL_OFF_STATE] = state;
     crc = sg_crc32(0, rec, SG_BOOTCTL_OFF_CRC);
     wr32(rec + SG_BOOTCTL_OFF_CRC, crc);
-    if (sg_board_flash_erase(dst->addr, dst->size) != 0 ||
-        sg_board_flash_program(dst->addr, rec, sizeof rec) != 0) {
+    if (sg_board_flash_program(dst->addr, rec, sizeof rec) != 0) {
         return -1;
     }
     /* read back: the record must now be the valid one */
@@ -112,6 +154,29 @@ int sg_bootctl_write(uint8_t state)
         return -1;
     }
     return 0;
+}
+
+int sg_bootctl_write(uint8_t state)
+{
+    sg_bootctl_record cur;
+    (void)sg_bootctl_read(&cur);
+    return write_pair(state, &cur.sel) == 0 ? 0 : -1; /* the boot-selection record carried over */
+}
+
+void sg_bootctl_model_sel(sg_model_sel *sel)
+{
+    sg_bootctl_record cur;
+    (void)sg_bootctl_read(&cur);
+    *sel = cur.sel;
+}
+
+int sg_bootctl_select_model(const sg_model_sel *sel)
+{
+    sg_bootctl_record cur;
+    sg_model_sel want = *sel;
+    (void)sg_bootctl_read(&cur);
+    want.valid = 1;
+    return write_pair(cur.state, &want); /* the boot state is kept */
 }
 
 void sg_bootctl_info(sg_boot_info *info)

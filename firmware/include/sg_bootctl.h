@@ -31,6 +31,28 @@ typedef struct sg_boot_info {
     uint32_t fw_crc;      /**< the running image's header image_crc */
 } sg_boot_info;
 
+/**
+ * The boot-selection record (pysg/device/ops.py MODELSEL_RECORD, docs/PROTOCOL.md 3.2): the
+ * model slot the user chose with MODEL_SELECT. It applies while that slot still holds the
+ * generation it had and no model newer than @c newest exists (a later upload wins).
+ */
+typedef struct sg_model_sel {
+    uint8_t valid;       /**< a record is there (0: the newest model is active) */
+    uint8_t slot;        /**< the slot chosen */
+    uint32_t generation; /**< its generation when chosen */
+    uint32_t newest;     /**< the newest generation of any slot then */
+} sg_model_sel;
+
+/** The boot-selection record of the newest boot-control sector (valid = 0 when none). */
+void sg_bootctl_model_sel(sg_model_sel *sel);
+
+/**
+ * Record @p sel (the boot state is kept) in the other boot-control sector, the selection
+ * first and the boot-control record last, so a power cut leaves the previous pair.
+ * 0 on success, -1 on a flash error, -2 on a board without boot-control sectors.
+ */
+int sg_bootctl_select_model(const sg_model_sel *sel);
+
 /** Fill @p info from the boot-control record and the primary image header. */
 void sg_bootctl_info(sg_boot_info *info);
 

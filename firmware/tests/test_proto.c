@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include "sg_app.h"
+#include "sg_bootctl.h"
+#include "sg_bootctl_priv.h"
 #include "sg_proto.h"
 #include "sg_proto_ops.h"
 #include "sg_runtime.h"
@@ -562,6 +564,71 @@ static void test_fw_larger_than_primary(void)
     CHECK_EQ(sg_get_u32(g_reply + 1), 0);
 }
 
+/* The boot-selection record (PROTOCOL.md 3.2): which slot is active, what generation a new
+ * model gets, and the record in the boot-control sectors (kept by every boot-control write,
+ * the bootloader's too; the boot-control record commits it). Truth: the rule written out. */
+static void test_model_selection(void)
+{
+    sg_slot_info s[SG_SLOT_COUNT] = {{1, 1, 100, 0}, {1, 2, 100, 0}};
+    sg_model_sel sel = {1, 0, 1, 2}, got;
+    sg_bootctl_record rec;
+    const uint32_t bc = 16u * 1024u; /* the test board's boot_ctl[0] */
+    CHECK_EQ(sg_slots_pick(s, NULL), 1);                   /* the newest */
+    CHECK_EQ(sg_slots_pick(s, &sel), 0);                   /* rolled back: A, B kept */
+    CHECK_EQ(sg_slots_next_generation(s, &sel), 3u);
+    s[1].valid = 0;                                        /* B erased by the next upload */
+    CHECK_EQ(sg_slots_pick(s, &sel), 0);
+    CHECK_EQ(sg_slots_next_generation(s, &sel), 3u);       /* ahead of the record's newest, not 2 */
+    s[1].valid = 1;
+    s[1].generation = 3;                                   /* the new upload activated: it wins */
+    CHECK_EQ(sg_slots_pick(s, &sel), 1);
+    s[1].generation = 2;
+    s[0].generation = 7;                                   /* A is another model now */
+    CHECK_EQ(sg_slots_pick(s, &sel), 0);                   /* 7 is the newest anyway */
+    sel.slot = 1;
+    sel.generation = 2;
+    sel.newest = 7;
+    CHECK_EQ(sg_slots_pick(s, &sel), 1);
+    s[0].generation = 0xFFFFFFFFu;                         /* counters wrap: 0 is ahead of 0xFFFFFFFF */
+    s[1].generation = 0u;
+    sel.valid = 0;
+    CHECK_EQ(sg_slots_pick(s, &sel), 1);
+    CHECK_EQ(sg_slots_next_generation(s, &sel), 1u);
+    sel.slot = 5;
+    sel.valid = 1;
+    CHECK_EQ(sg_slots_pick(s, &sel), 1);                   /* no such slot: ignored */
+
+    /* In flash: none at first; written, read back; a boot-control write keeps it. */
+    sg_test_board_wipe();
+    sg_bootctl_model_sel(&got);
+    CHECK_EQ(got.valid, 0);
+    sel.slot = 0;
+    sel.generation = 1;
+    sel.newest = 2;
+    CHECK_EQ(sg_bootctl_select_model(&sel), 0);
+    sg_bootctl_model_sel(&got);
+    CHECK(got.valid && got.slot == 0 && got.generation == 1 && got.newest == 2);
+    CHECK_EQ(sg_get_u32(sg_test_flash() + bc + SG_MODELSEL_SECTOR_OFFSET + SG_MODELSEL_OFF_MAGIC), SG_MODELSEL_MAGIC);
+    CHECK_EQ(sg_bootctl_write(SG_BOOT_PENDING), 0);        /* the bootloader's and FW_ACTIVATE's write */
+    CHECK_EQ(sg_bootctl_read(&rec), 0);
+    CHECK(rec.state == SG_BOOT_PENDING && rec.sector == 1 && rec.sel.valid && rec.sel.slot == 0);
+    CHECK_EQ(sg_bootctl_write(SG_BOOT_IDLE), 0);
+    sel.slot = 1;
+    sel.generation = 2;
+    CHECK_EQ(sg_bootctl_select_model(&sel), 0);            /* into sector 1; sector 0 keeps slot 0 */
+    CHECK_EQ(sg_bootctl_read(&rec), 0);
+    CHECK(rec.sector == 1 && rec.state == SG_BOOT_IDLE && rec.sel.slot == 1);
+    /* A write cut before its boot-control record was complete: the older pair holds. */
+    sg_test_flash()[bc + 4096u + SG_BOOTCTL_OFF_CRC] ^= 1u;
+    sg_bootctl_model_sel(&got);
+    CHECK(got.valid && got.slot == 0 && got.generation == 1);
+    /* A failed program: an error, and the choice before it stays. */
+    sg_test_fail_programs(1);
+    CHECK_EQ(sg_bootctl_select_model(&sel), -1);
+    sg_bootctl_model_sel(&got);
+    CHECK(got.valid && got.slot == 0);
+}
+
 int main(void)
 {
     sg_test_board_wipe();
@@ -576,6 +643,7 @@ int main(void)
     test_set_baud_unsupported_rate();
     test_flash_readback_failure_restarts_upload();
     test_fw_larger_than_primary();
+    test_model_selection();
     printf("test_proto: %d checks, %d failures\n", g_checks, g_failures);
     return g_failures == 0 ? 0 : 1;
 }

@@ -37,20 +37,27 @@ def main(argv: list[str] | None = None) -> int:
     args.said_quiet = args.quiet  # what the user asked: info lines on stderr stay with --json
     if getattr(args, "json", False):
         args.quiet = True  # no progress bars with --json
+    sub = getattr(args, "device_command", None)
+    name = f"pysg {args.command}{' ' + sub if sub else ''}"
     try:
         return args.func(args)
     except IsADirectoryError as e:
-        print(f"pysg {args.command}: error: {e.filename}: is a directory; give a file in it", file=sys.stderr)
+        print(f"{name}: error: {e.filename}: is a directory; give a file in it", file=sys.stderr)
         return 2
     except PermissionError as e:
-        print(f"pysg {args.command}: error: {e.filename}: permission denied; choose a path you can read/write",
+        print(f"{name}: error: {e.filename}: permission denied; choose a path you can read/write",
               file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError, NotADirectoryError) as e:
-        print(f"pysg {args.command}: error: {e}", file=sys.stderr)
+    except (FileNotFoundError, NotADirectoryError) as e:
+        what = "no such file or folder" if isinstance(e, FileNotFoundError) else "a part of the path is not a folder"
+        print(f"{name}: error: {e.filename}: {what}; check the path" if e.filename else f"{name}: error: {e}",
+              file=sys.stderr)
+        return 2
+    except ValueError as e:
+        print(f"{name}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"pysg {args.command}: interrupted", file=sys.stderr)
+        print(f"{name}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # the reader went away (`pysg ... | head`): exit quietly, and keep Python's

@@ -54,12 +54,23 @@ def _synth_json(summary: dict) -> dict:
             "train": [str(x) for x in summary["train"]], "test": [str(x) for x in summary["test"]]}
 
 
+def _dataset(path, split: str) -> None:
+    """A DVS128-Gesture-layout folder with the split's trial list, or a one-line ValueError."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ValueError(f"DATA_DIR {path}: no such folder; give a dataset folder (`pysg synth DIR` makes one)")
+    if not (folder / f"trials_to_{split}.txt").is_file():
+        raise ValueError(f"DATA_DIR {path}: not a dataset folder (no trials_to_{split}.txt; the DVS128 Gesture "
+                         "layout, as `pysg synth DIR` writes it)")
+
+
 def cmd_train(args) -> int:
     from ..recipes import train_folder
 
     # every refusal before epoch 1
     if args.epochs is not None and args.epochs < 1:
         raise ValueError(f"--epochs {args.epochs}: give at least 1 (or leave it out for the recipe's)")
+    _dataset(args.data_dir, "train")
     check_output(args.output, "-o")
     if args.history:
         check_output(args.history, "--history")
@@ -109,6 +120,7 @@ def _eval_summary(r: dict) -> str:
 
 
 def cmd_eval(args) -> int:
+    _dataset(args.data_dir, args.split)
     if args.plot:
         check_output(args.plot, "--plot")
     try:
@@ -157,6 +169,7 @@ def cmd_demo(args) -> int:
     ev = _jobs().evaluate(BUNDLED_MODEL, BUNDLED_SAMPLES, engine=args.engine, split="test")
     classes = ev.summary["classes"]
     result = {"engine": args.engine, "accuracy": float(ev.summary["accuracy"]), "n": len(ev.samples),
+              "events_in": int(ev.summary["events_in"]), "events_dropped": int(ev.summary["events_dropped"]),
               "samples": [_sample_row(r, classes) for r in ev.samples]}
     if args.json:
         print(dumps(result))
@@ -166,5 +179,5 @@ def cmd_demo(args) -> int:
         print(f"{mark} {row['file']} {row['t_start_us'] / 1e6:8.2f} s  truth {row['truth']:<28} "
               f"prediction {row['prediction']}")
     print(f"accuracy {result['accuracy'] * 100:.1f} % on the {result['n']} gestures of the bundled recordings "
-          f"(engine: {result['engine']})")
+          f"(engine: {result['engine']}); {result['events_dropped']} of {result['events_in']} events dropped")
     return 0

@@ -4,17 +4,15 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
-from .common import _bar, crc_hex, print_window
+from .common import _bar, check_output, crc_hex, print_window, write_atomic
 
 
 def _device_call(args, fn) -> int:
     """Run fn(device) on `--port`; device and link errors end in one line that says what to
-    do next (exit status 1)."""
+    do next (exit status 2, as every other error)."""
     from ..device.client import Device
     from ..device.protocol import ProtocolError
     from ..device.replies import UnsupportedError
@@ -25,20 +23,48 @@ def _device_call(args, fn) -> int:
     if args.port.startswith("socket://") and not args.port.rpartition(":")[2].isdigit():
         raise ValueError(f"--port {args.port}: a socket URL needs a port (socket://HOST:PORT, as `pysg emulate` "
                          "prints it)")
+    if baud is not None and baud <= 0:
+        raise ValueError(f"--baud {baud}: give a positive rate such as 921600")
     try:
-        with Device(args.port, baudrate=DEFAULT_BAUD) as dev:
-            if baud is not None and baud != DEFAULT_BAUD:
-                if baud <= 0:
-                    raise ValueError(f"--baud {baud}: give a positive rate such as 921600")
+        dev = _connect(Device, args.port, baud)
+        try:
+            if baud is not None and dev.baudrate != baud:
                 try:
                     dev.set_baud(baud)  # esptool-style: connect at the default rate, then switch
                 except UnsupportedError as e:
                     raise UnsupportedError(f"{e} (SET_BAUD); leave out --baud or use --baud {DEFAULT_BAUD}") from None
             return fn(dev)
+        finally:
+            dev.close()
     except ProtocolError as e:
         sub = getattr(args, "device_command", None)
         print(f"pysg {args.command}{' ' + sub if sub else ''}: device error: {e}", file=sys.stderr)
-        return 1
+        return 2
+
+
+QUICK_HELLO_TRIES = 4   # HELLO tries at one rate before the next one is tried (about 1 s)
+
+
+def _connect(device_cls, port: str, baud: int | None):
+    """A connected device: at the default rate; with --baud, a device still at that rate
+    from an earlier command (SET_BAUD lasts until a reset) is found too. Tries the default
+    rate briefly, then the --baud rate briefly, then the default rate with every retry."""
+    from ..device.link import DEFAULT_BAUD, LinkError
+
+    tries = [(DEFAULT_BAUD, None)]
+    if baud is not None and baud != DEFAULT_BAUD:
+        tries = [(DEFAULT_BAUD, QUICK_HELLO_TRIES), (baud, QUICK_HELLO_TRIES)] + tries
+    for i, (rate, retries) in enumerate(tries):
+        dev = device_cls(port, baudrate=rate)
+        dev.boot_baudrate = DEFAULT_BAUD  # what a reset device answers at
+        try:
+            dev.connect(**({} if retries is None else {"hello_retries": retries}))
+            return dev
+        except LinkError:
+            dev.close()
+            if i == len(tries) - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _model_bytes(path, dt_ms: float | None) -> bytes:
@@ -72,6 +98,10 @@ def cmd_flash(args) -> int:
             else:
                 r = dev.upload_model(data, progress=progress)
         out = _upload_dict(r.to_dict()) | {"what": what, "device": dev.hello_info.name, "port": args.port}
+        if args.firmware:  # no model slot; the version as HELLO's fw_version reads ("0.1.0")
+            from ..device.client import fw_version_text
+
+            out |= {"slot": None, "generation": None, "version": fw_version_text(r.version)}
         if args.json:
             print(json.dumps(out))
         elif args.firmware:
@@ -227,8 +257,10 @@ def cmd_device_reset(args) -> int:
 
 def stats_dict(st) -> dict:
     """A STATS reply as `pysg device stats --json` prints it (docs/CLI.md)."""
-    return {"steps": st.steps, "events": st.events_in, "synops": st.synops, "spikes": list(st.spikes),
-            "frames_ok": st.frames_ok, "frames_dropped": st.frames_dropped, "busy_us": st.busy_us}
+    per_stage = [int(n) for n in st.spikes]
+    return {"steps": st.steps, "events": st.events_in, "synops": st.synops, "spikes": sum(per_stage),
+            "spikes_per_stage": per_stage, "frames_ok": st.frames_ok, "frames_dropped": st.frames_dropped,
+            "busy_us": st.busy_us}
 
 
 def cmd_device_stats(args) -> int:
@@ -239,7 +271,8 @@ def cmd_device_stats(args) -> int:
             return 0
         print(f"{dev.hello_info.name}: {d['steps']} steps, {d['events']} events, {d['synops']} synaptic ops, "
               f"busy {d['busy_us'] / 1e6:.3f} s")
-        print("  spikes per stage: " + (", ".join(str(n) for n in d["spikes"]) or "-"))
+        print(f"  spikes {d['spikes']} (per hidden stage: " + (", ".join(str(n) for n in d["spikes_per_stage"]) or "-")
+              + ")")
         print(f"  frames ok {d['frames_ok']}, dropped {d['frames_dropped']}")
         return 0
 
@@ -293,38 +326,15 @@ def cmd_device_activate(args) -> int:
             print(json.dumps({"device": dev.hello_info.name, "active": SLOT_NAMES[slot], "generation": generation,
                               "changed": before != slot, "slots": rows}))
             return 0
-        if before == slot:
-            print(f"{dev.hello_info.name}: slot {SLOT_NAMES[slot]} is already active (generation {generation})")
-        else:
-            print(f"{dev.hello_info.name}: rolled back to slot {SLOT_NAMES[slot]} (generation {generation}); "
-                  f"the model of slot {SLOT_NAMES[before]} was cleared")
+        other = rows[1 - slot]
+        kept = (f"slot {other['slot']} keeps its model (generation {other['generation']})" if other["state"] == "valid"
+                else f"slot {other['slot']} is empty")
+        print(f"{dev.hello_info.name}: slot {SLOT_NAMES[slot]} " + ("was already active" if before == slot else "active")
+              + f" (generation {generation}); {kept}")
         _print_slots(rows)
         return 0
 
     return _device_call(args, run)
-
-
-def _check_output(path: str, what: str) -> Path:
-    out = Path(path)
-    parent = out.parent if str(out.parent) else Path(".")
-    if out.is_dir():
-        raise ValueError(f"{what}: {out} is a directory: give a file name")
-    if not parent.is_dir():
-        raise ValueError(f"{what}: folder {parent} does not exist: create it first")
-    if not os.access(parent, os.W_OK):
-        raise ValueError(f"{what}: folder {parent} is not writable: choose another output")
-    return out
-
-
-def _atomic_write(out: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent if str(out.parent) else ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def cmd_device_read_model(args) -> int:
@@ -333,7 +343,7 @@ def cmd_device_read_model(args) -> int:
     from ..device.session import SLOT_NAMES, slot_index
 
     want = None if args.slot is None else slot_index(args.slot)
-    out = _check_output(args.output, "pysg device read-model -o")
+    out = check_output(args.output, "-o")
 
     def run(dev) -> int:
         with _bar(0, "reading model", "B", args.quiet or args.json) as bar:
@@ -342,7 +352,7 @@ def cmd_device_read_model(args) -> int:
                 bar.update(done - bar.n)
 
             slot, data = dev.read_slot_model(want, progress=progress)
-        _atomic_write(out, data)
+        write_atomic(out, lambda f: f.write(data))
         d = {"device": dev.hello_info.name, "slot": SLOT_NAMES[slot], "output": str(out), "file_bytes": len(data),
              "crc32": crc_hex(zlib.crc32(data))}
         if args.json:

@@ -11,10 +11,10 @@ from .recordings import cmd_info, cmd_plot, cmd_run
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pysg", description="SpikingGamma edge inference: train, convert, run.")
+    p = _OneLineParser(prog="pysg", description="SpikingGamma edge inference: train, convert, run.")
     p.add_argument("--quiet", action="store_true", help="no progress bars (also accepted after the subcommand)")
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("synth", help="generate a synthetic DVS128-Gesture-layout dataset")
     s.add_argument("out_dir", help="a new folder to write (it must not exist, or be empty)")
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dt-ms", type=float, default=10.0, help="simulation step, ms")
     s.add_argument("--seed", type=int, default=0, help="random seed of the initial weights and the sample order")
     s.add_argument("--resume", action="store_true", help="continue from OUTPUT.ckpt")
-    s.add_argument("--history", help="write the training curves (JSON) here")
+    s.add_argument("--history", help="write the training curves (JSON) here (default: not written)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_train)
 
@@ -42,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", help="float model (.npz) or .sgm model")
     s.add_argument("data_dir", help="dataset folder (DVS128-Gesture layout)")
     s.add_argument("--split", default="test", choices=("train", "test"), help="which split to evaluate")
-    s.add_argument("--dt-ms", type=float, default=None, help="retarget the model to this step first")
-    s.add_argument("--plot", help="write the confusion matrix as PNG here")
+    s.add_argument("--dt-ms", type=float, default=None,
+                   help="retarget the model to this step first (default: the model's own step)")
+    s.add_argument("--plot", help="write the confusion matrix as PNG here (default: no plot)")
     s.add_argument("--engine", choices=("float", "ref", "c"), default=None,
                    help="float: the float model (.npz); ref: the Python int8 integer reference; c: the C "
                         "runtime (both take an .sgm, or an .npz quantised first). Default: c for an .sgm, "
@@ -56,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", default=None, help=".sgm file to write (-o, --nir or both)")
     s.add_argument("--nir", default=None, help="also (or only) write the float network as a NIR graph (HDF5, "
                                                "nir.read loads it; mapping in docs/NIR.md, needs pysg[nir])")
-    s.add_argument("--dt-ms", type=float, default=None, help="retarget the model to this step first")
+    s.add_argument("--dt-ms", type=float, default=None,
+                   help="retarget the model to this step first (default: the model's own step)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_export)
 
@@ -93,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("events", nargs="?", help="event file, any supported format: one sample, a sample per labelled "
                                              "gesture (a labels CSV), or a prediction per --window-ms")
     s.add_argument("--source", help="live input: tcp://HOST:PORT (DV network stream), camera[:SERIAL], "
-                                    "or a file replayed at --speed; prints a prediction per --window-ms")
+                                    "or a file replayed at --speed; prints a prediction per --window-ms (default: "
+                                    "none, give EVENTS)")
     s.add_argument("--labels", default=None,
                    help="DVS128-Gesture labels CSV: one sample per labelled gesture (default when "
                         "<stem>_labels.csv is beside the recording and --window-ms is not given)")
@@ -106,12 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--engine", choices=("c", "ref"), default=None,
                    help="c (default): the C runtime; ref: the Python integer reference of the model's kind "
                         "(bit-exact twins)")
-    s.add_argument("--dump-logits", help="save the per-step int32 logits (steps x classes) as .npy")
+    s.add_argument("--dump-logits", help="save the per-step int32 logits (steps x classes) as .npy (default: not "
+                                         "saved)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("info", help="describe an event file (any supported format)")
     s.add_argument("events", help="event file (aedat2/3.1/4, EVT 2.0/3.0, .npy)")
+    s.add_argument("--model", default=None,
+                   help="count the events the sensor mapping onto this model's sensor drops (default: count "
+                        "those outside the recording's own declared sensor)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_info)
 
@@ -127,15 +134,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("input", help="history JSON (curves), eval JSON (confusion), a dataset folder or one "
                                  "recording (events, raster)")
     s.add_argument("-o", "--output", required=True, help="PNG file to write")
-    s.add_argument("--model", help="model for the spike raster")
+    s.add_argument("--model", help="model for the spike raster (needed by raster; default: none)")
     s.add_argument("--sample", type=int, default=0, help="sample index in the folder's test split")
     s.set_defaults(func=cmd_plot)
 
     s = sub.add_parser("flash", help="upload a model (or, with --firmware, a firmware image) to a device")
     s.add_argument("model", nargs="?", help=".sgm model, or a float .npz model (exported as `pysg export` does)")
     s.add_argument("--port", required=True, help="device path, pty, or pyserial URL (socket://HOST:PORT)")
-    s.add_argument("--firmware", help="firmware image (.img, from `python -m pysg.device.image`) instead of a model")
-    s.add_argument("--dt-ms", type=float, default=None, help="retarget a float model to this step first")
+    s.add_argument("--firmware", help="firmware image (.img, from `python -m pysg.device.image`) instead of a model "
+                                      "(default: none, MODEL is flashed)")
+    s.add_argument("--dt-ms", type=float, default=None,
+                   help="retarget a float model to this step first (default: the model's own step)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_flash)
 
@@ -149,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_stream)
 
     s = sub.add_parser("device", help="talk to a device")
-    dsub = s.add_subparsers(dest="device_command", required=True)
+    dsub = s.add_subparsers(dest="device_command", required=True, metavar="SUBCOMMAND")
     d = dsub.add_parser("info", help="identity, capabilities, model slots and the active model")
     d.add_argument("--port", required=True, help="device path, pty, or pyserial URL (socket://HOST:PORT)")
     d.add_argument("--json", action="store_true")
@@ -173,10 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
         d.add_argument("--port", required=True, help=port_help)
         d.add_argument("--json", action="store_true")
         d.set_defaults(func=fn)
-    d = dsub.add_parser("activate", help="roll back: make slot A or B (holding a valid model) the active one; "
-                                         "the model of the slot active before is cleared")
+    d = dsub.add_parser("activate", help="roll back (or forward): make slot A or B (holding a valid model) the "
+                                         "active one; both models stay")
     d.add_argument("slot", choices=("A", "B", "a", "b"), metavar="A|B",
-                   help="the slot whose model becomes active (the other one is cleared)")
+                   help="the slot whose model becomes active (the other one keeps its model)")
     d.add_argument("--port", required=True, help=port_help)
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_device_activate)
@@ -210,7 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("emulate", help="run an emulated device (POSIX, or the firmware in QEMU) and print its URL")
     s.add_argument("--qemu", action="store_true", help="the real firmware in qemu-system-arm (mps2-an386)")
     g = s.add_mutually_exclusive_group()
-    g.add_argument("--tcp", type=int, default=None, metavar="PORT", help="serve on TCP PORT (0: any free port; default)")
+    g.add_argument("--tcp", type=_tcp_port, default=None, metavar="PORT",
+                   help="serve on TCP PORT (0: any free port; default)")
     g.add_argument("--pty", action="store_true", help="a pseudo-terminal (POSIX device only)")
     s.add_argument("--flash", help="flash image file (kept across runs; default: a temporary file)")
     s.set_defaults(func=cmd_emulate)
@@ -223,15 +233,54 @@ def build_parser() -> argparse.ArgumentParser:
         except ValueError as e:
             raise argparse.ArgumentTypeError(str(e)) from None
 
-    for name in ("run", "eval", "stream"):
+    for name in ("run", "eval", "stream", "bench", "info"):
         s = sub.choices[name]
         s.add_argument("--crop", type=_crop, default=None, metavar="X,Y,W,H",
                        help="window of the recording mapped onto the model's sensor (default: the largest centred "
                             "window of the sensor's aspect ratio; docs/ARCHITECTURE.md)")
         s.add_argument("--downsample", type=int, default=None, metavar="N",
                        help="integer factor from the window to the model's sensor (default: the smallest that fits)")
+    _positive_numbers(p)
     _show_defaults(p)
     return p
+
+
+POSITIVE = {"window_ms": float, "speed": float, "dt_ms": float, "seconds": float, "steps": int, "workers": int}
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
+        if not value > 0:  # also refuses NaN
+            raise argparse.ArgumentTypeError(f"{text}: give a value above 0")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _tcp_port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text}: give a TCP port number, 0..65535 (0: any free port)")
+    return port
+
+
+def _positive_numbers(parser: argparse.ArgumentParser) -> None:
+    """Lengths, rates, steps and counts must be above 0: refused while parsing (exit 2, one
+    line), before any file is read."""
+    for action in parser._actions:
+        if action.dest in POSITIVE and action.type in (int, float):
+            action.type = _positive(POSITIVE[action.dest])
+        if isinstance(action, argparse._SubParsersAction):
+            for sp in action.choices.values():
+                _positive_numbers(sp)
 
 
 def _version() -> str:
@@ -241,6 +290,15 @@ def _version() -> str:
         return version("pysg")
     except PackageNotFoundError:  # run from a source tree that was never installed
         return "unknown (not installed)"
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage errors in one line on stderr, exit status 2, as every other input error:
+    `pysg run: error: argument --window-ms: invalid float value: 'x' (see pysg run --help)`.
+    Subparsers are made of this class too (argparse's add_subparsers default)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 class _DefaultsHelp(argparse.HelpFormatter):

@@ -57,8 +57,8 @@ def cmd_run(args) -> int:
 
 
 def _mapped_events(args, engine):
-    """The recording's events on the model's sensor (the one mapping, pysg.preprocess),
-    with the drop warning on stderr."""
+    """The recording's events on the model's sensor (the one mapping, pysg.preprocess); its
+    events_in / events_dropped / mapping as one JSON line on stderr, the drop warning too."""
     from ..io import read_events
     from ..preprocess import drop_warning
 
@@ -66,6 +66,9 @@ def _mapped_events(args, engine):
     recording = read_events(args.events)
     events, mapping, dropped = jobs.map_recording(jobs.load_model(args.model, engine=engine).info, recording,
                                                   crop=args.crop, downsample=args.downsample)
+    if not getattr(args, "said_quiet", args.quiet):  # as `pysg stream`: the rows on stdout, the totals here
+        print("pysg run: " + json.dumps({"events_in": len(recording.events), "events_dropped": dropped,
+                                         "mapping": mapping.to_dict()}), file=sys.stderr)
     line = drop_warning(str(args.events), len(recording.events), dropped, mapping)
     if line:
         print(line, file=sys.stderr)
@@ -130,8 +133,8 @@ def _print_windows(args, source, engine, name: str) -> int:
     for row in live_predictions(args.model, source, window_ms=args.window_ms or 500.0, engine=engine,
                                 crop=args.crop, downsample=args.downsample, on_mapping=said, totals=totals):
         print_window(row, args.json)
-    if not getattr(args, "said_quiet", args.quiet):
-        print("pysg run: " + json.dumps(totals), file=sys.stderr)
+    if not getattr(args, "said_quiet", args.quiet):  # the totals, as run per gesture and stream print them
+        print("pysg run: " + json.dumps(totals | {"mapping": used[0].to_dict() if used else None}), file=sys.stderr)
     line = drop_warning(name, totals["events_in"], totals["events_dropped"], used[0] if used else None)
     if line:
         print(line, file=sys.stderr)
@@ -157,10 +160,49 @@ def cmd_info(args) -> int:
     from ..io import info
 
     r = info(args.events)
+    r.update(_info_drops(args, r))
     print(dumps(r) if args.json else
           f"{args.events}: {r['format']}, {r['width']}x{r['height']}, {r['n_events']} events "
-          f"({r['n_on']} ON), t {r['t_first']} .. {r['t_last']} us")
+          f"({r['n_on']} ON), t {r['t_first']} .. {r['t_last']} us; {r['events_dropped']} of {r['events_in']} "
+          f"events dropped ({_DROPPED_BY[r['dropped_by']]})")
     return 0
+
+
+_DROPPED_BY = {"sensor": "outside the recording's declared sensor",
+               "model": "by the sensor mapping onto --model's sensor"}
+
+
+def _info_drops(args, r: dict) -> dict:
+    """events_in / events_dropped of `pysg info`: without --model, the events outside the
+    sensor the file declares (x >= width, y >= height); with --model M, what the one sensor
+    mapping (pysg.preprocess.sensor_mapping, as run/eval/stream/bench apply it) leaves out.
+    Counted chunk by chunk (pysg.io.iter_events)."""
+    from ..io import iter_events
+    from ..preprocess import apply_mapping, sensor_mapping
+
+    m = None
+    if args.model is not None:
+        sensor = _jobs().load_model(args.model, engine="ref" if Path(args.model).suffix == ".sgm" else None)
+        size = (r["width"], r["height"]) if r["geometry_source"] == "file" else None
+        m = sensor_mapping(size, tuple(sensor.info.sensor_size), crop=args.crop, downsample=args.downsample)
+    elif args.crop is not None or args.downsample is not None:
+        raise ValueError("--crop / --downsample choose the mapping onto a model's sensor: add --model MODEL")
+    dropped = 0
+    w, h = r["width"], r["height"]
+    for ev in iter_events(args.events):
+        if m is not None:
+            dropped += int(ev.size - apply_mapping(ev, m).size)
+        elif w is not None and h is not None:
+            dropped += int(((ev["x"] >= w) | (ev["y"] >= h)).sum())
+    line = None
+    if m is not None:
+        from ..preprocess import drop_warning
+
+        line = drop_warning(str(args.events), r["n_events"], dropped, m)
+    if line:
+        print(line, file=sys.stderr)
+    return {"events_in": r["n_events"], "events_dropped": dropped, "dropped_by": "model" if m else "sensor",
+            "mapping": m.to_dict() if m is not None else None}
 
 
 def _read_json(path, what: str, key: str) -> dict:

@@ -262,8 +262,9 @@ STATUS_SIZE = 1           # a reply's i8 status, before its fields
 
 # ------------------------------------------------------------------ flash records
 # What the host writes or checks in a device's flash beside the protocol: the firmware
-# image header (PROTOCOL.md 3.5; pysg.device.image), a model slot's header (3.2), and
-# the boot-control record the application and the bootloader share. All little-endian.
+# image header (PROTOCOL.md 3.5; pysg.device.image), a model slot's header (3.2), the
+# boot-control record the application and the bootloader share, and the boot-selection
+# record beside it. All little-endian.
 
 IMAGE_MAGIC = 0x4D494753          # "SGIM"
 IMAGE_HEADER_VERSION = 1
@@ -289,12 +290,29 @@ BOOTCTL_RECORD = Layout((F("magic", 0, "I"), F("seq", 4, "I"),  # newer = ahead 
                          F("state", 8, "B"),                      # sg_boot_state
                          F("reserved", 9, "3s"), F("crc", 12, "I")))
 
+# The boot-selection record: which model slot the user chose (`pysg device activate A|B`),
+# so that rolling back keeps the newer model (PROTOCOL.md 3.2). It lives in the boot-control
+# sectors, at MODELSEL_SECTOR_OFFSET after the boot-control record, and is written with it:
+# every boot-control write programs this record first and the boot-control record last (the
+# commit), so a sector whose boot-control record is valid holds a complete selection.
+MODELSEL_MAGIC = 0x534D4753       # "SGMS"
+MODELSEL_SECTOR_OFFSET = 32       # from the start of a boot-control sector
+MODELSEL_RECORD = Layout((F("magic", 0, "I"),
+                          F("slot", 4, "B"),             # the slot chosen, 0 or 1
+                          F("reserved", 5, "3s"),        # zero
+                          F("generation", 8, "I"),       # that slot's generation when chosen
+                          F("newest", 12, "I"),          # the newest generation of any model then
+                          F("crc", 16, "I")))            # CRC-32 of the bytes before it
+
 # name in the C macros, record, its magic and version constants
 FLASH_RECORDS: dict[str, tuple[Layout, dict[str, int]]] = {
     "IMAGE": (IMAGE_HEADER, {"SG_IMAGE_MAGIC": IMAGE_MAGIC, "SG_IMAGE_HEADER_VERSION": IMAGE_HEADER_VERSION}),
     "SLOT": (SLOT_HEADER, {"SG_SLOT_MAGIC": SLOT_MAGIC, "SG_SLOT_VERSION": SLOT_HEADER_VERSION}),
     "BOOTCTL": (BOOTCTL_RECORD, {"SG_BOOTCTL_MAGIC": BOOTCTL_MAGIC,
                                  "SG_BOOTCTL_RECORD_SIZE": BOOTCTL_RECORD.head_size}),
+    "MODELSEL": (MODELSEL_RECORD, {"SG_MODELSEL_MAGIC": MODELSEL_MAGIC,
+                                   "SG_MODELSEL_RECORD_SIZE": MODELSEL_RECORD.head_size,
+                                   "SG_MODELSEL_SECTOR_OFFSET": MODELSEL_SECTOR_OFFSET}),
 }
 
 

@@ -238,7 +238,7 @@ class Session:
 
     def select_slot(self, slot: int) -> tuple[int, int]:
         """Roll back: make `slot` (0 or 1, holding a valid model) the active one (MODEL_SELECT;
-        the model of the slot active before is cleared on the device). Returns (slot, generation)."""
+        the device records the choice; both models stay). Returns (slot, generation)."""
         if slot not in (0, 1):
             raise ValueError(f"select_slot: slot must be 0 or 1, got {slot}")
         r = _parse_select(self._cmd(Op.MODEL_SELECT, struct.pack("<B", slot)))

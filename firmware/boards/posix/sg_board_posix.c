@@ -32,9 +32,14 @@
 #define SG_POSIX_TAKEOVER_MS 2000
 
 static const sg_flash_layout g_layout = {
-    {0, 0}, {{0, 0}, {0, 0}}, {0, 0}, {0, 0}, {0, 0},
+    {0, 0},
+    {{SG_POSIX_BOOTCTL_ADDR, SG_POSIX_SECTOR_SIZE}, {SG_POSIX_BOOTCTL_ADDR + SG_POSIX_SECTOR_SIZE, SG_POSIX_SECTOR_SIZE}},
+    {0, 0}, {0, 0}, {0, 0},
     {{0, SG_POSIX_SLOT_SIZE}, {SG_POSIX_SLOT_SIZE, SG_POSIX_SLOT_SIZE}},
 };
+
+static unsigned long g_cut_at; /* SG_POSIX_CUT_ENV: the flash operation that is cut, 0 none */
+static unsigned long g_flash_ops;
 
 static uint8_t *g_flash;       /* SG_POSIX_FLASH_SIZE bytes, MAP_SHARED: writes reach the file */
 static int g_flash_fd = -1;    /* kept open: it holds the flash file's lock */
@@ -47,6 +52,62 @@ static struct timespec g_boot;
 
 jmp_buf sg_posix_reset_point;
 int sg_posix_reset_armed;
+
+/* ---------------------------------------------------------------- the pty's line rate
+ * A pty has one termios for both ends (Linux applies the master's to the slave), set by the
+ * host's serial library (pyserial: at open and at each baudrate change). The device keeps
+ * its own UART rate here; when the two differ, bytes are lost both ways, as on a real line
+ * where a UART at another rate sees only framing errors. SET_BAUD changes the device's
+ * rate after its reply (sg_app.c), so the host must switch too, as with a real board. */
+#define SG_POSIX_BOOT_BAUD 115200u
+
+static const struct {
+    uint32_t baud;
+    speed_t speed;
+} g_rates[] = {
+    {9600u, B9600}, {19200u, B19200}, {38400u, B38400}, {57600u, B57600}, {115200u, B115200},
+    {230400u, B230400},
+#ifdef B460800
+    {460800u, B460800},
+#endif
+#ifdef B921600
+    {921600u, B921600},
+#endif
+#ifdef B1000000
+    {1000000u, B1000000},
+#endif
+#ifdef B2000000
+    {2000000u, B2000000},
+#endif
+};
+
+static uint32_t g_uart_baud = SG_POSIX_BOOT_BAUD; /* pty mode: the device's UART rate */
+
+static int rate_speed(uint32_t baud, speed_t *speed)
+{
+    size_t i;
+    for (i = 0; i < sizeof g_rates / sizeof g_rates[0]; ++i) {
+        if (g_rates[i].baud == baud) {
+            *speed = g_rates[i].speed;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* The host's side of the line matches the device's rate (always, off a pty). */
+static int line_in_step(void)
+{
+    struct termios t;
+    speed_t want;
+    if (g_pty_fd < 0) {
+        return 1;
+    }
+    if (tcgetattr(g_pty_slave_fd, &t) != 0 || rate_speed(g_uart_baud, &want) != 0) {
+        return 0;
+    }
+    return cfgetospeed(&t) == want;
+}
 
 /* ---------------------------------------------------------------- setup */
 
@@ -81,6 +142,11 @@ int sg_posix_flash_open(const char *path)
     }
     g_flash = p;
     g_flash_fd = fd;
+    {
+        const char *cut = getenv(SG_POSIX_CUT_ENV);
+        g_cut_at = cut != NULL ? strtoul(cut, NULL, 10) : 0ul;
+        g_flash_ops = 0;
+    }
     if (fresh) {
         memset(g_flash, 0xFF, SG_POSIX_FLASH_SIZE); /* erased NOR flash */
     }
@@ -133,7 +199,9 @@ int sg_posix_uart_pty(char *path, size_t path_size)
         return -1;
     }
     cfmakeraw(&t);
-    if (tcsetattr(g_pty_slave_fd, TCSANOW, &t) != 0) {
+    /* the line starts at the device's boot rate (a pty's default is 38400) */
+    if (cfsetispeed(&t, B115200) != 0 || cfsetospeed(&t, B115200) != 0
+        || tcsetattr(g_pty_slave_fd, TCSANOW, &t) != 0) {
         close(fd);
         return -1;
     }
@@ -179,6 +247,7 @@ void sg_posix_close(void)
 void sg_board_init(void)
 {
     clock_gettime(CLOCK_MONOTONIC, &g_boot);
+    g_uart_baud = SG_POSIX_BOOT_BAUD; /* a reset device is back at its boot rate */
 }
 
 const char *sg_board_name(void)
@@ -241,7 +310,7 @@ size_t sg_board_uart_read(uint8_t *buf, size_t max)
         if (fd == g_client_fd) {
             g_client_seen_us = micros_since_boot();
         }
-        return (size_t)n;
+        return line_in_step() ? (size_t)n : 0u; /* at another rate: framing errors, nothing usable */
     }
     if (fd == g_client_fd && (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))) {
         drop_client(); /* the host hung up: wait for the next one, state kept */
@@ -252,6 +321,9 @@ size_t sg_board_uart_read(uint8_t *buf, size_t max)
 void sg_board_uart_write(const uint8_t *data, size_t n)
 {
     int fd = g_pty_fd >= 0 ? g_pty_fd : g_client_fd;
+    if (!line_in_step()) {
+        return; /* the host listens at another rate: what we send never arrives intact */
+    }
     while (n > 0u && fd >= 0) {
         ssize_t w = fd == g_client_fd ? send(fd, data, n, MSG_NOSIGNAL) : write(fd, data, n);
         if (w > 0) {
@@ -278,13 +350,19 @@ void sg_board_uart_write(const uint8_t *data, size_t n)
 
 void sg_board_uart_flush(void)
 {
-    /* Writes above return once the kernel has the bytes. */
+    if (g_pty_fd >= 0) {
+        (void)tcdrain(g_pty_fd); /* before a rate change: the reply leaves at the old rate */
+    }
 }
 
 int sg_board_uart_set_baud(uint32_t baud)
 {
-    (void)baud;
-    return -1; /* a socket or pty has no rate to change */
+    speed_t speed;
+    if (g_pty_fd < 0 || rate_speed(baud, &speed) != 0) {
+        return -1; /* a socket has no rate; a pty takes the termios rates */
+    }
+    g_uart_baud = baud;
+    return 0;
 }
 
 void sg_board_idle(void)
@@ -326,7 +404,8 @@ const sg_flash_layout *sg_board_flash_layout(void)
 /* [addr, addr + size) inside one region of the layout. */
 static int in_region(uint32_t addr, uint32_t size)
 {
-    const sg_flash_region *r[] = {&g_layout.model[0], &g_layout.model[1]};
+    const sg_flash_region *r[] = {&g_layout.boot_ctl[0], &g_layout.boot_ctl[1], &g_layout.model[0],
+                                  &g_layout.model[1]};
     unsigned i;
     for (i = 0; i < sizeof r / sizeof r[0]; ++i) {
         if (addr >= r[i]->addr && (uint64_t)addr + size <= (uint64_t)r[i]->addr + r[i]->size) {
@@ -342,6 +421,10 @@ int sg_board_flash_erase(uint32_t addr, uint32_t size)
         || !in_region(addr, size)) {
         return -1;
     }
+    if (++g_flash_ops == g_cut_at) { /* a power cut half way through the erase */
+        memset(g_flash + addr, 0xFF, size / 2u);
+        _exit(SG_POSIX_CUT_EXIT);
+    }
     memset(g_flash + addr, 0xFF, size);
     return 0;
 }
@@ -354,6 +437,12 @@ int sg_board_flash_program(uint32_t addr, const void *data, size_t n)
         return -1;
     }
     /* NOR flash only clears bits: programming over unerased bytes shows in the read-back. */
+    if (++g_flash_ops == g_cut_at) { /* a power cut half way through the program */
+        for (i = 0; i < n / 2u; ++i) {
+            g_flash[addr + i] &= d[i];
+        }
+        _exit(SG_POSIX_CUT_EXIT);
+    }
     for (i = 0; i < n; ++i) {
         g_flash[addr + i] &= d[i];
     }

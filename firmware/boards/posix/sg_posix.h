@@ -14,6 +14,16 @@
 #define SG_POSIX_FLASH_SIZE (4u * 1024u * 1024u)
 #define SG_POSIX_SECTOR_SIZE 4096u
 #define SG_POSIX_SLOT_SIZE (512u * 1024u)
+/* Two boot-control sectors after the slots: no bootloader here, but the boot-selection
+ * record (which model slot `pysg device activate` chose) lives there on every board. */
+#define SG_POSIX_BOOTCTL_ADDR (2u * SG_POSIX_SLOT_SIZE)
+
+/* Fault injection for the power-cut tests: with this environment variable set to N >= 1,
+ * flash operation N (erase or program, counted from the start) does the first half of its
+ * work and the process ends at once with status SG_POSIX_CUT_EXIT, as at a power cut
+ * (the flash file keeps what was written). */
+#define SG_POSIX_CUT_ENV "SG_POSIX_CUT_AT"
+#define SG_POSIX_CUT_EXIT 75
 
 /** Map @p path as the flash (created and filled with 0xFF when missing) and lock it for
  *  this process; 0, -2 when another device holds it, -1 for any other failure. */
