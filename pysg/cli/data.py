@@ -55,7 +55,12 @@ def _synth_json(summary: dict) -> dict:
 
 
 def _dataset(path, split: str) -> None:
-    """A DVS128-Gesture-layout folder with the split's trial list, or a one-line ValueError."""
+    """A DVS128-Gesture-layout folder with the split's trial list, or a one-line ValueError.
+    A `tonic:` spec is checked where it is opened (pysg.datasets.tonic_adapter)."""
+    from ..datasets.tonic_adapter import is_tonic_spec
+
+    if is_tonic_spec(str(path)):
+        return
     folder = Path(path)
     if not folder.is_dir():
         raise ValueError(f"DATA_DIR {path}: no such folder; give a dataset folder (`pysg synth DIR` makes one)")

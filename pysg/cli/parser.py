@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_synth)
 
     s = sub.add_parser("train", help="train the default gesture network online")
-    s.add_argument("data_dir", help="dataset folder (DVS128-Gesture layout, e.g. from `pysg synth`)")
+    s.add_argument("data_dir", help="dataset folder (DVS128-Gesture layout, e.g. from `pysg synth`) or a tonic dataset on disk, "
+                                           "tonic:NAME:ROOT[+Transform(...)] (docs/DATASETS.md)")
     s.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
     s.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
     s.add_argument("--dt-ms", type=float, default=10.0, help="simulation step, ms")
@@ -40,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("eval", help="evaluate a model on a dataset split")
     s.add_argument("model", help="float model (.npz) or .sgm model")
-    s.add_argument("data_dir", help="dataset folder (DVS128-Gesture layout)")
+    s.add_argument("data_dir", help="dataset folder (DVS128-Gesture layout) or tonic:NAME:ROOT[+Transform(...)] "
+                                    "(docs/DATASETS.md)")
     s.add_argument("--split", default="test", choices=("train", "test"), help="which split to evaluate")
     s.add_argument("--dt-ms", type=float, default=None,
                    help="retarget the model to this step first (default: the model's own step)")
@@ -54,9 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("export", help="quantise a float model (.npz) into an int8 .sgm model file")
     s.add_argument("model", help="float model (.npz) from `pysg train`")
-    s.add_argument("-o", "--output", default=None, help=".sgm file to write (-o, --nir or both)")
+    s.add_argument("-o", "--output", default=None, help=".sgm file to write (default: none; give -o, --nir or both)")
     s.add_argument("--nir", default=None, help="also (or only) write the float network as a NIR graph (HDF5, "
-                                               "nir.read loads it; mapping in docs/NIR.md, needs pysg[nir])")
+                                               "nir.read loads it; mapping in docs/NIR.md, needs pysg[nir]; "
+                                               "default: none)")
     s.add_argument("--dt-ms", type=float, default=None,
                    help="retarget the model to this step first (default: the model's own step)")
     s.add_argument("--json", action="store_true")
