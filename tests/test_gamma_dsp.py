@@ -1,13 +1,13 @@
 # SPDX-License-Identifier: MIT
 """The SpikingGamma kernels' Cortex-M4 DSP paths (runtime_c/src/engines/gamma/
-sg_gamma_kernels.c under __ARM_FEATURE_DSP: QADD, QSUB, SSAT, SMMULR) against the
+sg_gamma_kernels.c under __ARM_FEATURE_DSP: the x of a neuron with QADD) against the
 portable C that stays the reference, on QEMU mps2-an386:
 
 - the portable build (-DSG_NO_DSP) passes the same golden tests as the DSP build
   (test_runtime_c_unit.py's test_cortexm4_under_qemu): both give the Python integer
   reference's logits at every step, so each other's;
 - the two variants in one image, on states and constants at the edges of the DSP fast
-  paths, give the same bucket decays and neuron x bit for bit;
+  path, give the same x of every neuron bit for bit;
 - the DSP instructions are really in the DSP build and absent from the portable one.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ RUNTIME = ROOT / "runtime_c"
 KERNELS = RUNTIME / "src" / "engines" / "gamma" / "sg_gamma_kernels.c"
 M4 = ["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-mcpu=cortex-m4", "-mthumb",
       "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-Os", f"-I{RUNTIME / 'include'}"]
-DSP_OPS = ("smmulr", "qadd", "qsub")  # the DSP extension's (SSAT is base ARMv7-M)
+DSP_OPS = ("qadd", "qsub", "smmulr", "smlad")  # DSP-extension instructions
 RENAMED = ("sg_decay_stage", "sg_pool_index", "sg_scatter_dense", "sg_scatter_dense2", "sg_scatter", "sg_fanout",
            "sg_stage_x")
 QEMU = ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none", "-serial", "none"]
@@ -44,13 +44,14 @@ def test_dsp_instructions_only_in_the_dsp_build(tmp_path):
     dsp, port = tmp_path / "dsp.o", tmp_path / "port.o"
     subprocess.run([*M4, "-c", str(KERNELS), "-o", str(dsp)], check=True)
     subprocess.run([*M4, "-DSG_NO_DSP", "-c", str(KERNELS), "-o", str(port)], check=True)
-    assert {"smmulr", "qadd", "qsub", "ssat"} <= _mnemonics(dsp)
+    assert "qadd" in _mnemonics(dsp)
     assert not set(DSP_OPS) & _mnemonics(port)
 
 
 def test_dsp_and_portable_kernels_agree_on_edge_states(tmp_path):
-    """Both variants in one Cortex-M4 image; 400 rounds of decay and x on K = 1..6,
-    dense and conv stages, |z - t| around 2^30, sums around 2^31, every shift 0..62."""
+    """Both variants in one Cortex-M4 image; 400 rounds of x (two runs each: all neurons,
+    and from mid-channel) on K = 1..6, dense and conv stages, sums around +-2^31, every
+    shift 0..62."""
     need("arm-none-eabi-gcc", "qemu-system-arm")
     fw = ROOT / "firmware"
     port_dir = fw / "boards" / "qemu-mps2-an386"
@@ -64,7 +65,7 @@ def test_dsp_and_portable_kernels_agree_on_edge_states(tmp_path):
                     str(port), "-o", str(elf)], check=True)
     p = subprocess.run([*QEMU, "-semihosting-config", "enable=on,target=native,arg=test_gamma_dsp",
                         "-kernel", str(elf)], capture_output=True, text=True, timeout=120, check=False)
-    assert p.returncode == 0 and "1200 checks, 0 failures" in p.stdout, p.stdout[-3000:] + p.stderr[-1000:]
+    assert p.returncode == 0 and "800 checks, 0 failures" in p.stdout, p.stdout[-3000:] + p.stderr[-1000:]
 
 
 def test_portable_build_gives_the_golden_logits_on_cortexm4(tmp_path):

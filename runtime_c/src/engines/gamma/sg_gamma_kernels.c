@@ -6,38 +6,15 @@
  */
 #include "sg_gamma.h"
 
-/* Cortex-M4/M7/M33 DSP extension paths (saturating QADD/QSUB, SMMULR), bit-exact with
- * the portable C beside them, which stays the reference; -DSG_NO_DSP builds the portable
- * C on a DSP core too (the runtime tests compare the two). */
+/* Cortex-M4/M7/M33 DSP extension paths, bit-exact with the portable C beside them, which
+ * stays the reference; -DSG_NO_DSP builds the portable C on a DSP core too (the runtime
+ * tests compare the two). Only the x of a neuron has one (QADD). A bucket decay by
+ * SMMULR needs a range check that costs what it saves (tried: sg_decay_stage 8,083 ->
+ * 8,375 M4 instructions per 10 ms step), and a scatter's MLA per weight already is one
+ * instruction (SMLAD would pair two strided int8 weights at the cost of a PKHBT). */
 #if defined(__ARM_FEATURE_DSP) && !defined(SG_NO_DSP)
 #define SG_GAMMA_DSP 1
 #include <arm_acle.h>
-
-/* (x y + 2^31) >> 32 of the signed 64-bit product: one SMMULR (no ACLE intrinsic). */
-SG_INLINE int32_t sg_smmulr(int32_t x, int32_t y)
-{
-    int32_t r;
-    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(x), "r"(y));
-    return r;
-}
-
-/* sg_decay(z, a, t) with a16 = a << 16. a z + (2^15 - a) t + 2^14 = 2^15 t + a d + 2^14
- * with d = z - t, so the result is t + floor((a d + 2^14) / 2^15) =
- * t + SMMULR(2 d, a 2^16) whenever 2 d fits 32 bits (|d| < 2^30, checked with QSUB and
- * SSAT); otherwise the portable 64-bit form. */
-SG_INLINE int32_t sg_decay_dsp(int32_t z, uint16_t a, int32_t a16, int32_t t)
-{
-    const int32_t d = __qsub(z, t);
-    int32_t r;
-    if (__ssat(d, 31) != d) {
-        return sg_decay(z, a, t);
-    }
-    r = t + sg_smmulr(d + d, a16);
-    if (r == z && z != t) {
-        r = z + (t > z ? 1 : -1);
-    }
-    return r;
-}
 #endif
 
 /* Decays of one neuron (taps K-1 down to 1, then bucket 0): tap b reads tap b-1 before
@@ -66,35 +43,6 @@ void sg_decay_stage(const sg_stage *st, uint16_t k, int32_t *z)
     const size_t n = st->n_out;
     const uint16_t *alpha = st->alpha;
     int32_t *zj;
-#if defined(SG_GAMMA_DSP)
-    if (k == 4u) { /* the K = 4 loop below with sg_decay_dsp */
-        const uint16_t a0 = alpha[0], a1 = alpha[1], a2 = alpha[2], a3 = alpha[3];
-        const int32_t b0 = (int32_t)a0 << 16, b1 = (int32_t)a1 << 16;
-        const int32_t b2 = (int32_t)a2 << 16, b3 = (int32_t)a3 << 16;
-        for (zj = z; zj != z + n; ++zj) {
-            const int32_t z0 = zj[0];
-            const int32_t z1 = zj[n];
-            const int32_t z2 = zj[2u * n];
-            const int32_t z3 = zj[3u * n];
-            if ((z0 | z1 | z2 | z3) == 0) {
-                continue;
-            }
-            if ((z3 | z2) != 0) {
-                zj[3u * n] = sg_decay_dsp(z3, a3, b3, z2);
-            }
-            if ((z2 | z1) != 0) {
-                zj[2u * n] = sg_decay_dsp(z2, a2, b2, z1);
-            }
-            if ((z1 | z0) != 0) {
-                zj[n] = sg_decay_dsp(z1, a1, b1, z0);
-            }
-            if (z0 != 0) {
-                zj[0] = sg_decay_dsp(z0, a0, b0, 0);
-            }
-        }
-        return;
-    }
-#endif
     if (k == 4u) { /* the default K, written out: the four states stay in registers */
         const uint16_t a0 = alpha[0];
         const uint16_t a1 = alpha[1];
@@ -298,13 +246,19 @@ SG_INLINE int64_t bucket_sum(const int16_t *vq, const int32_t *zj, size_t n, uin
 /* sat32(bias + round_half_up(acc / 2^n)); round half up as
  * floor((acc + 2^(n-1)) / 2^n) = floor((floor(acc / 2^(n-1)) + 1) / 2), which needs no
  * 64-bit constant. */
+SG_INLINE int32_t x_of_c(int64_t acc, unsigned n, int32_t bias)
+{
+    const int64_t r = n > 0u ? sg_asr64(sg_asr64(acc, n - 1u) + 1, 1u) : acc;
+    return sg_sat32((int64_t)bias + r);
+}
+
+#if defined(SG_GAMMA_DSP)
+/* x_of_c when acc fits 32 bits (most neurons): the same rounding by 32-bit shifts
+ * (floor((h + 1) / 2) = (h >> 1) + (h & 1), no overflow), sat32(bias + r) one QADD. */
 SG_INLINE int32_t x_of(int64_t acc, unsigned n, int32_t bias)
 {
-#if defined(SG_GAMMA_DSP)
-    /* acc within 32 bits: the same rounding by 32-bit shifts (floor((h + 1) / 2) =
-     * (h >> 1) + (h & 1), no overflow), and sat32(bias + r) is one QADD */
     const int32_t lo = (int32_t)acc;
-    if ((int32_t)(acc >> 32) == (lo >> 31)) {
+    if ((int32_t)sg_asr64(acc, 32u) == (lo >> 31)) {
         int32_t r = lo;
         if (n > 0u) {
             const int32_t h = lo >> (n - 1u < 31u ? n - 1u : 31u);
@@ -312,10 +266,11 @@ SG_INLINE int32_t x_of(int64_t acc, unsigned n, int32_t bias)
         }
         return __qadd(bias, r);
     }
-#endif
-    const int64_t r = n > 0u ? sg_asr64(sg_asr64(acc, n - 1u) + 1, 1u) : acc;
-    return sg_sat32((int64_t)bias + r);
+    return x_of_c(acc, n, bias);
 }
+#else
+#define x_of x_of_c
+#endif
 
 void sg_stage_x(const sg_stage *st, uint16_t k, const int32_t *z, uint32_t j0, uint32_t count,
                 int32_t *x)
