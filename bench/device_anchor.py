@@ -13,7 +13,9 @@ git mirror). Both are compiled at bench time (bench/device_cost/Makefile `cmsis`
 kept in this repository.
 
 Rows, on the bundled recording's 11 test gestures (bench.device_cost's input):
-  - pysg's bundled SpikingGamma model at --dt-ms: frames (sg_step) and events (sg_feed);
+  - pysg's bundled SpikingGamma model at --dt-ms: frames (sg_step) and events (sg_feed),
+    by the runtime as built for the M4 (its DSP-extension paths, execution "sg") and
+    with -DSG_NO_DSP (the portable C, "sg-nodsp"): the before/after of those paths;
   - per CNN (default: the baseline CNN of tests/support/cnn_baseline, trained on --data
     on first use and cached; --model takes any int8 .tflite, converted as `pysg convert`
     does with the 128 x 128 sensor, or a version 2 .sgm): the converted network
@@ -39,6 +41,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -57,6 +60,7 @@ from pysg.sgm import SgmQModel, load_sgm
 CORE = ("sg_status.o", "sg_engines.o", "sg_model.o", "sg_runtime.o", "sg_time.o", "sg_crc32.o", "sg_load.o",
         "sg_utf8.o")
 CODE = {"sg": lambda k: k.startswith("sg_gamma_") or k in CORE,
+        "sg-nodsp": lambda k: k.startswith("sg_gamma_") or k in CORE,
         "delta": lambda k: k.startswith("sg_qnet_") or k == "sg_qkernels.o" or k in CORE,
         "dense": lambda k: k in ("sg_qkernels.o", "dc_dense.o"),
         "cmsis": lambda k: k.startswith("arm_") or k == "dc_cmsis.o"}
@@ -84,6 +88,14 @@ class Row:
                 "model_bytes": self.model_bytes, "flash_bytes": self.code + self.model_bytes, "ram_bytes": self.ram,
                 "correct": self.case.correct, "seconds": self.case.seconds, "deterministic": f["deterministic"],
                 "icount_cross_check": self.case.icount_insns}
+
+
+def build_portable_driver(build_dir: Path, arena_bytes: int) -> dict[str, Path]:
+    """make -C bench/device_cost portable: the runtime with -DSG_NO_DSP, one ELF per level."""
+    arena = (arena_bytes + 7) // 8 * 8
+    subprocess.run(["make", "-s", "-C", str(dc.DRIVER_DIR), "portable", f"B={build_dir}", f"ARENA={arena}"],
+                   check=True)
+    return {opt: build_dir / f"dc_portable_{opt}.elf" for opt in ("O2", "Os")}
 
 
 def baseline_cnn(data: str) -> tuple[Path, dict]:
@@ -132,10 +144,11 @@ def run_model(name: str, sgm: bytes, executions: list[tuple[str, str]], elves: d
         jobs = {flags: dc.encode_job(sgm, gestures, flags, result_path, kind, warm, tensors)
                 for flags in (dc.FLAG_RUN, 0, dc.FLAG_RUN | dc.FLAG_SYSTICK, dc.FLAG_SYSTICK)}
         for opt in args.opt:
-            elf = elves[("cmsis" if kind == "cmsis" else "rt", opt)]
+            build = "cmsis" if kind == "cmsis" else "portable" if execution == "sg-nodsp" else "rt"
+            elf = elves[(build, opt)]
             case = dc.measure(kind, opt, m.dt_us / 1000, elf, jobs, gestures,
                               ref_dense if kind in dc.DENSE_KINDS else ref, work, plugin, args, meta, {})
-            by_obj = sizes[("cmsis" if kind == "cmsis" else "rt", opt)]["by_object"]
+            by_obj = sizes[(build, opt)]["by_object"]
             code = sum(v for k, v in by_obj.items() if CODE[execution](k))
             if kind in dc.DENSE_KINDS:  # the driver's figure: largest in + out pair (+ CMSIS-NN's scratch)
                 ram = _dense_ram(m) if kind == "dense" else _cmsis_ram(elf, jobs[dc.FLAG_RUN], work)
@@ -195,11 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     arena = max(load_sgm(d).arena_bytes for d in [sg] + [c for _, c in cnns])
     built = dc.build_driver(work / "build", arena)
     built_c = dc.build_cmsis_driver(work / "build", arena, args.cmsis_nn, args.cmsis_core)
-    elves = {("rt", o): built[o] for o in args.opt} | {("cmsis", o): built_c[o] for o in args.opt}
+    built_p = build_portable_driver(work / "build", arena)
+    elves = {(b, o): e[o] for b, e in (("rt", built), ("cmsis", built_c), ("portable", built_p)) for o in args.opt}
     sizes = {key: dc.elf_sizes(elf) for key, elf in elves.items()}
 
-    rows = run_model("SpikingGamma (bundled)", sg, [("sg", "frames"), ("sg", "events")], elves, sizes, work,
-                     plugin, args, args.gestures)
+    rows = run_model("SpikingGamma (bundled)", sg, [(e, k) for e in ("sg", "sg-nodsp") for k in ("frames", "events")],
+                     elves, sizes, work, plugin, args, args.gestures)
     for name, data in cnns:
         rows += run_model(name, data, [("delta", "frames"), ("delta", "events"), ("dense", "dense"),
                                        ("cmsis", "cmsis")], elves, sizes, work, plugin, args, args.gestures)
@@ -238,6 +252,12 @@ def print_table(out: dict, rows: list[Row]) -> None:
               f"{f['insns_per_s_input'] / 1e6:>13.2f}{vs:>11}{f['x_realtime_168MHz_cpi1']:>9.1f}"
               f"{r.code:>8,}{r.model_bytes:>9,}{r.ram:>8,}{r.case.correct:>7}"
               f"{'yes' if f['deterministic'] else 'NO':>6}")
+    for r in rows:  # the DSP paths' before/after
+        if r.execution == "sg":
+            p = [x for x in rows if x.execution == "sg-nodsp" and x.kind == r.kind and x.case.opt == r.case.opt]
+            if p:
+                print(f"SpikingGamma {r.kind} -{r.case.opt}: DSP paths {r.case.insns:,} / portable C "
+                      f"{p[0].case.insns:,} instructions = {r.case.insns / p[0].case.insns:.4f}")
 
 
 if __name__ == "__main__":
