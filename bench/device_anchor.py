@@ -113,7 +113,11 @@ def cnn_sgm(path: Path, dt_ms: float, window_ms: int = 200) -> bytes:
         raise AnchorError(f"--model {path}: no such file")
     data = path.read_bytes()
     if path.suffix == ".sgm":
-        if not isinstance(load_sgm(data), SgmQModel):
+        try:
+            model = load_sgm(data)
+        except ValueError as e:
+            raise AnchorError(f"--model {path}: not a readable .sgm ({e})") from e
+        if not isinstance(model, SgmQModel):
             raise AnchorError(f"--model {path}: a SpikingGamma .sgm; give an int8 CNN (.tflite or version 2 .sgm)")
         return data
     from pysg.converters.tflite_sgm import tflite_to_sgm
@@ -189,8 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 1 or (args.gestures is not None and args.gestures < 1):
         ap.error("--repeat and --gestures must be positive")
     args.no_icount, args.profile = not args.icount, False
+    for path, repo, marker in ((args.cmsis_nn, "ARM-software/CMSIS-NN", "Include/arm_nnfunctions.h"),
+                               (args.cmsis_core, "ARM-software/CMSIS_6", "cmsis_compiler.h")):
+        dc.cmsis_checkout(path, repo, marker)  # a wrong folder stops here, before any build
 
-    plugin, pinfo = (args.plugin, {"plugin": str(args.plugin)}) if args.plugin else dc.build_plugin("insn")
     sg = export_network(Network.load(BUNDLED_MODEL), dt_us=int(round(args.dt_ms * 1000)))
     cnns: list[tuple[str, bytes]] = []
     baseline_meta = None
@@ -203,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         cnns += [(p.name, cnn_sgm(p, args.dt_ms)) for p in args.model]
 
+    plugin, pinfo = (args.plugin, {"plugin": str(args.plugin)}) if args.plugin else dc.build_plugin("insn")
     work = Path(args.workdir or tempfile.mkdtemp(prefix="pysg-anchor-"))
     work.mkdir(parents=True, exist_ok=True)
     arena = max(load_sgm(d).arena_bytes for d in [sg] + [c for _, c in cnns])
