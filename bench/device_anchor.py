@@ -5,6 +5,7 @@ TCG insn plugin, as bench.device_cost), code (flash) and RAM, and the ratios.
 
     OMP_NUM_THREADS=1 python -m bench.device_anchor --cmsis-nn DIR --cmsis-core DIR
         [--model cnn.tflite|cnn.sgm ...] [--data /tmp/gd3] [--opt O2 Os] [--dt-ms 10]
+        [--cnn-hop-ms 10 50 100 200]
         [--gestures N] [--plugin libinsn.so] [--repeat 2] [--icount] [--json]
 
 --cmsis-nn: a checkout of ARM-software/CMSIS-NN (or its bare git mirror);
@@ -21,7 +22,9 @@ Rows, on the bundled recording's 11 test gestures (bench.device_cost's input):
     does with the 128 x 128 sensor, or a version 2 .sgm): the converted network
     delta-executed by pysg's runtime (frames, events), its layers per frame by the
     TFLite-exact reference loops (dense), and by CMSIS-NN's kernels (cmsis; what TFLite
-    Micro runs on a Cortex-M4).
+    Micro runs on a Cortex-M4) with a frame every --cnn-hop-ms (10, 50, 100, 200 ms: the
+    frame rates at which the CNN is compared in the TFLite baseline bench; every h-th of
+    the 10 ms frames, the window unchanged).
 Every row's outputs are checked against pysg's integer references as bench.device_cost
 checks them (the SpikingGamma steps' logits against pysg.intref; the CNN's against
 pysg.qnet.QnetRef, which equals TFLite Micro); a mismatch stops the bench.
@@ -79,10 +82,12 @@ class Row:
     code: int
     model_bytes: int
     ram: int
+    hop_ms: float  # the step (frames, events) or the frame hop (dense, cmsis)
 
     def figures(self) -> dict:
         f = self.case.figures()
         return {"model": self.model, "execution": self.execution, "kind": self.kind, "opt": self.case.opt,
+                "hop_ms": self.hop_ms,
                 "insns": self.case.insns, "insns_per_s_input": f["insns_per_s_input"],
                 "x_realtime_168MHz_cpi1": f["x_realtime_168MHz_cpi1"], "code_bytes": self.code,
                 "model_bytes": self.model_bytes, "flash_bytes": self.code + self.model_bytes, "ram_bytes": self.ram,
@@ -130,35 +135,52 @@ def cnn_sgm(path: Path, dt_ms: float, window_ms: int = 200) -> bytes:
         raise AnchorError(f"--model {path}: cannot convert this .tflite ({e}); give an int8 CNN") from e
 
 
-def run_model(name: str, sgm: bytes, executions: list[tuple[str, str]], elves: dict, sizes: dict, work: Path,
+def hop_reference(model: SgmQModel, ref: list[dict], step: int) -> list[dict]:
+    """dc.dense_reference for a frame CNN run every ``step`` steps (hop = step x dt): the
+    reference's frames W - 1, W - 1 + step, ... (the window always the model's)."""
+    from pysg.qnet import DeltaNetwork
+
+    macs = DeltaNetwork(model).dense_macs_per_frame
+    out = []
+    for r in ref:
+        lg = r["logits"][model.window - 1::step]
+        sc = lg.astype(np.int64).sum(axis=0)
+        out.append({"hash": dc.fnv_logits(lg), "scores": sc, "prediction": int(sc.argmax()), "synops": macs * len(lg),
+                    "spikes0": 0, "events_in": r["events_in"], "steps": len(lg)})
+    return out
+
+
+def run_model(name: str, sgm: bytes, executions: list[tuple[str, str, int]], elves: dict, sizes: dict, work: Path,
               plugin: Path, args, n_gestures: int | None) -> list[Row]:
-    """Every (execution, kind) of one model at every --opt, checked against the reference."""
+    """Every (execution, kind, hop in steps) of one model at every --opt, checked against
+    the reference (a dense kind at a hop of h steps runs every h-th frame)."""
     m = load_sgm(sgm)
     gestures = dc.load_gestures(m, n_gestures)
     ref = dc.reference(m, gestures)
-    ref_dense = dc.dense_reference(m, ref) if isinstance(m, SgmQModel) else None
+    refs = {step: hop_reference(m, ref, step) for _, kind, step in executions if kind in dc.DENSE_KINDS}
     tensors = [r.pop("tensors", None) for r in ref]
     for r in ref:
         r.pop("logits", None)
-    meta = {"correct": sum(r["prediction"] == g.label for r, g in zip(ref, gestures))}
     warm = 0.0 if isinstance(m, SgmQModel) else 0.2
     rows = []
     result_path = str(work / "result.bin")
-    for execution, kind in executions:
-        jobs = {flags: dc.encode_job(sgm, gestures, flags, result_path, kind, warm, tensors)
+    for execution, kind, step in executions:
+        want = refs[step] if kind in dc.DENSE_KINDS else ref
+        meta = {"correct": sum(r["prediction"] == g.label for r, g in zip(want, gestures))}
+        frames = [t[::step] for t in tensors] if kind in dc.DENSE_KINDS else tensors
+        jobs = {flags: dc.encode_job(sgm, gestures, flags, result_path, kind, warm, frames)
                 for flags in (dc.FLAG_RUN, 0, dc.FLAG_RUN | dc.FLAG_SYSTICK, dc.FLAG_SYSTICK)}
         for opt in args.opt:
             build = "cmsis" if kind == "cmsis" else "portable" if execution == "sg-nodsp" else "rt"
             elf = elves[(build, opt)]
-            case = dc.measure(kind, opt, m.dt_us / 1000, elf, jobs, gestures,
-                              ref_dense if kind in dc.DENSE_KINDS else ref, work, plugin, args, meta, {})
+            case = dc.measure(kind, opt, m.dt_us / 1000, elf, jobs, gestures, want, work, plugin, args, meta, {})
             by_obj = sizes[(build, opt)]["by_object"]
             code = sum(v for k, v in by_obj.items() if CODE[execution](k))
             if kind in dc.DENSE_KINDS:  # the driver's figure: largest in + out pair (+ CMSIS-NN's scratch)
                 ram = _dense_ram(m) if kind == "dense" else _cmsis_ram(elf, jobs[dc.FLAG_RUN], work)
             else:
                 ram = m.arena_bytes
-            rows.append(Row(name, execution, kind, case, code, len(sgm), ram))
+            rows.append(Row(name, execution, kind, case, code, len(sgm), ram, step * m.dt_us / 1000))
     return rows
 
 
@@ -182,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="int8 CNNs (.tflite or version 2 .sgm); default: the baseline CNN (tests/support/cnn_baseline)")
     ap.add_argument("--data", default=None, help="the baseline CNN's training set (default: the benches' /tmp/gd3)")
     ap.add_argument("--dt-ms", type=float, default=10.0, help="the SpikingGamma model's step and the CNNs' frame hop")
+    ap.add_argument("--cnn-hop-ms", type=float, nargs="+", default=[10.0, 50.0, 100.0, 200.0],
+                    help="CMSIS-NN rows: a frame every HOP ms (the CNN's frame rate; the first is the ratio's base)")
     ap.add_argument("--opt", nargs="+", default=["O2", "Os"], choices=["O2", "Os"])
     ap.add_argument("--gestures", type=int, default=None, help="first N gestures (default: all 11)")
     ap.add_argument("--plugin", type=Path, default=None, help="a built libinsn.so (default: build and cache)")
@@ -190,8 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    if args.repeat < 1 or (args.gestures is not None and args.gestures < 1):
-        ap.error("--repeat and --gestures must be positive")
+    if args.repeat < 1 or (args.gestures is not None and args.gestures < 1) or min(args.cnn_hop_ms) <= 0:
+        ap.error("--repeat, --gestures and --cnn-hop-ms must be positive")
     args.no_icount, args.profile = not args.icount, False
     for path, repo, marker in ((args.cmsis_nn, "ARM-software/CMSIS-NN", "Include/arm_nnfunctions.h"),
                                (args.cmsis_core, "ARM-software/CMSIS_6", "cmsis_compiler.h")):
@@ -219,19 +243,22 @@ def main(argv: list[str] | None = None) -> int:
     elves = {(b, o): e[o] for b, e in (("rt", built), ("cmsis", built_c), ("portable", built_p)) for o in args.opt}
     sizes = {key: dc.elf_sizes(elf) for key, elf in elves.items()}
 
-    rows = run_model("SpikingGamma (bundled)", sg, [(e, k) for e in ("sg", "sg-nodsp") for k in ("frames", "events")],
+    rows = run_model("SpikingGamma (bundled)", sg, [(e, k, 1) for e in ("sg", "sg-nodsp") for k in ("frames", "events")],
                      elves, sizes, work, plugin, args, args.gestures)
     for name, data in cnns:
-        rows += run_model(name, data, [("delta", "frames"), ("delta", "events"), ("dense", "dense"),
-                                       ("cmsis", "cmsis")], elves, sizes, work, plugin, args, args.gestures)
+        hops = [max(1, int(round(h * 1000 / load_sgm(data).dt_us))) for h in args.cnn_hop_ms]
+        rows += run_model(name, data, [("delta", "frames", 1), ("delta", "events", 1), ("dense", "dense", 1)]
+                          + [("cmsis", "cmsis", h) for h in dict.fromkeys(hops)], elves, sizes, work, plugin, args,
+                          args.gestures)
     out = {"machine": {"uname_m": platform.machine(), "nproc": os.cpu_count(), "date": time.strftime("%Y-%m-%d"),
                        **pinfo},
            "cmsis": {"nn": str(args.cmsis_nn), "nn_commit": dc.cmsis_commit(args.cmsis_nn),
                      "core": str(args.cmsis_core), "core_commit": dc.cmsis_commit(args.cmsis_core)},
            "baseline": baseline_meta, "rows": [r.figures() for r in rows]}
-    for f, r in zip(out["rows"], rows):  # the same model's CMSIS-NN row at the same level, else the first CNN's
+    for f, r in zip(out["rows"], rows):  # the same model's CMSIS-NN row (same level, first hop), else the first CNN's
         cm = [x for x in rows if x.model == r.model and x.execution == "cmsis" and x.case.opt == r.case.opt] or \
              [x for x in rows if x.execution == "cmsis" and x.case.opt == r.case.opt]
+        f["vs_cmsis_hop_ms"] = cm[0].hop_ms if cm else None
         f["vs_cmsis"] = r.case.insns / cm[0].case.insns if cm else None
     deterministic = all(r.case.figures()["deterministic"] for r in rows)
     if args.json:
@@ -250,12 +277,12 @@ def print_table(out: dict, rows: list[Row]) -> None:
         b = out["baseline"]
         print(f"baseline CNN {b['path']}: {b['macs_per_frame']:,} MACs per frame; LiteRT int8 test accuracy "
               f"{b['int8_litert_accuracy']:.4f} ({b['test_gestures']} gestures)")
-    hdr = (f"{'model':<40}{'execution':<10}{'input':<8}{'opt':<4}{'insns':>15}{'M insn/s in':>13}"
+    hdr = (f"{'model':<24}{'execution':<10}{'input':<8}{'hop ms':>7} {'opt':<4}{'insns':>15}{'M insn/s in':>13}"
            f"{'x CMSIS-NN':>11}{'xRT@168':>9}{'code B':>8}{'model B':>9}{'RAM B':>8}{'right':>7}{'same':>6}")
     print(hdr)
     for f, r in zip(out["rows"], rows):
         vs = f"{f['vs_cmsis']:.3f}" if f["vs_cmsis"] is not None else "-"
-        print(f"{r.model[:39]:<40}{r.execution:<10}{r.kind:<8}{r.case.opt:<4}{r.case.insns:>15,}"
+        print(f"{r.model[:23]:<24}{r.execution:<10}{r.kind:<8}{r.hop_ms:>7g} {r.case.opt:<4}{r.case.insns:>15,}"
               f"{f['insns_per_s_input'] / 1e6:>13.2f}{vs:>11}{f['x_realtime_168MHz_cpi1']:>9.1f}"
               f"{r.code:>8,}{r.model_bytes:>9,}{r.ram:>8,}{r.case.correct:>7}"
               f"{'yes' if f['deterministic'] else 'NO':>6}")
