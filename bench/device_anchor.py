@@ -201,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cmsis-core", type=Path, required=True,
                     help="a checkout of ARM-software/CMSIS_6 (or its CMSIS/Core/Include, or its bare git mirror)")
     ap.add_argument("--model", type=Path, nargs="+", default=None,
-                    help="int8 CNNs (.tflite or version 2 .sgm); default: the baseline CNN (tests/support/cnn_baseline)")
+                    help="int8 CNNs (.tflite or version 2 .sgm); default: the baseline CNN "
+                         "(tests/support/cnn_baseline)")
     ap.add_argument("--data", default=None, help="the baseline CNN's training set (default: the benches' /tmp/gd3)")
     ap.add_argument("--dt-ms", type=float, default=10.0, help="the SpikingGamma model's step and the CNNs' frame hop")
     ap.add_argument("--cnn-hop-ms", type=float, nargs="+", default=[10.0, 50.0, 100.0, 200.0],
@@ -243,8 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     elves = {(b, o): e[o] for b, e in (("rt", built), ("cmsis", built_c), ("portable", built_p)) for o in args.opt}
     sizes = {key: dc.elf_sizes(elf) for key, elf in elves.items()}
 
-    rows = run_model("SpikingGamma (bundled)", sg, [(e, k, 1) for e in ("sg", "sg-nodsp") for k in ("frames", "events")],
-                     elves, sizes, work, plugin, args, args.gestures)
+    sg_runs = [(e, k, 1) for e in ("sg", "sg-nodsp") for k in ("frames", "events")]
+    rows = run_model("SpikingGamma (bundled)", sg, sg_runs, elves, sizes, work, plugin, args, args.gestures)
     for name, data in cnns:
         hops = [max(1, int(round(h * 1000 / load_sgm(data).dt_us))) for h in args.cnn_hop_ms]
         rows += run_model(name, data, [("delta", "frames", 1), ("delta", "events", 1), ("dense", "dense", 1)]

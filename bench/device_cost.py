@@ -5,6 +5,7 @@ flash the driver needs, and the real-time factor they imply at 168 MHz.
 
     OMP_NUM_THREADS=1 python -m bench.device_cost [--dt-ms 10 1] [--kind frames events] [--opt O2 Os]
         [--gestures N] [--model file.sgm] [--plugin libinsn.so] [--repeat 2] [--no-icount] [--profile] [--json]
+        [--kind ... cmsis --cmsis-nn DIR --cmsis-core DIR]
 
 What it does:
   1. builds QEMU's tests/plugin/insn.c from Debian's qemu source package (the version
@@ -24,6 +25,13 @@ What it does:
      instruction and SysTick (core clock, 25 MHz on this board) ticks every 40 of them;
   7. with --profile, attributes the run's instructions to functions (contrib/plugins/
      hotblocks.c from the same source, its report limit lifted).
+--kind cmsis (a version 2 --model): the dense kind's job run by CMSIS-NN's int8 kernels
+instead (bench/device_cost/dc_cmsis.c; what TFLite Micro runs on a Cortex-M4), checked
+like dense. CMSIS-NN and CMSIS Core are compiled from --cmsis-nn (a checkout of
+ARM-software/CMSIS-NN) and --cmsis-core (a checkout of ARM-software/CMSIS_6), either
+may be a bare git mirror (checked out once into the cache); never kept in this
+repository. bench.device_anchor puts all kinds of both model families in one table.
+
 Raw counts depend slightly on the work directory (the result path's length is part of the
 job); run - baseline does not.
 
@@ -327,7 +335,8 @@ def parse_result(data: bytes, n_gestures: int) -> dict:
         off += GESTURE.size
         scores = np.frombuffer(data, "<i8", nc, off)
         off += 8 * nc
-        gestures.append({"steps": v[0], "prediction": v[1], "hash": v[2], "ram": v[3], "synops": v[4], "events_in": v[5],
+        gestures.append({"steps": v[0], "prediction": v[1], "hash": v[2], "ram": v[3], "synops": v[4],
+                         "events_in": v[5],
                          "events_dropped": v[6], "spikes0": v[7], "ticks": v[8], "scores": scores})
     return {"trailer": tr, "gestures": gestures}
 
@@ -608,8 +617,8 @@ def main(argv=None) -> int:
             meta[dt][f"job_bytes_{kind}"] = len(jobs[FLAG_RUN])
             ref_k = ref_dense if kind in DENSE_KINDS else ref
             for opt in args.opt:
-                cases.append(measure(kind, opt, dt, (elves_cmsis if kind == "cmsis" else elves)[opt], jobs, gestures, ref_k, work, plugin, args,
-                                     meta[dt], profiles))
+                elf = (elves_cmsis if kind == "cmsis" else elves)[opt]
+                cases.append(measure(kind, opt, dt, elf, jobs, gestures, ref_k, work, plugin, args, meta[dt], profiles))
 
     out = {"machine": {"uname_m": platform.machine(), "nproc": os.cpu_count(), "date": time.strftime("%Y-%m-%d"),
                        **pinfo},

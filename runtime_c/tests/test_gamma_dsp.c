@@ -16,7 +16,7 @@
 void pt_stage_x(const sg_stage *st, uint16_t k, const int32_t *z, uint32_t j0, uint32_t count,
                 int32_t *x);
 
-#define N 64u  /* neurons per stage */
+#define N 64u /* neurons per stage */
 #define KMAX 6u
 #define ROUNDS 400u
 
@@ -37,15 +37,17 @@ static uint32_t next(void)
 /* A state: random, an extreme, near a neighbour +- 2^30, or small. */
 static int32_t pick(int32_t near)
 {
-    static const int32_t edge[] = {0, 1, -1, 2147483647, -2147483647 - 1, 1073741823, 1073741824,
-                                   -1073741824, -1073741825, 32767, -32768, 65536};
+    static const int32_t edge[] = {
+        0,          1,           -1,          2147483647, -2147483647 - 1, 1073741823,
+        1073741824, -1073741824, -1073741825, 32767,      -32768,          65536};
     switch (next() % 6u) {
     case 0:
         return (int32_t)next();
     case 1:
         return edge[next() % (sizeof edge / sizeof edge[0])];
     case 2: /* z - t within a few units of +-2^30 */
-        return (int32_t)((uint32_t)near + ((next() & 1u) ? 1073741824u : 3221225472u) + (next() % 5u) - 2u);
+        return (int32_t)((uint32_t)near + ((next() & 1u) ? 1073741824u : 3221225472u) +
+                         (next() % 5u) - 2u);
     case 3:
         return (int32_t)(next() % 2001u) - 1000;
     case 4:
@@ -91,7 +93,9 @@ int main(void)
         }
         for (i = 0; i < N * k; ++i) {
             const uint32_t v = next() % 4u;
-            vq[i] = (int16_t)(v == 0u ? 32767 : v == 1u ? -32768 : (int32_t)(next() % 65536u) - 32768);
+            vq[i] = (int16_t)(v == 0u   ? 32767
+                              : v == 1u ? -32768
+                                        : (int32_t)(next() % 65536u) - 32768);
             if (next() % 3u == 0u) {
                 vq[i] = (int16_t)((int32_t)(next() % 9u) - 4);
             }
@@ -101,7 +105,8 @@ int main(void)
             bias[i] = pick(0);
         }
         if (r % 8u == 7u) { /* dense: sums of exactly one bucket, +-2^31 edges, every shift */
-            static const int32_t sums[] = {2147483647, -2147483647 - 1, 2147483646, -2147483647, 1, -1, 0};
+            static const int32_t sums[] = {
+                2147483647, -2147483647 - 1, 2147483646, -2147483647, 1, -1, 0};
             for (i = 0; i < N; ++i) {
                 uint32_t b;
                 for (b = 0; b < k; ++b) {
