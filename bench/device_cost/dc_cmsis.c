@@ -8,7 +8,8 @@
  *
  * Start-up (both run and baseline jobs, so only the per-frame work differs): the weights
  * go back into TFLite's layouts (conv OHWI, fully connected [out][in]; depthwise is
- * already [1][H][W][C]), the requantisation multipliers and shifts into int32 tables, and
+ * already [1][H][W][C]), the requantisation multipliers and shifts into int32 tables (one
+ * per output channel for a convolution, as CMSIS-NN takes them), and
  * each layer's scratch size is asked of CMSIS-NN (one scratch buffer, the largest).
  * dc_gesture_result.reserved carries the RAM a frame needs: the largest input + output
  * tensor pair of a layer plus the scratch buffer (the weights belong in flash).
@@ -115,8 +116,7 @@ static int32_t dn_scratch_size(const sg_qlayer *q)
     switch (q->kind) {
     case SG_QKIND_CONV: {
         const cmsis_nn_conv_params p = dn_conv_params(q);
-        /* grouped convolutions are not CMSIS-NN's s8 conv */
-        return q->filter_c != q->in_c ? -1 : arm_convolve_wrapper_s8_get_buffer_size(&p, &id, &fd, &od);
+        return arm_convolve_wrapper_s8_get_buffer_size(&p, &id, &fd, &od); /* groups: in_c / filter_c */
     }
     case SG_QKIND_DEPTHWISE: {
         const cmsis_nn_dw_conv_params p = dn_dw_params(q);
@@ -142,11 +142,14 @@ int32_t dc_dense_prepare(const sg_model *m)
     for (l = 1; l < m->n_stages; ++l) {
         const sg_qlayer *q = &m->net.qnet.layers[l];
         const int32_t need = dn_scratch_size(q);
+        /* CMSIS-NN's convolutions take one multiplier and shift per output channel: a
+         * per-tensor layer's one entry is repeated */
+        const uint32_t n_rq = q->kind == SG_QKIND_FC ? q->n_rq : q->n_rq == 1u ? q->out_c : q->n_rq;
         uint32_t n = 0, i;
         if (need < 0) {
             return DC_ERR_JOB;
         }
-        if (q->n_out > DC_CMSIS_ACT || ch + q->n_rq > DC_CMSIS_CHANNELS || (uint32_t)need > DC_CMSIS_SCRATCH) {
+        if (q->n_out > DC_CMSIS_ACT || ch + n_rq > DC_CMSIS_CHANNELS || (uint32_t)need > DC_CMSIS_SCRATCH) {
             return DC_ERR_SPACE;
         }
         scratch = (uint32_t)need > scratch ? (uint32_t)need : scratch;
@@ -172,12 +175,12 @@ int32_t dc_dense_prepare(const sg_model *m)
             dn_w[l] = q->weights; /* depthwise: TFLite's own layout; pool: none */
         }
         used += n;
-        for (i = 0; i < q->n_rq; ++i) {
-            dn_mult[ch + i] = q->multiplier[i];
-            dn_shift[ch + i] = q->shift[i];
+        for (i = 0; i < n_rq && q->n_rq > 0u; ++i) { /* pools have none */
+            dn_mult[ch + i] = q->multiplier[q->n_rq == 1u ? 0u : i];
+            dn_shift[ch + i] = q->shift[q->n_rq == 1u ? 0u : i];
         }
         dn_rq[l] = ch;
-        ch += q->n_rq;
+        ch += q->n_rq > 0u ? n_rq : 0u;
     }
     dn_ram = act + scratch;
     return 0;
