@@ -5,6 +5,7 @@ flash the driver needs, and the real-time factor they imply at 168 MHz.
 
     OMP_NUM_THREADS=1 python -m bench.device_cost [--dt-ms 10 1] [--kind frames events] [--opt O2 Os]
         [--gestures N] [--model file.sgm] [--plugin libinsn.so] [--repeat 2] [--no-icount] [--profile] [--json]
+        [--kind ... cmsis --cmsis-nn DIR --cmsis-core DIR]
 
 What it does:
   1. builds QEMU's tests/plugin/insn.c from Debian's qemu source package (the version
@@ -24,6 +25,13 @@ What it does:
      instruction and SysTick (core clock, 25 MHz on this board) ticks every 40 of them;
   7. with --profile, attributes the run's instructions to functions (contrib/plugins/
      hotblocks.c from the same source, its report limit lifted).
+--kind cmsis (a version 2 --model): the dense kind's job run by CMSIS-NN's int8 kernels
+instead (bench/device_cost/dc_cmsis.c; what TFLite Micro runs on a Cortex-M4), checked
+like dense. CMSIS-NN and CMSIS Core are compiled from --cmsis-nn (a checkout of
+ARM-software/CMSIS-NN) and --cmsis-core (a checkout of ARM-software/CMSIS_6), either
+may be a bare git mirror (checked out once into the cache); never kept in this
+repository. bench.device_anchor puts all kinds of both model families in one table.
+
 Raw counts depend slightly on the work directory (the result path's length is part of the
 job); run - baseline does not.
 
@@ -77,6 +85,9 @@ FLAG_RUN, FLAG_SYSTICK = 1, 2
 # dc_job.h DC_KIND_*: sg_step on frames, sg_feed on events, and for an imported network
 # (version 2) its layers run densely per frame by the TFLite-exact kernels (dc_dense.c)
 KINDS = {"frames": 0, "events": 1, "dense": 2}
+# --kind cmsis: the dense job run by CMSIS-NN's kernels (dc_cmsis.c, the dc_cmsis_*.elf builds)
+KINDS["cmsis"] = KINDS["dense"]
+DENSE_KINDS = ("dense", "cmsis")
 EVENT_REC = np.dtype([("t", "<u4"), ("x", "u1"), ("y", "u1"), ("p", "u1"), ("pad", "u1")])  # dc_event_rec
 HEADER = struct.Struct("<10I")   # dc_job_header
 GESTURE = struct.Struct("<IiII5Q")  # dc_gesture_result
@@ -169,6 +180,54 @@ def build_driver(build_dir: Path, arena_bytes: int) -> dict[str, Path]:
     return {opt: build_dir / f"dc_{opt}.elf" for opt in ("O2", "Os")}
 
 
+def cmsis_checkout(path: Path, repo: str, marker: str, cache: Path = CACHE) -> Path:
+    """The folder of a checkout of ARM-software/<repo> that holds ``marker`` (the checkout
+    itself or a folder under it). A bare git mirror is checked out once (git archive of its
+    HEAD) under the cache, keyed by commit: its code is read at bench time, never kept in
+    this repository."""
+    path = path.expanduser()
+    if (path / "HEAD").is_file() and (path / "objects").is_dir():  # a bare mirror
+        head = subprocess.run(["git", f"--git-dir={path}", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=False)
+        if head.returncode != 0:
+            raise BenchError(f"{path}: git cannot read this mirror of {repo}: {head.stderr.strip()}")
+        out = cache / f"{repo.replace('/', '+')}-{head.stdout.strip()[:12]}"
+        if not out.exists():
+            tmp = Path(tempfile.mkdtemp(prefix=out.name, dir=cache))
+            arc = subprocess.run(["git", f"--git-dir={path}", "archive", "HEAD"], capture_output=True, check=True)
+            subprocess.run(["tar", "-x", "-C", str(tmp)], input=arc.stdout, check=True)
+            tmp.rename(out)
+        path = out
+    for cand in (path, path / "CMSIS" / "Core" / "Include"):
+        if (cand / marker).is_file():
+            return cand
+    raise BenchError(f"{path}: not a checkout of {repo} (no {marker}); pass its folder or its bare git mirror")
+
+
+def build_cmsis_driver(build_dir: Path, arena_bytes: int, cmsis_nn: Path, cmsis_core: Path) -> dict[str, Path]:
+    """make -C bench/device_cost cmsis: dc_cmsis.c and CMSIS-NN (from the checkouts given)
+    in place of dc_dense.c, one ELF per optimisation level."""
+    nn = cmsis_checkout(cmsis_nn, "ARM-software/CMSIS-NN", "Include/arm_nnfunctions.h")
+    core = cmsis_checkout(cmsis_core, "ARM-software/CMSIS_6", "cmsis_compiler.h")
+    arena = (arena_bytes + 7) // 8 * 8
+    subprocess.run(["make", "-s", "-j2", "-C", str(DRIVER_DIR), "cmsis", f"B={build_dir}", f"ARENA={arena}",
+                    f"CMSIS_NN={nn}", f"CMSIS_CORE={core}"], check=True)
+    return {opt: build_dir / f"dc_cmsis_{opt}.elf" for opt in ("O2", "Os")}
+
+
+def cmsis_code(sizes: dict) -> int:
+    """Code and read-only data of the CMSIS-NN objects and dc_cmsis.o in an ELF (elf_sizes)."""
+    return sum(v for k, v in sizes["by_object"].items() if k.startswith("arm_") or k == "dc_cmsis.o")
+
+
+def cmsis_commit(path: Path) -> str:
+    """The commit of a CMSIS checkout or mirror, for the report ('' if not a git folder)."""
+    path = path.expanduser()
+    args = [f"--git-dir={path}"] if (path / "HEAD").is_file() else ["-C", str(path)]
+    out = subprocess.run(["git", *args, "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
 def elf_sizes(elf: Path) -> dict:
     """text/data/bss (arm-none-eabi-size, Berkeley) plus the stack reserve and the code of
     the runtime objects alone (from the link map)."""
@@ -227,7 +286,7 @@ def encode_job(sgm: bytes, gestures: list[Gesture], flags: int, result_path: str
     data_off = len(buf)
     for i, g in enumerate(gestures):
         t = len(g.frames)
-        if kind == "dense":  # the input tensors of the steps with a whole window, one per frame
+        if kind in DENSE_KINDS:  # the input tensors of the steps with a whole window, one per frame
             x = tensors[i]
             buf += struct.pack("<II", len(x), 0) + x.tobytes()
             buf += b"\0" * (-len(buf) % 4)
@@ -276,7 +335,8 @@ def parse_result(data: bytes, n_gestures: int) -> dict:
         off += GESTURE.size
         scores = np.frombuffer(data, "<i8", nc, off)
         off += 8 * nc
-        gestures.append({"steps": v[0], "prediction": v[1], "hash": v[2], "synops": v[4], "events_in": v[5],
+        gestures.append({"steps": v[0], "prediction": v[1], "hash": v[2], "ram": v[3], "synops": v[4],
+                         "events_in": v[5],
                          "events_dropped": v[6], "spikes0": v[7], "ticks": v[8], "scores": scores})
     return {"trailer": tr, "gestures": gestures}
 
@@ -404,7 +464,7 @@ def check_against(dev: dict, ref: list[dict], kind: str) -> None:
     if len(dev["gestures"]) != len(ref):
         raise BenchError(f"device returned {len(dev['gestures'])} gestures, expected {len(ref)}")
     for i, (d, r) in enumerate(zip(dev["gestures"], ref)):
-        keys = ("steps", "hash", "prediction") if kind == "dense" else \
+        keys = ("steps", "hash", "prediction") if kind in DENSE_KINDS else \
             ("steps", "hash", "prediction", "synops", "spikes0", "events_in")
         for key in keys:
             want = r["hash_last"] if key == "hash" and kind == "events" else r[key]
@@ -492,11 +552,19 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=2, help="runs per case; the counts must be identical")
     ap.add_argument("--no-icount", action="store_true", help="skip the -icount shift=0 + SysTick cross-check")
     ap.add_argument("--profile", action="store_true", help="instructions per function (hotblocks plugin)")
+    ap.add_argument("--cmsis-nn", type=Path, default=None,
+                    help="--kind cmsis: a checkout of ARM-software/CMSIS-NN (or its bare git mirror)")
+    ap.add_argument("--cmsis-core", type=Path, default=None,
+                    help="--kind cmsis: a checkout of ARM-software/CMSIS_6 (or its CMSIS/Core/Include, or its "
+                         "bare git mirror)")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if args.repeat < 1 or (args.gestures is not None and args.gestures < 1):
         ap.error("--repeat and --gestures must be positive")
+    if "cmsis" in args.kind and (args.cmsis_nn is None or args.cmsis_core is None):
+        ap.error("--kind cmsis needs --cmsis-nn DIR (a checkout of ARM-software/CMSIS-NN) and --cmsis-core DIR "
+                 "(a checkout of ARM-software/CMSIS_6)")
 
     plugin, pinfo = (args.plugin, {"plugin": str(args.plugin)}) if args.plugin else build_plugin("insn")
     if not Path(plugin).exists():
@@ -513,7 +581,10 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     arena = max(load_sgm(d).arena_bytes for _, d in models)
     elves = build_driver(work / "build", arena)
+    elves_cmsis = build_cmsis_driver(work / "build", arena, args.cmsis_nn, args.cmsis_core) \
+        if "cmsis" in args.kind else {}
     sizes = {opt: elf_sizes(elves[opt]) for opt in args.opt}
+    sizes_cmsis = {opt: elf_sizes(elves_cmsis[opt]) for opt in args.opt} if elves_cmsis else {}
     su = {}
     for opt in args.opt:  # deepest frames by -fstack-usage (static, per function)
         rows = []
@@ -539,15 +610,15 @@ def main(argv=None) -> int:
                                                                               for r, lab in zip(ref, labels))}
         for kind in args.kind:
             warm = 0.0 if isinstance(m, SgmQModel) else 0.2
-            if kind == "dense" and not isinstance(m, SgmQModel):
-                raise BenchError("--kind dense runs an imported network's layers: give a version 2 --model")
+            if kind in DENSE_KINDS and not isinstance(m, SgmQModel):
+                raise BenchError(f"--kind {kind} runs an imported network's layers: give a version 2 --model")
             jobs = {flags: encode_job(sgm, gestures, flags, result_path, kind, warm, tensors)
                     for flags in (FLAG_RUN, 0, FLAG_RUN | FLAG_SYSTICK, FLAG_SYSTICK)}
             meta[dt][f"job_bytes_{kind}"] = len(jobs[FLAG_RUN])
-            ref_k = ref_dense if kind == "dense" else ref
+            ref_k = ref_dense if kind in DENSE_KINDS else ref
             for opt in args.opt:
-                cases.append(measure(kind, opt, dt, elves[opt], jobs, gestures, ref_k, work, plugin, args,
-                                     meta[dt], profiles))
+                elf = (elves_cmsis if kind == "cmsis" else elves)[opt]
+                cases.append(measure(kind, opt, dt, elf, jobs, gestures, ref_k, work, plugin, args, meta[dt], profiles))
 
     out = {"machine": {"uname_m": platform.machine(), "nproc": os.cpu_count(), "date": time.strftime("%Y-%m-%d"),
                        **pinfo},
@@ -556,6 +627,10 @@ def main(argv=None) -> int:
                                     "spikes": c.spikes, "correct": c.correct, "qemu_wall_s": c.qemu_wall_s}
                      for c in cases],
            "models": meta, "sizes": sizes, "stack_usage_top": su, "profiles": profiles}
+    if elves_cmsis:
+        out["sizes_cmsis"] = sizes_cmsis
+        out["cmsis"] = {"nn": str(args.cmsis_nn), "nn_commit": cmsis_commit(args.cmsis_nn),
+                        "core": str(args.cmsis_core), "core_commit": cmsis_commit(args.cmsis_core)}
     deterministic = all(c.figures()["deterministic"] for c in cases)
     if args.json:
         print(json.dumps(out, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
@@ -582,6 +657,9 @@ def main(argv=None) -> int:
               f"runtime code {s['runtime_code']} B; stack used (B) "
               f"{stack}; "
               f"deepest frames {su[opt]}")
+    for opt, s in sizes_cmsis.items():
+        print(f"cmsis -{opt}: text {s['text']} data {s['data']} bss {s['bss']}; CMSIS-NN code "
+              f"{cmsis_code(s)} B (arm_*.o + dc_cmsis.o); CMSIS-NN {out['cmsis']['nn_commit'][:12]}")
     for name, pr in profiles.items():
         steps = pr["steps"]
         print(f"profile -{name}: {pr['total']:,} instructions in blocks (insn plugin: {pr['run_insns']:,}); "
