@@ -187,3 +187,53 @@ def sorted_recording(path: str | os.PathLike) -> np.ndarray:
     from .io.aedat31 import read_aedat31
 
     return sorted_events(read_aedat31(path))
+
+
+class MappedRecording:
+    """A recording file on a model's sensor (`pysg.preprocess.sensor_mapping`), read in
+    chunks: one pass at construction counts the events in and kept and finds the kept
+    events' time range and whether they are in time order; `chunks()` then yields the
+    mapped events in time order (a recording out of order: read whole and sorted once).
+    `sensor`: anything with `sensor_size` (a ModelInfo, a device's ModelHeader)."""
+
+    def __init__(self, path: str | os.PathLike, sensor, *, crop=None, downsample=None,
+                 chunk_events: int = 1_000_000):
+        from .io import _geometry, detect_format, iter_events
+        from .preprocess import apply_mapping, sensor_mapping
+
+        self.path, self.chunk_events = os.fspath(path), chunk_events
+        size = _geometry(self.path, detect_format(self.path), {})
+        self.mapping = sensor_mapping(size, tuple(sensor.sensor_size), crop=crop, downsample=downsample)
+        self.events_in = self.events_kept = 0
+        self.t_min = self.t_max = None
+        self.ordered = True
+        last = None
+        for chunk in iter_events(self.path, chunk_events=chunk_events):
+            self.events_in += chunk.size
+            t = apply_mapping(chunk, self.mapping)["t"]
+            if not t.size:
+                continue
+            self.events_kept += t.size
+            self.ordered = self.ordered and (last is None or int(t[0]) >= last) and bool((t[1:] >= t[:-1]).all())
+            last = int(t[-1])
+            lo, hi = int(t.min()), int(t.max())
+            self.t_min = lo if self.t_min is None else min(self.t_min, lo)
+            self.t_max = hi if self.t_max is None else max(self.t_max, hi)
+
+    @property
+    def events_dropped(self) -> int:
+        """Events the mapping left out (outside its window)."""
+        return self.events_in - self.events_kept
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        from .engines.base import sorted_events
+        from .io import iter_events, read_events
+        from .preprocess import apply_mapping
+
+        if not self.ordered:
+            yield sorted_events(apply_mapping(read_events(self.path).events, self.mapping))
+            return
+        for c in iter_events(self.path, chunk_events=self.chunk_events):
+            ev = apply_mapping(c, self.mapping)
+            if ev.size:
+                yield ev

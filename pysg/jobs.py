@@ -381,38 +381,19 @@ def run_file(model: Any, events_path, *, engine: str | None = None, crop=None, d
     once for the mapped events' time range, once feeding the engine step by step
     (`feed` + `advance_to`), so memory holds one chunk plus the logits (steps x classes).
     A recording whose mapped events are not in time order is read whole and sorted."""
-    from .io import _geometry, detect_format, iter_events, read_events
-    from .preprocess import apply_mapping, drop_warning, sensor_mapping
+    from .chunked import MappedRecording
+    from .preprocess import drop_warning
 
     eng = open_engine(model, engine)
-    path = os.fspath(events_path)
-    size = _geometry(path, detect_format(path), {})
-    m = sensor_mapping(size, tuple(eng.model.info.sensor_size), crop=crop, downsample=downsample)
-    n_in = n_kept = 0
-    t_min = t_max = last = None
-    ordered = True
-    for chunk in iter_events(path, chunk_events=chunk_events):
-        n_in += chunk.size
-        t = apply_mapping(chunk, m)["t"]
-        if not t.size:
-            continue
-        n_kept += t.size
-        first = int(t[0])
-        ordered = ordered and (last is None or first >= last) and bool((t[1:] >= t[:-1]).all())
-        last = int(t[-1])
-        t_min = int(t.min()) if t_min is None else min(t_min, int(t.min()))
-        t_max = int(t.max()) if t_max is None else max(t_max, int(t.max()))
-    if n_kept == 0:
+    rec = MappedRecording(events_path, eng.model.info, crop=crop, downsample=downsample, chunk_events=chunk_events)
+    m, n_in = rec.mapping, rec.events_in
+    if rec.events_kept == 0:
         raise ValueError(f"{events_path}: no events left after mapping the {m.recording[0]}x{m.recording[1]} "
                          f"recording onto the model's sensor (window {m.crop}); choose --crop X,Y,W,H / "
                          "--downsample N")
-    if not ordered:
-        r = run(eng, apply_mapping(read_events(path).events, m))
-    else:
-        r = _run_chunks(eng, (apply_mapping(c, m) for c in iter_events(path, chunk_events=chunk_events)),
-                        t_min, (t_max - t_min) // eng.dt_us + 1)
+    r = _run_chunks(eng, rec.chunks(), rec.t_min, (rec.t_max - rec.t_min) // eng.dt_us + 1)
     r["events_in"] = n_in
-    r["events_dropped"] += n_in - n_kept
+    r["events_dropped"] += rec.events_dropped
     r["mapping"] = m.to_dict()
     line = drop_warning(str(events_path), r["events_in"], r["events_dropped"], m)
     if line and warn:
