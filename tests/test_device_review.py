@@ -27,6 +27,8 @@ from pysg.device.client import Device, DeviceInfo, DeviceStats, HelloInfo, Strea
 from pysg.device.link import Link, LinkCounters
 from pysg.device.ops import MAX_PAYLOAD, REPLY_BIT, Op, Status
 from pysg.device.posix import FLASH_SIZE, start_posix_device
+from pysg.device.replies import MIN_BUDGET
+from pysg.device.session import FrameSizer
 from pysg.model import Network
 from pysg.recipes import BUNDLED_MODEL
 from tests.support.device_link import RawLink, hello, info, upload
@@ -400,7 +402,7 @@ class _FakeLink:
 def _device(reply: bytes) -> Device:
     dev = Device("fake://")
     dev.link = _FakeLink(reply)
-    dev._budget = MAX_PAYLOAD
+    dev.sizer = FrameSizer(MIN_BUDGET, MAX_PAYLOAD)
     return dev
 
 
@@ -554,5 +556,5 @@ def test_model_begin_waits_for_the_erase_instead_of_resending():
         result = dev.upload_model(data, verify=False, activate=False)
         assert result.slot == 1 and result.resumed_from == len(data)
         assert dev.link.counters.resends == 0
-        assert dev._budget == MAX_PAYLOAD
+        assert dev.frame_budget == MAX_PAYLOAD
     assert [p.op for p in dev_sim.received] == [Op.HELLO, Op.MODEL_BEGIN, Op.MODEL_END]

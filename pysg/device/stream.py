@@ -52,7 +52,7 @@ class Streams(Session):
         out = np.empty((len(blocks) if st.logits else 0, st.info.n_classes), np.int32)
         a = 0
         while a < len(blocks):
-            b = next_steps(sizes, a, self._link().max_payload, per, self._budget)
+            b = next_steps(sizes, a, self._link().max_payload, per, self.frame_budget)
             n = b - a
             r = self._cmd(Op.STREAM_STEPS, b"".join(blocks[a:b]), reply_len=STEPS_REPLY_FIXED + per * n)
             h = _head(Op.STREAM_STEPS, r)
