@@ -84,7 +84,9 @@ class Streams(Session):
         r = self._cmd(Op.PREDICT)
         h = _head(Op.PREDICT, r)
         layout = REPLIES[Op.PREDICT]
-        n = (len(r) - layout.head_size) // layout.items.size  # one score per class
+        # one score per class: the stream's classes, else as many as the reply holds (a part one is missing)
+        n = self._stream.info.n_classes if self._stream is not None else \
+            -(-(len(r) - layout.head_size) // layout.items.size)
         return Prediction(h["step"], h["prediction"], _items(Op.PREDICT, r, n))
 
     def classify_frames(self, frames: np.ndarray, *, warmup: float = WARMUP, logits: bool = False,

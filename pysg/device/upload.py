@@ -99,6 +99,9 @@ class Uploads(Session):
                 r = self._cmd(begin, struct.pack("<II", size, crc), interval=max(ERASE_TIMEOUT, self.reply_timeout))
                 h = _head(begin, r)
                 offset = h["resume_offset"]
+                if offset > size:
+                    raise ProtocolError(f"{begin.name} reply: resume_offset (offset 1) {offset} is beyond the "
+                                        f"{size} bytes of the upload")
                 if begin == Op.MODEL_BEGIN:
                     result.slot = h["slot"]
                 if first:
