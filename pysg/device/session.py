@@ -51,6 +51,7 @@ RECONNECT_TIMEOUT = 30.0     # s to wait for a device to come back (link lost, r
 RECONNECT_HELLO_TRIES = 8    # HELLO tries per reconnect attempt
 LOSS_DECAY = 0.97            # weight of the older tries in the loss estimate (~30 tries)
 FRAME_OVERHEAD = 12          # bytes a frame adds to its payload on the wire (COBS, header, CRC)
+SAFE_SHARE = 0.105           # -ln(0.9): the frame a request resent as it is sizes by (FrameSizer.safe)
 
 Progress = Callable[[int, int], None]   # (done, total)
 
@@ -68,6 +69,17 @@ class FrameSizer:
         self.size = max(low, min(high, high if start is None else start))
         self._lost = 0.0
         self._bytes = 0.0
+
+    @property
+    def safe(self) -> int:
+        """The size for a request that cannot be sent again smaller (a stream's steps, a
+        read): one whose try gets through 9 times in 10, (1-p)^n >= 0.9, n ~ 0.105/p;
+        never above `size`. A whole request fails only if all its resends of that frame
+        are lost, so it must rarely be hit."""
+        if self._lost < 1e-9:
+            return self.size
+        n = int(SAFE_SHARE * self._bytes / self._lost) - 2 * FRAME_OVERHEAD
+        return max(self.low, min(self.size, n))
 
     def bound(self, low: int, high: int) -> None:
         """New limits (a HELLO's max_payload), keeping what the link taught."""
@@ -171,8 +183,9 @@ class Session:
 
     @property
     def frame_budget(self) -> int:
-        """Payload bytes a request or its reply may carry now (FrameSizer.size)."""
-        return self.sizer.size if self.sizer is not None else self._link().max_payload
+        """Payload bytes a request or its reply may carry now: FrameSizer.safe (uploads,
+        which send a lost chunk again smaller, use FrameSizer.size)."""
+        return self.sizer.safe if self.sizer is not None else self._link().max_payload
 
     def _cmd(self, op: Op, payload: bytes = b"", **kwargs) -> bytes:
         """A request through the link; every try (resends included) teaches the sizer."""
