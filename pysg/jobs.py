@@ -236,22 +236,30 @@ class _MappedSamples:
 
 def evaluate(model: Any, data: Any, *, engine: str | None = None, split: str = "test", dt_ms: float | None = None,
              batch_size: int = 64, keep_logits: bool = False, crop=None, downsample=None,
-             progress: Callable[[int], None] | None = None) -> Evaluation:
-    """Accuracy and activity of `engine` on `data`: a DVS128-Gesture-layout folder (its
+             progress: Callable[[int], None] | None = None, chunk_events: int = 1_000_000) -> Evaluation:
+    """Accuracy and activity of `engine` on `data`: a DVS128-Gesture-layout folder or a `tonic:` spec (its
     `split`), a SequenceData, or a list of samples. `model`: anything `load_model` takes,
     or an engine. The summary has the keys `pysg eval --json` prints; for a folder also
     `events_in`, `events_dropped` and the `mapping` of its recordings onto the model's
-    sensor (`pysg.preprocess.sensor_mapping`; `crop`/`downsample` override it)."""
+    sensor (`pysg.preprocess.sensor_mapping`; `crop`/`downsample` override it).
+
+    Bounded memory: a folder's recordings are read in chunks of `chunk_events` and each
+    labelled gesture fed to an engine as they pass (`pysg.chunked.stream_gestures`), with
+    the same results as binning each gesture whole; an engine without `feed` (a device)
+    gets each gesture binned, one recording in memory at a time."""
     eng = open_engine(model, engine, dt_ms=dt_ms)
     folder = isinstance(data, (str, os.PathLike))
     mapped = None
-    if folder:
-        from .datasets.tonic_adapter import open_split  # a folder, or a tonic: spec (docs/DATASETS.md)
+    from .datasets.tonic_adapter import is_tonic_spec, open_split  # a folder, or a tonic: spec (docs/DATASETS.md)
 
-        info = eng.model.info
-        samples = open_split(data, split, sensor=tuple(info.sensor_size), n_classes=info.n_classes)
-        data = mapped = _MappedSamples(samples, eng.model.info, crop, downsample)
-    results = list(iter_samples(eng, data, batch_size=batch_size, keep_logits=keep_logits, progress=progress))
+    if folder and hasattr(eng, "feed") and not is_tonic_spec(str(data)):
+        results, mapped = _evaluate_streamed(eng, data, split, crop, downsample, keep_logits, progress, chunk_events)
+    else:
+        if folder:
+            info = eng.model.info
+            samples = open_split(data, split, sensor=tuple(info.sensor_size), n_classes=info.n_classes)
+            data = mapped = _MappedSamples(samples, info, crop, downsample)
+        results = list(iter_samples(eng, data, batch_size=batch_size, keep_logits=keep_logits, progress=progress))
     info = eng.model.info
     lengths = np.array([r.steps for r in results], np.int64)
     summary = classification_summary([r.prediction for r in results], [r.label for r in results],
@@ -266,6 +274,60 @@ def evaluate(model: Any, data: Any, *, engine: str | None = None, split: str = "
         summary["events_in"], summary["events_dropped"] = mapped.events_in, mapped.events_dropped
         summary["mapping"] = mapped.mapping.to_dict() if mapped.mapping else None
     return Evaluation(summary, results)
+
+
+@dataclass
+class _Counts:
+    events_in: int = 0
+    events_dropped: int = 0
+    mapping: Any = None
+
+
+def _evaluate_streamed(eng, root, split: str, crop, downsample, keep_logits: bool, progress,
+                       chunk_events: int) -> tuple[list[SampleResult], _Counts]:
+    """Each recording of the split once, in chunks; its gestures in label order, then the
+    next recording's (the order GestureDataset gives)."""
+    from pathlib import Path
+
+    from .chunked import GestureRow, RecordingUnordered, recording_chunks, sorted_recording, stream_gestures
+    from .datasets.gesture import labels_name, read_labels_csv, read_trials
+    from .io import _geometry, detect_format
+    from .preprocess import sensor_mapping
+
+    info = eng.model.info
+    counts = _Counts()
+    pool = [eng]                       # engines for overlapping gestures, reused across recordings
+    results: list[SampleResult] = []
+    k = 0
+    for name in read_trials(root, split):
+        path = str(Path(root) / name)
+        rows = [GestureRow(k + i, int(r["cls"]) - 1, int(r["t_start"]), int(r["t_end"]))
+                for i, r in enumerate(read_labels_csv(Path(root) / labels_name(name)))]
+        k += len(rows)
+        try:
+            size = _geometry(path, detect_format(path), {})
+        except OSError:
+            size = (None, None)
+        m = sensor_mapping(size, tuple(info.sensor_size), crop=crop, downsample=downsample)
+        counts.mapping = counts.mapping or m
+
+        def run(chunks):
+            return stream_gestures(chunks, rows, info, lambda: create_engine(eng.name, eng.model), m,
+                                   keep_logits=keep_logits, pool=pool)
+
+        try:
+            done = run(recording_chunks(path, chunk_events))
+        except RecordingUnordered:
+            done = run([sorted_recording(path)])
+        for s in done:
+            counts.events_in += s.events_in
+            counts.events_dropped += s.events_in - s.events_kept + s.events_off_grid
+            results.append(SampleResult(s.row.index, s.row.label, int(np.argmax(s.scores)), s.scores, s.n_steps,
+                                        s.spikes, s.synops, s.logits, path, s.row.t_start,
+                                        s.row.t_end - s.row.t_start))
+        if progress and done:
+            progress(len(done))
+    return results, counts
 
 
 # ------------------------------------------------------------------ run
@@ -321,38 +383,19 @@ def run_file(model: Any, events_path, *, engine: str | None = None, crop=None, d
     once for the mapped events' time range, once feeding the engine step by step
     (`feed` + `advance_to`), so memory holds one chunk plus the logits (steps x classes).
     A recording whose mapped events are not in time order is read whole and sorted."""
-    from .io import _geometry, detect_format, iter_events, read_events
-    from .preprocess import apply_mapping, drop_warning, sensor_mapping
+    from .chunked import MappedRecording
+    from .preprocess import drop_warning
 
     eng = open_engine(model, engine)
-    path = os.fspath(events_path)
-    size = _geometry(path, detect_format(path), {})
-    m = sensor_mapping(size, tuple(eng.model.info.sensor_size), crop=crop, downsample=downsample)
-    n_in = n_kept = 0
-    t_min = t_max = last = None
-    ordered = True
-    for chunk in iter_events(path, chunk_events=chunk_events):
-        n_in += chunk.size
-        t = apply_mapping(chunk, m)["t"]
-        if not t.size:
-            continue
-        n_kept += t.size
-        first = int(t[0])
-        ordered = ordered and (last is None or first >= last) and bool((t[1:] >= t[:-1]).all())
-        last = int(t[-1])
-        t_min = int(t.min()) if t_min is None else min(t_min, int(t.min()))
-        t_max = int(t.max()) if t_max is None else max(t_max, int(t.max()))
-    if n_kept == 0:
+    rec = MappedRecording(events_path, eng.model.info, crop=crop, downsample=downsample, chunk_events=chunk_events)
+    m, n_in = rec.mapping, rec.events_in
+    if rec.events_kept == 0:
         raise ValueError(f"{events_path}: no events left after mapping the {m.recording[0]}x{m.recording[1]} "
                          f"recording onto the model's sensor (window {m.crop}); choose --crop X,Y,W,H / "
                          "--downsample N")
-    if not ordered:
-        r = run(eng, apply_mapping(read_events(path).events, m))
-    else:
-        r = _run_chunks(eng, (apply_mapping(c, m) for c in iter_events(path, chunk_events=chunk_events)),
-                        t_min, (t_max - t_min) // eng.dt_us + 1)
+    r = _run_chunks(eng, rec.chunks(), rec.t_min, (rec.t_max - rec.t_min) // eng.dt_us + 1)
     r["events_in"] = n_in
-    r["events_dropped"] += n_in - n_kept
+    r["events_dropped"] += rec.events_dropped
     r["mapping"] = m.to_dict()
     line = drop_warning(str(events_path), r["events_in"], r["events_dropped"], m)
     if line and warn:
@@ -362,34 +405,11 @@ def run_file(model: Any, events_path, *, engine: str | None = None, crop=None, d
 
 def _run_chunks(eng, chunks: Iterable[np.ndarray], t0: int, n_steps: int) -> dict:
     """`run` over time-ordered chunks of one recording: origin t0, n_steps steps, each
-    step's events fed and the step closed by `advance_to` (the native engine's own
-    `run_events` loop), its logits kept."""
-    dt = eng.dt_us
-    eng.reset()
-    eng.score_from(eng.model.rule.first_step(n_steps))
-    eng.set_origin(t0)
-    logits = np.empty((n_steps, eng.n_classes), np.int32 if eng.model.kind.integer else np.asarray(eng.logits).dtype)
-    s = 0                                               # the next step to close
-    n_events = 0
+    step's logits kept (`pysg.chunked.StepFeeder`)."""
+    from .chunked import StepFeeder
+
+    f = StepFeeder(eng, t0, n_steps, keep_logits=True)
     for ev in chunks:
-        if not ev.size:
-            continue
-        n_events += ev.size
-        t = ev["t"].astype(np.int64)
-        last = int((t[-1] - t0) // dt)                  # the chunk's last event's step stays open
-        bounds = np.searchsorted(t, t0 + dt * np.arange(s + 1, last + 1, dtype=np.int64), side="left")
-        lo = 0
-        for hi in bounds:
-            if hi > lo:
-                eng.feed(ev[lo:hi])
-                lo = int(hi)
-            eng.advance_to(t0 + (s + 1) * dt)
-            logits[s] = eng.logits
-            s += 1
-        if lo < ev.size:
-            eng.feed(ev[lo:])
-    while s < n_steps:
-        eng.advance_to(t0 + (s + 1) * dt)
-        logits[s] = eng.logits
-        s += 1
-    return _run_result(eng, n_steps, n_events, logits)
+        f.feed(ev)
+    f.finish()
+    return _run_result(eng, n_steps, f.n_events, f.logits)

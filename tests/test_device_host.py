@@ -244,11 +244,13 @@ def test_stream_survives_a_cut_link_exactly_once(device, sgm_file, reference, ca
 
 
 def test_byte_noise_shrinks_frames_and_the_upload_stays_exact(device, sgm_bytes):
-    with FaultProxy(device.url, drop=1e-4, corrupt=1e-4, seed=3, unit="byte") as px, \
+    # 3e-4 dropped + 3e-4 corrupted per byte each way: the best frame (about 1/p bytes,
+    # pysg.device.session.FrameSizer) is under the device's 4096; at 1e-4 it is above it
+    with FaultProxy(device.url, drop=3e-4, corrupt=3e-4, seed=3, unit="byte") as px, \
             Device(px.url, reply_timeout=0.05, bytes_per_s=1e7) as dev:
         r = dev.upload_model(sgm_bytes)
         assert dev.read_model(r.slot) == sgm_bytes
-        assert dev.link.counters.resends > 0 and dev._budget < dev.hello_info.max_payload
+        assert dev.link.counters.resends > 0 and dev.frame_budget < dev.hello_info.max_payload
     assert px.counters.to_device.dropped + px.counters.to_device.corrupted > 0
 
 

@@ -27,6 +27,8 @@ from pysg.device.client import Device, DeviceInfo, DeviceStats, HelloInfo, Strea
 from pysg.device.link import Link, LinkCounters
 from pysg.device.ops import MAX_PAYLOAD, REPLY_BIT, Op, Status
 from pysg.device.posix import FLASH_SIZE, start_posix_device
+from pysg.device.replies import MIN_BUDGET
+from pysg.device.session import FrameSizer
 from pysg.model import Network
 from pysg.recipes import BUNDLED_MODEL
 from tests.support.device_link import RawLink, hello, info, upload
@@ -400,7 +402,7 @@ class _FakeLink:
 def _device(reply: bytes) -> Device:
     dev = Device("fake://")
     dev.link = _FakeLink(reply)
-    dev._budget = MAX_PAYLOAD
+    dev.sizer = FrameSizer(MIN_BUDGET, MAX_PAYLOAD)
     return dev
 
 
@@ -411,24 +413,166 @@ _CLIENT_CALLS = {
     "send_steps": lambda d: d.send_steps(np.ones((3, 1, 2, 2), np.uint16)),
     "predict": lambda d: d.predict(),
     "read_model": lambda d: d.read_model(0, size=5),
-    "upload_model": lambda d: d.upload_model(b"\x01\x02\x03"),
+    "upload_model": lambda d: d.upload_model(_SGM[:3]),
     "model_header": lambda d: d.model_header(),
 }
+# the op whose reply each call's fuzz replaces; every other op is answered well-formed
+_SGM = export_network(Network.load(BUNDLED_MODEL))
+_FUZZED_OP = {"info": Op.INFO, "stats": Op.STATS, "start_stream": Op.STREAM_START, "send_steps": Op.STREAM_STEPS,
+              "predict": Op.PREDICT, "read_model": Op.MODEL_READ, "upload_model": Op.MODEL_BEGIN,
+              "model_header": Op.INFO}
+# PROTOCOL.md's reply layouts, written out here: (field, offset, struct code)
+_STREAM_START = [("n_classes", 0, "H"), ("in_c", 2, "H"), ("in_h", 4, "H"), ("in_w", 6, "H"), ("dt_us", 8, "I")]
+_STEPS_HEAD = [("step", 0, "I"), ("n_steps", 4, "H")]
+_PREDICT_HEAD = [("step", 0, "I"), ("prediction", 4, "h")]
+_BEGIN = [("slot", 0, "B"), ("resume_offset", 1, "I")]
+
+
+class _ScriptLink(_FakeLink):
+    """A device answering the fuzzed op with the fuzzed bytes and every other op with a
+    well-formed reply of PROTOCOL.md's layouts (MODEL_READ serves _SGM's bytes)."""
+
+    def __init__(self, op: Op, reply: bytes):
+        super().__init__(reply)
+        self.op = op
+
+    def command(self, op, payload=b"", **kwargs) -> bytes:
+        if op == self.op:
+            return self.reply
+        if op == Op.INFO:      # slot 0 active and valid, holding _SGM
+            return struct.pack("<B" + "BIII" * 2 + "IIIIIBBI", 0, 1, 3, len(_SGM), 0x1234, 0, 0, 0, 0,
+                               1 << 18, 0, 1 << 19, 0x100, 0, 1, 0, 0)
+        if op == Op.MODEL_READ:
+            slot, offset, n = struct.unpack("<BIH", payload)
+            return _SGM[offset:offset + n]       # either slot (the upload sends _SGM[:3])
+        if op == Op.MODEL_DATA:
+            return struct.pack("<I", struct.unpack_from("<I", payload)[0] + len(payload) - 4)
+        return {Op.MODEL_END: b"\x01", Op.MODEL_ACTIVATE: struct.pack("<BI", 1, 7)}.get(op, b"")
+
+
+def _missing(op: str, fields, base: int, r: bytes):
+    """The outcome for a reply that ends inside `fields` (at `base`): the first one not whole."""
+    name, off = next((n, base + o) for n, o, c in fields if base + o + struct.calcsize("<" + c) > len(r))
+    return "error", [op, f"{name} at offset {off} missing"]
+
+
+def _unpack(fields, r: bytes, base: int = 0) -> tuple:
+    return tuple(struct.unpack_from("<" + c, r, base + o)[0] for _, o, c in fields)
+
+
+def _want(call: str, r: bytes):
+    """What `call` must do with the reply `r` to its fuzzed op: ("ok", value) or ("error",
+    [the substrings its ProtocolError names]), from the layouts above."""
+    n = len(r)
+    if call in ("info", "stats", "model_header"):
+        rec = _oracle_record("stats" if call == "stats" else "info", r) if n > 24 or call != "stats" else None
+        if rec is None:
+            return "error", ["STATS" if call == "stats" else "INFO"]
+        if call != "model_header":
+            return "ok", rec
+        if rec[0] is None:
+            return "error", ["has no model"]
+        return "ok", (10000, (2, 32, 32), (128, 128), 4, 11, len(_SGM))
+    if call == "start_stream":
+        return _missing("STREAM_START", _STREAM_START, 0, r) if n < 12 else ("ok", _unpack(_STREAM_START, r))
+    if call == "predict":      # the stream has 3 classes: 3 x i64 scores after the head
+        if n < 6:
+            return _missing("PREDICT", _PREDICT_HEAD, 0, r)
+        if n < 6 + 3 * 8:
+            return _missing("PREDICT", [(f"scores[{(n - 6) // 8}] score", 0, "q")], 6 + (n - 6) // 8 * 8, r)
+        return "ok", _unpack(_PREDICT_HEAD, r) + struct.unpack_from("<3q", r, 6)
+    if call == "send_steps":   # 3 steps from step 0, 3 logits each
+        if n < 6:
+            return _missing("STREAM_STEPS", _STEPS_HEAD, 0, r)
+        if _unpack(_STEPS_HEAD, r) != (3, 3):
+            return "error", ["STREAM_STEPS of 3 steps from step 0", "the device ran"]
+        if n < 6 + 9 * 4:
+            return _missing("STREAM_STEPS", [(f"logits[{(n - 6) // 4}] logit", 0, "i")], 6 + (n - 6) // 4 * 4, r)
+        return "ok", struct.unpack_from("<9i", r, 6)
+    if call == "read_model":
+        return ("ok", r) if n == 5 else ("error", ["MODEL_READ of 5 bytes returned", f"returned {n}"])
+    # upload_model: MODEL_BEGIN
+    if n < 5:
+        return _missing("MODEL_BEGIN", _BEGIN, 0, r)
+    resume = _unpack(_BEGIN, r)[1]
+    if resume > 3:
+        return "error", ["MODEL_BEGIN", "resume_offset (offset 1)"]
+    return "ok", (1, resume, 7)
+
+
+def _got(call: str, value):
+    if call in ("info", "stats"):
+        return _parsed(call, value)
+    if call == "model_header":
+        return value.dt_us, tuple(value.input_shape), tuple(value.sensor_size), value.downsample, \
+            len(value.labels), value.file_bytes
+    if call == "start_stream":
+        return (value.n_classes, *value.input_shape, value.dt_us)
+    if call == "predict":
+        return (value.step, value.index, *value.scores.tolist())
+    if call == "send_steps":
+        return tuple(value.reshape(-1).tolist())
+    if call == "read_model":
+        return value
+    return value.slot, value.resumed_from, value.generation
+
+
+@st.composite
+def _client_replies(draw):
+    """A call and its fuzzed reply: arbitrary bytes, or a well-formed one (fields drawn),
+    maybe cut short or with bytes added."""
+    call = draw(st.sampled_from(sorted(_CLIENT_CALLS)))
+    if draw(st.booleans()):
+        return call, draw(st.binary(max_size=80))
+    if call in ("info", "model_header", "stats"):
+        kind = "stats" if call == "stats" else "info"
+        if kind == "info":
+            r = struct.pack("<B" + "BIII" * 2 + "IIIIIBBI", draw(st.sampled_from([0, 1, 0xFF])),
+                            *draw(st.lists(st.integers(0, 255), min_size=16, max_size=16)))
+        else:
+            k = draw(st.integers(0, 6))
+            r = struct.pack("<QQQB", 1, 2, 3, k) + struct.pack(f"<{k}Q", *range(k)) + struct.pack("<III", 4, 5, 6)
+    elif call == "start_stream":
+        r = struct.pack("<HHHHI", *draw(st.lists(st.integers(0, 65535), min_size=4, max_size=4)),
+                        draw(st.integers(0, 2**32 - 1)))
+    elif call == "predict":
+        r = struct.pack("<Ih3q", draw(st.integers(0, 2**32 - 1)), draw(st.integers(-1, 10)),
+                        *draw(st.lists(st.integers(-2**63, 2**63 - 1), min_size=3, max_size=3)))
+    elif call == "send_steps":
+        r = struct.pack("<IH9i", draw(st.sampled_from([3, 3, 2, 6])), draw(st.sampled_from([3, 3, 1, 4])),
+                        *draw(st.lists(st.integers(-2**31, 2**31 - 1), min_size=9, max_size=9)))
+    elif call == "read_model":
+        r = draw(st.binary(min_size=5, max_size=5))
+    else:
+        r = struct.pack("<BI", draw(st.integers(0, 255)), draw(st.sampled_from([0, 1, 2, 3, 4, 2**32 - 1])))
+    how = draw(st.sampled_from(["whole", "whole", "cut", "longer"]))
+    if how == "cut":
+        r = r[:draw(st.integers(0, max(0, len(r) - 1)))]
+    elif how == "longer" and call in ("read_model", "predict"):
+        r += draw(st.binary(min_size=1, max_size=9))
+    return call, r
 
 
 @FUZZ
-@given(reply=st.binary(max_size=80), call=st.sampled_from(sorted(_CLIENT_CALLS)))
-def test_fuzz_client_reply_parsers(reply, call):
-    """Defect: OK replies shorter than their fields raised struct.error / ValueError out
-    of Device (start_stream, send_steps, predict, uploads, ...), not a ProtocolError
-    naming the reply. Every operation on arbitrary reply bytes now returns or raises a
-    ProtocolError subclass."""
+@given(case=_client_replies())
+def test_fuzz_client_reply_parsers(case):
+    """Every client operation on a fuzzed reply does exactly what PROTOCOL.md's layouts
+    (written out with struct above) say: a well-formed reply parses to the struct-decoded
+    fields; a malformed one raises a ProtocolError naming the op and the first missing
+    field and its offset (or the inconsistent value). Before: any ProtocolError passed."""
+    call, reply = case
     dev = _device(reply)
+    dev.link = _ScriptLink(_FUZZED_OP[call], reply)
     dev._stream = _Stream(StreamInfo(3, (1, 2, 2), 1000), logits=True)
+    kind, want = _want(call, reply)
     try:
-        _CLIENT_CALLS[call](dev)
-    except P.ProtocolError:
-        pass
+        got = _got(call, _CLIENT_CALLS[call](dev))
+    except P.ProtocolError as e:
+        assert kind == "error", (call, reply, str(e), want)
+        assert all(w in str(e) for w in want), (call, reply, str(e), want)
+        return
+    assert kind == "ok", (call, reply, got, want)
+    assert got == want, (call, reply)
 
 
 @pytest.mark.parametrize("call,reply", [
@@ -554,5 +698,5 @@ def test_model_begin_waits_for_the_erase_instead_of_resending():
         result = dev.upload_model(data, verify=False, activate=False)
         assert result.slot == 1 and result.resumed_from == len(data)
         assert dev.link.counters.resends == 0
-        assert dev._budget == MAX_PAYLOAD
+        assert dev.frame_budget == MAX_PAYLOAD
     assert [p.op for p in dev_sim.received] == [Op.HELLO, Op.MODEL_BEGIN, Op.MODEL_END]

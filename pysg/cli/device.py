@@ -70,9 +70,10 @@ def _connect(device_cls, port: str, baud: int | None):
 def _model_bytes(path, dt_ms: float | None) -> bytes:
     """An .sgm file's bytes (validated here first), or a float .npz model exported as
     `pysg export` does."""
+    from ..io.model_file import read_model_head
     from ..jobs import load_model
 
-    if dt_ms is not None and Path(path).read_bytes()[:4] != b"PK\x03\x04":
+    if dt_ms is not None and read_model_head(path) != b"PK\x03\x04":
         raise ValueError(f"{path}: an .sgm model runs at its own dt; --dt-ms applies to a float .npz model")
     return load_model(path, engine="c", dt_ms=dt_ms).data
 

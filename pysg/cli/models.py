@@ -76,9 +76,13 @@ def cmd_convert(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from ..sgm import inspect_sgm, inspect_text
+    from ..io.model_file import read_model_bytes
+    from ..sgm import SgmFormatError, inspect_sgm, inspect_text
 
-    info = inspect_sgm(str(args.model))
+    try:
+        info = inspect_sgm(read_model_bytes(args.model))  # refused unread when no model can be that large
+    except SgmFormatError as e:
+        raise ValueError(f"{args.model}: {e}") from None
     if args.json:
         print(dumps(model_info(info)))
         return 0

@@ -41,7 +41,7 @@ from .replies import (  # noqa: F401 - the reply records are public here too
     fw_version_text,
 )
 # The limits are importable from here as before; the code reads them where they are defined.
-from .session import GROW_AFTER, RECONNECT_HELLO_TRIES, RECONNECT_TIMEOUT, Progress, _Stream  # noqa: F401
+from .session import RECONNECT_HELLO_TRIES, RECONNECT_TIMEOUT, FrameSizer, Progress, _Stream  # noqa: F401
 from .stream import Streams
 from .upload import ERASE_TIMEOUT, FW_BOOT_TIMEOUT, OFFSET_JUMPS, UPLOAD_RECONNECTS, Uploads  # noqa: F401
 

@@ -38,16 +38,23 @@ class NoModelError(ProtocolError):
 # firmware's SG_REPLY_* macros are generated from).
 
 
-def _short(op: Op, reply: bytes, need: int) -> ProtocolError:
-    return ProtocolError(f"{op.name} reply of {len(reply)} bytes after the status, expected at least {need}: "
-                         f"is the device running pysg firmware of this protocol version?")
+def _short(op: Op, reply: bytes, need: int, where: str = "") -> ProtocolError:
+    """A reply that ends before `need` bytes: names its first missing field and offset."""
+    return ProtocolError(f"{op.name} reply of {len(reply)} bytes after the status, expected at least {need}"
+                         f"{where}: is the device running pysg firmware of this protocol version?")
+
+
+def _missing(fields, base: int, n: int, what: str = "") -> str:
+    """`; <field> at offset <o> missing` for the first of `fields` (at `base`) not whole in n bytes."""
+    f = next(f for f in fields if base + f.offset + f.size > n)
+    return f"; {what}{f.name} at offset {base + f.offset} missing"
 
 
 def _head(op: Op, reply: bytes) -> dict:
     """The head fields of an OK reply to `op` by name; ProtocolError when it is too short."""
     layout = REPLIES[op]
     if len(reply) < layout.head_size:
-        raise _short(op, reply, layout.head_size)
+        raise _short(op, reply, layout.head_size, _missing(layout.head, 0, len(reply)))
     return dict(zip([f.name for f in layout.head], struct.unpack_from(layout.head_format, reply)))
 
 
@@ -58,7 +65,9 @@ def _items(op: Op, reply: bytes, count: int) -> np.ndarray | list[dict]:
     it = layout.items
     need = layout.head_size + count * it.size
     if len(reply) < need:
-        raise _short(op, reply, need)
+        k = max(0, len(reply) - layout.head_size) // it.size
+        raise _short(op, reply, need, _missing(it.fields, layout.head_size + k * it.size, len(reply),
+                                               f"{it.name}[{k}] "))
     if len(it.fields) == 1:
         return np.frombuffer(reply, "<" + it.code, count=count, offset=layout.head_size).copy()
     names = [f.name for f in it.fields]
@@ -71,7 +80,7 @@ def _tail(op: Op, reply: bytes, count: int) -> dict:
     layout = REPLIES[op]
     at = layout.head_size + count * layout.items.size
     if len(reply) < at + layout.tail_size:
-        raise _short(op, reply, at + layout.tail_size)
+        raise _short(op, reply, at + layout.tail_size, _missing(layout.tail, at, len(reply)))
     return dict(zip([f.name for f in layout.tail], struct.unpack_from(layout.tail_format, reply, at)))
 
 

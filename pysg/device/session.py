@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The base of `pysg.device.client.Device`: the link to a device, HELLO and reconnection,
-the frame budget that adapts to a noisy link, and the operations that leave what the device
+the frame size that adapts to a noisy link (`FrameSizer`: one rule for uploads, their
+read-back, `read_model` and streaming), and the operations that leave what the device
 stores alone (INFO, STATS, reading a model slot and the active model's header, RESET,
 SET_BAUD), and the one that only chooses among stored models (MODEL_SELECT: roll back to
 the other slot); the host's serial ports (`list_serial_ports`)."""
@@ -17,7 +18,7 @@ from .protocol import ProtocolError
 from .replies import MIN_BUDGET, DeviceInfo, DeviceStats, HelloInfo, ModelHeader, NoModelError, StreamInfo, \
     UnsupportedError, VerifyError, _head
 
-__all__ = ["Session", "RECONNECT_TIMEOUT", "Progress", "SLOT_NAMES", "slot_index", "list_serial_ports"]
+__all__ = ["Session", "FrameSizer", "RECONNECT_TIMEOUT", "Progress", "SLOT_NAMES", "slot_index", "list_serial_ports"]
 
 SLOT_NAMES = ("A", "B")      # what the CLI calls model slots 0 and 1
 
@@ -48,9 +49,59 @@ def list_serial_ports() -> list[dict]:
 
 RECONNECT_TIMEOUT = 30.0     # s to wait for a device to come back (link lost, reset, firmware update)
 RECONNECT_HELLO_TRIES = 8    # HELLO tries per reconnect attempt
-GROW_AFTER = 8               # clean requests before the frame budget doubles again
+LOSS_DECAY = 0.97            # weight of the older tries in the loss estimate (~30 tries)
+FRAME_OVERHEAD = 12          # bytes a frame adds to its payload on the wire (COBS, header, CRC)
+SAFE_SHARE = 0.105           # -ln(0.9): the frame a request resent as it is sizes by (FrameSizer.safe)
 
 Progress = Callable[[int, int], None]   # (done, total)
+
+
+class FrameSizer:
+    """The payload bytes per frame on a lossy link, one rule for every request. Per try it
+    records the bytes exposed (request + reply, framed) and whether the reply came; a lost
+    try was hit somewhere in it (counted as half its bytes). A frame of n bytes survives
+    with (1-p)^n, so with p = losses / bytes exposed (decaying sums) the size is about
+    1/p - overhead, between `low` and `high`: a lost try of about the size halves it at
+    once, clean ones let it grow back by at most half per try."""
+
+    def __init__(self, low: int, high: int, start: int | None = None):
+        self.low, self.high = low, high
+        self.size = max(low, min(high, high if start is None else start))
+        self._lost = 0.0
+        self._bytes = 0.0
+
+    @property
+    def safe(self) -> int:
+        """The size for a request that cannot be sent again smaller (a stream's steps, a
+        read): one whose try gets through 9 times in 10, (1-p)^n >= 0.9, n ~ 0.105/p;
+        never above `size`. A whole request fails only if all its resends of that frame
+        are lost, so it must rarely be hit."""
+        if self._lost < 1e-9:
+            return self.size
+        n = int(SAFE_SHARE * self._bytes / self._lost) - 2 * FRAME_OVERHEAD
+        return max(self.low, min(self.size, n))
+
+    def bound(self, low: int, high: int) -> None:
+        """New limits (a HELLO's max_payload), keeping what the link taught."""
+        self.low, self.high = low, high
+        self.size = max(low, min(high, self.size))
+
+    def record(self, request: int, reply: int, ok: bool) -> None:
+        """One try: `request` and `reply` payload bytes; `ok` whether its reply came."""
+        frame = max(request, reply)
+        n = request + reply + 2 * FRAME_OVERHEAD
+        self._lost = self._lost * LOSS_DECAY + (0 if ok else 1)
+        self._bytes = self._bytes * LOSS_DECAY + (n if ok else n / 2)
+        if not ok:
+            if 2 * frame >= self.size:  # a frame near the size was hit: halve it (a short one only counts)
+                self.size = max(self.low, self.size // 2)
+            return
+        target = self.high if self._lost < 1e-9 else int(self._bytes / self._lost) - 2 * FRAME_OVERHEAD
+        target = max(self.low, min(self.high, target))
+        if target > self.size:  # grow back gently: at most by half per clean request
+            self.size = min(target, self.size + max(1, self.size // 2))
+        else:
+            self.size = target
 
 
 @dataclass
@@ -77,8 +128,7 @@ class Session:
         self.hello_info: HelloInfo | None = None
         self.reconnects = 0
         self._stream: _Stream | None = None
-        self._budget = 0            # payload bytes per request now (max_payload, halved on resends)
-        self._clean = 0
+        self.sizer: FrameSizer | None = None   # payload bytes per frame now (from HELLO's max_payload)
         self._header_cache: dict[tuple[int, int], ModelHeader] = {}
 
     # ------------------------------------------------------------ connection
@@ -131,24 +181,31 @@ class Session:
             raise LinkError("not connected: use `with Device(url) as dev:` or call connect()")
         return self.link
 
+    @property
+    def frame_budget(self) -> int:
+        """Payload bytes a request or its reply may carry now: FrameSizer.safe (uploads,
+        which send a lost chunk again smaller, use FrameSizer.size)."""
+        return self.sizer.safe if self.sizer is not None else self._link().max_payload
+
     def _cmd(self, op: Op, payload: bytes = b"", **kwargs) -> bytes:
+        """A request through the link; every try (resends included) teaches the sizer."""
         link = self._link()
         before = link.counters.resends
         try:
-            return link.command(op, payload, **kwargs)
-        finally:
-            self._adapt(link.counters.resends - before)
+            r = link.command(op, payload, **kwargs)
+        except LinkError:
+            self._record(len(payload), kwargs.get("reply_len") or 0, link.counters.resends - before + 1, False)
+            raise
+        self._record(len(payload), len(r), link.counters.resends - before, True)
+        return r
 
-    def _adapt(self, resends: int) -> None:
-        """Noisy link: a request that needed resends halves the payload of the next ones
-        (a long frame is more likely to be hit); GROW_AFTER clean ones double it again."""
-        top = self._link().max_payload
-        if resends:
-            self._budget, self._clean = max(min(MIN_BUDGET, top), self._budget // 2), 0
-        else:
-            self._clean += 1
-            if self._clean >= GROW_AFTER:
-                self._budget, self._clean = min(top, self._budget * 2), 0
+    def _record(self, request: int, reply: int, lost: int, ok: bool) -> None:
+        if self.sizer is None:
+            return
+        for _ in range(lost):
+            self.sizer.record(request, reply, False)
+        if ok:
+            self.sizer.record(request, reply, True)
 
     def _need(self, cap: Cap, what: str) -> None:
         if self.hello_info is not None and cap not in self.hello_info.caps:
@@ -162,9 +219,12 @@ class Session:
         if info.version != PROTOCOL_VERSION:
             raise ProtocolError(f"device speaks protocol version {info.version}, this host {PROTOCOL_VERSION}: "
                                 f"update {'the firmware' if info.version < PROTOCOL_VERSION else 'pysg'}")
-        self._link().max_payload = info.max_payload
-        # a reconnect keeps what the link taught (a noisy link stays noisy)
-        self._budget = min(self._budget or info.max_payload, info.max_payload)
+        top = info.max_payload
+        self._link().max_payload = top
+        if self.sizer is None:
+            self.sizer = FrameSizer(min(MIN_BUDGET, top), top)
+        else:  # a reconnect keeps what the link taught (a noisy link stays noisy)
+            self.sizer.bound(min(MIN_BUDGET, top), top)
         self.hello_info = info
         self._stream = None
         return info
@@ -207,7 +267,7 @@ class Session:
             size = s.size - offset
         out = bytearray()
         while len(out) < size:
-            want = min(self._budget - 1, 0xFFFF, size - len(out))
+            want = min(self.frame_budget - 1, 0xFFFF, size - len(out))
             r = self._cmd(Op.MODEL_READ, struct.pack("<BIH", slot, offset + len(out), want), reply_len=want + 1)
             if len(r) != want:
                 raise ProtocolError(f"MODEL_READ of {want} bytes returned {len(r)}")

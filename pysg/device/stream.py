@@ -52,7 +52,7 @@ class Streams(Session):
         out = np.empty((len(blocks) if st.logits else 0, st.info.n_classes), np.int32)
         a = 0
         while a < len(blocks):
-            b = next_steps(sizes, a, self._link().max_payload, per, self._budget)
+            b = next_steps(sizes, a, self._link().max_payload, per, self.frame_budget)
             n = b - a
             r = self._cmd(Op.STREAM_STEPS, b"".join(blocks[a:b]), reply_len=STEPS_REPLY_FIXED + per * n)
             h = _head(Op.STREAM_STEPS, r)
@@ -84,7 +84,9 @@ class Streams(Session):
         r = self._cmd(Op.PREDICT)
         h = _head(Op.PREDICT, r)
         layout = REPLIES[Op.PREDICT]
-        n = (len(r) - layout.head_size) // layout.items.size  # one score per class
+        # one score per class: the stream's classes, else as many as the reply holds (a part one is missing)
+        n = self._stream.info.n_classes if self._stream is not None else \
+            -(-(len(r) - layout.head_size) // layout.items.size)
         return Prediction(h["step"], h["prediction"], _items(Op.PREDICT, r, n))
 
     def classify_frames(self, frames: np.ndarray, *, warmup: float = WARMUP, logits: bool = False,
@@ -102,74 +104,92 @@ class Streams(Session):
         return bin_events(events, duration_us=duration_us, dt_us=mh.dt_us, sensor_size=mh.sensor_size,
                           downsample=mh.downsample, channels=mh.input_shape[0])
 
-    def stream_events(self, events: np.ndarray, *, window_ms: float = 500.0, logits: bool = False,
+    def stream_events(self, events, *, window_ms: float = 500.0, logits: bool = False,
                       speed: float | None = None) -> Iterator[dict]:
         """A recording streamed as one sample, with a prediction per window (pysg.live's
         rule: windows of round(window_ms / dt) steps from the first event; each window's
         prediction sums the logits of its own steps). Yields t_start_us, t_end_us,
         prediction (label), prediction_index, events, spikes (and logits if asked).
+        ``events``: an event array, or time-ordered chunks of one (`pysg.chunked.
+        MappedRecording.chunks`): each window is binned and sent once the chunks pass its
+        end, so memory holds a chunk and a window, never the recording.
         ``speed``: pace the recording (`Pacer`): 1 = as recorded, 2 = twice as fast; None:
         as fast as the link allows."""
-        events = _sorted(events)
-        if events.size == 0:
+        chunks = _chunks(events)
+        first = next(chunks, None)
+        if first is None:
             return
-        pace = Pacer(int(events["t"][0]), speed)  # the clock starts now: setup time is part of the recording's
+        t0 = int(first["t"][0])
+        pace = Pacer(t0, speed)  # the clock starts now: setup time is part of the recording's
         mh = self.model_header()
         dt = mh.dt_us
         w = max(1, int(round(window_ms * 1000 / dt)))
-        t = events["t"].astype(np.int64)
-        t0 = int(t[0])
-        n_steps = (int(t[-1]) - t0) // dt + 1
-        n_win = -(-n_steps // w)
-        ev = events.copy()
-        ev["t"] = t - t0
-        frames = self._bin(ev, n_win * w * dt, mh)
-        bounds = np.searchsorted(t, t0 + np.arange(n_win + 1) * w * dt, side="left")
-        t_last = int(t[-1])
+        span = w * dt
         self.start_stream(logits=logits)
         spikes_before = sum(self.stats().spikes)
-        for k in range(n_win):
-            pace.wait(min(t0 + (k + 1) * w * dt, t_last))  # a window goes once the recording has reached its end
+        pending, k, t_seen = first, 0, int(first["t"][-1])
+
+        def window(ev: np.ndarray) -> dict:
+            nonlocal spikes_before
+            start = t0 + k * span
+            pace.wait(min(start + span, t_seen))  # a window goes once the recording has reached its end
+            rel = ev.copy()
+            rel["t"] = ev["t"].astype(np.int64) - start
             self.score_from(k * w)
-            lg = self.send_steps(frames[k * w:(k + 1) * w])
+            lg = self.send_steps(self._bin(rel, span, mh))
             p = self.predict()
             spikes = sum(self.stats().spikes)
-            row = {"t_start_us": t0 + k * w * dt, "t_end_us": t0 + (k + 1) * w * dt,
+            row = {"t_start_us": start, "t_end_us": start + span,
                    "prediction": mh.labels[p.index] if p.index >= 0 else None, "prediction_index": p.index,
-                   "events": int(bounds[k + 1] - bounds[k]), "spikes": spikes - spikes_before}
+                   "events": int(ev.size), "spikes": spikes - spikes_before}
             spikes_before = spikes
             if logits:
                 row["logits"] = lg
-            yield row
+            return row
 
-    def stream_gestures(self, events: np.ndarray, labels: np.ndarray, *, warmup: float | None = None,
+        for chunk in chunks:
+            pending = np.concatenate([pending, chunk])
+            t_seen = int(chunk["t"][-1])
+            while t0 + (k + 1) * span <= t_seen:          # an event at or past its end: window k is whole
+                i = int(np.searchsorted(pending["t"], t0 + (k + 1) * span, side="left"))
+                yield window(pending[:i])
+                pending, k = pending[i:], k + 1
+        n_win = -(-((t_seen - t0) // dt + 1) // w)
+        while k < n_win:
+            i = int(np.searchsorted(pending["t"], t0 + (k + 1) * span, side="left"))
+            yield window(pending[:i])
+            pending, k = pending[i:], k + 1
+
+    def stream_gestures(self, events, labels: np.ndarray, *, warmup: float | None = None,
                         logits: bool = False, progress: Progress | None = None,
                         speed: float | None = None) -> Iterator[dict]:
         """Each labelled gesture (a pysg.datasets.gesture.LABEL_DTYPE row: cls 1..11,
         [t_start, t_end) µs) as one sample, as pysg.datasets.gesture.GestureDataset cuts it,
         run by `pysg.jobs.iter_samples` on this device (:class:`pysg.device.engine.DeviceEngine`):
         yields t_start_us, t_end_us, truth, truth_index, prediction, prediction_index,
-        steps, scores (and logits if asked). ``warmup``: default the model kind's rule
-        (`pysg.scoring`). ``speed``: as `stream_events` (a gesture goes once the recording,
-        from its first event, has reached the gesture's end)."""
+        steps, scores (and logits if asked). ``events``: an event array or time-ordered
+        chunks (as `stream_events`): a gesture's events are gathered as the chunks pass,
+        so memory holds the gestures not yet sent, never the recording. ``warmup``: default
+        the model kind's rule (`pysg.scoring`). ``speed``: as `stream_events` (a gesture
+        goes once the recording, from its first event, has reached the gesture's end)."""
         from types import SimpleNamespace
 
         from ..jobs import iter_samples
         from ..scoring import ScoringRule
         from .engine import DeviceEngine
 
-        events = _sorted(events)
         eng = DeviceEngine(self, rule=None if warmup is None else ScoringRule(warmup))
         names = eng.labels
-        t = events["t"]
-        pace = Pacer(int(t[0]) if t.size else 0, speed)
+        gather = _Gather(_chunks(events), labels)
 
         def samples():
-            for row in labels:
+            pace = None
+            for i, row in enumerate(labels):
                 cls, t_start, t_end = int(row["cls"]), int(row["t_start"]), int(row["t_end"])
+                ev = gather.take(i)
+                if pace is None:
+                    pace = Pacer(gather.t_first, speed)
                 pace.wait(t_end)
-                lo, hi = np.searchsorted(t, [t_start, t_end], side="left")
-                ev = events[lo:hi].copy()
                 ev["t"] -= t_start
                 yield SimpleNamespace(events=ev, label=cls - 1, duration_us=t_end - t_start, t_start=t_start,
                                       source=self.url)
@@ -185,6 +205,56 @@ class Streams(Session):
             if progress:
                 progress(i + 1, len(labels))
             yield out
+
+
+class _Gather:
+    """The events of each labelled interval, collected from time-ordered chunks as far as
+    the interval asked for needs; the intervals not yet taken hold their own events."""
+
+    def __init__(self, chunks: Iterator[np.ndarray], labels: np.ndarray):
+        self.chunks, self.labels = chunks, labels
+        self.parts: dict[int, list[np.ndarray]] = {}
+        self.taken: set[int] = set()
+        self.t_seen: int | None = None
+        self.t_first: int = 0
+        self.done = False
+
+    def _read(self) -> None:
+        c = next(self.chunks, None)
+        if c is None:
+            self.done = True
+            return
+        if self.t_seen is None:
+            self.t_first = int(c["t"][0])
+        self.t_seen = int(c["t"][-1])
+        t = c["t"]
+        for j, row in enumerate(self.labels):
+            if j not in self.taken:
+                lo, hi = np.searchsorted(t, [int(row["t_start"]), int(row["t_end"])], side="left")
+                if hi > lo:
+                    self.parts.setdefault(j, []).append(c[lo:hi])
+
+    def take(self, i: int) -> np.ndarray:
+        """Interval i's events (a copy), once the chunks have passed its end."""
+        t_end = int(self.labels[i]["t_end"])
+        while not self.done and (self.t_seen is None or self.t_seen < t_end):
+            self._read()
+        self.taken.add(i)
+        parts = self.parts.pop(i, [])
+        return np.concatenate(parts) if parts else np.zeros(0, _event_dtype())
+
+
+def _event_dtype():
+    from ..events import EVENT_DTYPE
+
+    return EVENT_DTYPE
+
+
+def _chunks(events) -> Iterator[np.ndarray]:
+    """Non-empty time-ordered chunks: an array sorted (stable) as one chunk, or the chunks given."""
+    if isinstance(events, np.ndarray):
+        events = [_sorted(events)]
+    return (c for c in events if c.size)
 
 
 class Pacer:

@@ -8,13 +8,13 @@ On a lossy link the chunks adapt: each DATA request is sent at most twice (a pro
 resend after the link's adaptive wait), and a chunk that does not get through is sent
 again smaller under a new seq (the device answers ERR_OFFSET with the offset it holds when
 the first one did arrive). The chunk size follows the link's estimated loss per byte
-(`_FrameSizer`): a frame of n bytes survives with (1-p)^n, so the host aims at about 1/p
+(`pysg.device.session.FrameSizer`, the rule every request of a session follows: reads and
+streams too): a frame of n bytes survives with (1-p)^n, so the host aims at about 1/p
 bytes per frame; a failed try halves it at once, and it grows back as frames get through.
 An upload that moves no byte for `stall_timeout` s stops with UploadStalled (the active
 model is untouched: uploads go to the inactive slot)."""
 from __future__ import annotations
 
-import math
 import struct
 import time
 import zlib
@@ -24,7 +24,6 @@ from .link import HELLO_INTERVAL, LinkError
 from .ops import Cap, Op, Status
 from .protocol import DeviceError, ProtocolError
 from .replies import UploadResult, VerifyError, _head, fw_version_text
-from .replies import MIN_BUDGET
 from .session import RECONNECT_TIMEOUT, Progress, Session
 
 __all__ = ["Uploads", "UPLOAD_RECONNECTS", "UploadStalled", "UploadStatus", "UPLOAD_STALL_TIMEOUT"]
@@ -35,8 +34,7 @@ OFFSET_JUMPS = 3             # ERR_OFFSET answers in a row before an upload give
 ERASE_TIMEOUT = 5.0          # s a BEGIN may take to answer: it erases first (STM32F4: 1-2 s per 128 KB sector)
 UPLOAD_STALL_TIMEOUT = 120.0 # s without one more byte accepted before an upload gives up
 DATA_RETRIES = 1             # prompt resends of one DATA frame before it is sent again smaller
-_LOSS_DECAY = 0.97           # weight of the older tries in the loss estimate (~30 tries)
-_REPLY_BYTES = 20            # a DATA reply on the wire (it can be hit too)
+_DATA_REPLY = 8              # payload bytes of a DATA reply (status, next offset): it can be hit too
 
 
 class UploadStalled(LinkError):
@@ -60,33 +58,6 @@ class UploadStatus:
         return f"{self.retries} retries, {self.frame} B frames, {self.bytes_per_s / 1000:.1f} kB/s"
 
 
-class _FrameSizer:
-    """The DATA payload size for a lossy link. Per try it records the bytes exposed
-    (request + reply) and whether the reply came; a lost frame was hit somewhere in it
-    (counted as half its bytes). p = losses / bytes exposed (decaying sums) and the size
-    is about 1/p - overhead, between `low` and `high`; a lost try halves it at once."""
-
-    def __init__(self, low: int, high: int, start: int):
-        self.low, self.high = low, high
-        self.size = max(low, min(high, start))
-        self._lost = 0.0
-        self._bytes = 0.0
-
-    def record(self, payload: int, ok: bool) -> None:
-        n = payload + 12 + _REPLY_BYTES
-        self._lost = self._lost * _LOSS_DECAY + (0 if ok else 1)
-        self._bytes = self._bytes * _LOSS_DECAY + (n if ok else n / 2)
-        if not ok:
-            self.size = max(self.low, min(self.size, payload) // 2)
-            return
-        target = self.high if self._lost < 1e-9 else int(self._bytes / self._lost) - 12 - _REPLY_BYTES
-        target = max(self.low, min(self.high, target))
-        if target > self.size:  # grow back gently: at most by half per clean request
-            self.size = min(target, self.size + max(1, self.size // 2))
-        else:
-            self.size = target
-
-
 class Uploads(Session):
     """What changes a device's flash: models and firmware."""
 
@@ -100,8 +71,7 @@ class Uploads(Session):
         t0 = last_moved = time.monotonic()
         result = UploadResult(slot=-1, generation=0, size=size, crc=crc)
         link = self._link()
-        sizer = self._sizer = _FrameSizer(min(MIN_BUDGET, link.max_payload - 4), link.max_payload - 4,
-                                           self._budget - 4)
+        sizer = self.sizer
         status = self.upload_status = UploadStatus(total=size, frame=sizer.size)
         first = True
         losses = restarts = 0
@@ -129,6 +99,9 @@ class Uploads(Session):
                 r = self._cmd(begin, struct.pack("<II", size, crc), interval=max(ERASE_TIMEOUT, self.reply_timeout))
                 h = _head(begin, r)
                 offset = h["resume_offset"]
+                if offset > size:
+                    raise ProtocolError(f"{begin.name} reply: resume_offset (offset 1) {offset} is beyond the "
+                                        f"{size} bytes of the upload")
                 if begin == Op.MODEL_BEGIN:
                     result.slot = h["slot"]
                 if first:
@@ -138,7 +111,7 @@ class Uploads(Session):
                 give_up = (1 + self.retries) * (self.reply_timeout + (link.max_payload + 64) / self.bytes_per_s)
                 while offset < size:
                     report(offset)
-                    part = data[offset: offset + sizer.size]
+                    part = data[offset: offset + sizer.size - 4]   # the frame: offset (u32) + part
                     link = self._link()
                     before = link.counters.resends
                     try:
@@ -156,7 +129,7 @@ class Uploads(Session):
                         continue
                     except LinkError:
                         status.retries += link.counters.resends - before + 1
-                        sizer.record(len(part) + 4, False)
+                        sizer.record(len(part) + 4, _DATA_REPLY, False)
                         now = time.monotonic()
                         fail_since = fail_since or now
                         check_stall("no reply to any DATA frame")
@@ -166,15 +139,14 @@ class Uploads(Session):
                     fail_since = None
                     if link.counters.resends > before:  # the first try was lost
                         status.retries += link.counters.resends - before
-                        sizer.record(len(part) + 4, False)
-                    sizer.record(len(part) + 4, True)
+                        sizer.record(len(part) + 4, _DATA_REPLY, False)
+                    sizer.record(len(part) + 4, _DATA_REPLY, True)
                     nxt = _head(data_op, r)["next_offset"]
                     if nxt != offset + len(part):
                         raise ProtocolError(f"{data_op.name} of {len(part)} bytes at offset {offset}: the device "
                                             f"answers next offset {nxt}")
                     offset, jumps = nxt, 0
                 report(size)
-                self._budget = min(link.max_payload, max(MIN_BUDGET, sizer.size + 4))  # for the read-back
                 end_reply = self._cmd(end)
                 break
             except UploadStalled:
@@ -205,19 +177,19 @@ class Uploads(Session):
         the upload's do (a read changes nothing, so a lost one is simply asked again,
         smaller, under a new seq); UploadStalled when nothing comes back for the stall
         timeout."""
-        sizer, status = self._sizer, self.upload_status
+        sizer, status = self.sizer, self.upload_status
         out = bytearray()
         last = time.monotonic()
         while len(out) < size:
             link = self._link()
-            want = min(sizer.size, 0xFFFF, size - len(out))
+            want = min(sizer.size - 1, 0xFFFF, size - len(out))   # the reply: status + want bytes
             before = link.counters.resends
             try:
                 r = link.command(Op.MODEL_READ, struct.pack("<BIH", slot, len(out), want), reply_len=want + 1,
                                  retries=DATA_RETRIES, patience=0)
             except LinkError:
                 status.retries += link.counters.resends - before + 1
-                sizer.record(want + 7, False)
+                sizer.record(7, want + 1, False)
                 idle = time.monotonic() - last
                 if idle > self.stall_timeout:
                     raise UploadStalled(f"reading slot {slot} back from {self.url} stalled at byte {len(out)} of "
@@ -228,8 +200,8 @@ class Uploads(Session):
                 raise ProtocolError(f"MODEL_READ of {want} bytes returned {len(r)}")
             if link.counters.resends > before:
                 status.retries += link.counters.resends - before
-                sizer.record(want + 7, False)
-            sizer.record(want + 7, True)
+                sizer.record(7, want + 1, False)
+            sizer.record(7, want + 1, True)
             out += r
             last = time.monotonic()
         return bytes(out)
