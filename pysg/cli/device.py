@@ -123,13 +123,11 @@ def cmd_flash(args) -> int:
 
 def cmd_stream(args) -> int:
     from ..datasets.gesture import read_labels_csv
-    from ..io import read_events
 
     if args.speed is not None:
         from ..device.stream import Pacer
 
         Pacer(0, args.speed)  # a bad --speed ends here (exit 2), before the file is read
-    recording = read_events(args.events)
     labels_path = args.labels
     if labels_path is None and args.window_ms is None:
         beside = Path(args.events).with_name(Path(args.events).stem + "_labels.csv")
@@ -140,7 +138,7 @@ def cmd_stream(args) -> int:
     labels = read_labels_csv(labels_path) if labels_path is not None else None
 
     def run(dev) -> int:
-        events = _mapped(args, recording, dev.model_header())
+        events = _mapped(args, dev.model_header())
         if labels is not None:
             hits = 0
             with _bar(len(labels), "streaming gestures", "gesture", args.quiet) as bar:
@@ -164,21 +162,21 @@ def cmd_stream(args) -> int:
     return _device_call(args, run)
 
 
-def _mapped(args, recording, header):
-    """The recording on the device model's sensor (pysg.jobs.map_recording: the one mapping
-    run and eval use); its events_in / events_dropped / mapping on stderr, warned past 20 %."""
-    from ..jobs import map_recording
+def _mapped(args, header):
+    """The recording on the device model's sensor (the one mapping run and eval use), as
+    time-ordered chunks read as they are sent (bounded memory: pysg.chunked.MappedRecording);
+    its events_in / events_dropped / mapping on stderr, warned past 20 %."""
+    from ..chunked import MappedRecording
     from ..preprocess import drop_warning
 
-    events, m, dropped = map_recording(header, recording, crop=args.crop, downsample=args.downsample)
-    n = len(recording.events)
+    rec = MappedRecording(args.events, header, crop=args.crop, downsample=args.downsample)
     if not getattr(args, "said_quiet", args.quiet):
-        print("pysg stream: " + json.dumps({"events_in": n, "events_dropped": dropped, "mapping": m.to_dict()}),
-              file=sys.stderr)
-    line = drop_warning(str(args.events), n, dropped, m)
+        print("pysg stream: " + json.dumps({"events_in": rec.events_in, "events_dropped": rec.events_dropped,
+                                            "mapping": rec.mapping.to_dict()}), file=sys.stderr)
+    line = drop_warning(str(args.events), rec.events_in, rec.events_dropped, rec.mapping)
     if line:
         print(line, file=sys.stderr)
-    return events
+    return rec.chunks()
 
 
 # docs/CLI.md's vocabulary for what the device client returns: sizes *_bytes, CRCs as
