@@ -47,7 +47,14 @@ def files(tmp_path_factory):
     with open(behind, "wb") as f:                     # a valid model, then 3 GB its header does not count
         f.write(sgm)
         f.truncate(3 * 10**9)
-    return {"zeros": zeros, "behind": behind, "size": len(sgm)}
+    from pysg.device.image import make_image
+
+    image = make_image(b"\x5a" * 1000, 0x1000, 0x000100, "posix")   # a valid image, then 3 GB more
+    behind_fw = d / "behind.img"
+    with open(behind_fw, "wb") as f:
+        f.write(image)
+        f.truncate(3 * 10**9)
+    return {"zeros": zeros, "behind": behind, "size": len(sgm), "behind_fw": behind_fw}
 
 
 CASES = {
@@ -64,6 +71,11 @@ CASES = {
                                   "more than the header's file_size {size}"),
     "flash --dt-ms, 3 GB of zeros": (["flash", "{zeros}", "--dt-ms", "5", "--port", "socket://127.0.0.1:9"],
                                      "{zeros}", "--dt-ms applies to a float .npz model"),
+    "flash --firmware /dev/zero": (["flash", "--firmware", "/dev/zero", "--port", "socket://127.0.0.1:9"],
+                                   "/dev/zero", "not a firmware image: magic 0x00000000 is not"),
+    "flash --firmware 3 GB behind an image": (["flash", "--firmware", "{behind_fw}", "--port",
+                                               "socket://127.0.0.1:9"], "{behind_fw}",
+                                              "the file is longer than the 1000-byte binary its header announces"),
 }
 
 
@@ -78,6 +90,20 @@ def test_refused_before_it_is_read_whole(files, case):
     assert len(err) == 1 and "Traceback" not in err[0], err
     assert name.format(**fill) in err[0] and message.format(**fill) in err[0], err[0]
     assert peak_kib < 256 * 1024, peak_kib                # a 3 GB read would be 3 GB resident
+
+
+def test_a_valid_firmware_image_reads_whole_and_a_short_one_is_refused(tmp_path):
+    from pysg.device.image import ImageError, check_image, make_image, read_image_file
+
+    image = make_image(bytes(range(256)) * 8, 0x1000, 0x000100, "posix")
+    good = tmp_path / "app.img"
+    good.write_bytes(image)
+    assert read_image_file(good) == image and check_image(image).size == 2048
+    short = tmp_path / "short.img"
+    short.write_bytes(image[:-1])
+    with pytest.raises(ImageError, match="shorter than the 2048-byte binary") as exc:
+        read_image_file(short)
+    assert exc.value.field == "size"
 
 
 def test_the_guard_reads_a_valid_model_whole(files, tmp_path, capsys):

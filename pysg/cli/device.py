@@ -82,7 +82,9 @@ def cmd_flash(args) -> int:
     if (args.model is None) == (args.firmware is None):
         raise ValueError("give either MODEL (.sgm or float .npz) or --firmware APP.img")
     if args.firmware:
-        data, what = Path(args.firmware).read_bytes(), "firmware"
+        from ..device.image import read_image_file
+
+        data, what = read_image_file(args.firmware), "firmware"
     else:
         data, what = _model_bytes(args.model, args.dt_ms), "model"
 

@@ -140,6 +140,24 @@ def parse_header(data: bytes) -> ImageHeader:
     return ImageHeader(size=size, crc=h["crc"], load_addr=h["load_addr"], version=h["version"], board=board)
 
 
+def read_image_file(path: str | pathlib.Path) -> bytes:
+    """A firmware image file, read in bounded memory: its header first, then exactly the
+    binary the header announces; a file that is not an image, or longer or shorter than
+    its header says, is refused before the rest is read (``/dev/zero``, a stray ELF)."""
+    with open(path, "rb") as f:
+        head_bytes = f.read(IMAGE_HEADER_SIZE)
+        try:
+            head = parse_header(head_bytes)
+        except ImageError as exc:
+            raise ImageError(f"{path}: not a firmware image: {exc}", exc.field, exc.offset) from None
+        body = f.read(head.size + 1)  # one byte more: a file longer than its image is refused
+    if len(body) != head.size:
+        what = "longer than" if len(body) > head.size else "shorter than"
+        raise ImageError(f"{path}: the file is {what} the {head.size}-byte binary its header announces",
+                         "size", OFF_SIZE)
+    return head_bytes + body
+
+
 def check_image(data: bytes, *, load_addr: int | None = None, board: str | None = None,
                 max_size: int | None = None) -> ImageHeader:
     """Check a whole image as the bootloader does (sg_image_check); returns its header.
