@@ -42,7 +42,8 @@ def train_folder_torch(data_dir, out_path, *, epochs: int | None = None, dt_ms: 
             on_binned(train, trainer)
         if trainer.epoch == 0:
             if ctx.rank == 0:
-                calibrate(net, train.sequence_data(32) if ctx.active else train)
+                # under DDP from a source of its own: rank 0's training cache stays its shard
+                calibrate(net, GestureSource(data_dir, "train", net).sequence_data(32) if ctx.active else train)
             broadcast_params(net, ctx)
         trainer.fit(train, checkpoint=ckpt, on_batch=on_batch, on_epoch=on_epoch)
         if ctx.rank == 0:
