@@ -101,3 +101,33 @@ def test_two_ranks_equal_one_process_on_the_global_batch(data_dir, tmp_path):
     batches = [order[i:i + CFG["batch_size"]] for i in range(0, len(order), CFG["batch_size"])]
     for r in range(WORLD):
         assert info[r]["read_epoch1"] == sorted(int(i) for b in batches for i in b[r::WORLD])
+
+
+def _arrays(path) -> dict:
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        return {n[:-4]: np.load(io.BytesIO(zf.read(n))) for n in zf.namelist() if n.endswith(".npy")}
+
+
+def test_torchrun_launches_the_cli(data_dir, tmp_path):
+    """The documented launch: torchrun -m pysg.train ... --ddp (float32, the CLI's dtype)."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(WORLD), "--master_port",
+           str(_free_port()), "-m", "pysg.train", str(data_dir), "-o", str(tmp_path / "d.npz"), "--backend", "torch",
+           "--ddp", "--epochs", "1", "--threads", "1", "--json"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = [json.loads(x) for x in out.stdout.splitlines() if x.startswith("{")]
+    assert len(lines) == 1 and lines[0]["epochs"] == 1  # rank 0 reports, alone
+    assert (tmp_path / "d.npz.ckpt").is_file()
+    torch.set_num_threads(1)
+    assert main(["--quiet", "train", str(data_dir), "-o", str(tmp_path / "one.npz"), "--backend", "torch",
+                 "--epochs", "1"]) == 0
+    ddp, one = _arrays(tmp_path / "d.npz"), _arrays(tmp_path / "one.npz")
+    for k in one:  # float32 sums in another order: rounding apart
+        assert np.abs(ddp[k] - one[k]).max() <= 1e-4 * np.abs(one[k]).max(), k
