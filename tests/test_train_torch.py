@@ -24,7 +24,9 @@ from tests.support.tiny import tiny_dataset_and_model  # noqa: E402
 
 ARCHS = {
     "dense": [Flatten(), Dense(6), Dense(3)],
-    "conv": [Conv2d(3, 3, 2, 1), SumPool2d(2), Flatten(), Dense(5), Dense(3)],
+    # 7x7 -> 7x7 -> pooled 3x3 (a row and a column dropped), then a stride-2 conv that leaves an edge unread
+    "conv": [Conv2d(3, 3, 1, 1), SumPool2d(2), Flatten(), Dense(5), Dense(3)],
+    "conv2": [Conv2d(4, 2, 2, 0), Conv2d(3, 2, 1, 0), Flatten(), Dense(3)],
     "deep": [Flatten(), Dense(8), Dense(6), Dense(3)],
 }
 
@@ -60,7 +62,7 @@ def problem(arch, delays, seed=1):
 
 @pytest.mark.parametrize("arch,delays,credit", [("dense", False, "all"), ("conv", False, "all"),
                                                 ("deep", False, "bucket0"), ("deep", True, "all"),
-                                                ("conv", True, "bucket0")])
+                                                ("conv", True, "bucket0"), ("conv2", False, "all")])
 def test_batch_gradients_equal_numpy(arch, delays, credit):
     net, frames, labels, lengths = problem(arch, delays)
     cfg = TrainConfig(dtype="float64", credit=credit, act_reg=0.05)

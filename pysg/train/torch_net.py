@@ -99,10 +99,8 @@ class _TSumPool:
     def forward(self, a):
         m = a.shape[0]
         c, h, w = self.op.in_shape
-        _, ho, wo = self.op.out_shape
-        k = self.op.k
-        x = a.reshape(m, c, h, w)[:, :, : ho * k, : wo * k]
-        return x.reshape(m, c, ho, k, wo, k).sum(dim=(3, 5)).reshape(m, -1)
+        # a sum (divisor 1) over whole windows; partial ones dropped, as numpy's
+        return F.avg_pool2d(a.reshape(m, c, h, w), self.op.k, divisor_override=1).reshape(m, -1)
 
     def transpose(self, g):
         m = g.shape[0]
@@ -199,9 +197,9 @@ class TorchNet:
             if state.ring[l] is not None:
                 a = state.delay(l, a)
             accumulate = l == 0 or spiking
-            al = state.alpha[l]
-            state.z[l] = _bucket_update(state.z[l], al, ts.syn.forward(state.w[l], a), accumulate)
-            state.u[l] = _bucket_update(state.u[l], al, a, accumulate)
+            decay = state.decay[l]
+            state.z[l] = _bucket_update(state.z[l], decay, ts.syn.forward(state.w[l], a), accumulate)
+            state.u[l] = _bucket_update(state.u[l], decay, a, accumulate)
             x = state.b[l] + (state.z[l] * state.vt[l]).sum(dim=0)
             state.x[l] = x
             if ts.is_output:
@@ -219,11 +217,12 @@ class TorchNet:
         raise AssertionError("unreachable: the last stage is the output")
 
 
-def _bucket_update(z, alpha, inp, accumulate: bool):
-    """Out of place: z (K, B, N). Tap k >= 1 reads tap k-1 of the previous step."""
-    a = alpha[1:, None, None]
-    upper = z[1:] * a + (1.0 - a) * z[:-1]
-    first = z[0] * alpha[0] + inp if accumulate else inp
+def _bucket_update(z, decay: tuple, inp, accumulate: bool):
+    """Out of place: z (K, B, N). Tap k >= 1 reads tap k-1 of the previous step;
+    decay = (alpha_0, alpha_k>=1, 1 - alpha_k>=1) (see TorchState.decay)."""
+    a0, a, one_minus_a = decay
+    upper = torch.addcmul(z[1:] * a, one_minus_a, z[:-1])
+    first = torch.add(inp, z[0], alpha=a0) if accumulate else inp
     return torch.cat([first[None], upper], dim=0)
 
 
@@ -241,6 +240,8 @@ class TorchState:
         self.v = [s.expand(p[f"{s.index}.V"]).to(dtype) for s in st]
         self.vt = [v.T[:, None, :].contiguous() for v in self.v]  # (K, 1, N) for x = b + sum_k V_k z^k
         self.alpha = [a.to(dtype) for a in tnet.alphas64]
+        # per stage: alpha_0 (a Python number), alpha_k and 1 - alpha_k for k >= 1, shaped (K-1, 1, 1)
+        self.decay = [(float(a[0]), a[1:, None, None], (1.0 - a[1:])[:, None, None]) for a in self.alpha]
         self.theta = [None if s.is_output else s.expand(p[f"{s.index}.theta"]).to(dtype) for s in st]
         self.two_theta = [None if t is None else 2 * t for t in self.theta]
         self.z = [torch.zeros((k, batch, s.n_out), dtype=dtype, device=dev) for s in st]
@@ -267,12 +268,10 @@ class TorchState:
 
 def cross_entropy(logits64, labels, w):
     """`gradients.cross_entropy` (float64): (loss tensor, dloss/dlogits)."""
-    z = logits64 - logits64.max(dim=1, keepdim=True).values
-    logp = z - torch.log(torch.exp(z).sum(dim=1, keepdim=True))
-    rows = torch.arange(len(labels), device=logits64.device)
-    loss = -torch.sum(w * logp[rows, labels])
-    g = torch.exp(logp)
-    g[rows, labels] -= 1.0
+    logp = torch.log_softmax(logits64, dim=1)
+    picked = labels[:, None]
+    loss = -torch.sum(w * logp.gather(1, picked)[:, 0])
+    g = torch.exp(logp).scatter_add_(1, picked, torch.full_like(picked, -1.0, dtype=logp.dtype))
     return loss, g * w[:, None]
 
 
