@@ -18,8 +18,6 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-import numpy as np
-
 from ..model.layers import ConvOp, DenseOp, _FlattenOp, _SumPoolOp
 from ..model.network import Network
 
@@ -377,5 +375,3 @@ def adapt_thresholds(tnet: TorchNet, ys: list, *, quantile: float, momentum: flo
         theta += momentum * (target - theta)
 
 
-def as_tensor(a: np.ndarray, device):
-    return torch.as_tensor(np.ascontiguousarray(a), device=device)

@@ -164,17 +164,23 @@ def train_batch(tnet: TorchNet, frames: np.ndarray, labels: np.ndarray, lengths:
     glen = lengths if global_lengths is None else global_lengths
     dev, dtype = tnet.device, DTYPES[cfg.dtype]
     batch, t_steps = frames.shape[:2]
-    flat = frames.reshape(batch, t_steps, -1)
     start, scale = schedule_scale(lengths, cfg.warmup, len(glen))
     gstart = np.floor(cfg.warmup * np.asarray(glen, dtype=np.int64)).astype(np.int64)
-    state = tnet.init_state(batch, dtype)
     grads = zero_grads(tnet)
     total = torch.zeros((), dtype=torch.float64, device=dev)
     score = torch.zeros((batch, tnet.net.n_classes), dtype=torch.float64, device=dev)
+    if batch == 0:  # a rank's empty share of a short last batch: nothing to add, same-shaped samples
+        n_sampled = sum(1 for t in range(0, t_steps, THETA_SAMPLE_EVERY) if ((t >= gstart) & (t < glen)).any())
+        ys = [torch.zeros((n_sampled, 0, ts.n_out), dtype=dtype, device=dev) if sample and n_sampled else None
+              for ts in tnet.stages[:-1]]
+        return BatchResult(total, grads, score, ys)
+    flat = frames.reshape(batch, t_steps, -1)
+    state = tnet.init_state(batch, dtype)
     labels_t = torch.as_tensor(labels, device=dev)
     ys = [[] for _ in tnet.stages[:-1]]
     for t in range(t_steps):
-        logits = tnet.step(state, torch.from_numpy(flat[:, t]).to(dev), spiking=cfg.spiking)
+        # counts -> the compute dtype on the host: the device never sees uint16
+        logits = tnet.step(state, torch.from_numpy(flat[:, t]).to(dtype).to(dev), spiking=cfg.spiking)
         if not ((t >= gstart) & (t < glen)).any():  # the global batch's rule: no step counts
             continue
         w_np = ((t >= start) & (t < lengths)) * scale
@@ -213,6 +219,9 @@ class DistContext:
         if "WORLD_SIZE" not in os.environ or "RANK" not in os.environ:
             raise ValueError("--ddp: no torch.distributed job here (RANK / WORLD_SIZE unset); launch with "
                              "torchrun --nproc_per_node N -m pysg.train DATA -o MODEL --backend torch --ddp")
+        device_for(device, cls())  # refuses cuda without a CUDA device before joining
+        if device == "cuda":  # NCCL's object collectives use the current device
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device == "cuda" else "gloo")
         return cls(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
