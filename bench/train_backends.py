@@ -79,11 +79,14 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data
         if data is None:
+            from contextlib import redirect_stdout
+
             from pysg.cli import main as pysg_main
 
             data = str(Path(tmp) / "data")
-            pysg_main(["--quiet", "synth", data, "--train-users", "2", "--test-users", "1", "--lightings-per-user",
-                       "3", "--seconds", "2", "--workers", "1"])
+            with redirect_stdout(sys.stderr):  # synth's summary line is not this bench's output
+                pysg_main(["--quiet", "synth", data, "--train-users", "2", "--test-users", "1", "--lightings-per-user",
+                           "3", "--seconds", "2", "--workers", "1"])
         best: dict[tuple[str, int], dict] = {}
         for _ in range(args.repeat):
             for threads in args.threads:
