@@ -79,6 +79,38 @@ def test_batch_gradients_equal_numpy(arch, delays, credit):
         assert rel_err(mine.numpy(), np.stack(ref)) <= 1e-9
 
 
+def test_every_time_step_gradient_equals_numpy():
+    """Step by step, both networks side by side: the logits and each step's own online
+    gradient (numpy's `online_step_grads` into a fresh dict) agree at every t."""
+    from pysg.train.gradients import cross_entropy, online_step_grads, zero_grads
+
+    net, frames, labels, lengths = problem("deep", True)
+    w_all = tt.schedule_scale(lengths, 0.2, len(lengths))
+    state = net.init_state(len(labels), traces=True, dtype=np.float64)
+    tnet = tn.TorchNet(net)
+    tstate = tnet.init_state(len(labels), torch.float64)
+    flat = frames.reshape(len(labels), frames.shape[1], -1)
+    labels_t = torch.as_tensor(labels)
+    checked = 0
+    for t in range(frames.shape[1]):
+        logits = net.step(state, flat[:, t], spiking=True)
+        tlogits = tnet.step(tstate, torch.as_tensor(flat[:, t]).double(), spiking=True)
+        assert rel_err(tlogits.numpy(), logits) <= 1e-9, t
+        w = ((t >= w_all[0]) & (t < lengths)) * w_all[1]
+        if not w.any():
+            continue
+        g_ref = zero_grads(net)
+        online_step_grads(net, state, cross_entropy(logits, labels, w)[1], w, g_ref, act_reg=0.05)
+        g = tn.zero_grads(tnet)
+        wt = torch.as_tensor(w)
+        tn.online_step_grads(tnet, tstate, tn.cross_entropy(tlogits, labels_t, wt)[1], wt, g, act_reg=0.05)
+        for k in g_ref:
+            if np.abs(g_ref[k]).max() > 0:
+                assert rel_err(g[k].numpy(), g_ref[k]) <= 1e-6, (t, k)
+                checked += 1
+    assert checked > 100
+
+
 def test_adam_and_thresholds_equal_numpy():
     net, *_ = problem("conv", False)
     rng = np.random.default_rng(3)
@@ -230,3 +262,21 @@ def test_missing_torch_names_the_extra(tiny, tmp_path):
     assert out.returncode == 2, out.stderr
     assert 'pip install "pysg[torch]"' in out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args,says", [
+    (["--device", "cuda"], "options of --backend torch"),
+    (["--ddp"], "options of --backend torch"),
+    (["--backend", "torch", "--threads", "0"], "--threads 0"),
+    (["--backend", "torch", "--ddp"], "torchrun --nproc_per_node"),
+    (["--backend", "torch", "--device", "cuda"], "no CUDA device"),
+])
+def test_cli_refusals_name_the_fix(tiny, tmp_path, capsys, monkeypatch, args, says):
+    if "cuda" in args and "torch" in args and torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    for var in ("RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(var, raising=False)
+    assert main(["--quiet", "train", str(tiny[0]), "-o", str(tmp_path / "m.npz"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "m.npz").exists() and not (tmp_path / "m.npz.ckpt").exists()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..recipes import default_network, load_split
-from .torch_trainer import DistContext, GestureSource, TorchTrainer, broadcast_params, torch
+from .torch_trainer import DistContext, GestureSource, TorchTrainer, broadcast_params, device_for, torch
 from .trainer import TrainConfig, calibrate
 
 
@@ -19,6 +19,7 @@ def train_folder_torch(data_dir, out_path, *, epochs: int | None = None, dt_ms: 
     either backend resumes it), the model saved to `out_path`. With `ddp`, this process
     is one rank of a torchrun job: it bins only its own recordings (`GestureSource`),
     rank 0 calibrates and broadcasts the initial parameters, and rank 0 alone writes."""
+    device_for(device, DistContext())  # refuse a missing CUDA device before any work
     if threads:
         torch.set_num_threads(threads)
     ctx = DistContext.from_env(device) if ddp else DistContext()
