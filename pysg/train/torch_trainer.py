@@ -351,8 +351,7 @@ class TorchTrainer(Trainer):
                 h.epoch.append(self.epoch)
                 h.loss.append(total / n)
                 h.train_accuracy.append(correct / n)
-                if val is not None:
-                    tnet.to_numpy()
+                self.sync()  # callbacks, evaluation and checkpoints see this epoch's weights in self.net
                 h.val_accuracy.append(evaluate(self.net, val)["accuracy"] if val is not None else float("nan"))
                 h.seconds.append(time.perf_counter() - t0)
                 if checkpoint is not None:
