@@ -20,6 +20,9 @@ def train_folder_torch(data_dir, out_path, *, epochs: int | None = None, dt_ms: 
     is one rank of a torchrun job: it bins only its own recordings (`GestureSource`),
     rank 0 calibrates and broadcasts the initial parameters, and rank 0 alone writes."""
     device_for(device, DistContext())  # refuse a missing CUDA device before any work
+    if ddp and str(data_dir).startswith("tonic:"):
+        raise ValueError(f"--ddp: {data_dir}: data-parallel training reads a DVS128-Gesture-layout folder (each rank "
+                         f"its own recordings); train a tonic dataset in one process (drop --ddp)")
     if threads:
         torch.set_num_threads(threads)
     ctx = DistContext.from_env(device) if ddp else DistContext()
