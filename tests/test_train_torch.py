@@ -127,10 +127,12 @@ def test_adam_and_thresholds_equal_numpy():
     ys = [[rng.gamma(0.5, 1.0, (4, st.n_out)) * (rng.random((4, st.n_out)) < 0.7) for _ in range(9)]
           for st in net.stages[:-1]]
     ys[0][0][:, : net.stages[0].syn.spatial] = 0.0  # a silent channel: the floor rule
+    before = [net.params[f"{l}.theta"].copy() for l in range(len(ys))]
     adapt_thresholds(net, ys, quantile=99.0, momentum=0.5)
     tn.adapt_thresholds(tnet, [torch.as_tensor(np.stack(y)) for y in ys], quantile=99.0, momentum=0.5)
     for l in range(len(ys)):
         assert rel_err(tnet.params[f"{l}.theta"].numpy(), net.params[f"{l}.theta"]) <= 1e-12
+        assert rel_err(net.params[f"{l}.theta"], before[l]) > 0.1  # they moved: the comparison is not vacuous
     for n in (1, 2, 7, 100):
         a = rng.normal(size=(3, n))
         for q in (0.0, 37.5, 50.0, 99.0, 100.0):

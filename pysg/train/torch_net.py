@@ -165,7 +165,8 @@ class TorchNet:
         self.net = net
         self.device = torch.device(device)
         self.stages = [TorchStage(st) for st in net.stages]
-        self.params = {k: torch.as_tensor(v, device=self.device) for k, v in net.params.items()}
+        # copies: on the CPU as_tensor would alias the numpy arrays, and updates would leak into them
+        self.params = {k: torch.tensor(v, device=self.device) for k, v in net.params.items()}
         self.n_buckets = net.config.n_buckets
         self.input_gain = net.config.input_gain
         self.alphas64 = [torch.as_tensor(net.alphas(st.index), device=self.device) for st in net.stages]
@@ -181,7 +182,7 @@ class TorchNet:
             self.net.params[k] = v.detach().cpu().numpy().astype(self.net.params[k].dtype, copy=True)
 
     def from_numpy(self) -> None:
-        self.params = {k: torch.as_tensor(v, device=self.device) for k, v in self.net.params.items()}
+        self.params = {k: torch.tensor(v, device=self.device) for k, v in self.net.params.items()}
 
     def init_state(self, batch: int, dtype) -> "TorchState":
         return TorchState(self, batch, dtype)
@@ -317,8 +318,8 @@ class TorchAdam:
 
     def __init__(self, opt, device):
         self.opt = opt  # the numpy Adam: its hyper-parameters, and its state for checkpoints
-        self.m = {k: torch.as_tensor(v, device=device) for k, v in opt.m.items()}
-        self.v = {k: torch.as_tensor(v, device=device) for k, v in opt.v.items()}
+        self.m = {k: torch.tensor(v, device=device) for k, v in opt.m.items()}
+        self.v = {k: torch.tensor(v, device=device) for k, v in opt.v.items()}
 
     def step(self, params: dict, grads: dict, lr: float) -> float:
         o = self.opt
