@@ -70,8 +70,6 @@ def _dataset(path, split: str) -> None:
 
 
 def cmd_train(args) -> int:
-    from ..recipes import train_folder
-
     # every refusal before epoch 1
     if args.epochs is not None and args.epochs < 1:
         raise ValueError(f"--epochs {args.epochs}: give at least 1 (or leave it out for the recipe's)")
@@ -100,11 +98,16 @@ def cmd_train(args) -> int:
         else:
             print(msg, file=sys.stderr)
 
-    trainer = train_folder(args.data_dir, args.output, epochs=args.epochs, dt_ms=args.dt_ms, seed=args.seed,
-                           resume=args.resume, on_binned=on_binned, on_epoch=on_epoch,
-                           on_batch=lambda n, loss: bar.update(n) if bar is not None else None)
+    rank = _train_rank(args)
+    if rank != 0:  # the other ranks of a torchrun job train silently; rank 0 reports
+        args.quiet, on_epoch = True, None
+    trainer = _train_backend(args)(args.data_dir, args.output, epochs=args.epochs, dt_ms=args.dt_ms,
+                                   seed=args.seed, resume=args.resume, on_binned=on_binned, on_epoch=on_epoch,
+                                   on_batch=lambda n, loss: bar.update(n) if bar is not None else None)
     if bar is not None:
         bar.close()
+    if rank != 0:
+        return 0
     h = trainer.history
     out = {"model": str(args.output), "epochs": trainer.epoch, "seconds": float(sum(h.seconds)),
            "final_loss": h.loss[-1] if h.loss else None,
@@ -115,6 +118,31 @@ def cmd_train(args) -> int:
           f"saved {args.output} after {out['epochs']} epochs ({out['seconds']:.0f} s), "
           f"train accuracy {out['train_accuracy']:.3f}")
     return 0
+
+
+def _train_rank(args) -> int:
+    """This process's rank in a torchrun job (0 without --ddp); refuses torch-only options
+    on the numpy backend."""
+    if args.backend == "numpy" and (args.device != "cpu" or args.ddp or args.threads):
+        raise ValueError("--device, --ddp and --threads are options of --backend torch")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads {args.threads}: give at least 1")
+    return int(os.environ.get("RANK", "0")) if args.ddp else 0
+
+
+def _train_backend(args):
+    """The training job of --backend: pysg.recipes.train_folder or its torch port."""
+    if args.backend == "numpy":
+        from ..recipes import train_folder
+
+        return train_folder
+    try:
+        from ..train.torch_recipe import train_folder_torch
+    except ImportError as e:
+        raise ValueError(str(e)) from None
+    from functools import partial
+
+    return partial(train_folder_torch, device=args.device, ddp=args.ddp, threads=args.threads)
 
 
 def _eval_summary(r: dict) -> str:

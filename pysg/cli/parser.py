@@ -36,6 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="random seed of the initial weights and the sample order")
     s.add_argument("--resume", action="store_true", help="continue from OUTPUT.ckpt")
     s.add_argument("--history", help="write the training curves (JSON) here (default: not written)")
+    s.add_argument("--backend", choices=("numpy", "torch"), default="numpy",
+                   help="numpy: the reference trainer; torch: the same rule on PyTorch, pip install \"pysg[torch]\" "
+                        "(default: numpy; docs/TRAINING.md)")
+    s.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="torch backend: where to train (default: cpu)")
+    s.add_argument("--ddp", action="store_true",
+                   help="torch backend: one rank of a DistributedDataParallel job (launch with torchrun "
+                        "--nproc_per_node N -m pysg.train ...)")
+    s.add_argument("--threads", type=int, default=None,
+                   help="torch backend: CPU threads per process (default: torch's, one per core)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_train)
 

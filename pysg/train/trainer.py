@@ -94,6 +94,7 @@ class TrainConfig:
     theta_quantile: float = 99.0
     theta_momentum: float = 0.5
     seed: int = 0
+    dtype: str = "float32"  # the forward state's dtype ("float64" for parity tests across backends)
 
 
 @dataclass
@@ -135,7 +136,7 @@ def train_batch(net: Network, frames: np.ndarray, labels: np.ndarray, lengths: n
     batch, t_steps = frames.shape[:2]
     flat = frames.reshape(batch, t_steps, -1)
     schedule = LossSchedule(lengths, cfg.warmup)
-    state = net.init_state(batch, traces=True)
+    state = net.init_state(batch, traces=True, dtype=np.dtype(cfg.dtype).type)
     grads = zero_grads(net)
     total = 0.0
     score = np.zeros((batch, net.n_classes))
