@@ -61,8 +61,12 @@ def flatten_graph(graph: Any, prefix: str = "") -> tuple[dict[str, Any], list[tu
         full = prefix + name
         if _is_graph(node):
             sub_nodes, sub_edges = flatten_graph(node, full + ".")
-            ins = [n for n, v in sub_nodes.items() if type(v).__name__ == "Input" and n.count(".") == full.count(".") + 1]
-            outs = [n for n, v in sub_nodes.items() if type(v).__name__ == "Output" and n.count(".") == full.count(".") + 1]
+            depth = full.count(".") + 1  # the nested graph's own Input / Output, not deeper ones
+
+            def own(t: str) -> list[str]:
+                return [n for n, v in sub_nodes.items() if type(v).__name__ == t and n.count(".") == depth]
+
+            ins, outs = own("Input"), own("Output")
             if len(ins) != 1 or len(outs) != 1:
                 raise NirImportError(f"NIR node {full!r} (NIRGraph): a nested graph needs exactly one Input and one "
                                      f"Output node, it has {len(ins)} and {len(outs)}")

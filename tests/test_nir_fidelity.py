@@ -77,7 +77,8 @@ def _check(run_framework, imp) -> dict:
         decided_agree += int((d_fw == d_q)[clear].sum())
         final += int(d_fw[-1] == d_q[-1])
         spikes += int(fw.sum())
-    stats = {"steps": steps, "agree": agree / steps, "decided": decided, "decided_agree": decided_agree / max(1, decided),
+    stats = {"steps": steps, "agree": agree / steps, "decided": decided,
+             "decided_agree": decided_agree / max(1, decided),
              "final": final / len(gestures), "worst_excess": worst, "spikes": spikes}
     assert spikes > 10 * len(gestures), f"the output hardly spikes: {stats}"
     assert decided > steps // 4, f"the framework rarely decides: {stats}"

@@ -22,7 +22,8 @@ from pysg.sgm.snn import DECAY_ONE, RESET_SUBTRACT, RESET_SUBTRACT_NEXT  # noqa:
 def _graph(nodes: dict, shape=(1, 1, 1)) -> "nir.NIRGraph":
     """Input -> nodes (in order) -> Output."""
     names = list(nodes)
-    all_nodes = {"input": nir.Input(input_type=np.array(shape)), **nodes, "output": nir.Output(output_type=np.array([1]))}
+    all_nodes = {"input": nir.Input(input_type=np.array(shape)), **nodes,
+                 "output": nir.Output(output_type=np.array([1]))}
     chain = ["input", *names, "output"]
     return nir.NIRGraph(nodes=all_nodes, edges=list(zip(chain[:-1], chain[1:])))
 
