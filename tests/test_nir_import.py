@@ -257,3 +257,17 @@ def test_spikinggamma_graphs_go_to_nir_sg(monkeypatch, tmp_path):
         nir_import.convert_file(g, tmp_path / "x.sgm")
     fake.is_sg_graph = lambda graph: False
     assert nir_import.convert_file(g, tmp_path / "x.sgm")["format_version"] == 3
+
+
+def test_cli_convert_json_is_documented(tmp_path, capsys):
+    from tests.test_cli_vocabulary import _run as run_json
+    from tests.test_cli_vocabulary import _validate
+
+    g = _graph({"fc": nir.Affine(weight=np.array([[2.0], [1.0]]), bias=_a(0.5, 0.0)),
+                "lif": nir.LIF(tau=np.full(2, 4.0), r=np.full(2, 2.0), v_leak=np.zeros(2),
+                               v_threshold=np.full(2, 3.0))})
+    nir.write(str(tmp_path / "m.nir"), g)
+    rows = run_json(capsys, "convert", tmp_path / "m.nir", "-o", tmp_path / "m.sgm", "--nir-dt", "0.5")
+    _validate("convert", rows)
+    assert rows[0]["nir"] == {"convention": "nir", "dt": 0.5, "integration": "exp"}
+    _validate("inspect", run_json(capsys, "inspect", tmp_path / "m.sgm"))
