@@ -271,3 +271,25 @@ def test_cli_convert_json_is_documented(tmp_path, capsys):
     _validate("convert", rows)
     assert rows[0]["nir"] == {"convention": "nir", "dt": 0.5, "integration": "exp"}
     _validate("inspect", run_json(capsys, "inspect", tmp_path / "m.sgm"))
+
+
+def test_pysg_eval_runs_an_imported_model_on_a_gesture_folder(tmp_path):
+    """The shared jobs (`pysg eval --engine ref`) run a version 3 model: the same counts as
+    stepping SnnRef over the binned gestures."""
+    from pysg.engines import create_engine
+    from pysg.jobs import evaluate, load_model
+    from pysg.recipes import BUNDLED_SAMPLES
+    from tests.support.bundled import gesture_frames
+
+    rng = np.random.default_rng(5)
+    g = _graph({"fc": nir.Affine(weight=rng.normal(0, 0.05, (11, 2 * 16 * 16)), bias=np.zeros(11)),
+                "lif": nir.LIF(tau=np.full(11, 5.0), r=np.ones(11), v_leak=np.zeros(11),
+                               v_threshold=np.full(11, 0.5))}, shape=(2, 16, 16))
+    imp = nir_to_sgm(g, sensor=(128, 128), dt_ms=10.0)
+    model = load_model(imp.data, engine="ref")
+    ev = evaluate(model, BUNDLED_SAMPLES, engine="ref", split="train")
+    eng = create_engine("ref", model)
+    want = []
+    for frames, _, _ in gesture_frames(imp.model, len(ev.samples)):
+        want.append(eng.run_frames(frames.reshape(len(frames), -1)).sum(axis=0))
+    assert [list(s.scores) for s in ev.samples] == [list(w) for w in want]
