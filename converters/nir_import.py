@@ -280,8 +280,9 @@ def nir_to_sgm(src: Any, *, dt_ms: float = 10.0, convention: str = "auto", nir_d
     return NirImport(load_sgm(data), data, FloatSnn(entries, shape), conv, entries)
 
 
-def _sg_graph_bytes(graph: Any, dt_ms: float | None) -> bytes | None:
-    """A SpikingGamma graph (`pysg export --nir`) through its own importer, if installed."""
+def _sg_graph_bytes(graph: Any) -> bytes | None:
+    """A SpikingGamma graph (`pysg export --nir`) through its own importer, if installed:
+    the network keeps its own dt (the .nir options of this module do not apply)."""
     try:
         from . import nir_sg
     except ImportError:
@@ -290,7 +291,7 @@ def _sg_graph_bytes(graph: Any, dt_ms: float | None) -> bytes | None:
         return None
     from .sgm import export_network
 
-    return export_network(nir_sg.sg_from_nir(graph), dt_us=None if dt_ms is None else int(round(dt_ms * 1000)))
+    return export_network(nir_sg.sg_from_nir(graph))
 
 
 def convert_file(src, dst, **options) -> dict:
@@ -299,7 +300,7 @@ def convert_file(src, dst, **options) -> dict:
     from pysg.sgm import inspect_sgm
 
     graph = read_graph(src)
-    data = _sg_graph_bytes(graph, options.get("dt_ms"))
+    data = _sg_graph_bytes(graph)
     convention = None
     if data is None:
         imp = nir_to_sgm(graph, **options)
