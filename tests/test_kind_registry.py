@@ -162,7 +162,7 @@ def test_the_loader_runs_the_kinds_rules_where_the_version_rules_begin(toy):
     _rejects(_patched(data, "gain", 0, TOY_FIELDS, base), base, "layers[1].gain", "gain must be >= 1")
     # an unknown version names every registered one
     _rejects(_patched(data, "format_version", 7), _hdr("format_version"), "format_version",
-             r"format version 7 not supported \(this loader reads 1, 2 and 99\)")
+             r"format version 7 not supported \(this loader reads 1, 2, 3 and 99\)")
 
 
 def test_inspect_picks_up_a_registered_kind(toy, tmp_path):
@@ -181,8 +181,8 @@ def test_the_c_header_picks_up_a_registered_kind(toy, tmp_path):
     values = {n: v for n, v, _ in consts}
     assert values["SG_FMT_VERSION_TOY"] == 99 and values["SG_TOYKIND_GAIN"] == 1 and values["SG_L99_GAIN"] == 0
     # each section: the shared macros, then the kinds in version order
-    assert names.index("SG_FMT_VERSION_TOY") == names.index("SG_FMT_VERSION_QNET") + 1
-    assert names.index("SG_TOYKIND_GAIN") == names.index("SG_QKIND_INPUT") + 1
+    assert names.index("SG_FMT_VERSION_TOY") == names.index("SG_FMT_VERSION_SNN") + 1
+    assert names.index("SG_TOYKIND_GAIN") == names.index("SG_NP_V_BIAS") + 1
     assert names[-1] == "SG_L99_GAIN" and len(set(names)) == len(names)
     text = c_header.c_header()
     assert "/**< format_version of the toy kind (tests only) */" in text and "/* version 99 layer-entry field" in text
@@ -207,18 +207,18 @@ def test_registering_a_version_or_model_class_twice_is_refused(toy):
     with pytest.raises(ValueError, match="reuses the model class or name"):
         sgm.register_format(sgm.FormatKind("toy3", 98, ToyModel, 1, _check_header, _read_layers, _encode,
                                            _inspect, _summary, sgm.CConstants(version="")))
-    assert sorted(sgm.FORMATS) == [sgm.FORMAT_VERSION, sgm.FORMAT_VERSION_QNET, TOY_VERSION]
+    assert sorted(sgm.FORMATS) == [sgm.FORMAT_VERSION, sgm.FORMAT_VERSION_QNET, sgm.FORMAT_VERSION_SNN, TOY_VERSION]
 
 
 def test_unregistering_restores_the_registry_and_the_header():
     with registered_toy():
         data = sgm.encode_sgm(_model())
         assert "SG_FMT_VERSION_TOY" in c_header.c_header()
-    assert sorted(sgm.FORMATS) == [sgm.FORMAT_VERSION, sgm.FORMAT_VERSION_QNET]
+    assert sorted(sgm.FORMATS) == [sgm.FORMAT_VERSION, sgm.FORMAT_VERSION_QNET, sgm.FORMAT_VERSION_SNN]
     assert TOY_VERSION not in sgm.LAYER_TABLES and ToyModel not in sgm.ENCODERS
     assert HEADER.read_text() == c_header.c_header()
     _rejects(data, _hdr("format_version"), "format_version",
-             r"format version 99 not supported \(this loader reads 1 and 2\)")
+             r"format version 99 not supported \(this loader reads 1, 2 and 3\)")
     with pytest.raises(TypeError, match="no .sgm encoder for ToyModel"):
         sgm.encode_sgm(_model())
     with pytest.raises(TypeError, match="not an .sgm model"):
@@ -227,7 +227,7 @@ def test_unregistering_restores_the_registry_and_the_header():
 
 # a kind's own modules and the registries; everything else asks the registries
 KIND_FILES = {"sgm/sg.py", "sgm/qnet.py", "sgm/kinds.py", "sgm/__init__.py", "engines/sg_ref.py",
-              "engines/qnet_ref.py", "engines/registry.py"}
+              "engines/qnet_ref.py", "engines/registry.py", "sgm/snn.py", "engines/snn.py"}
 
 
 def test_no_format_version_test_outside_the_kinds_and_registries():

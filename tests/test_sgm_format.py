@@ -150,7 +150,7 @@ def test_truncation_at_every_offset_is_rejected(files):
 def test_wrong_magic_version_and_header_size(files):
     buf = files["dense"]
     expect_error(b"XSGM" + buf[4:], "magic", 0)
-    expect_error(patch(buf, 4, "I", 3), "format_version", 4)
+    expect_error(patch(buf, 4, "I", 7), "format_version", 4)
     expect_error(patch(buf, 8, "I", 72), "header_size", 8)
 
 

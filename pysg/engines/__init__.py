@@ -21,6 +21,7 @@ from .registry import (KINDS, EngineNotAvailable, LoadedModel, ModelInfo, ModelK
 from . import float_net  # noqa: E402,F401  float SpikingGamma network (.npz)
 from . import sg_ref  # noqa: E402,F401     SpikingGamma int8 (.sgm version 1)
 from . import qnet_ref  # noqa: E402,F401   imported int8 network (.sgm version 2)
+from . import snn  # noqa: E402,F401        spiking network, NIR (.sgm version 3)
 
 __all__ = ["BatchResult", "Engine", "EngineNotAvailable", "EngineTimeError", "KINDS", "LoadedModel", "ModelInfo",
            "ModelKind", "PyEngine", "create_engine", "engines_for", "kind_named", "kind_of", "kind_of_version",

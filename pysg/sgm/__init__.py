@@ -38,6 +38,7 @@ from .sg import (BLOB_DTYPES, BLOB_TABLE_OFFSET, BLOBS, FLAG_DELAYS, FORMAT_VERS
 from .qnet import (COUNT_MAX, FORMAT_VERSION_QNET, LUT_MAX, QBLOB_DTYPES, QBLOB_TABLE_OFFSET, QBLOBS,  # noqa: E402
                    QKIND_CONV, QKIND_DEPTHWISE, QKIND_FC, QKIND_INPUT, QKIND_NAMES, QKIND_POOL, QLAYER_FIELDS,
                    SgmQLayer, SgmQModel, encode_qmodel, qaccumulator_bound, qarena_bytes_for)
+from .snn import FORMAT_VERSION_SNN, SgmSnnLayer, SgmSnnModel, encode_snn  # noqa: E402  version 3: spiking networks
 
 __all__ = [
     # layout every version shares

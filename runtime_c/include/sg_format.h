@@ -11,139 +11,215 @@
 #define SG_FORMAT_H
 
 #define SG_FMT_MAGIC "PSGM" /**< the first 4 bytes of every file */
-#define SG_FMT_VERSION_SG       1u /**< format_version of SpikingGamma models (FORMAT.md 2) */
-#define SG_FMT_VERSION_QNET     2u /**< format_version of imported int8 networks (FORMAT.md 7-10) */
-#define SG_FMT_HEADER_SIZE      64u /**< bytes of the file header */
-#define SG_FMT_LAYER_ENTRY_SIZE 96u /**< bytes per layer-table entry (both versions) */
-#define SG_FMT_LABEL_SIZE       32u /**< bytes per class label slot, NUL-padded */
-#define SG_FMT_ALIGN            8u /**< alignment of every blob and table */
-#define SG_FMT_MAX_STAGES       16u /**< layer-table entries per file */
-#define SG_FMT_MAX_BUCKETS      16u /**< Gamma buckets per layer */
-#define SG_FMT_Q15_ONE          32768u /**< 1.0 in the Q15 decays (alpha < this) */
-#define SG_FMT_THETA_MAX        536870912 /**< largest threshold, accumulator units */
-#define SG_FMT_VSHIFT_MAX       62u /**< largest bucket-weight right shift */
-#define SG_FMT_X_FRAC_BITS_MIN  (-32) /**< x_frac_bits range, inclusive */
-#define SG_FMT_X_FRAC_BITS_MAX  32
-#define SG_FMT_COUNT_MAX        65535u /**< a cell's event count per step saturates here (version 2) */
-#define SG_FMT_LUT_MAX          65536u /**< entries of a count -> int8 table at most (version 2) */
-#define SG_KIND_DENSE           1u /**< version 1 layer kinds */
-#define SG_KIND_CONV2D          2u
-#define SG_QKIND_CONV           3u /**< version 2 layer kinds */
-#define SG_QKIND_DEPTHWISE      4u
-#define SG_QKIND_FC             5u
-#define SG_QKIND_POOL           6u
-#define SG_QKIND_INPUT          16u /**< the input entry (table entry 0) */
-#define SG_FLAG_OUTPUT          1u /**< layer flags: the output layer (logits) */
-#define SG_FLAG_DELAYS          2u /**< version 1: the layer has axonal delays */
+#define SG_FMT_VERSION_SG        1u /**< format_version of SpikingGamma models (FORMAT.md 2) */
+#define SG_FMT_VERSION_QNET      2u /**< format_version of imported int8 networks (FORMAT.md 7-10) */
+#define SG_FMT_VERSION_SNN       3u /**< format_version of layered spiking networks, NIR's (FORMAT.md 11-15) */
+#define SG_FMT_HEADER_SIZE       64u /**< bytes of the file header */
+#define SG_FMT_LAYER_ENTRY_SIZE  96u /**< bytes per layer-table entry (both versions) */
+#define SG_FMT_LABEL_SIZE        32u /**< bytes per class label slot, NUL-padded */
+#define SG_FMT_ALIGN             8u /**< alignment of every blob and table */
+#define SG_FMT_MAX_STAGES        16u /**< layer-table entries per file */
+#define SG_FMT_MAX_BUCKETS       16u /**< Gamma buckets per layer */
+#define SG_FMT_Q15_ONE           32768u /**< 1.0 in the Q15 decays (alpha < this) */
+#define SG_FMT_THETA_MAX         536870912 /**< largest threshold, accumulator units */
+#define SG_FMT_VSHIFT_MAX        62u /**< largest bucket-weight right shift */
+#define SG_FMT_X_FRAC_BITS_MIN   (-32) /**< x_frac_bits range, inclusive */
+#define SG_FMT_X_FRAC_BITS_MAX   32
+#define SG_FMT_COUNT_MAX         65535u /**< a cell's event count per step saturates here (version 2) */
+#define SG_FMT_LUT_MAX           65536u /**< entries of a count -> int8 table at most (version 2) */
+#define SG_SNN_ACT_MAX           255u /**< version 3: activations are uint8, input counts saturate here */
+#define SG_SNN_DECAY_SHIFT       30u /**< version 3: decays are Q30 (1.0 = 1 << 30) */
+#define SG_SNN_SYN_GAIN_SHIFT    16u /**< version 3: CubaLIF current gain is Q16 */
+#define SG_SNN_SHIFT_MAX         62u /**< version 3: largest requantisation right shift */
+#define SG_SNN_DELAY_MAX         255u /**< version 3: largest max_delay, steps */
+#define SG_SNN_N_NEURON_PARAMS   6u /**< version 3: int32 fields per neuron record */
+#define SG_KIND_DENSE            1u /**< version 1 layer kinds */
+#define SG_KIND_CONV2D           2u
+#define SG_QKIND_CONV            3u /**< version 2 layer kinds */
+#define SG_QKIND_DEPTHWISE       4u
+#define SG_QKIND_FC              5u
+#define SG_QKIND_POOL            6u
+#define SG_QKIND_INPUT           16u /**< the input entry (table entry 0) */
+#define SG_SKIND_DENSE           1u /**< version 3 synaptic kinds */
+#define SG_SKIND_CONV2D          2u
+#define SG_SKIND_SUMPOOL         3u
+#define SG_SKIND_IDENTITY        4u
+#define SG_NEURON_NONE           0u /**< version 3 neuron kinds */
+#define SG_NEURON_LIF            1u
+#define SG_NEURON_CUBALIF        2u
+#define SG_NEURON_IF             3u
+#define SG_NEURON_LI             4u
+#define SG_NEURON_INTEGRATOR     5u
+#define SG_NEURON_THRESHOLD      6u
+#define SG_RESET_NONE            0u /**< version 3 resets */
+#define SG_RESET_SUBTRACT        1u
+#define SG_RESET_TO_VALUE        2u
+#define SG_RESET_SUBTRACT_NEXT   3u
+#define SG_NP_BETA_MEM           0u /**< version 3 neuron record: int32 field index */
+#define SG_NP_BETA_SYN           1u
+#define SG_NP_SYN_GAIN           2u
+#define SG_NP_THRESHOLD          3u
+#define SG_NP_V_RESET            4u
+#define SG_NP_V_BIAS             5u
+#define SG_FLAG_OUTPUT           1u /**< layer flags: the output layer (logits) */
+#define SG_FLAG_DELAYS           2u /**< version 1: the layer has axonal delays */
+#define SG_SFLAG_RECURRENT       2u /**< version 3: the entry feeds back its own activations */
+#define SG_SFLAG_DELAYS          4u /**< version 3: per-input delays */
+#define SG_SFLAG_FIRE_GE         8u /**< version 3: spike when v >= threshold */
+#define SG_SFLAG_LOGITS_V        16u /**< version 3: the output's logits are its membrane */
 /* header field offsets */
-#define SG_HDR_MAGIC            0u
-#define SG_HDR_FORMAT_VERSION   4u
-#define SG_HDR_HEADER_SIZE      8u
-#define SG_HDR_FILE_SIZE        12u
-#define SG_HDR_PAYLOAD_CRC32    16u
-#define SG_HDR_ARENA_BYTES      20u
-#define SG_HDR_DT_US            24u
-#define SG_HDR_N_STAGES         28u
-#define SG_HDR_N_BUCKETS        30u
-#define SG_HDR_IN_C             32u
-#define SG_HDR_IN_H             34u
-#define SG_HDR_IN_W             36u
-#define SG_HDR_SENSOR_W         38u
-#define SG_HDR_SENSOR_H         40u
-#define SG_HDR_DOWNSAMPLE       42u
-#define SG_HDR_N_CLASSES        44u
-#define SG_HDR_LABEL_SIZE       46u
-#define SG_HDR_LABELS_OFFSET    48u
-#define SG_HDR_LAYERS_OFFSET    52u
-#define SG_HDR_LAYER_ENTRY_SIZE 56u
-#define SG_HDR_HEADER_CRC32     60u
+#define SG_HDR_MAGIC             0u
+#define SG_HDR_FORMAT_VERSION    4u
+#define SG_HDR_HEADER_SIZE       8u
+#define SG_HDR_FILE_SIZE         12u
+#define SG_HDR_PAYLOAD_CRC32     16u
+#define SG_HDR_ARENA_BYTES       20u
+#define SG_HDR_DT_US             24u
+#define SG_HDR_N_STAGES          28u
+#define SG_HDR_N_BUCKETS         30u
+#define SG_HDR_IN_C              32u
+#define SG_HDR_IN_H              34u
+#define SG_HDR_IN_W              36u
+#define SG_HDR_SENSOR_W          38u
+#define SG_HDR_SENSOR_H          40u
+#define SG_HDR_DOWNSAMPLE        42u
+#define SG_HDR_N_CLASSES         44u
+#define SG_HDR_LABEL_SIZE        46u
+#define SG_HDR_LABELS_OFFSET     48u
+#define SG_HDR_LAYERS_OFFSET     52u
+#define SG_HDR_LAYER_ENTRY_SIZE  56u
+#define SG_HDR_HEADER_CRC32      60u
 /* version 1 layer entry: the blob table (offset, size) x N */
-#define SG_L1_BLOB_TABLE        40u
-#define SG_L1_N_BLOBS           7u
-#define SG_L1_BLOB_WEIGHTS      0u /**< blob index */
-#define SG_L1_BLOB_BIAS         1u
-#define SG_L1_BLOB_VWEIGHTS     2u
-#define SG_L1_BLOB_VSHIFT       3u
-#define SG_L1_BLOB_THETA        4u
-#define SG_L1_BLOB_ALPHA        5u
-#define SG_L1_BLOB_DELAYS       6u
+#define SG_L1_BLOB_TABLE         40u
+#define SG_L1_N_BLOBS            7u
+#define SG_L1_BLOB_WEIGHTS       0u /**< blob index */
+#define SG_L1_BLOB_BIAS          1u
+#define SG_L1_BLOB_VWEIGHTS      2u
+#define SG_L1_BLOB_VSHIFT        3u
+#define SG_L1_BLOB_THETA         4u
+#define SG_L1_BLOB_ALPHA         5u
+#define SG_L1_BLOB_DELAYS        6u
 /* version 1 layer-entry field offsets */
-#define SG_L1_KIND              0u
-#define SG_L1_FLAGS             2u
-#define SG_L1_IN_C              4u
-#define SG_L1_IN_H              6u
-#define SG_L1_IN_W              8u
-#define SG_L1_POOL              10u
-#define SG_L1_SYN_C             12u
-#define SG_L1_SYN_H             14u
-#define SG_L1_SYN_W             16u
-#define SG_L1_OUT_C             18u
-#define SG_L1_OUT_H             20u
-#define SG_L1_OUT_W             22u
-#define SG_L1_KERNEL            24u
-#define SG_L1_STRIDE            26u
-#define SG_L1_PADDING           28u
-#define SG_L1_MAX_DELAY         30u
-#define SG_L1_X_FRAC_BITS       32u
-#define SG_L1_RESERVED          36u
-#define SG_L1_WEIGHTS_OFFSET    40u
-#define SG_L1_WEIGHTS_SIZE      44u
-#define SG_L1_BIAS_OFFSET       48u
-#define SG_L1_BIAS_SIZE         52u
-#define SG_L1_VWEIGHTS_OFFSET   56u
-#define SG_L1_VWEIGHTS_SIZE     60u
-#define SG_L1_VSHIFT_OFFSET     64u
-#define SG_L1_VSHIFT_SIZE       68u
-#define SG_L1_THETA_OFFSET      72u
-#define SG_L1_THETA_SIZE        76u
-#define SG_L1_ALPHA_OFFSET      80u
-#define SG_L1_ALPHA_SIZE        84u
-#define SG_L1_DELAYS_OFFSET     88u
-#define SG_L1_DELAYS_SIZE       92u
+#define SG_L1_KIND               0u
+#define SG_L1_FLAGS              2u
+#define SG_L1_IN_C               4u
+#define SG_L1_IN_H               6u
+#define SG_L1_IN_W               8u
+#define SG_L1_POOL               10u
+#define SG_L1_SYN_C              12u
+#define SG_L1_SYN_H              14u
+#define SG_L1_SYN_W              16u
+#define SG_L1_OUT_C              18u
+#define SG_L1_OUT_H              20u
+#define SG_L1_OUT_W              22u
+#define SG_L1_KERNEL             24u
+#define SG_L1_STRIDE             26u
+#define SG_L1_PADDING            28u
+#define SG_L1_MAX_DELAY          30u
+#define SG_L1_X_FRAC_BITS        32u
+#define SG_L1_RESERVED           36u
+#define SG_L1_WEIGHTS_OFFSET     40u
+#define SG_L1_WEIGHTS_SIZE       44u
+#define SG_L1_BIAS_OFFSET        48u
+#define SG_L1_BIAS_SIZE          52u
+#define SG_L1_VWEIGHTS_OFFSET    56u
+#define SG_L1_VWEIGHTS_SIZE      60u
+#define SG_L1_VSHIFT_OFFSET      64u
+#define SG_L1_VSHIFT_SIZE        68u
+#define SG_L1_THETA_OFFSET       72u
+#define SG_L1_THETA_SIZE         76u
+#define SG_L1_ALPHA_OFFSET       80u
+#define SG_L1_ALPHA_SIZE         84u
+#define SG_L1_DELAYS_OFFSET      88u
+#define SG_L1_DELAYS_SIZE        92u
 /* version 2 layer entry: the blob table (offset, size) x N */
-#define SG_L2_BLOB_TABLE        48u
-#define SG_L2_N_BLOBS           6u
-#define SG_L2_BLOB_WEIGHTS      0u /**< blob index */
-#define SG_L2_BLOB_BIAS         1u
-#define SG_L2_BLOB_MULTIPLIER   2u
-#define SG_L2_BLOB_SHIFT        3u
-#define SG_L2_BLOB_RESERVED4    4u
-#define SG_L2_BLOB_RESERVED5    5u
+#define SG_L2_BLOB_TABLE         48u
+#define SG_L2_N_BLOBS            6u
+#define SG_L2_BLOB_WEIGHTS       0u /**< blob index */
+#define SG_L2_BLOB_BIAS          1u
+#define SG_L2_BLOB_MULTIPLIER    2u
+#define SG_L2_BLOB_SHIFT         3u
+#define SG_L2_BLOB_RESERVED4     4u
+#define SG_L2_BLOB_RESERVED5     5u
 /* version 2 layer-entry field offsets (the input entry reuses them: FORMAT.md 7.2) */
-#define SG_L2_KIND              0u
-#define SG_L2_FLAGS             2u
-#define SG_L2_IN_H              4u
-#define SG_L2_IN_W              6u
-#define SG_L2_IN_C              8u
-#define SG_L2_OUT_H             10u
-#define SG_L2_OUT_W             12u
-#define SG_L2_OUT_C             14u
-#define SG_L2_KERNEL_H          16u
-#define SG_L2_KERNEL_W          18u
-#define SG_L2_STRIDE_H          20u
-#define SG_L2_STRIDE_W          22u
-#define SG_L2_DILATION_H        24u
-#define SG_L2_DILATION_W        26u
-#define SG_L2_PAD_TOP           28u
-#define SG_L2_PAD_LEFT          30u
-#define SG_L2_DEPTH_MULTIPLIER  32u
-#define SG_L2_FILTER_C          34u
-#define SG_L2_INPUT_OFFSET      36u
-#define SG_L2_OUTPUT_OFFSET     38u
-#define SG_L2_ACT_MIN           40u
-#define SG_L2_ACT_MAX           42u
-#define SG_L2_RESERVED          44u
-#define SG_L2_WEIGHTS_OFFSET    48u
-#define SG_L2_WEIGHTS_SIZE      52u
-#define SG_L2_BIAS_OFFSET       56u
-#define SG_L2_BIAS_SIZE         60u
-#define SG_L2_MULTIPLIER_OFFSET 64u
-#define SG_L2_MULTIPLIER_SIZE   68u
-#define SG_L2_SHIFT_OFFSET      72u
-#define SG_L2_SHIFT_SIZE        76u
-#define SG_L2_RESERVED4_OFFSET  80u
-#define SG_L2_RESERVED4_SIZE    84u
-#define SG_L2_RESERVED5_OFFSET  88u
-#define SG_L2_RESERVED5_SIZE    92u
+#define SG_L2_KIND               0u
+#define SG_L2_FLAGS              2u
+#define SG_L2_IN_H               4u
+#define SG_L2_IN_W               6u
+#define SG_L2_IN_C               8u
+#define SG_L2_OUT_H              10u
+#define SG_L2_OUT_W              12u
+#define SG_L2_OUT_C              14u
+#define SG_L2_KERNEL_H           16u
+#define SG_L2_KERNEL_W           18u
+#define SG_L2_STRIDE_H           20u
+#define SG_L2_STRIDE_W           22u
+#define SG_L2_DILATION_H         24u
+#define SG_L2_DILATION_W         26u
+#define SG_L2_PAD_TOP            28u
+#define SG_L2_PAD_LEFT           30u
+#define SG_L2_DEPTH_MULTIPLIER   32u
+#define SG_L2_FILTER_C           34u
+#define SG_L2_INPUT_OFFSET       36u
+#define SG_L2_OUTPUT_OFFSET      38u
+#define SG_L2_ACT_MIN            40u
+#define SG_L2_ACT_MAX            42u
+#define SG_L2_RESERVED           44u
+#define SG_L2_WEIGHTS_OFFSET     48u
+#define SG_L2_WEIGHTS_SIZE       52u
+#define SG_L2_BIAS_OFFSET        56u
+#define SG_L2_BIAS_SIZE          60u
+#define SG_L2_MULTIPLIER_OFFSET  64u
+#define SG_L2_MULTIPLIER_SIZE    68u
+#define SG_L2_SHIFT_OFFSET       72u
+#define SG_L2_SHIFT_SIZE         76u
+#define SG_L2_RESERVED4_OFFSET   80u
+#define SG_L2_RESERVED4_SIZE     84u
+#define SG_L2_RESERVED5_OFFSET   88u
+#define SG_L2_RESERVED5_SIZE     92u
+/* version 3 layer entry: the blob table (offset, size) x N */
+#define SG_L3_BLOB_TABLE         40u
+#define SG_L3_N_BLOBS            7u
+#define SG_L3_BLOB_WEIGHTS       0u /**< blob index */
+#define SG_L3_BLOB_BIAS          1u
+#define SG_L3_BLOB_MULT          2u
+#define SG_L3_BLOB_SHIFT         3u
+#define SG_L3_BLOB_REC_WEIGHTS   4u
+#define SG_L3_BLOB_DELAYS        5u
+#define SG_L3_BLOB_NEURON        6u
+/* version 3 layer-entry field offsets */
+#define SG_L3_KIND               0u
+#define SG_L3_FLAGS              2u
+#define SG_L3_IN_C               4u
+#define SG_L3_IN_H               6u
+#define SG_L3_IN_W               8u
+#define SG_L3_OUT_C              10u
+#define SG_L3_OUT_H              12u
+#define SG_L3_OUT_W              14u
+#define SG_L3_KERNEL_H           16u
+#define SG_L3_KERNEL_W           18u
+#define SG_L3_STRIDE_H           20u
+#define SG_L3_STRIDE_W           22u
+#define SG_L3_PAD_H              24u
+#define SG_L3_PAD_W              26u
+#define SG_L3_GROUPS             28u
+#define SG_L3_MAX_DELAY          30u
+#define SG_L3_NEURON             32u
+#define SG_L3_RESET              34u
+#define SG_L3_RESERVED           36u
+#define SG_L3_WEIGHTS_OFFSET     40u
+#define SG_L3_WEIGHTS_SIZE       44u
+#define SG_L3_BIAS_OFFSET        48u
+#define SG_L3_BIAS_SIZE          52u
+#define SG_L3_MULT_OFFSET        56u
+#define SG_L3_MULT_SIZE          60u
+#define SG_L3_SHIFT_OFFSET       64u
+#define SG_L3_SHIFT_SIZE         68u
+#define SG_L3_REC_WEIGHTS_OFFSET 72u
+#define SG_L3_REC_WEIGHTS_SIZE   76u
+#define SG_L3_DELAYS_OFFSET      80u
+#define SG_L3_DELAYS_SIZE        84u
+#define SG_L3_NEURON_OFFSET      88u
+#define SG_L3_NEURON_SIZE        92u
 
 #endif /* SG_FORMAT_H */
