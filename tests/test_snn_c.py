@@ -94,16 +94,19 @@ def test_events_through_feed_equal_the_reference(name):
     np.testing.assert_array_equal(ref.run_events(ev), c.run_events(ev))
 
 
-def _gesture_snn() -> bytes:
+def gesture_snn() -> bytes:
     """A 128x128-sensor gesture network: (2,16,16) counts -> conv 3x3/2 LIF -> sum pool 2
-    -> dense 11 LIF with membrane logits (gain shifts chosen so that the recording spikes)."""
+    -> dense 11 LIF with membrane logits (zero-mean readout without bias: its prediction
+    follows where the recording's activity is)."""
     rng = np.random.default_rng(11)
     layers = [_layer(rng, SKIND_CONV2D, NEURON_LIF, (2, 16, 16), (6, 8, 8), reset=RESET_SUBTRACT, kernel=(3, 3),
                      stride=(2, 2), padding=(1, 1), gain_shift=22),
               _layer(rng, SKIND_SUMPOOL, NEURON_NONE, (6, 8, 8), (6, 4, 4), kernel=(2, 2), stride=(2, 2),
                      per_channel=False, gain_shift=30),
               _layer(rng, SKIND_DENSE, NEURON_LIF, (6, 4, 4), (11, 1, 1), reset=RESET_SUBTRACT, logits_v=True,
-                     gain_shift=25)]
+                     gain_shift=23, bias=False)]
+    layers[2].weights[:] = rng.integers(-100, 101, layers[2].weights.shape)
+    layers[2].neuron[:, NEURON_PARAMS.index("v_bias")] = 0
     m = _model(layers, (2, 16, 16), labels=[f"g{i}" for i in range(11)])
     m.sensor_size, m.downsample, m.dt_us = (128, 128), 8, 50_000
     return encode_snn(m)
@@ -113,7 +116,7 @@ def test_cli_and_library_run_ref_equal_c(tmp_path, capsys):
     """`pysg run --engine c` and `--engine ref` on an snn .sgm and a real recording: the
     same per-step logits, scores, prediction and counters; the library's run_file alike."""
     path = tmp_path / "gesture_snn.sgm"
-    path.write_bytes(_gesture_snn())
+    path.write_bytes(gesture_snn())
     assert engines_for("snn") == ["c", "ref"]
     out = {}
     for e in ("ref", "c"):
