@@ -220,7 +220,7 @@ uint32_t sg_model_window(const sg_model *model);
 
 /** One layer's size, for cost and size reports (sg_model_layer). */
 typedef struct sg_layer_info {
-    uint16_t kind;   /**< version 1: SG_KIND_DENSE / SG_KIND_CONV2D; version 2: SG_QKIND_* (sg_format.h) */
+    uint16_t kind;   /**< version 1: SG_KIND_DENSE / SG_KIND_CONV2D; version 2: SG_QKIND_*; version 3: SG_SKIND_* (sg_format.h) */
     uint16_t flags;  /**< bit 0: the output layer */
     uint32_t n_out;  /**< neurons (version 1) or output tensor elements (version 2) */
     uint64_t fan_in; /**< weights each output sums in a dense evaluation (every kernel tap,
@@ -244,7 +244,8 @@ typedef struct sg_stats {
     uint64_t events_dropped;        /**< input events outside the sensor or the pooled grid */
     uint64_t synops;                /**< synaptic operations: weights added into buckets (v2: accumulators) */
     uint64_t spikes[SG_MAX_STAGES]; /**< spikes emitted per hidden stage (v2: int8 output
-                                         deltas sent per table entry, entry 0 = the input tensor) */
+                                         deltas sent per table entry, entry 0 = the input tensor;
+                                         v3: nonzero activations per entry, the output's included) */
 } sg_stats;
 
 /** Version 1 state: pointers into the arena (FORMAT.md §4). */

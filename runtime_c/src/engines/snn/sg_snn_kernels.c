@@ -163,8 +163,8 @@ uint64_t sg_snn_accumulate(const sg_slayer *ly, const sg_snn_input *in, const ui
                 continue;
             }
             ++nz;
-            for (j = 0; j < n_out; ++j) {
-                acc[j] += (int32_t)r[(size_t)j * n_out] * a;
+            for (j = 0; j < n_out; ++j) { /* wrapping: the bound of a sum pool leaves r out */
+                acc[j] = (int32_t)((uint32_t)acc[j] + (uint32_t)((int32_t)r[(size_t)j * n_out] * a));
             }
         }
         synops += nz * n_out;
@@ -185,7 +185,7 @@ uint32_t sg_snn_neurons(const sg_slayer *ly, const int32_t *acc, uint8_t *act, i
                         nk == SG_NEURON_THRESHOLD;
     const int fire_ge = (ly->flags & SG_SFLAG_FIRE_GE) != 0u;
     const int logit_v = (ly->flags & SG_SFLAG_LOGITS_V) != 0u || !spiking;
-    int32_t *isyn = v + n_out; /* CubaLIF only */
+    int32_t *isyn = nk == SG_NEURON_CUBALIF ? v + n_out : NULL; /* v is NULL for neuron none */
     uint32_t nz = 0;
     uint32_t j;
     for (j = 0; j < n_out; ++j) {
