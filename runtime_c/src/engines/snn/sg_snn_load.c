@@ -4,7 +4,8 @@
  * kind's, then each table entry in pysg/sgm/snn.py's order (kind, flags, the chain,
  * geometry, delays, neuron and its flags, reserved), its blobs (size, then placement),
  * their contents and the accumulator bound (docs/FORMAT.md §15); the arena formula (§14).
- * Offsets, kinds, flags and limits: sg_format.h.
+ * Offsets, kinds, flags and limits: sg_format.h. The checks stay out of line (SG_NOINLINE):
+ * the loader runs once per model, its code size is what counts.
  */
 #include "sg_snn.h"
 
@@ -77,7 +78,7 @@ static int spiking(uint32_t nk)
 }
 
 /* Geometry (pysg's _check_geometry): 0 if valid, else the offset of the first bad field. */
-static uint32_t check_geometry(const sg_slayer *s)
+SG_NOINLINE static uint32_t check_geometry(const sg_slayer *s)
 {
     if (s->kind == SG_SKIND_DENSE || s->kind == SG_SKIND_IDENTITY) {
         static const uint32_t ones[4] = {SG_L3_KERNEL_H, SG_L3_KERNEL_W, SG_L3_STRIDE_H,
@@ -149,7 +150,7 @@ static uint32_t check_geometry(const sg_slayer *s)
 }
 
 /* Fields up to `reserved` (FORMAT.md §15, pysg's order); 0 if valid, else the offset. */
-static uint32_t check_fields(const sg_slayer *s, const uint16_t prev[3], int is_last)
+SG_NOINLINE static uint32_t check_fields(const sg_slayer *s, const uint16_t prev[3], int is_last)
 {
     const uint32_t flags = s->flags;
     const uint32_t nk = s->neuron;
@@ -209,7 +210,7 @@ static uint32_t check_fields(const sg_slayer *s, const uint16_t prev[3], int is_
 }
 
 /* Whether @p size is a valid size of blob @p b (pysg's `sizes`); @p n_rq: mult's elements. */
-static int blob_size_ok(uint32_t b, uint64_t size, const sg_slayer *s, uint64_t n_rq)
+SG_NOINLINE static int blob_size_ok(uint32_t b, uint64_t size, const sg_slayer *s, uint64_t n_rq)
 {
     const uint64_t oc = s->out_c;
     const uint64_t n_in = (uint64_t)s->in_c * s->in_h * s->in_w;
@@ -239,7 +240,7 @@ static int blob_size_ok(uint32_t b, uint64_t size, const sg_slayer *s, uint64_t 
 }
 
 /* The neuron records (pysg's _check_neuron_values): SG_OK or the first bad element. */
-static sg_status check_records(sg_loader *L, const sg_slayer *s, uint32_t off, uint32_t n_rec)
+SG_NOINLINE static sg_status check_records(sg_loader *L, const sg_slayer *s, uint32_t off, uint32_t n_rec)
 {
     const uint32_t nk = s->neuron;
     const int cuba = nk == SG_NEURON_CUBALIF;
@@ -291,7 +292,7 @@ static uint64_t abs_sum(const uint8_t *p, uint64_t n)
 /* FORMAT.md §12 "Accumulator bound" as pysg's snn_accumulator_bound: |bias| + 255 sum|w|
  * + 255 sum|r| of every output below 2^31 (sum pool: 255 kh kw, its recurrence not
  * counted, as the reference; identity: 255 + 255 sum|r|). */
-static int acc_bound_ok(const uint8_t *d, const uint32_t off[SG_L3_N_BLOBS],
+SG_NOINLINE static int acc_bound_ok(const uint8_t *d, const uint32_t off[SG_L3_N_BLOBS],
                         const uint32_t size[SG_L3_N_BLOBS], const sg_slayer *s)
 {
     const uint64_t hw = (uint64_t)s->out_h * s->out_w; /* dense: 1 */
@@ -335,7 +336,7 @@ static uint64_t ceil4(uint64_t v)
 }
 
 /* Entry @p si: fields, blobs, contents, bound; fills its view and adds its arena part. */
-static sg_status load_entry(sg_loader *L, uint32_t si, const uint16_t prev[3], uint64_t *arena)
+SG_NOINLINE static sg_status load_entry(sg_loader *L, uint32_t si, const uint16_t prev[3], uint64_t *arena)
 {
     sg_model *m = L->m;
     const uint64_t base =
