@@ -215,3 +215,25 @@ def test_golden_generator_writes_every_case(tmp_path):
         logits, stats = run_case(m, counts)
         assert np.array_equal(np.fromfile(tmp_path / f"snn_{name}.out", "<i4").reshape(steps, classes), logits)
         assert np.array_equal(np.fromfile(tmp_path / f"snn_{name}.stats", "<u4").reshape(steps, 1 + entries), stats)
+
+
+@pytest.mark.parametrize("name", ["dense", "conv", "delays"])
+def test_random_mutations_raise_only_format_errors(name):
+    """Random field and blob bytes changed (CRCs re-signed so the checks behind them run):
+    the loader either accepts the file or raises SgmFormatError, never anything else, and
+    an accepted file runs a step."""
+    data = sgm.encode_snn(sample_models()[name])
+    rng = np.random.default_rng(7)
+    accepted = 0
+    for _ in range(300):
+        buf = bytearray(data)
+        for _ in range(int(rng.integers(1, 4))):
+            buf[int(rng.integers(HDR, len(buf)))] = int(rng.integers(0, 256))
+        try:
+            m = sgm.load_sgm(sgm.resign(buf))
+        except sgm.SgmFormatError as e:
+            assert 0 <= e.offset < len(buf) and e.field
+            continue
+        accepted += 1
+        SnnRef(m).step(np.ones(int(np.prod(m.input_shape)), np.int64))
+    assert accepted < 300

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Model files: `pysg export` (float .npz -> .sgm), `convert` (.tflite -> .sgm), `inspect`."""
+"""Model files: `pysg export` (float .npz -> .sgm), `convert` (.tflite or .nir -> .sgm), `inspect`."""
 from __future__ import annotations
 
 import sys
@@ -27,6 +27,26 @@ def _size(text: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
+def _convert_nir(args, labels: list[str] | None) -> int:
+    """`pysg convert MODEL.nir`: a NIR spiking network -> .sgm version 3 (docs/NIR.md)."""
+    from pysg.converters.nir_import import convert_file
+
+    from ..sgm import inspect_text
+
+    options = dict(dt_ms=args.dt_ms, convention=args.nir_from, nir_dt=args.nir_dt, logits=args.logits,
+                   sensor=_size(args.sensor) if args.sensor else None, labels=labels, calibrate=args.calibrate)
+    with atomic_path(args.output) as tmp:
+        info = convert_file(args.model, tmp, **options)
+    if args.json:
+        print(dumps(model_info(info)))
+        return 0
+    print(inspect_text(args.output, info))
+    if "nir" in info:
+        n = info["nir"]
+        print(f"  time: {n['convention']} convention, dt {n['dt']:g} per step, {n['integration']} integration")
+    return 0
+
+
 def cmd_convert(args) -> int:
     from pysg.converters.tflite_sgm import convert_file
 
@@ -36,6 +56,8 @@ def cmd_convert(args) -> int:
     if args.labels:
         labels = [x.strip() for x in args.labels.split(",")]
     check_output(args.output, "-o")
+    if str(args.model).lower().endswith(".nir"):
+        return _convert_nir(args, labels)
     options = dict(dt_ms=args.dt_ms, window_steps=args.steps, slices=args.slices, polarities=args.polarities,
                    count_map=args.count_map, sensor=_size(args.sensor) if args.sensor else None, labels=labels)
     with atomic_path(args.output) as tmp:

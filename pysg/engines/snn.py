@@ -19,7 +19,7 @@ from ..sgm.snn import (ACT_MAX, DECAY_SHIFT, FORMAT_VERSION_SNN, NEURON_CUBALIF,
 from .base import PyEngine
 from .registry import LoadedModel, ModelInfo, ModelKind, register_engine, register_kind
 
-__all__ = ["SNN_KIND", "SnnRef", "SnnRefEngine", "rround", "sat32", "decay", "synaptic"]
+__all__ = ["SNN_KIND", "SnnRef", "SnnRefEngine", "rround", "sat32", "decay", "synaptic", "windows"]
 
 I32_MIN, I32_MAX = -(1 << 31), (1 << 31) - 1
 
@@ -42,7 +42,7 @@ def decay(v: np.ndarray, beta: np.ndarray) -> np.ndarray:
     return rround(v.astype(np.int64) * beta, DECAY_SHIFT)
 
 
-def _windows(a: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, oh: int, ow: int):
+def windows(a: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, oh: int, ow: int):
     """(ky, kx, a[:, y sh - ph + ky, x sw - pw + kx] over the output grid), zeros outside."""
     ap = np.pad(a, ((0, 0), (ph, ph), (pw, pw)))
     for ky in range(kh):
@@ -61,7 +61,7 @@ def synaptic(ly: SgmSnnLayer, a: np.ndarray, weights: np.ndarray | None = None) 
     c, oh, ow = ly.out_shape
     x = a.reshape(ly.in_shape).astype(np.int64)
     out = np.zeros((c, oh, ow), np.int64)
-    win = _windows(x, *ly.kernel, *ly.stride, *ly.padding, oh, ow)
+    win = windows(x, *ly.kernel, *ly.stride, *ly.padding, oh, ow)
     if ly.kind == SKIND_SUMPOOL:
         for _, _, patch in win:
             out += patch
