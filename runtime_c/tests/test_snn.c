@@ -65,8 +65,8 @@ typedef struct scase {
 
 /* The golden data of one case: counts, logits, per-step statistics. */
 typedef struct golden {
-    const uint16_t *in;   /* [steps][n_in] */
-    const int32_t *out;   /* [steps][n_classes] */
+    const uint16_t *in;    /* [steps][n_in] */
+    const int32_t *out;    /* [steps][n_classes] */
     const uint32_t *stats; /* [steps][1 + n_entries]: synops, then nonzero activations per entry */
 } golden;
 
@@ -152,8 +152,10 @@ static void run_as_events(const scase *c, const golden *g)
                 const unsigned p = cell / hw;
                 const unsigned yx = cell - p * hw;
                 /* times spread over the step, a pixel inside the downsampled cell */
-                events[n].t_us = 1000 + (int64_t)t * model.dt_us + (int64_t)((n * 7u) % model.dt_us);
-                events[n].x = (uint16_t)((yx % model.in_w) * model.downsample + (k % model.downsample));
+                events[n].t_us =
+                    1000 + (int64_t)t * model.dt_us + (int64_t)((n * 7u) % model.dt_us);
+                events[n].x =
+                    (uint16_t)((yx % model.in_w) * model.downsample + (k % model.downsample));
                 events[n].y = (uint16_t)((yx / model.in_w) * model.downsample);
                 events[n].p = (uint8_t)(model.in_c == 2u ? p : (k & 1u));
             }

@@ -2,7 +2,8 @@
 /**
  * @file sg_snn.h
  * @brief Private: the layered spiking network kind (version 3 .sgm, NIR's, docs/FORMAT.md
- *        §11-15): loader (sg_snn_load.c), the step's layer loop and input (sg_snn_step.c),
+ *        §11-15): loader (sg_snn_load.c: blobs, contents, bound, arena; sg_snn_fields.c: an
+ *        entry's fields), the step's layer loop and input (sg_snn_step.c),
  *        the synaptic and neuron kernels (sg_snn_kernels.c) and the engine
  *        (sg_snn_engine.c). The arithmetic is pysg/engines/snn.py's (SnnRef), bit for bit.
  */
@@ -24,6 +25,18 @@ size_t sg_snn_feed(sg_runtime *rt, const sg_event *events, size_t e, size_t n, i
                    size_t *accepted, size_t *dropped);
 void sg_snn_add_counts(sg_runtime *rt, const uint16_t *counts);
 void sg_snn_close_step(sg_runtime *rt);
+
+/** Entry @p s's fields up to `reserved` (sg_snn_fields.c, FORMAT.md §15 in pysg's order), with
+ *  @p prev the previous entry's output (or the model's input): 0 if valid, else 1 + the
+ *  offset of the first bad field inside the entry. */
+uint32_t sg_snn_check_fields(const sg_slayer *s, const uint16_t prev[3], int is_last);
+
+/** LIF, CubaLIF, IF and Threshold neurons spike (FORMAT.md §11.1). */
+SG_INLINE int sg_snn_spiking(uint32_t nk)
+{
+    return nk == SG_NEURON_LIF || nk == SG_NEURON_CUBALIF || nk == SG_NEURON_IF ||
+           nk == SG_NEURON_THRESHOLD;
+}
 
 /* ---------------------------------------------------------------- kernels (sg_snn_kernels.c) */
 

@@ -26,10 +26,10 @@ static uint16_t snn_layers(const sg_model *m, uint16_t index, sg_layer_info *inf
         info->kind = s->kind;
         info->flags = (uint16_t)(s->flags & SG_FLAG_OUTPUT);
         info->n_out = s->n_out;
-        info->fan_in = (s->kind == SG_SKIND_DENSE    ? (uint64_t)s->n_in
-                        : s->kind == SG_SKIND_CONV2D ? (uint64_t)(s->in_c / s->groups) *
-                                                           s->kernel_h * s->kernel_w
-                                                     : 0u) +
+        info->fan_in = (s->kind == SG_SKIND_DENSE ? (uint64_t)s->n_in
+                        : s->kind == SG_SKIND_CONV2D
+                            ? (uint64_t)(s->in_c / s->groups) * s->kernel_h * s->kernel_w
+                            : 0u) +
                        (s->rec_weights != NULL ? (uint64_t)s->n_out : 0u);
     }
     return m->n_stages;

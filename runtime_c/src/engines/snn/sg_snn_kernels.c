@@ -67,8 +67,8 @@ static uint64_t windowed(const sg_slayer *ly, const sg_snn_input *in, int32_t *a
     const uint32_t kh = ly->kernel_h;
     const uint32_t kw = ly->kernel_w;
     const int conv = ly->kind == SG_SKIND_CONV2D;
-    const uint32_t cg = conv ? (uint32_t)ly->in_c / ly->groups : 1u;   /* inputs per group */
-    const uint32_t og = conv ? (uint32_t)ly->out_c / ly->groups : 1u;  /* outputs per group */
+    const uint32_t cg = conv ? (uint32_t)ly->in_c / ly->groups : 1u;  /* inputs per group */
+    const uint32_t og = conv ? (uint32_t)ly->out_c / ly->groups : 1u; /* outputs per group */
     const size_t plane = (size_t)oh * ow;
     uint64_t synops = 0;
     uint32_t i = 0;
@@ -99,8 +99,8 @@ static uint64_t windowed(const sg_slayer *ly, const sg_snn_input *in, int32_t *a
                         const size_t at = (size_t)Y * ow + X;
                         if (conv) {
                             /* w[o][ci][ky][kx], o over the group's outputs */
-                            const int8_t *w = ly->weights +
-                                              (((size_t)g * og * cg + ci) * kh + ky) * kw + kx;
+                            const int8_t *w =
+                                ly->weights + (((size_t)g * og * cg + ci) * kh + ky) * kw + kx;
                             const size_t step = (size_t)cg * kh * kw;
                             int32_t *a = acc + (size_t)g * og * plane + at;
                             uint32_t o;
@@ -164,7 +164,8 @@ uint64_t sg_snn_accumulate(const sg_slayer *ly, const sg_snn_input *in, const ui
             }
             ++nz;
             for (j = 0; j < n_out; ++j) { /* wrapping: the bound of a sum pool leaves r out */
-                acc[j] = (int32_t)((uint32_t)acc[j] + (uint32_t)((int32_t)r[(size_t)j * n_out] * a));
+                acc[j] =
+                    (int32_t)((uint32_t)acc[j] + (uint32_t)((int32_t)r[(size_t)j * n_out] * a));
             }
         }
         synops += nz * n_out;
@@ -181,8 +182,7 @@ uint32_t sg_snn_neurons(const sg_slayer *ly, const int32_t *acc, uint8_t *act, i
     const uint32_t plane = (uint32_t)ly->out_h * ly->out_w;
     const uint32_t nk = ly->neuron;
     const int output = (ly->flags & SG_FLAG_OUTPUT) != 0u;
-    const int spiking = nk == SG_NEURON_LIF || nk == SG_NEURON_CUBALIF || nk == SG_NEURON_IF ||
-                        nk == SG_NEURON_THRESHOLD;
+    const int spiking = sg_snn_spiking(nk);
     const int fire_ge = (ly->flags & SG_SFLAG_FIRE_GE) != 0u;
     const int logit_v = (ly->flags & SG_SFLAG_LOGITS_V) != 0u || !spiking;
     int32_t *isyn = nk == SG_NEURON_CUBALIF ? v + n_out : NULL; /* v is NULL for neuron none */

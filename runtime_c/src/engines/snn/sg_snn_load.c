@@ -30,15 +30,15 @@ sg_status sg_snn_check_header(sg_loader *L)
 }
 
 static const char *const sblob_off_names[SG_L3_N_BLOBS] = {
-    "layers[].weights_offset",     "layers[].bias_offset",   "layers[].mult_offset",
-    "layers[].shift_offset",       "layers[].rec_weights_offset", "layers[].delays_offset",
+    "layers[].weights_offset", "layers[].bias_offset",        "layers[].mult_offset",
+    "layers[].shift_offset",   "layers[].rec_weights_offset", "layers[].delays_offset",
     "layers[].neuron_offset"};
 static const char *const sblob_size_names[SG_L3_N_BLOBS] = {
-    "layers[].weights_size",     "layers[].bias_size",   "layers[].mult_size",
-    "layers[].shift_size",       "layers[].rec_weights_size", "layers[].delays_size",
+    "layers[].weights_size", "layers[].bias_size",        "layers[].mult_size",
+    "layers[].shift_size",   "layers[].rec_weights_size", "layers[].delays_size",
     "layers[].neuron_size"};
 static const char *const sblob_elem_names[SG_L3_N_BLOBS] = {
-    "layers[].weights[]", "layers[].bias[]",   "layers[].mult[]",  "layers[].shift[]",
+    "layers[].weights[]",     "layers[].bias[]",   "layers[].mult[]",  "layers[].shift[]",
     "layers[].rec_weights[]", "layers[].delays[]", "layers[].neuron[]"};
 
 /* The entry's u16 fields, by offset / 2. */
@@ -65,160 +65,16 @@ static uint64_t mul_sat(uint64_t a, uint64_t b)
     return a != 0u && b > UINT64_MAX / a ? UINT64_MAX : a * b;
 }
 
-/* (n + 2p - k) / s + 1, or 0 when the kernel does not fit (pysg's _out_size) */
-static uint32_t out_size(uint32_t n, uint32_t k, uint32_t s, uint32_t p)
-{
-    return n + 2u * p >= k ? (n + 2u * p - k) / s + 1u : 0u;
-}
-
-static int spiking(uint32_t nk)
-{
-    return nk == SG_NEURON_LIF || nk == SG_NEURON_CUBALIF || nk == SG_NEURON_IF ||
-           nk == SG_NEURON_THRESHOLD;
-}
-
-/* Geometry (pysg's _check_geometry): 0 if valid, else the offset of the first bad field. */
-SG_NOINLINE static uint32_t check_geometry(const sg_slayer *s)
-{
-    if (s->kind == SG_SKIND_DENSE || s->kind == SG_SKIND_IDENTITY) {
-        static const uint32_t ones[4] = {SG_L3_KERNEL_H, SG_L3_KERNEL_W, SG_L3_STRIDE_H,
-                                         SG_L3_STRIDE_W};
-        const uint16_t v[4] = {s->kernel_h, s->kernel_w, s->stride_h, s->stride_w};
-        uint32_t i;
-        for (i = 0; i < 4u; ++i) {
-            if (v[i] != 1u) {
-                return ones[i];
-            }
-        }
-        if (s->pad_h != 0u) {
-            return SG_L3_PAD_H;
-        }
-        if (s->pad_w != 0u) {
-            return SG_L3_PAD_W;
-        }
-        if (s->groups != 1u) {
-            return SG_L3_GROUPS;
-        }
-        if (s->kind == SG_SKIND_DENSE && (s->out_h != 1u || s->out_w != 1u)) {
-            return SG_L3_OUT_H;
-        }
-        if (s->kind == SG_SKIND_IDENTITY &&
-            (s->out_c != s->in_c || s->out_h != s->in_h || s->out_w != s->in_w)) {
-            return SG_L3_OUT_C;
-        }
-        return 0;
-    }
-    if (s->kernel_h == 0u) {
-        return SG_L3_KERNEL_H;
-    }
-    if (s->kernel_w == 0u) {
-        return SG_L3_KERNEL_W;
-    }
-    if (s->stride_h == 0u) {
-        return SG_L3_STRIDE_H;
-    }
-    if (s->stride_w == 0u) {
-        return SG_L3_STRIDE_W;
-    }
-    if (s->pad_h >= s->kernel_h) {
-        return SG_L3_PAD_H;
-    }
-    if (s->pad_w >= s->kernel_w) {
-        return SG_L3_PAD_W;
-    }
-    if (s->kind == SG_SKIND_SUMPOOL) {
-        if (s->groups != 1u) {
-            return SG_L3_GROUPS;
-        }
-        if (s->out_c != s->in_c) {
-            return SG_L3_OUT_C;
-        }
-    } else if (s->groups == 0u || s->in_c % s->groups != 0u || s->out_c % s->groups != 0u) {
-        return SG_L3_GROUPS;
-    }
-    {
-        const uint32_t oh = out_size(s->in_h, s->kernel_h, s->stride_h, s->pad_h);
-        const uint32_t ow = out_size(s->in_w, s->kernel_w, s->stride_w, s->pad_w);
-        if (oh == 0u || s->out_h != oh) {
-            return SG_L3_OUT_H;
-        }
-        if (ow == 0u || s->out_w != ow) {
-            return SG_L3_OUT_W;
-        }
-    }
-    return 0;
-}
-
-/* Fields up to `reserved` (FORMAT.md §15, pysg's order); 0 if valid, else the offset. */
-SG_NOINLINE static uint32_t check_fields(const sg_slayer *s, const uint16_t prev[3], int is_last)
-{
-    const uint32_t flags = s->flags;
-    const uint32_t nk = s->neuron;
-    const uint32_t known = SG_FLAG_OUTPUT | SG_SFLAG_RECURRENT | SG_SFLAG_DELAYS |
-                           SG_SFLAG_FIRE_GE | SG_SFLAG_LOGITS_V;
-    const int is_output = (flags & SG_FLAG_OUTPUT) != 0u;
-    uint32_t at;
-    if (s->kind < SG_SKIND_DENSE || s->kind > SG_SKIND_IDENTITY) {
-        return SG_L3_KIND + 1u; /* +1: offset 0 is "valid" */
-    }
-    if ((flags & ~known) != 0u || is_output != is_last) {
-        return SG_L3_FLAGS + 1u;
-    }
-    if (s->in_c != prev[0]) {
-        return SG_L3_IN_C + 1u;
-    }
-    if (s->in_h != prev[1]) {
-        return SG_L3_IN_H + 1u;
-    }
-    if (s->in_w != prev[2]) {
-        return SG_L3_IN_W + 1u;
-    }
-    if (s->out_c == 0u) {
-        return SG_L3_OUT_C + 1u;
-    }
-    if (s->out_h == 0u) {
-        return SG_L3_OUT_H + 1u;
-    }
-    if (s->out_w == 0u) {
-        return SG_L3_OUT_W + 1u;
-    }
-    at = check_geometry(s);
-    if (at != 0u) {
-        return at + 1u;
-    }
-    if ((flags & SG_SFLAG_DELAYS) != 0u ? (s->max_delay < 1u || s->max_delay > SG_SNN_DELAY_MAX)
-                                        : s->max_delay != 0u) {
-        return SG_L3_MAX_DELAY + 1u;
-    }
-    if (nk > SG_NEURON_THRESHOLD) {
-        return SG_L3_NEURON + 1u;
-    }
-    if (s->reset > SG_RESET_SUBTRACT_NEXT ||
-        ((!spiking(nk) || nk == SG_NEURON_THRESHOLD) && s->reset != SG_RESET_NONE)) {
-        return SG_L3_RESET + 1u;
-    }
-    if (!is_output && !spiking(nk) &&
-        !(nk == SG_NEURON_NONE && (s->kind == SG_SKIND_SUMPOOL || s->kind == SG_SKIND_IDENTITY))) {
-        return SG_L3_NEURON + 1u;
-    }
-    if (((flags & SG_SFLAG_FIRE_GE) != 0u && !spiking(nk)) ||
-        ((flags & SG_SFLAG_LOGITS_V) != 0u && (!is_output || nk == SG_NEURON_NONE)) ||
-        ((flags & SG_SFLAG_RECURRENT) != 0u && !spiking(nk))) {
-        return SG_L3_FLAGS + 1u;
-    }
-    return 0;
-}
-
 /* Whether @p size is a valid size of blob @p b (pysg's `sizes`); @p n_rq: mult's elements. */
 SG_NOINLINE static int blob_size_ok(uint32_t b, uint64_t size, const sg_slayer *s, uint64_t n_rq)
 {
     const uint64_t oc = s->out_c;
     const uint64_t n_in = (uint64_t)s->in_c * s->in_h * s->in_w;
     const uint64_t n_out = oc * s->out_h * s->out_w;
-    const uint64_t w = s->kind == SG_SKIND_DENSE    ? mul_sat(n_out, n_in)
-                       : s->kind == SG_SKIND_CONV2D ? oc * (s->in_c / s->groups) * s->kernel_h *
-                                                          (uint64_t)s->kernel_w
-                                                    : 0u;
+    const uint64_t w = s->kind == SG_SKIND_DENSE ? mul_sat(n_out, n_in)
+                       : s->kind == SG_SKIND_CONV2D
+                           ? oc * (s->in_c / s->groups) * s->kernel_h * (uint64_t)s->kernel_w
+                           : 0u;
     switch (b) {
     case SG_L3_BLOB_WEIGHTS:
         return size == w;
@@ -240,13 +96,14 @@ SG_NOINLINE static int blob_size_ok(uint32_t b, uint64_t size, const sg_slayer *
 }
 
 /* The neuron records (pysg's _check_neuron_values): SG_OK or the first bad element. */
-SG_NOINLINE static sg_status check_records(sg_loader *L, const sg_slayer *s, uint32_t off, uint32_t n_rec)
+SG_NOINLINE static sg_status check_records(sg_loader *L, const sg_slayer *s, uint32_t off,
+                                           uint32_t n_rec)
 {
     const uint32_t nk = s->neuron;
     const int cuba = nk == SG_NEURON_CUBALIF;
     const int64_t fixed = nk == SG_NEURON_IF || nk == SG_NEURON_INTEGRATOR ? DECAY_ONE
-                          : nk == SG_NEURON_THRESHOLD                       ? 0
-                                                                             : -1;
+                          : nk == SG_NEURON_THRESHOLD                      ? 0
+                                                                           : -1;
     uint32_t r;
     for (r = 0; r < n_rec; ++r) {
         const uint8_t *p = L->d + off + (size_t)r * SNN_RECORD_BYTES;
@@ -262,7 +119,7 @@ SG_NOINLINE static sg_status check_records(sg_loader *L, const sg_slayer *s, uin
             bad = SG_NP_BETA_SYN;
         } else if (!cuba && g != 0) {
             bad = SG_NP_SYN_GAIN;
-        } else if ((!spiking(nk) && thr != 0) ||
+        } else if ((!sg_snn_spiking(nk) && thr != 0) ||
                    ((s->reset == SG_RESET_SUBTRACT || s->reset == SG_RESET_SUBTRACT_NEXT) &&
                     thr < 1)) {
             bad = SG_NP_THRESHOLD;
@@ -270,7 +127,8 @@ SG_NOINLINE static sg_status check_records(sg_loader *L, const sg_slayer *s, uin
             bad = SG_NP_V_RESET;
         }
         if (bad != SG_SNN_N_NEURON_PARAMS) {
-            return sg_load_fail(L, SG_ERR_VALUE, (uint64_t)off + (uint64_t)r * SNN_RECORD_BYTES + 4u * bad,
+            return sg_load_fail(L, SG_ERR_VALUE,
+                                (uint64_t)off + (uint64_t)r * SNN_RECORD_BYTES + 4u * bad,
                                 sblob_elem_names[SG_L3_BLOB_NEURON]);
         }
     }
@@ -293,14 +151,14 @@ static uint64_t abs_sum(const uint8_t *p, uint64_t n)
  * + 255 sum|r| of every output below 2^31 (sum pool: 255 kh kw, its recurrence not
  * counted, as the reference; identity: 255 + 255 sum|r|). */
 SG_NOINLINE static int acc_bound_ok(const uint8_t *d, const uint32_t off[SG_L3_N_BLOBS],
-                        const uint32_t size[SG_L3_N_BLOBS], const sg_slayer *s)
+                                    const uint32_t size[SG_L3_N_BLOBS], const sg_slayer *s)
 {
     const uint64_t hw = (uint64_t)s->out_h * s->out_w; /* dense: 1 */
     const uint64_t n_out = (uint64_t)s->out_c * hw;
-    const uint64_t row = s->kind == SG_SKIND_DENSE    ? (uint64_t)s->in_c * s->in_h * s->in_w
-                         : s->kind == SG_SKIND_CONV2D ? (uint64_t)(s->in_c / s->groups) *
-                                                            s->kernel_h * s->kernel_w
-                                                      : 0u;
+    const uint64_t row = s->kind == SG_SKIND_DENSE ? (uint64_t)s->in_c * s->in_h * s->in_w
+                         : s->kind == SG_SKIND_CONV2D
+                             ? (uint64_t)(s->in_c / s->groups) * s->kernel_h * s->kernel_w
+                             : 0u;
     uint64_t c;
     if (s->kind == SG_SKIND_SUMPOOL) {
         return (uint64_t)SG_SNN_ACT_MAX * s->kernel_h * s->kernel_w < SACC_LIMIT;
@@ -336,7 +194,8 @@ static uint64_t ceil4(uint64_t v)
 }
 
 /* Entry @p si: fields, blobs, contents, bound; fills its view and adds its arena part. */
-SG_NOINLINE static sg_status load_entry(sg_loader *L, uint32_t si, const uint16_t prev[3], uint64_t *arena)
+SG_NOINLINE static sg_status load_entry(sg_loader *L, uint32_t si, const uint16_t prev[3],
+                                        uint64_t *arena)
 {
     sg_model *m = L->m;
     const uint64_t base =
@@ -371,7 +230,7 @@ SG_NOINLINE static sg_status load_entry(sg_loader *L, uint32_t si, const uint16_
     s->neuron = sg_rd16(e + SG_L3_NEURON);
     s->reset = sg_rd16(e + SG_L3_RESET);
 
-    at = check_fields(s, prev, si == (uint32_t)m->n_stages - 1u);
+    at = sg_snn_check_fields(s, prev, si == (uint32_t)m->n_stages - 1u);
     if (at != 0u) {
         return sfail(L, base, at - 1u);
     }
@@ -441,7 +300,10 @@ SG_NOINLINE static sg_status load_entry(sg_loader *L, uint32_t si, const uint16_
     s->n_out = (uint32_t)n_out;
     s->n_rq = (uint32_t)n_rq;
     *arena += ceil4(n_out) +
-              4u * n_out * (s->neuron == SG_NEURON_NONE ? 0u : s->neuron == SG_NEURON_CUBALIF ? 2u : 1u) +
+              4u * n_out *
+                  (s->neuron == SG_NEURON_NONE      ? 0u
+                   : s->neuron == SG_NEURON_CUBALIF ? 2u
+                                                    : 1u) +
               (size[SG_L3_BLOB_DELAYS] != 0u ? ceil4(((uint64_t)s->max_delay + 1u) * n_in) : 0u);
     /* typed views only when the file is 8-aligned; sg_runtime_init refuses it otherwise */
     s->weights = NULL;
@@ -453,15 +315,18 @@ SG_NOINLINE static sg_status load_entry(sg_loader *L, uint32_t si, const uint16_
     s->neuron_params = NULL;
     if (((uintptr_t)L->d & (SG_FMT_ALIGN - 1u)) == 0u) {
         const uint8_t *d = L->d;
-        s->weights = size[SG_L3_BLOB_WEIGHTS] ? (const int8_t *)(d + off[SG_L3_BLOB_WEIGHTS]) : NULL;
-        s->bias = size[SG_L3_BLOB_BIAS] ? (const int32_t *)(const void *)(d + off[SG_L3_BLOB_BIAS]) : NULL;
+        s->weights =
+            size[SG_L3_BLOB_WEIGHTS] ? (const int8_t *)(d + off[SG_L3_BLOB_WEIGHTS]) : NULL;
+        s->bias = size[SG_L3_BLOB_BIAS] ? (const int32_t *)(const void *)(d + off[SG_L3_BLOB_BIAS])
+                                        : NULL;
         s->mult = (const int32_t *)(const void *)(d + off[SG_L3_BLOB_MULT]);
         s->shift = d + off[SG_L3_BLOB_SHIFT];
         s->rec_weights =
             size[SG_L3_BLOB_REC_WEIGHTS] ? (const int8_t *)(d + off[SG_L3_BLOB_REC_WEIGHTS]) : NULL;
         s->delays = size[SG_L3_BLOB_DELAYS] ? d + off[SG_L3_BLOB_DELAYS] : NULL;
-        s->neuron_params =
-            size[SG_L3_BLOB_NEURON] ? (const int32_t *)(const void *)(d + off[SG_L3_BLOB_NEURON]) : NULL;
+        s->neuron_params = size[SG_L3_BLOB_NEURON]
+                               ? (const int32_t *)(const void *)(d + off[SG_L3_BLOB_NEURON])
+                               : NULL;
     }
     return SG_OK;
 }
