@@ -38,8 +38,8 @@ static uint64_t dense(const sg_slayer *ly, const sg_snn_input *in, int32_t *acc)
             continue;
         }
         ++nz;
-        for (j = 0; j < n_out; ++j) {
-            acc[j] += (int32_t)w[(size_t)j * n_in] * x;
+        for (j = 0; j < n_out; ++j, w += n_in) { /* column i of w[n_out][n_in] */
+            acc[j] += (int32_t)*w * x;
         }
     }
     return nz * n_out;
@@ -66,22 +66,31 @@ static uint64_t windowed(const sg_slayer *ly, const sg_snn_input *in, int32_t *a
     const uint32_t ow = ly->out_w;
     const uint32_t kh = ly->kernel_h;
     const uint32_t kw = ly->kernel_w;
+    const uint32_t ph = ly->pad_h;
+    const uint32_t pw = ly->pad_w;
+    const uint32_t sh = ly->stride_h;
+    const uint32_t sw = ly->stride_w;
     const int conv = ly->kind == SG_SKIND_CONV2D;
     const uint32_t cg = conv ? (uint32_t)ly->in_c / ly->groups : 1u;  /* inputs per group */
     const uint32_t og = conv ? (uint32_t)ly->out_c / ly->groups : 1u; /* outputs per group */
     const size_t plane = (size_t)oh * ow;
-    uint64_t synops = 0;
+    const size_t step =
+        (size_t)cg * kh * kw; /* conv: from one output channel's weights to the next */
+    uint64_t taps = 0;
     uint32_t i = 0;
     uint32_t c;
     for (c = 0; c < ly->in_c; ++c) {
         const uint32_t g = c / cg;
         const uint32_t ci = c - g * cg;
+        /* conv: w[g og][ci][0][0] and the group's first output plane; pool: channel c's */
+        const size_t w0 = ((size_t)g * og * cg + ci) * kh * kw;
+        int32_t *ac = acc + (conv ? (size_t)g * og : (size_t)c) * plane;
         uint32_t y;
         for (y = 0; y < in_h; ++y) {
             uint32_t y_lo;
             uint32_t y_hi;
             uint32_t x;
-            rows_of(y, ly->pad_h, kh, ly->stride_h, oh, &y_lo, &y_hi);
+            rows_of(y, ph, kh, sh, oh, &y_lo, &y_hi);
             for (x = 0; x < in_w; ++x, ++i) {
                 const int32_t v = (int32_t)sg_snn_x(in, i);
                 uint32_t x_lo;
@@ -90,33 +99,37 @@ static uint64_t windowed(const sg_slayer *ly, const sg_snn_input *in, int32_t *a
                 if (v == 0) {
                     continue;
                 }
-                rows_of(x, ly->pad_w, kw, ly->stride_w, ow, &x_lo, &x_hi);
+                rows_of(x, pw, kw, sw, ow, &x_lo, &x_hi);
+                if (x_lo >= x_hi || y_lo >= y_hi) {
+                    continue;
+                }
+                taps += (uint64_t)(y_hi - y_lo) * (x_hi - x_lo);
                 for (Y = y_lo; Y < y_hi; ++Y) {
-                    const uint32_t ky = y + ly->pad_h - Y * ly->stride_h;
+                    int32_t *ay = ac + (size_t)Y * ow;
                     uint32_t X;
-                    for (X = x_lo; X < x_hi; ++X) {
-                        const uint32_t kx = x + ly->pad_w - X * ly->stride_w;
-                        const size_t at = (size_t)Y * ow + X;
-                        if (conv) {
-                            /* w[o][ci][ky][kx], o over the group's outputs */
-                            const int8_t *w =
-                                ly->weights + (((size_t)g * og * cg + ci) * kh + ky) * kw + kx;
-                            const size_t step = (size_t)cg * kh * kw;
-                            int32_t *a = acc + (size_t)g * og * plane + at;
+                    if (!conv) {
+                        for (X = x_lo; X < x_hi; ++X) {
+                            ay[X] += v;
+                        }
+                        continue;
+                    }
+                    {
+                        /* w[o][ci][ky][kx], o over the group's outputs */
+                        const int8_t *wy = ly->weights + w0 + (size_t)(y + ph - Y * sh) * kw;
+                        for (X = x_lo; X < x_hi; ++X) {
+                            const int8_t *w = wy + (x + pw - X * sw);
+                            int32_t *a = ay + X;
                             uint32_t o;
                             for (o = 0; o < og; ++o) {
                                 a[(size_t)o * plane] += (int32_t)w[(size_t)o * step] * v;
                             }
-                        } else {
-                            acc[(size_t)c * plane + at] += v;
                         }
-                        synops += og;
                     }
                 }
             }
         }
     }
-    return synops;
+    return taps * og;
 }
 
 uint64_t sg_snn_accumulate(const sg_slayer *ly, const sg_snn_input *in, const uint8_t *prev,
