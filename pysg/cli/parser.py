@@ -81,12 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     # MODEL.nir: a NIR spiking network -> .sgm version 3 (docs/NIR.md); --dt-ms, --sensor, --labels apply too
     s.add_argument("--nir-from", choices=("auto", "snntorch", "sinabs", "nir"), default="auto",
-                   help=".nir: the framework whose discrete-time update to reproduce (default: detected from "
-                        "how the graph writes tau and r)")
+                   help=".nir: the framework whose discrete-time update to reproduce (default auto: detected "
+                        "from how the graph writes tau and r)")
     s.add_argument("--nir-dt", type=float, default=None,
                    help=".nir: the graph's time per step (default: the framework's: snnTorch 1e-4, sinabs and NIR 1)")
     s.add_argument("--logits", choices=("spikes", "membrane"), default="spikes",
-                   help=".nir: a spiking output layer's logits: its spikes (scores = spike counts) or its membrane")
+                   help=".nir: a spiking output layer's logits: its spikes (scores = spike counts) or its membrane "
+                        "(default spikes)")
     s.add_argument("--calibrate", default=None,
                    help=".nir: a dataset (`pysg synth` directory) whose count frames size the fixed-point state")
     s.set_defaults(func=cmd_convert)

@@ -403,6 +403,12 @@ def encode_snn(model: SgmSnnModel) -> bytes:
     return data
 
 
+def _logits_name(ly: SgmSnnLayer) -> str:
+    if ly.neuron_kind == NEURON_NONE:
+        return "current"
+    return "spikes" if ly.spiking and not ly.logits_v else "membrane"
+
+
 def inspect(model: SgmSnnModel) -> dict:
     """``pysg inspect --json`` of a version 3 model."""
     layers = []
@@ -412,7 +418,7 @@ def inspect(model: SgmSnnModel) -> dict:
             "output": ly.is_output, "in_shape": list(ly.in_shape), "out_shape": list(ly.out_shape),
             "kernel": list(ly.kernel), "stride": list(ly.stride), "padding": list(ly.padding), "groups": ly.groups,
             "recurrent": ly.rec_weights is not None, "max_delay": ly.max_delay, "fire_ge": ly.fire_ge,
-            "logits": ("membrane" if ly.logits_v or not ly.spiking else "spikes") if ly.is_output else None,
+            "logits": _logits_name(ly) if ly.is_output else None,
             "parameters": int(sum(a.size for a in (ly.weights, ly.bias, ly.rec_weights) if a is not None)),
             "arena_bytes": ly.arena_bytes()})
     return {"format_version": model.format_version, "file_bytes": model.file_bytes,

@@ -10,7 +10,8 @@ synaptic kind (dense, conv2d with groups/stride/padding, sum pooling, identity),
 neuron kind (LIF, CubaLIF, IF, LI, Integrator, Threshold, none), every reset (subtract,
 to value, snnTorch's subtract at the next step), fire-on-equal, membrane and spike
 logits, recurrence, per-input delays, per-channel and single requantisation and neuron
-records, and input counts that saturate (> 255 and 65535). For every step the expected
+records, input counts that saturate (> 255 and 65535) and int32 state that saturates
+(case "saturate": current, membrane and integrator at both ends). For every step the expected
 outputs are `pysg.engines.snn.SnnRef`'s, the definition of the arithmetic
 (docs/FORMAT.md section 12).
 
@@ -120,7 +121,16 @@ def sample_models(seed: int = 20261205) -> dict[str, SgmSnnModel]:
     affine = _model([
         L(rng, SKIND_DENSE, NEURON_IF, (2, 4, 4), (10, 1, 1), reset=RESET_SUBTRACT),
         L(rng, SKIND_DENSE, NEURON_NONE, (10, 1, 1), (3, 1, 1), gain_shift=20)], (2, 4, 4))
-    return {"dense": dense, "conv": conv, "delays": delays, "logits": logits, "affine": affine}
+    sat = _model([
+        L(rng, SKIND_DENSE, NEURON_CUBALIF, (2, 4, 4), (6, 1, 1), reset=RESET_SUBTRACT, gain_shift=2),
+        L(rng, SKIND_DENSE, NEURON_INTEGRATOR, (6, 1, 1), (3, 1, 1), gain_shift=10)], (2, 4, 4))
+    col = {k: i for i, k in enumerate(NEURON_PARAMS)}
+    rec = sat.layers[0].neuron
+    rec[:, col["beta_syn"]] = DECAY_ONE                 # the current integrates and saturates
+    rec[:, col["syn_gain"]] = 3 << 16
+    rec[:, col["threshold"]] = 1 << 30
+    rec[:, col["v_bias"]] = -(1 << 29)
+    return {"dense": dense, "conv": conv, "delays": delays, "logits": logits, "affine": affine, "saturate": sat}
 
 
 def sample_counts(rng: np.random.Generator, shape: tuple[int, int, int], steps: int = STEPS) -> np.ndarray:
