@@ -21,7 +21,8 @@ from pysg.recipes import BUNDLED_SAMPLES
 from pysg.runtime import Runtime, ffi, lib
 from pysg.sgm import encode_snn, load_sgm, resign
 from pysg.sgm.layout import HEADER_FIELDS, LAYER_ENTRY_SIZE, field_offset
-from pysg.sgm.snn import (NEURON_LIF, NEURON_NONE, NEURON_PARAMS, RESET_SUBTRACT, SBLOBS, SKIND_CONV2D,
+from pysg.sgm.snn import (NEURON_LIF, NEURON_NONE, NEURON_PARAMS, RESET_SUBTRACT, SBLOB_TABLE_OFFSET, SBLOBS,
+                          SKIND_CONV2D,
                           SKIND_DENSE, SKIND_SUMPOOL, SLAYER_FIELDS)
 from runtime_c.tests.gen_snn_golden import _layer, _model, run_case, sample_counts, sample_models
 from tests.support.loader_verdicts import verdicts
@@ -207,7 +208,7 @@ def test_loader_field_values_like_python(name):
                     b = bytearray(data)
                     struct.pack_into("<H", b, base + off, new)
                     refused += _same(resign(b), f"layers[{e}].{fname} = {new}")
-        blob = {b: struct.unpack_from("<II", data, base + 40 + 8 * i) for i, b in enumerate(SBLOBS)}
+        blob = {b: struct.unpack_from("<II", data, base + SBLOB_TABLE_OFFSET + 8 * i) for i, b in enumerate(SBLOBS)}
         if blob["neuron"][1]:
             for k in range(min(blob["neuron"][1] // 4, 2 * len(NEURON_PARAMS))):
                 for new in (-1, 0, 1, 1 << 30, (1 << 30) + 1, -(1 << 31), (1 << 31) - 1):
@@ -235,7 +236,7 @@ def test_loader_accumulator_bound_like_python():
         ly.bias[:] = 0
         data = encode_snn(_model([ly], (2, 64, 64)))
         r = 255 * int(np.abs(ly.rec_weights[2].astype(np.int64)).sum()) if rec else 0
-        bias_off = struct.unpack_from("<I", data, _entry(data, 0) + 48)[0]
+        bias_off = struct.unpack_from("<I", data, _entry(data, 0) + field_offset(SLAYER_FIELDS, "bias_offset"))[0]
         for bias, refused in (((1 << 31) - 255 * 127 * 8192 - r, True), ((1 << 31) - 1 - 255 * 127 * 8192 - r, False)):
             b = bytearray(data)
             struct.pack_into("<i", b, bias_off + 8, -bias)
