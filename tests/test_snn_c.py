@@ -243,3 +243,22 @@ def test_loader_accumulator_bound_like_python():
             py, c = verdicts(resign(b))
             assert py == c and (py is not None) == refused, (rec, bias, py, c)
             assert refused is False or py[1] == "layers[].kind"
+
+
+def test_cli_eval_ref_equals_c(tmp_path, capsys):
+    """`pysg eval --engine c` and `--engine ref` of an snn .sgm on the bundled gesture
+    folder: the same summary (accuracy, spikes, synops), and per sample the same scores."""
+    path = tmp_path / "gesture_snn.sgm"
+    path.write_bytes(gesture_snn())
+    out = {}
+    for e in ("ref", "c"):
+        assert main(["eval", str(path), str(BUNDLED_SAMPLES), "--engine", e, "--json"]) == 0
+        out[e] = json.loads(capsys.readouterr().out)
+    assert out["ref"].pop("engine") == "ref" and out["c"].pop("engine") == "c"
+    assert out["ref"] == out["c"] and out["ref"]["n"] == 11
+    got = {e: jobs.evaluate(path, BUNDLED_SAMPLES, engine=e, keep_logits=True) for e in ("ref", "c")}
+    for a, b in zip(got["ref"].samples, got["c"].samples):
+        assert a.prediction == b.prediction and (a.spikes, a.synops) == (b.spikes, b.synops)
+        np.testing.assert_array_equal(a.scores, b.scores)
+        np.testing.assert_array_equal(a.logits, b.logits)
+    assert len({s.prediction for s in got["c"].samples}) > 1
