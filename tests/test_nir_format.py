@@ -237,3 +237,23 @@ def test_random_mutations_raise_only_format_errors(name):
         accepted += 1
         SnnRef(m).step(np.ones(int(np.prod(m.input_shape)), np.int64))
     assert accepted < 300
+
+
+def test_synops_count_the_connections_of_nonzero_inputs():
+    """The reference's per-input fan-out equals FORMAT.md's definition: per output, its
+    taps inside the image with a nonzero input (a conv of the nonzero map with ones)."""
+    from pysg.engines.snn import fan_out, synaptic
+    from pysg.sgm.snn import SKIND_CONV2D, SKIND_SUMPOOL
+
+    rng = np.random.default_rng(0)
+    seen = 0
+    for m in sample_models().values():
+        for ly in m.layers:
+            if ly.kind not in (SKIND_CONV2D, SKIND_SUMPOOL):
+                continue
+            for _ in range(4):
+                a = (rng.random(ly.n_in) < 0.3).astype(np.int64)
+                ones = None if ly.kind == SKIND_SUMPOOL else np.ones_like(ly.weights)
+                assert int(synaptic(ly, a, ones).sum()) == int(fan_out(ly)[a != 0].sum())
+                seen += 1
+    assert seen >= 16

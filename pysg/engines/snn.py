@@ -76,15 +76,28 @@ def synaptic(ly: SgmSnnLayer, a: np.ndarray, weights: np.ndarray | None = None) 
     return out.reshape(-1)
 
 
-def synops_of(ly: SgmSnnLayer, a: np.ndarray) -> int:
+def fan_out(ly: SgmSnnLayer) -> np.ndarray:
+    """(n_in,) int64: the outputs each input reaches (its taps inside the image, times the
+    output channels of its group for a conv, its own channel for a pool)."""
+    c, h, w = ly.in_shape
+    _, oh, ow = ly.out_shape
+    (kh, kw), (sh, sw), (ph, pw) = ly.kernel, ly.stride, ly.padding
+    cover = np.zeros((h + 2 * ph, w + 2 * pw), np.int64)
+    for ky in range(kh):
+        for kx in range(kw):
+            cover[ky:ky + sh * (oh - 1) + 1:sh, kx:kx + sw * (ow - 1) + 1:sw] += 1
+    per = ly.out_shape[0] // ly.groups if ly.kind == SKIND_CONV2D else 1
+    return np.tile(cover[ph:ph + h, pw:pw + w].reshape(-1), c) * per
+
+
+def synops_of(ly: SgmSnnLayer, a: np.ndarray, fan: np.ndarray | None = None) -> int:
     """(nonzero input, output) connections of a step: FORMAT.md 12 "Statistics"."""
-    nz = (a != 0).astype(np.int64)
     if ly.kind == SKIND_IDENTITY:
         return 0
     if ly.kind == SKIND_DENSE:
-        return int(nz.sum()) * ly.n_out
-    ones = None if ly.kind == SKIND_SUMPOOL else np.ones_like(ly.weights, np.int64)
-    return int(synaptic(ly, nz, ones).sum())
+        return int((a != 0).sum()) * ly.n_out
+    fan = fan_out(ly) if fan is None else fan
+    return int(fan[a != 0].sum())
 
 
 def per_neuron(ly: SgmSnnLayer, values: np.ndarray) -> np.ndarray:
@@ -110,6 +123,7 @@ class SnnRef:
         self.isyn = [np.zeros(ly.n_out, np.int64) for ly in self.model.layers]
         self.ring = [np.zeros((ly.max_delay + 1, ly.n_in), np.int64) if ly.delays is not None else None
                      for ly in self.model.layers]
+        self.fan = [fan_out(ly) if ly.kind in (SKIND_CONV2D, SKIND_SUMPOOL) else None for ly in self.model.layers]
 
     def step(self, counts: np.ndarray | None) -> tuple[np.ndarray, list[int], int]:
         m = self.model
@@ -123,7 +137,7 @@ class SnnRef:
                 self.ring[e][self.t % slots] = a
                 a = self.ring[e][(self.t - ly.delays.astype(np.int64)) % slots, np.arange(ly.n_in)]
             acc = synaptic(ly, a)
-            synops += synops_of(ly, a)
+            synops += synops_of(ly, a, self.fan[e])
             if ly.bias is not None:
                 acc = acc + per_neuron(ly, ly.bias)
             prev = self.act[e]
