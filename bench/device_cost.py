@@ -70,6 +70,7 @@ from pysg.datasets.gesture import GestureDataset
 from pysg.model.network import Network
 from pysg.recipes import BUNDLED_MODEL, BUNDLED_SAMPLES
 from pysg.sgm import SgmModel, SgmQModel, load_sgm
+from pysg.sgm.snn import SgmSnnModel
 from pysg.train.trainer import bin_samples
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -403,10 +404,12 @@ def fnv_logits(logits: np.ndarray) -> int:
 
 
 def reference(model: SgmModel | SgmQModel, gestures: list[Gesture]) -> list[dict]:
-    """pysg.intref (an imported network: pysg.qnet.QnetRef) on each gesture: what the
-    device must reproduce."""
+    """pysg.intref (an imported network: pysg.qnet.QnetRef; a spiking network:
+    pysg.engines.snn.SnnRef) on each gesture: what the device must reproduce."""
     if isinstance(model, SgmQModel):
         return _reference_qnet(model, gestures)
+    if isinstance(model, SgmSnnModel):
+        return _reference_snn(model, gestures)
     out = []
     for g in gestures:
         r = intref.run(model, g.frames[:, None])
@@ -455,6 +458,27 @@ def _reference_qnet(model: SgmQModel, gestures: list[Gesture]) -> list[dict]:
                     "prediction": int(q.scores.argmax()), "synops": synops, "spikes0": deltas,
                     "events_in": int(g.frames.astype(np.int64).sum()), "steps": len(g.frames), "logits": lg,
                     "tensors": np.array(tensors, np.int8).reshape((-1,) + model.input_shape)})
+    return out
+
+
+def _reference_snn(model: SgmSnnModel, gestures: list[Gesture]) -> list[dict]:
+    """A version 3 model (NIR's layered spiking networks): every step scored (whole window)."""
+    from pysg.engines.snn import SnnRef
+
+    out = []
+    for g in gestures:
+        ref = SnnRef(model)
+        logits, synops, spikes0 = [], 0, 0
+        for f in g.frames:
+            lg, sp, so = ref.step(f)
+            logits.append(lg)
+            synops += so
+            spikes0 += sp[0]
+        lg = np.array(logits, np.int64).astype(np.int32)
+        sc = lg.astype(np.int64).sum(axis=0)
+        out.append({"hash": fnv_logits(lg), "hash_last": fnv_logits(lg[-1]), "scores": sc,
+                    "prediction": int(sc.argmax()), "synops": synops, "spikes0": spikes0,
+                    "events_in": int(g.frames.astype(np.int64).sum()), "steps": len(g.frames)})
     return out
 
 
@@ -609,7 +633,7 @@ def main(argv=None) -> int:
                     "seconds": sum(g.seconds for g in gestures), "correct": sum(r["prediction"] == lab
                                                                               for r, lab in zip(ref, labels))}
         for kind in args.kind:
-            warm = 0.0 if isinstance(m, SgmQModel) else 0.2
+            warm = 0.0 if isinstance(m, (SgmQModel, SgmSnnModel)) else 0.2  # their kinds score every step
             if kind in DENSE_KINDS and not isinstance(m, SgmQModel):
                 raise BenchError(f"--kind {kind} runs an imported network's layers: give a version 2 --model")
             jobs = {flags: encode_job(sgm, gestures, flags, result_path, kind, warm, tensors)

@@ -15,7 +15,8 @@ SG_DEVICE_SRCS := src/core/sg_status.c src/core/sg_engines.c src/core/sg_model.c
                   src/core/sg_runtime.c src/core/sg_time.c \
                   src/load/sg_crc32.c src/load/sg_load.c src/load/sg_utf8.c \
                   src/engines/gamma/sg_gamma_engine.c src/engines/gamma/sg_gamma_load.c src/engines/gamma/sg_gamma_kernels.c src/engines/gamma/sg_gamma_step.c src/engines/gamma/sg_gamma_input.c \
-                  src/engines/qnet/sg_qnet_engine.c src/engines/qnet/sg_qnet_load.c src/engines/qnet/sg_qnet_step.c src/engines/qnet/sg_qnet_input.c src/engines/qnet/sg_qkernels.c
+                  src/engines/qnet/sg_qnet_engine.c src/engines/qnet/sg_qnet_load.c src/engines/qnet/sg_qnet_step.c src/engines/qnet/sg_qnet_input.c src/engines/qnet/sg_qkernels.c \
+                  src/engines/snn/sg_snn_engine.c src/engines/snn/sg_snn_load.c src/engines/snn/sg_snn_fields.c src/engines/snn/sg_snn_step.c src/engines/snn/sg_snn_kernels.c
 # Host-only input handling: event-file decoders and preprocessing filters.
 SG_HOST_SRCS := src/host/sg_decode.c src/host/sg_preprocess.c
 # Every header (public ones in include/, private ones beside the sources, included by
@@ -23,5 +24,5 @@ SG_HOST_SRCS := src/host/sg_decode.c src/host/sg_preprocess.c
 SG_HDRS := include/sg_format.h include/sg_runtime.h include/sg_preprocess.h include/sg_decode.h \
            include/sg_qkernels.h \
            src/core/sg_internal.h src/core/sg_engine.h src/load/sg_load.h \
-           src/engines/gamma/sg_gamma.h src/engines/qnet/sg_qnet.h
+           src/engines/gamma/sg_gamma.h src/engines/qnet/sg_qnet.h src/engines/snn/sg_snn.h
 SG_INC_DIRS := include

@@ -88,8 +88,9 @@ def test_cortexm4_build_size_and_no_heap(build_dir):
     size = subprocess.run(["arm-none-eabi-size", "-t", *objs],
                           capture_output=True, text=True, check=True).stdout
     total = int(size.strip().splitlines()[-1].split()[0])
-    # code-size budget for the whole runtime on Cortex-M4 (SpikingGamma + imported int8 networks)
-    assert 0 < total < 24 * 1024, size
+    # code-size budget for the whole runtime on Cortex-M4: 24 KiB for SpikingGamma + imported
+    # int8 networks, 8 KiB more for the layered spiking networks (.sgm version 3)
+    assert 0 < total < 32 * 1024, size
 
 
 def test_cortexm4_under_qemu(build_dir):

@@ -5,7 +5,7 @@
  * (file_size must equal the input length, so no bytes are left over for events), events
  * and count frames derived from the input bytes run a few steps through sg_feed,
  * sg_advance_to and sg_step (version 2 tensor-input models: sg_step_tensor). The seed
- * corpus holds the golden version 1 and version 2 files.
+ * corpus holds the golden version 1 files and fuzz/gen_seeds.py's version 2 and 3 files.
  */
 #include <stdint.h>
 #include <string.h>

@@ -2,7 +2,9 @@
 """Seeds of fuzz/fuzz_loader.c for the imported int8 networks (.sgm version 2): random
 conv -> depthwise -> pool -> fully connected networks written by pysg.converters'
 TFLite writer and converted with event-count input (1 and 2 polarity channels) and
-tensor input. Needs only pysg (no TFLite Micro, no test tools), so `make fuzz-short`
+tensor input; and for the layered spiking networks (.sgm version 3): the golden models
+of tests/gen_snn_golden.py (every synaptic kind, neuron, reset and flag) drawn with
+several seeds. Needs only pysg (no TFLite Micro, no test tools), so `make fuzz-short`
 runs on any machine with pysg installed; the version 1 seeds come from
 tests/gen_golden.py, which needs only pysg too.
 
@@ -36,12 +38,22 @@ def seeds() -> dict[str, bytes]:
     return out
 
 
+def snn_seeds() -> dict[str, bytes]:
+    """Version 3 seeds: gen_snn_golden's five networks, drawn with four seeds."""
+    from pysg.sgm import encode_snn
+    from runtime_c.tests.gen_snn_golden import sample_models
+
+    return {f"snn_{name}_{seed}.sgm": encode_snn(model)
+            for seed in range(4) for name, model in sample_models(20261205 + seed).items()}
+
+
 def main(out_dir: str) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for name, data in seeds().items():
+    v2, v3 = seeds(), snn_seeds()
+    for name, data in {**v2, **v3}.items():
         (out / name).write_bytes(data)
-    print(f"{len(list(out.glob('*.sgm')))} version 2 seeds in {out}")
+    print(f"{len(v2)} version 2 and {len(v3)} version 3 seeds in {out}")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ extern "C" {
  * file of the runtime (src/core/sg_internal.h). */
 #define SG_FORMAT_VERSION 1u      /**< .sgm version of SpikingGamma models (= SG_FMT_VERSION_SG) */
 #define SG_FORMAT_VERSION_QNET 2u /**< .sgm version of imported int8 networks (FORMAT.md §7-10) */
+#define SG_FORMAT_VERSION_SNN 3u  /**< .sgm version of layered spiking networks, NIR's (FORMAT.md §11-15) */
 #define SG_MAX_STAGES 16          /**< layer-table entries per model (= SG_FMT_MAX_STAGES) */
 #define SG_MAX_BUCKETS 16         /**< Gamma buckets per layer (= SG_FMT_MAX_BUCKETS) */
 #define SG_MAX_CLASSES 64         /**< outputs this runtime keeps logits and scores for */
@@ -114,6 +115,28 @@ typedef struct sg_qlayer {
     const int8_t *shift;            /**< [n_rq] */
 } sg_qlayer;
 
+/** A parsed view of one version 3 layer-table entry (FORMAT.md §11.1); pointers into the buffer. */
+typedef struct sg_slayer {
+    uint16_t kind;                  /**< SG_SKIND_*: 1 dense, 2 conv2d, 3 sum pool, 4 identity */
+    uint16_t flags;                 /**< OUTPUT, SG_SFLAG_* */
+    uint16_t neuron;                /**< SG_NEURON_* */
+    uint16_t reset;                 /**< SG_RESET_* */
+    uint16_t in_c, in_h, in_w;      /**< input geometry (CHW) */
+    uint16_t out_c, out_h, out_w;   /**< output geometry (CHW) */
+    uint16_t kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, groups;
+    uint16_t max_delay;             /**< D: the delay ring has D + 1 slots (DELAYS) */
+    uint32_t n_in, n_out;           /**< elements of the input and output */
+    uint32_t n_rq;                  /**< mult / shift elements: 1 or out_c */
+    uint32_t n_rec;                 /**< neuron records: 1 or n_out (0: neuron none) */
+    const int8_t *weights;          /**< dense [n_out][n_in]; conv OIHW; else NULL */
+    const int32_t *bias;            /**< [out_c] or NULL */
+    const int32_t *mult;            /**< [n_rq] */
+    const uint8_t *shift;           /**< [n_rq] */
+    const int8_t *rec_weights;      /**< [n_out][n_out] (RECURRENT) or NULL */
+    const uint8_t *delays;          /**< [n_in] (DELAYS) or NULL */
+    const int32_t *neuron_params;   /**< [n_rec][6] records or NULL */
+} sg_slayer;
+
 /** Version 1 (SpikingGamma) part of a model: the bucket count and one view per stage. */
 typedef struct sg_gamma_net {
     uint16_t n_buckets;              /**< K: Gamma buckets per neuron, 1..SG_MAX_BUCKETS */
@@ -125,10 +148,16 @@ typedef struct sg_qnet_net {
     sg_qlayer layers[SG_MAX_STAGES]; /**< entry 0 the input, then n_stages - 1 layers */
 } sg_qnet_net;
 
+/** Version 3 (layered spiking network) part of a model: one view per table entry. */
+typedef struct sg_snn_net {
+    sg_slayer layers[SG_MAX_STAGES]; /**< entries 0 .. n_stages - 1 */
+} sg_snn_net;
+
 /** The part of a model only its kind reads (which member is live: sg_model_kind). */
 typedef union sg_net {
     sg_gamma_net gamma; /**< SG_FORMAT_VERSION */
     sg_qnet_net qnet;   /**< SG_FORMAT_VERSION_QNET */
+    sg_snn_net snn;     /**< SG_FORMAT_VERSION_SNN */
 } sg_net;
 
 /** The operations of one model kind (private to the runtime: src/core/sg_engine.h). */
@@ -191,7 +220,7 @@ uint32_t sg_model_window(const sg_model *model);
 
 /** One layer's size, for cost and size reports (sg_model_layer). */
 typedef struct sg_layer_info {
-    uint16_t kind;   /**< version 1: SG_KIND_DENSE / SG_KIND_CONV2D; version 2: SG_QKIND_* (sg_format.h) */
+    uint16_t kind;   /**< version 1: SG_KIND_DENSE / SG_KIND_CONV2D; version 2: SG_QKIND_*; version 3: SG_SKIND_* (sg_format.h) */
     uint16_t flags;  /**< bit 0: the output layer */
     uint32_t n_out;  /**< neurons (version 1) or output tensor elements (version 2) */
     uint64_t fan_in; /**< weights each output sums in a dense evaluation (every kernel tap,
@@ -215,7 +244,8 @@ typedef struct sg_stats {
     uint64_t events_dropped;        /**< input events outside the sensor or the pooled grid */
     uint64_t synops;                /**< synaptic operations: weights added into buckets (v2: accumulators) */
     uint64_t spikes[SG_MAX_STAGES]; /**< spikes emitted per hidden stage (v2: int8 output
-                                         deltas sent per table entry, entry 0 = the input tensor) */
+                                         deltas sent per table entry, entry 0 = the input tensor;
+                                         v3: nonzero activations per entry, the output's included) */
 } sg_stats;
 
 /** Version 1 state: pointers into the arena (FORMAT.md §4). */
@@ -235,10 +265,22 @@ typedef struct sg_qnet_state {
     uint32_t *scratch;           /**< delta lists, touched list and flags */
 } sg_qnet_state;
 
+/** Version 3 state: pointers into the arena (FORMAT.md §14). */
+typedef struct sg_snn_state {
+    uint16_t *counts;              /**< [cells] counts of the open step */
+    uint8_t *x;                    /**< [cells] input activations of entry 0 */
+    uint8_t *act[SG_MAX_STAGES];   /**< [n_out] activations a_e per entry */
+    int32_t *v[SG_MAX_STAGES];     /**< [n_out] membranes (CubaLIF: then [n_out] currents), or NULL */
+    uint8_t *ring[SG_MAX_STAGES];  /**< [(D+1)][n_in] delay rings, or NULL */
+    int32_t *acc;                  /**< [n_max] accumulators (scratch) */
+    int32_t *out;                  /**< [n_classes] logits of the step */
+} sg_snn_state;
+
 /** The part of a runtime only its model's kind reads. */
 typedef union sg_state {
     sg_gamma_state gamma; /**< SG_FORMAT_VERSION */
     sg_qnet_state qnet;   /**< SG_FORMAT_VERSION_QNET */
+    sg_snn_state snn;     /**< SG_FORMAT_VERSION_SNN */
 } sg_state;
 
 /** Runtime state; the caller owns the struct and the arena. Fields are read-only for users

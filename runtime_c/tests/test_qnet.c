@@ -295,9 +295,9 @@ static void run_case(const qcase *c)
         }
         CHECK(rejected > 0u, "%s: no corruption rejected", c->name);
         memcpy(w, orig, size);
-        wr32(w + 4, 3u);
+        wr32(w + 4, 4u); /* no kind reads version 4 */
         resign_buf(w, size);
-        CHECK(sg_model_load(&model, w, size) == SG_ERR_VERSION, "version 3");
+        CHECK(sg_model_load(&model, w, size) == SG_ERR_VERSION, "version 4");
         (void)rd32;
     }
     free(in);

@@ -6,8 +6,8 @@
  */
 #include "sg_engine.h"
 
-/* One entry per kind: engines/gamma (version 1), engines/qnet (version 2). */
-#define SG_ENGINES(X) X(sg_engine_gamma) X(sg_engine_qnet)
+/* One entry per kind: engines/gamma (version 1), engines/qnet (version 2), engines/snn (3). */
+#define SG_ENGINES(X) X(sg_engine_gamma) X(sg_engine_qnet) X(sg_engine_snn)
 
 #define SG_ENGINE_DECLARE(name) extern const sg_engine name;
 #define SG_ENGINE_ENTRY(name) &name,
