@@ -22,10 +22,6 @@ from . import float_net  # noqa: E402,F401  float SpikingGamma network (.npz)
 from . import sg_ref  # noqa: E402,F401     SpikingGamma int8 (.sgm version 1)
 from . import qnet_ref  # noqa: E402,F401   imported int8 network (.sgm version 2)
 from . import snn  # noqa: E402,F401        spiking network, NIR (.sgm version 3)
-# the C engine of version 3 (runtime_c/src/engines/snn, helper NIRC): its place is
-# pysg/engines/snn.py beside "ref" (NIR's file), where it moves at the merge
-from .registry import native_engine as _native_engine  # noqa: E402
-register_engine("c", "snn", _native_engine)
 
 __all__ = ["BatchResult", "Engine", "EngineNotAvailable", "EngineTimeError", "KINDS", "LoadedModel", "ModelInfo",
            "ModelKind", "PyEngine", "create_engine", "engines_for", "kind_named", "kind_of", "kind_of_version",

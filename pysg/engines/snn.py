@@ -17,7 +17,7 @@ from ..sgm.snn import (ACT_MAX, DECAY_SHIFT, FORMAT_VERSION_SNN, NEURON_CUBALIF,
                        RESET_SUBTRACT_NEXT, RESET_TO_VALUE, SKIND_CONV2D, SKIND_DENSE, SKIND_IDENTITY, SKIND_SUMPOOL,
                        SYN_GAIN_SHIFT, SgmSnnLayer, SgmSnnModel)
 from .base import PyEngine
-from .registry import LoadedModel, ModelInfo, ModelKind, register_engine, register_kind
+from .registry import LoadedModel, ModelInfo, ModelKind, native_engine, register_engine, register_kind
 
 __all__ = ["SNN_KIND", "SnnRef", "SnnRefEngine", "rround", "sat32", "decay", "synaptic", "windows"]
 
@@ -213,3 +213,4 @@ class SnnRefEngine(PyEngine):
 
 
 register_engine("ref", "snn", SnnRefEngine)
+register_engine("c", "snn", native_engine)  # runtime_c/src/engines/snn, bit-exact with SnnRef

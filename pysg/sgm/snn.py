@@ -173,8 +173,8 @@ def _out_size(n: int, k: int, s: int, p: int) -> int:
 def snn_accumulator_bound(ly: SgmSnnLayer) -> int:
     """Largest |int32 accumulator| any uint8 activations give (FORMAT.md 12, step 3)."""
     if ly.kind == SKIND_SUMPOOL:
-        return ACT_MAX * ly.kernel[0] * ly.kernel[1]
-    if ly.kind == SKIND_IDENTITY:
+        per = np.zeros(ly.n_out, np.int64) + ACT_MAX * ly.kernel[0] * ly.kernel[1]
+    elif ly.kind == SKIND_IDENTITY:
         per = np.zeros(ly.n_out, np.int64) + ACT_MAX
     else:
         w = np.abs(ly.weights.astype(np.int64))
@@ -183,7 +183,8 @@ def snn_accumulator_bound(ly: SgmSnnLayer) -> int:
             per = np.repeat(per, ly.out_shape[1] * ly.out_shape[2])
     if ly.bias is not None:
         b = np.abs(ly.bias.astype(np.int64))
-        per = per + (np.repeat(b, ly.out_shape[1] * ly.out_shape[2]) if ly.kind == SKIND_CONV2D else b)
+        per = per + (np.repeat(b, ly.out_shape[1] * ly.out_shape[2]) if ly.kind in (SKIND_CONV2D, SKIND_SUMPOOL)
+                     else b)
     if ly.rec_weights is not None:
         per = per + np.abs(ly.rec_weights.astype(np.int64)).sum(axis=1) * ACT_MAX
     return int(per.max(initial=0))

@@ -148,8 +148,8 @@ static uint64_t abs_sum(const uint8_t *p, uint64_t n)
 }
 
 /* FORMAT.md §12 "Accumulator bound" as pysg's snn_accumulator_bound: |bias| + 255 sum|w|
- * + 255 sum|r| of every output below 2^31 (sum pool: 255 kh kw, its recurrence not
- * counted, as the reference; identity: 255 + 255 sum|r|). */
+ * + 255 sum|r| of every output below 2^31 (sum pool: 255 kh kw in place of 255 sum|w|;
+ * identity: 255). */
 SG_NOINLINE static int acc_bound_ok(const uint8_t *d, const uint32_t off[SG_L3_N_BLOBS],
                                     const uint32_t size[SG_L3_N_BLOBS], const sg_slayer *s)
 {
@@ -160,12 +160,10 @@ SG_NOINLINE static int acc_bound_ok(const uint8_t *d, const uint32_t off[SG_L3_N
                              ? (uint64_t)(s->in_c / s->groups) * s->kernel_h * s->kernel_w
                              : 0u;
     uint64_t c;
-    if (s->kind == SG_SKIND_SUMPOOL) {
-        return (uint64_t)SG_SNN_ACT_MAX * s->kernel_h * s->kernel_w < SACC_LIMIT;
-    }
     for (c = 0; c < s->out_c; ++c) {
-        uint64_t per = s->kind == SG_SKIND_IDENTITY
-                           ? SG_SNN_ACT_MAX
+        uint64_t per = s->kind == SG_SKIND_IDENTITY ? SG_SNN_ACT_MAX
+                       : s->kind == SG_SKIND_SUMPOOL
+                           ? (uint64_t)SG_SNN_ACT_MAX * s->kernel_h * s->kernel_w
                            : SG_SNN_ACT_MAX * abs_sum(d + off[SG_L3_BLOB_WEIGHTS] + c * row, row);
         uint64_t o;
         if (size[SG_L3_BLOB_BIAS] != 0u) {
