@@ -130,6 +130,9 @@ def cmd_stream(args) -> int:
         from ..device.stream import Pacer
 
         Pacer(0, args.speed)  # a bad --speed ends here (exit 2), before the file is read
+    from ..io import detect_format
+
+    detect_format(args.events)  # a missing or unknown file ends here, before the device is opened
     labels_path = args.labels
     if labels_path is None and args.window_ms is None:
         beside = Path(args.events).with_name(Path(args.events).stem + "_labels.csv")

@@ -106,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=".nir: a spiking output layer's logits: its spikes (scores = spike counts) or its membrane "
                         "(default spikes)")
     s.add_argument("--calibrate", default=None,
-                   help=".nir: a dataset (`pysg synth` directory) whose count frames size the fixed-point state")
+                   help=".nir: a dataset (`pysg synth` directory) whose count frames size the fixed point state "
+                        "(default: none, scales from the graph alone)")
     s.set_defaults(func=cmd_convert)
 
     s = sub.add_parser("inspect", help="validate an .sgm model file and describe it")
