@@ -162,3 +162,30 @@ def test_files_from_before_the_ring_are_refused_by_both_loaders():
     with pytest.raises(SgModelError) as c:
         Runtime(resign(bytes(data)))
     assert c.value.offset == at
+
+
+def test_ref_and_c_engines_report_the_same_lost_events(tmp_path):
+    """Through the one engine interface (pysg.jobs.open_engine): the Python reference and
+    the C runtime lose and report the same events (stats events_in / events_dropped)."""
+    from pysg import jobs
+
+    rng = np.random.default_rng(8)
+    tfl = random_network(rng)
+    slices, pol = _channels(tfl)
+    q = load_sgm(tflite_to_sgm(tfl, input="events", window_steps=2 * slices, slices=slices, polarities=pol,
+                               count_map="count"))
+    q.input.ring_entries = q.cells
+    path = tmp_path / "ring.sgm"
+    path.write_bytes(encode_qmodel(q))
+    (sw, sh), n, steps = q.sensor_size, 3000, 8
+    ev = np.zeros(n, dtype=[("t", "<i8"), ("x", "<u2"), ("y", "<u2"), ("p", "u1")])
+    ev["t"] = np.sort(rng.integers(0, steps * q.dt_us, n))
+    ev["x"], ev["y"], ev["p"] = rng.integers(0, sw, n), rng.integers(0, sh, n), rng.integers(0, 2, n)
+    out = {}
+    for name in ("ref", "c"):
+        eng = jobs.open_engine(str(path), name)
+        logits = eng.run_events(ev, t0_us=0, n_steps=steps)
+        out[name] = (logits, eng.stats["events_in"], eng.stats["events_dropped"])
+    np.testing.assert_array_equal(out["ref"][0], out["c"][0])
+    assert out["ref"][1:] == out["c"][1:]
+    assert out["c"][2] > 0 and out["c"][1] + out["c"][2] == n
