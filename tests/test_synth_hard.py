@@ -227,3 +227,17 @@ def test_people_spread_wider_than_the_easy_set():
         # 300 uniform draws reach within 2 % of both ends (failure odds < 1e-2 each)
         assert h.min() < lo + 0.02 * (hi - lo) + 1e-12 and h.max() > hi - 0.02 * (hi - lo)
         assert h.max() - h.min() > 1.5 * (e.max() - e.min())
+
+
+def test_cli_difficulty_option(tmp_path, capsys):
+    from pysg.cli import main
+
+    out = tmp_path / "hard"
+    assert main(["--quiet", "synth", str(out), "--difficulty", "hard", "--train-users", "1", "--test-users", "0",
+                 "--lightings-per-user", "1", "--seconds", "0.1", "--workers", "1", "--json"]) == 0
+    again = synthesize_dataset(tmp_path / "lib", train_users=1, test_users=0, lightings_per_user=1, seconds=0.1,
+                               workers=1, difficulty="hard")
+    assert _digest(out) == _digest(tmp_path / "lib") and again["files"] == 1
+    with pytest.raises(SystemExit) as e:
+        main(["synth", str(tmp_path / "x"), "--difficulty", "medium"])
+    assert e.value.code == 2 and "invalid choice: 'medium'" in capsys.readouterr().err
