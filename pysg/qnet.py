@@ -20,7 +20,10 @@ point, or an event model's lut[0]: one dense pass through the same scatter code)
 requantisation and each delta is exact, every ``step(frame)`` returns TFLite's output for
 that frame bit for bit; the arithmetic (synaptic ops, requantisations) is proportional to
 the changes. This numpy reference also zeroes and scans one dense change buffer per layer
-and step (O(outputs) bookkeeping that a C version would replace by a touched list).
+and step (O(outputs) bookkeeping that the C runtime replaces by a touched list). The C
+runtime scatters each changed output straight into the next layer's accumulators (no
+delta lists: docs/FORMAT.md 9); this reference hands a layer's changes on as one array:
+the same adds into the same accumulators, the same requantisations, the same counts.
 
 Layouts as TFLite: NHWC activations of batch 1, flat index ``(y * W + x) * C + c``. A
 fully connected layer is a 1 x 1 "conv" over the rows of its [rows, n_in] input. The
