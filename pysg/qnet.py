@@ -20,7 +20,10 @@ point, or an event model's lut[0]: one dense pass through the same scatter code)
 requantisation and each delta is exact, every ``step(frame)`` returns TFLite's output for
 that frame bit for bit; the arithmetic (synaptic ops, requantisations) is proportional to
 the changes. This numpy reference also zeroes and scans one dense change buffer per layer
-and step (O(outputs) bookkeeping that a C version would replace by a touched list).
+and step (O(outputs) bookkeeping that the C runtime replaces by a touched list). The C
+runtime scatters each changed output straight into the next layer's accumulators (no
+delta lists: docs/FORMAT.md 9); this reference hands a layer's changes on as one array:
+the same adds into the same accumulators, the same requantisations, the same counts.
 
 Layouts as TFLite: NHWC activations of batch 1, flat index ``(y * W + x) * C + c``. A
 fully connected layer is a 1 x 1 "conv" over the rows of its [rows, n_in] input. The
@@ -40,6 +43,7 @@ import numpy as np
 
 from . import qkernels as qk
 from .sgm import COUNT_MAX, QKIND_DEPTHWISE, QKIND_FC, QKIND_POOL, SgmQLayer, SgmQModel, load_sgm
+from .sgm.qnet import ring_entries_for
 
 __all__ = ["DeltaNetwork", "LayerCounts", "QnetRef", "StepCounts"]
 
@@ -298,10 +302,14 @@ class DeltaNetwork:
 
 class QnetRef:
     """The integer reference of a version 2 file, step for step what the C runtime does
-    (docs/FORMAT.md section 8): the input entry's event-count encoder (a ring of the last
-    W + 1 steps' counts, slice sums, the LUT) or tensor input, then :class:`DeltaNetwork`;
-    logits = the last layer's int8 outputs as int32; scores summed from step
-    ``max(score_start, W - 1)``."""
+    (docs/FORMAT.md sections 7.2 and 8): the input entry's event-count encoder (the
+    bounded event ring of the last W + 1 steps' (cell, count) entries, slice sums, the
+    LUT) or tensor input, then :class:`DeltaNetwork`; logits = the last layer's int8
+    outputs as int32; scores summed from step ``max(score_start, W - 1)``.
+
+    Ring overflow: a step's entries are its cells with a count, in ascending cell order;
+    those that do not fit in the E entries left by the W previous steps are lost, their
+    events counted in ``last_lost`` (this step) and ``ring_lost`` (since reset)."""
 
     def __init__(self, model: SgmQModel | bytes | bytearray | str | os.PathLike) -> None:
         if not isinstance(model, SgmQModel):
@@ -316,6 +324,7 @@ class QnetRef:
         h, w, _ = model.input_shape
         self.slices, self.window, self.polarities = model.slices, model.window, model.polarities
         self._lut = model.input.weights.astype(np.int64) if self.slices else None
+        self.ring_entries = ring_entries_for(model.input, model.layers)
         if self.slices:
             # tensor element (y, x, k P + p) of cell (p, y, x) and slice k
             p, y, x = np.meshgrid(np.arange(self.polarities), np.arange(h), np.arange(w), indexing="ij")
@@ -327,8 +336,9 @@ class QnetRef:
     def reset(self) -> None:
         self.net.reset()
         self.step_index = 0
-        cells = self.model.cells
-        self._ring = np.zeros((self.window + 1, cells), np.int64) if self.slices else None
+        self._held: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # step -> (cells, counts) in the ring
+        self.last_lost = 0
+        self.ring_lost = 0
         self.logits = np.zeros(self.model.n_classes, np.int64)
         self.scores = np.zeros(self.model.n_classes, np.int64)
         self.score_start = 0
@@ -349,16 +359,26 @@ class QnetRef:
         if not self.slices:
             raise ValueError("this model takes its input tensor directly (step_tensor)")
         s, W = self.step_index, self.window
-        row = self._ring[s % (W + 1)]
-        row[:] = 0 if counts is None else np.minimum(np.asarray(counts, np.int64).reshape(-1), COUNT_MAX)
+        cells = self.model.cells
+        row = np.zeros(cells, np.int64) if counts is None else \
+            np.minimum(np.asarray(counts, np.int64).reshape(-1), COUNT_MAX)
+        nz = np.flatnonzero(row)
+        free = self.ring_entries - sum(c.size for c, _ in self._held.values())  # steps s - W .. s - 1
+        self.last_lost = int(row[nz[free:]].sum())
+        self.ring_lost += self.last_lost
+        keep = nz[:free]
+        self._held[s] = (keep, row[keep])
         ls = W // self.slices
         idx, vals = [], []
         for k in range(self.slices):
-            steps = np.arange(s - W + 1 + k * ls, s - W + 1 + (k + 1) * ls)
-            steps = steps[steps >= 0]
-            total = self._ring[steps % (W + 1)].sum(axis=0) if steps.size else np.zeros(row.size, np.int64)
+            total = np.zeros(cells, np.int64)
+            for step in range(s - W + 1 + k * ls, s - W + 1 + (k + 1) * ls):
+                if step in self._held:
+                    c, n = self._held[step]
+                    total[c] += n
             idx.append(self._elem[k])
             vals.append(self._lut[np.minimum(total, self._lut.size - 1)])
+        self._held.pop(s - W, None)  # the oldest step has left every slice
         return self._finish(self.net.step_deltas(np.concatenate(idx), np.concatenate(vals)))
 
     def step_tensor(self, x: np.ndarray) -> np.ndarray:

@@ -76,13 +76,16 @@ def test_posix_device_runs_the_imported_cnn(cnn_file, reference, tmp_path, capsy
 
 
 def test_device_refuses_a_network_beyond_its_arena(cnn_file, tmp_path):
-    """A 2 s window (a 201-step count ring) needs ~1 MB of arena: MODEL_END refuses it
-    at the header's arena_bytes and the active model stays."""
+    """A 2 s window with a lossless event ring (201 steps x 2048 cells of entries) needs
+    ~1.7 MB of arena: MODEL_END refuses it at the header's arena_bytes and the active
+    model stays."""
     from pysg.device.ops import Status
     from pysg.device.protocol import DeviceError
-    from pysg.sgm import load_sgm
+    from pysg.sgm import encode_qmodel, load_sgm
 
-    big = tflite_to_sgm(built_cnn(), dt_ms=10, window_steps=200, sensor=(128, 128))
+    q = load_sgm(tflite_to_sgm(built_cnn(), dt_ms=10, window_steps=200, sensor=(128, 128)))
+    q.input.ring_entries = 201 * q.cells
+    big = encode_qmodel(q)
     assert load_sgm(big).arena_bytes > 262144
     with start_posix_device(tmp_path / "flash.bin", tcp_port=0) as dev, Device(dev.url, **FAST) as d:
         first = d.upload_model(cnn_file.read_bytes())

@@ -97,11 +97,15 @@ def test_round_trip_bytes_and_arena_formula():
     data = tflite_to_sgm(model, dt_ms=5, input="tensor")
     q = load_sgm(data)
     assert q.dt_us == 5000 and q.arena_bytes == qarena_bytes_for(q.input, q.layers)
-    # the formula by hand for this file: input, layers, scratch
+    # the formula by hand for this file (FORMAT.md 9): input tensor; per layer acc, q, touched
+    # flags, touched runs (a run: the output channels one input channel reaches at a position)
     n = [ly.n_out for ly in q.layers]
     n_in = int(np.prod(q.input_shape))
     c4 = lambda v: -(-v // 4) * 4  # noqa: E731
-    assert q.arena_bytes == c4(n_in) + sum(4 * v + c4(v) for v in n) + 20 * max([n_in] + n) + c4(max([n_in] + n))
+    run = {"conv": lambda ly: ly.out_shape[2] // (ly.in_shape[2] // ly.filter_c), "average_pool": lambda ly: 1,
+           "depthwise": lambda ly: ly.depth_multiplier, "fully_connected": lambda ly: ly.out_shape[2]}
+    runs = [ly.n_out // run[ly.kind_name](ly) for ly in q.layers]
+    assert q.arena_bytes == c4(n_in) + sum(4 * v + 2 * c4(v) + 4 * r for v, r in zip(n, runs))
     assert encode_qmodel(q) == encode_sgm(q) == data
 
 

@@ -31,7 +31,7 @@ def cmd_synth(args) -> int:
             summary = synthesize_dataset(part, train_users=args.train_users, test_users=args.test_users,
                                          seconds=args.seconds, seed=args.seed,
                                          lightings_per_user=args.lightings_per_user, workers=args.workers,
-                                         progress=lambda *_: bar.update(1))
+                                         difficulty=args.difficulty, progress=lambda *_: bar.update(1))
         if out.exists():
             out.rmdir()
         os.replace(part, out)

@@ -24,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seconds", type=float, default=2.0, help="duration of each gesture")
     s.add_argument("--seed", type=int, default=0, help="random seed (the same seed gives identical files)")
     s.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
+    s.add_argument("--difficulty", choices=("easy", "hard"), default="easy",
+                   help="easy: the default set; hard: clutter, camera shake, passers-by, hot pixels, noise, "
+                        "a wider spread of people (docs/SYNTH.md)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_synth)
 

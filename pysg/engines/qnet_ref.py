@@ -63,6 +63,9 @@ class QnetRefEngine(PyEngine):
     def _compute(self, counts):
         shape = self.input_shape
         logits = self._ref.step_counts(None if counts is None else counts.reshape(shape))
+        # events a full event ring lost: dropped, not used (FORMAT.md 7.2), as the C runtime counts them
+        self._stats["events_in"] -= self._ref.last_lost
+        self._stats["events_dropped"] += self._ref.last_lost
         spikes, synops = self._counts()
         return logits, spikes, synops
 

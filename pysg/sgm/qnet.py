@@ -26,6 +26,8 @@ QKIND_INPUT = 16
 QKIND_NAMES = {QKIND_CONV: "conv", QKIND_DEPTHWISE: "depthwise", QKIND_FC: "fully_connected",
                QKIND_POOL: "average_pool", QKIND_INPUT: "input"}
 COUNT_MAX = 65535          # per-step count of a cell saturates here
+RING_CELLS_MAX = 65536     # event input: a ring entry keeps its cell in 16 bits
+ARENA_BUDGET = 65536       # the default event ring fills the arena up to this (a microcontroller's 64 KiB)
 LUT_MAX = 65536
 QBLOBS = ("weights", "bias", "multiplier", "shift", "reserved4", "reserved5")
 QBLOB_DTYPES = {"weights": "<i1", "bias": "<i4", "multiplier": "<i4", "shift": "<i1", "reserved4": "u1",
@@ -68,6 +70,7 @@ class SgmQLayer:
     bias: np.ndarray | None = None
     multiplier: np.ndarray | None = None
     shift: np.ndarray | None = None
+    ring_entries: int = 0   # input entry with S >= 1: event-ring capacity E (0: the default, ring_entries_for)
 
     @property
     def kind_name(self) -> str:
@@ -81,9 +84,20 @@ class SgmQLayer:
     def n_out(self) -> int:
         return int(np.prod(self.out_shape))
 
+    @property
+    def run_length(self) -> int:
+        """Accumulators one input delta adds to at one output position: a run of
+        consecutive output channels (pool 1, depthwise M, conv / FC a group's)."""
+        if self.kind == QKIND_POOL:
+            return 1
+        if self.kind == QKIND_DEPTHWISE:
+            return self.depth_multiplier
+        return self.out_shape[2] // (self.in_shape[2] // self.filter_c)
+
     def arena_bytes(self) -> int:
-        """State of a layer: its int32 accumulators and int8 outputs (FORMAT.md section 9)."""
-        return 4 * self.n_out + _ceil4(self.n_out)
+        """State of a layer (FORMAT.md section 9): int32 accumulators, int8 outputs, a
+        touched flag per accumulator and the list of touched runs."""
+        return 4 * self.n_out + 2 * _ceil4(self.n_out) + 4 * (self.n_out // self.run_length)
 
 
 @dataclass
@@ -130,17 +144,36 @@ def _ceil4(v: int) -> int:
     return (v + 3) // 4 * 4
 
 
+def _cells(input_entry: SgmQLayer) -> int:
+    return input_entry.depth_multiplier * input_entry.out_shape[0] * input_entry.out_shape[1]
+
+
+def _arena_without_ring(input_entry: SgmQLayer, layers: list[SgmQLayer]) -> int:
+    s, w = input_entry.kernel
+    cells = _cells(input_entry)
+    total = _ceil4(input_entry.n_out)
+    if s:  # open step's u16 counts, u32 slice sums, the ring's start + count per step slot
+        total += _ceil4(2 * cells) + 4 * s * cells + 8 * (w + 1)
+    return total + sum(ly.arena_bytes() for ly in layers)
+
+
+def ring_entries_for(input_entry: SgmQLayer, layers: list[SgmQLayer]) -> int:
+    """The event-ring capacity E of a model (docs/FORMAT.md 7.2): the entry's own, or by
+    default the lossless (W + 1) cells if the arena then stays within ARENA_BUDGET, else
+    as many entries as fit in it, but at least one step's cells. 0 for tensor input."""
+    s, w = input_entry.kernel
+    if not s:
+        return 0
+    if input_entry.ring_entries:
+        return int(input_entry.ring_entries)
+    cells = _cells(input_entry)
+    fit = (ARENA_BUDGET - _arena_without_ring(input_entry, layers)) // 4
+    return int(min((w + 1) * cells, max(fit, cells)))
+
+
 def qarena_bytes_for(input_entry: SgmQLayer, layers: list[SgmQLayer]) -> int:
     """docs/FORMAT.md section 9."""
-    n_in = input_entry.n_out
-    s, w = input_entry.kernel
-    cells = input_entry.depth_multiplier * input_entry.out_shape[0] * input_entry.out_shape[1]
-    total = _ceil4(n_in)
-    if s:
-        total += _ceil4(2 * (w + 1) * cells) + 4 * s * cells
-    total += sum(ly.arena_bytes() for ly in layers)
-    n_max = max([n_in] + [ly.n_out for ly in layers])
-    return total + 20 * n_max + _ceil4(n_max)
+    return _arena_without_ring(input_entry, layers) + 4 * ring_entries_for(input_entry, layers)
 
 
 def _extent(k: int, d: int) -> int:
@@ -270,7 +303,17 @@ def load_qlayers(buf: bytes, h: dict, labels: list[str], regions: list, arena_si
             want("act_max", 127)
         elif not -128 <= f["act_min"] <= f["act_max"] <= 127:
             lerr("act_min", f"activation range [{f['act_min']}, {f['act_max']}] not inside [-128, 127]")
-        if f["reserved"] != 0:
+        if kind == QKIND_INPUT and kh:
+            cells = f["depth_multiplier"] * outs[0] * outs[1]
+            if f["reserved"] == 0:
+                lerr("reserved", "input entry: event-ring capacity 0: a file from before the event ring "
+                     "(FORMAT.md 7.2); convert the .tflite again")
+            elif f["reserved"] > (kw + 1) * cells:
+                lerr("reserved", f"input entry: event-ring capacity {f['reserved']} > (W + 1) cells = "
+                     f"{(kw + 1) * cells} (lossless already)")
+            elif cells > RING_CELLS_MAX:
+                lerr("reserved", f"input entry: {cells} cells; the event ring holds at most {RING_CELLS_MAX}")
+        elif f["reserved"] != 0:
             lerr("reserved", "reserved field must be 0")
         # blob sizes (None: any size from the allowed set)
         c_out = outs[2]
@@ -315,7 +358,8 @@ def load_qlayers(buf: bytes, h: dict, labels: list[str], regions: list, arena_si
                        padding=(f["pad_top"], f["pad_left"]), depth_multiplier=f["depth_multiplier"],
                        filter_c=f["filter_c"], input_offset=f["input_offset"], output_offset=f["output_offset"],
                        act_min=f["act_min"], act_max=f["act_max"], weights=w, bias=arrays.get("bias"),
-                       multiplier=arrays.get("multiplier"), shift=arrays.get("shift"))
+                       multiplier=arrays.get("multiplier"), shift=arrays.get("shift"),
+                       ring_entries=f["reserved"] if kind == QKIND_INPUT else 0)
         if kind != QKIND_INPUT and (bound := qaccumulator_bound(ly)) >= 1 << 31:
             lerr("kind", f"the int32 accumulator could overflow (bound {bound} >= 2^31)")
         entries.append(ly)
@@ -349,6 +393,7 @@ def check_header(h: dict, err: HeaderError) -> None:
 def encode_qmodel(model: SgmQModel) -> bytes:
     """Version 2 .sgm bytes of an imported int8 network (validated by loading them back)."""
     entries = []
+    ring = ring_entries_for(model.input, model.layers)
     for ly in [model.input] + model.layers:
         f = {"kind": ly.kind, "flags": FLAG_OUTPUT if ly.is_output else 0, "in_h": ly.in_shape[0],
              "in_w": ly.in_shape[1], "in_c": ly.in_shape[2], "out_h": ly.out_shape[0], "out_w": ly.out_shape[1],
@@ -356,7 +401,8 @@ def encode_qmodel(model: SgmQModel) -> bytes:
              "stride_h": ly.stride[0], "stride_w": ly.stride[1], "dilation_h": ly.dilation[0],
              "dilation_w": ly.dilation[1], "pad_top": ly.padding[0], "pad_left": ly.padding[1],
              "depth_multiplier": ly.depth_multiplier, "filter_c": ly.filter_c, "input_offset": ly.input_offset,
-             "output_offset": ly.output_offset, "act_min": ly.act_min, "act_max": ly.act_max, "reserved": 0}
+             "output_offset": ly.output_offset, "act_min": ly.act_min, "act_max": ly.act_max,
+             "reserved": ring if ly is model.input else 0}
         blobs = {"weights": None if ly.weights is None else np.asarray(ly.weights, np.int8).ravel(),
                  "bias": None if ly.bias is None else np.asarray(ly.bias, "<i4"),
                  "multiplier": None if ly.multiplier is None else np.asarray(ly.multiplier, "<i4"),

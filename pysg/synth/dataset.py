@@ -69,15 +69,19 @@ def user_style(seed: int, user: int) -> tuple[UserStyle, tuple[str, ...]]:
 
 
 def synthesize_recording(seed: int, user: int, lighting: str, *, seconds: float = 2.0,
-                         fps: float = 250.0, dvs_config: DVSConfig = DEFAULT_DVS
+                         fps: float = 250.0, dvs_config: DVSConfig = DEFAULT_DVS, difficulty: str = "easy"
                          ) -> tuple[np.ndarray, list[tuple[int, int, int]], _dt.datetime]:
     """One recording of user ``user`` under ``lighting``: returns (events sorted by t,
     label rows (class 1..11, t_start_us, t_end_us), a start time for the file header).
-    Deterministic in (seed, user, lighting)."""
+    Deterministic in (seed, user, lighting, difficulty)."""
     if lighting not in LIGHTINGS:
         raise ValueError(f"unknown lighting {lighting!r}; expected one of {', '.join(LIGHTINGS)}")
     if not seconds > 0 or not fps > 0:
         raise ValueError(f"seconds and fps must be > 0, got {seconds!r}, {fps!r}")
+    return DIFFICULTIES[_check_difficulty(difficulty)](seed, user, lighting, seconds, fps, dvs_config)
+
+
+def _easy_recording(seed: int, user: int, lighting: str, seconds: float, fps: float, dvs_config: DVSConfig):
     base, _ = user_style(seed, user)
     file_seq = np.random.SeedSequence(seed, spawn_key=(user, 1 + LIGHTINGS.index(lighting)))
     light_seq, plan_seq, dvs_seq = file_seq.spawn(3)
@@ -126,15 +130,34 @@ def synthesize_recording(seed: int, user: int, lighting: str, *, seconds: float 
     return events, labels, start_time
 
 
+def _hard_recording(seed: int, user: int, lighting: str, seconds: float, fps: float, dvs_config: DVSConfig):
+    from pysg.synth.hard import synthesize_hard_recording
+
+    return synthesize_hard_recording(seed, user, lighting, seconds=seconds, fps=fps, dvs_config=dvs_config,
+                                     base_style=user_style(seed, user)[0], offset_us=OFFSET_US,
+                                     lead_in_s=LEAD_IN_S, pause_s=PAUSE_S)
+
+
+#: ``--difficulty``: the easy set (the original one) and the hard one (pysg.synth.hard, docs/SYNTH.md).
+DIFFICULTIES: dict[str, Callable] = {"easy": _easy_recording, "hard": _hard_recording}
+
+
+def _check_difficulty(difficulty: str) -> str:
+    if difficulty not in DIFFICULTIES:
+        raise ValueError(f"unknown difficulty {difficulty!r}; expected one of {', '.join(DIFFICULTIES)}")
+    return difficulty
+
+
 def _synth_file(job: tuple) -> dict:
-    out_dir, name, seed, user, lighting, seconds, fps, dvs_config = job
+    out_dir, name, seed, user, lighting, seconds, fps, dvs_config, difficulty = job
     events, labels, start_time = synthesize_recording(seed, user, lighting, seconds=seconds, fps=fps,
-                                                      dvs_config=dvs_config)
+                                                      dvs_config=dvs_config, difficulty=difficulty)
     path = Path(out_dir) / name
     write_aedat31(path, events, width=SENSOR, height=SENSOR, start_time=start_time)
     labels_path = Path(out_dir) / labels_name(name)
     write_labels_csv(labels_path, labels)
     return {"name": name, "events": int(events.size), "samples": len(labels),
+            "gesture_us": sum(b - a for _, a, b in labels),
             "bytes": path.stat().st_size + labels_path.stat().st_size}
 
 
@@ -149,7 +172,7 @@ def _check_int(name: str, value, lo: int, hi: int | None = None) -> int:
 def synthesize_dataset(out_dir: str | os.PathLike, *, train_users: int = 20, test_users: int = 6,
                        seconds: float = 2.0, seed: int = 0, lightings_per_user: int = 3,
                        workers: int | None = None, progress: ProgressFn | None = None,
-                       fps: float = 250.0, dvs_config: DVSConfig = DEFAULT_DVS) -> dict:
+                       fps: float = 250.0, dvs_config: DVSConfig = DEFAULT_DVS, difficulty: str = "easy") -> dict:
     """Write a synthetic DVS128 Gesture dataset under ``out_dir`` (created if needed).
 
     Args:
@@ -163,6 +186,7 @@ def synthesize_dataset(out_dir: str | os.PathLike, *, train_users: int = 20, tes
         progress: called as ``progress(done, total, file_name)`` after each file.
         fps: render rate in frames per second.
         dvs_config: sensor model (its shot-noise rate is scaled per lighting).
+        difficulty: "easy" (the default set) or "hard" (docs/SYNTH.md).
 
     Returns:
         {"files", "samples", "events", "bytes" (aedat + labels + trials lists),
@@ -174,6 +198,7 @@ def synthesize_dataset(out_dir: str | os.PathLike, *, train_users: int = 20, tes
         raise ValueError("synthesize_dataset: no users (train_users + test_users == 0)")
     lightings_per_user = _check_int("lightings_per_user", lightings_per_user, 1, len(LIGHTINGS))
     seed = _check_int("seed", seed, 0)
+    difficulty = _check_difficulty(difficulty)
     if workers is not None:
         workers = _check_int("workers", workers, 1)
     if not (isinstance(seconds, (int, float)) and seconds > 0) or not (isinstance(fps, (int, float)) and fps > 0):
@@ -190,7 +215,8 @@ def synthesize_dataset(out_dir: str | os.PathLike, *, train_users: int = 20, tes
         for lighting in chosen:
             name = f"user{user:0{width}d}_{lighting}.aedat"
             splits["train" if user <= train_users else "test"].append(name)
-            jobs.append((str(out), name, seed, user, lighting, float(seconds), float(fps), dvs_config))
+            jobs.append((str(out), name, seed, user, lighting, float(seconds), float(fps), dvs_config,
+                         difficulty))
 
     total = len(jobs)
     results = []
@@ -212,7 +238,6 @@ def synthesize_dataset(out_dir: str | os.PathLike, *, train_users: int = 20, tes
 
     write_trials(out, splits["train"], splits["test"])
     trial_bytes = sum((out / f).stat().st_size for f in ("trials_to_train.txt", "trials_to_test.txt"))
-    n_gestures = len(GESTURE_CLASSES)
     return {
         "files": total,
         "samples": sum(r["samples"] for r in results),
@@ -220,5 +245,5 @@ def synthesize_dataset(out_dir: str | os.PathLike, *, train_users: int = 20, tes
         "bytes": sum(r["bytes"] for r in results) + trial_bytes,
         "train": splits["train"],
         "test": splits["test"],
-        "gesture_s": float(seconds) * n_gestures * total,
+        "gesture_s": sum(r["gesture_us"] for r in results) / 1e6,
     }

@@ -57,27 +57,37 @@ class Renderer:
         self._kr = min(self._kx, self._ky)
         self._xs = np.arange(self.width, dtype=np.float32)
         self._ys = np.arange(self.height, dtype=np.float32)
-        body = _Body(style)
-        self._body = body
-        s = body.s
+        self._body = _Body(style)
         img = _background(style, self.height, self.width)
-        shirt, skin = style.shirt_level, style.skin_level
+        self._draw_body(img)
+        self._static = img.astype(np.float32)
+        self._rest_frame = self._draw_arms(rest_pose(style))
+
+    # Canvas origin in pixels (the hard set draws on a canvas padded for the camera shake).
+    _ox = 0.0
+    _oy = 0.0
+
+    def _draw_body(self, img: np.ndarray) -> None:
+        """The static body: torso, shoulder bar, neck, head (in place)."""
+        style, body = self.style, self._body
+        s, shirt, skin = body.s, style.shirt_level, style.skin_level
         cx, sy = body.cx, body.sy
         (rx, _), (lx, _) = body.shoulders
-        # Static body: torso, shoulder bar, neck, head.
         self._capsule(img, (cx, sy + 10 * s), (cx, sy + 140), 15.5 * s, shirt)
         self._capsule(img, (rx, sy + 3 * s), (lx, sy + 3 * s), 6.5 * s, shirt)
         self._capsule(img, (cx, sy - 14 * s), (cx, sy), 4.0 * s, skin)
         self._capsule(img, (cx, sy - 22 * s), (cx, sy - 22 * s), 9.5 * s, skin)
-        self._static = img.astype(np.float32)
-        self._sleeve = float(np.clip(shirt * 1.15 if shirt < 0.8 else shirt * 0.87, 0, 1))
-        self._rest_frame = self._draw_arms(rest_pose(style))
+
+    @property
+    def _sleeve(self) -> float:
+        shirt = self.style.shirt_level
+        return float(np.clip(shirt * 1.15 if shirt < 0.8 else shirt * 0.87, 0, 1))
 
     def _capsule(self, img: np.ndarray, p0, p1, r: float, level: float) -> None:
         """Composite a capsule (canvas units) onto ``img`` in place, only over its
         bounding box."""
-        x0, y0 = p0[0] * self._kx, p0[1] * self._ky
-        x1, y1 = p1[0] * self._kx, p1[1] * self._ky
+        x0, y0 = p0[0] * self._kx + self._ox, p0[1] * self._ky + self._oy
+        x1, y1 = p1[0] * self._kx + self._ox, p1[1] * self._ky + self._oy
         r = r * self._kr
         pad = r + 1.0
         c0 = max(int(math.floor(min(x0, x1) - pad)), 0)

@@ -110,6 +110,7 @@ typedef struct sg_qlayer {
     uint32_t n_rq;                  /**< requantisation entries: out_c or 1 (0 for pool/input) */
     const int8_t *weights;          /**< layer: scatter order (FORMAT.md §7.1); input entry: the LUT */
     uint32_t lut_len;               /**< input entry with S >= 1: LUT length L */
+    uint32_t ring_entries;          /**< input entry with S >= 1: event-ring capacity E (FORMAT.md §7.2) */
     const int32_t *bias;            /**< [out_c] or NULL */
     const int32_t *multiplier;      /**< [n_rq] */
     const int8_t *shift;            /**< [n_rq] */
@@ -255,14 +256,22 @@ typedef struct sg_gamma_state {
     int32_t *ring[SG_MAX_STAGES]; /**< [(D+1)][n_in] delay rings, or NULL */
 } sg_gamma_state;
 
-/** Version 2 state: pointers into the arena (FORMAT.md §9). */
+/** Version 2 state: pointers into the arena (FORMAT.md §9) and the event ring's cursors. */
 typedef struct sg_qnet_state {
-    int8_t *x;                   /**< [n_in] the int8 input tensor */
-    uint16_t *ring;              /**< [(W + 1)][cells] per-step counts, or NULL (S = 0) */
-    uint32_t *slice;             /**< [S][cells] slice sums, or NULL */
-    int32_t *acc[SG_MAX_STAGES]; /**< [n_out] per layer (index = table entry) */
-    int8_t *q[SG_MAX_STAGES];    /**< [n_out] per layer */
-    uint32_t *scratch;           /**< delta lists, touched list and flags */
+    int8_t *x;                        /**< [n_in] the int8 input tensor */
+    uint16_t *open;                   /**< [cells] the open step's counts, or NULL (S = 0) */
+    uint32_t *slice;                  /**< [S][cells] slice sums, or NULL */
+    uint32_t *ring_start;             /**< [W + 1] per step slot: its first ring entry */
+    uint32_t *ring_count;             /**< [W + 1] per step slot: its ring entries */
+    uint32_t *ring;                   /**< [E] event ring: cell | count << 16, the last W + 1 steps */
+    uint32_t ring_head;               /**< where the next entry goes */
+    uint32_t ring_held;               /**< entries held by the steps still in the window */
+    uint64_t ring_lost;               /**< events lost to a full ring since reset (also in events_dropped) */
+    int32_t *acc[SG_MAX_STAGES];      /**< [n_out] per layer (index = table entry) */
+    int8_t *q[SG_MAX_STAGES];         /**< [n_out] per layer */
+    uint8_t *flag[SG_MAX_STAGES];     /**< [n_out] per layer: run start already in touched */
+    uint32_t *touched[SG_MAX_STAGES]; /**< [n_out / run] per layer: runs the step's deltas reached */
+    uint32_t n_touched[SG_MAX_STAGES];
 } sg_qnet_state;
 
 /** Version 3 state: pointers into the arena (FORMAT.md §14). */

@@ -13,8 +13,12 @@ are TFLite Micro's output for that step's input tensor (the event-count case reb
 tensor from the counts here, independently of pysg.qnet), and pysg.qnet.QnetRef must
 agree; the synaptic-operation and delta totals are QnetRef's.
 
+A third case, events_ring, is the first with an event ring of 1.5 steps of cells: it
+overflows, and the expected tensor is rebuilt from the counts the ring keeps (FORMAT.md
+7.2, written out here).
+
 Writes qnet_cases.txt (one line per case: name, mode, steps, input items per step,
-classes, synops, then the deltas sent per table entry), and per case qnet_NAME.sgm,
+classes, synops, the deltas sent per table entry, then the events lost to the ring), and per case qnet_NAME.sgm,
 qnet_NAME.in (u16 counts P x H x W or int8 tensors H x W x C per step) and qnet_NAME.out
 (int32 logits per step), all little-endian.
 """
@@ -28,7 +32,7 @@ from tflite_micro.python.tflite_micro.runtime import Interpreter
 
 from pysg.converters.tflite_sgm import tflite_to_sgm
 from pysg.qnet import QnetRef
-from pysg.sgm import load_sgm
+from pysg.sgm import encode_qmodel, load_sgm
 from tests.support.qnet_models import random_network, window_tensor
 
 STEPS = 16
@@ -57,21 +61,40 @@ def _network(seed: int, want_channels: int) -> bytes:
     raise RuntimeError(f"no random network with {want_channels} input channels")
 
 
-def case_events(rng: np.random.Generator, out: Path) -> str:
+def _kept(counts: np.ndarray, free: int) -> tuple[np.ndarray, int]:
+    """FORMAT.md 7.2: a step's cells with a count join the ring in ascending order; those
+    beyond the `free` entries are lost. The counts kept, and the events lost."""
+    flat = np.minimum(counts.reshape(-1).astype(np.int64), 65535)
+    nz = np.flatnonzero(flat)
+    kept = np.zeros_like(flat)
+    kept[nz[:free]] = flat[nz[:free]]
+    return kept.reshape(counts.shape), int(flat[nz[free:]].sum())
+
+
+def case_events(rng: np.random.Generator, out: Path, ring: bool = False) -> str:
     tfl = _network(11, 4)  # 4 channels: 2 slices x 2 polarities
     data = tflite_to_sgm(tfl, input="events", window_steps=4, count_map="count")
     m = load_sgm(data)
+    cap = m.input.ring_entries
+    if ring:  # a ring of 1.5 steps of cells for a window of 5: it overflows
+        cap = m.cells + m.cells // 2
+        m.input.ring_entries = cap
+        data = encode_qmodel(m)
     tflm = _tflm(tfl)
     ref = QnetRef(data)
     p_ch, (h, w, _) = m.polarities, m.input_shape
-    history, ins, outs = [], [], []
-    synops, deltas = 0, np.zeros(1 + len(m.layers), np.int64)
+    history, ins, outs, held = [], [], [], []
+    synops, deltas, lost = 0, np.zeros(1 + len(m.layers), np.int64), 0
     for t in range(STEPS):
-        c = (rng.integers(0, 4, (p_ch, h, w)) * (rng.random((p_ch, h, w)) < (0.0 if t == 6 else 0.3)))
+        dens = 0.0 if t == 6 else 0.9 if ring and t % 3 == 0 else 0.3
+        c = (rng.integers(0, 4, (p_ch, h, w)) * (rng.random((p_ch, h, w)) < dens))
         c = c.astype(np.uint16)
         if t == 9:
             c[0, 0, 0] = 65535  # saturates the LUT
-        history.append(c.astype(np.int64))
+        kept, n_lost = _kept(c, cap - sum(held[-m.window:]))
+        held.append(int(np.count_nonzero(kept)))
+        lost += n_lost
+        history.append(kept)
         got = ref.step_counts(c).astype(np.int32)
         want = tflm(window_tensor(history, m.slices, m.window, m.input.weights.astype(np.int64))[None])
         if not np.array_equal(got, want):
@@ -80,7 +103,10 @@ def case_events(rng: np.random.Generator, out: Path) -> str:
         deltas += [ref.net.last.input_events] + [c_.out_events for c_ in ref.net.last.layers]
         ins.append(c)
         outs.append(got)
-    return _write(out, "events", data, np.stack(ins), np.stack(outs), "counts", p_ch * h * w, synops, deltas)
+    if ring and lost == 0:
+        raise AssertionError("events_ring: the ring never overflowed")
+    return _write(out, "events_ring" if ring else "events", data, np.stack(ins), np.stack(outs), "counts",
+                  p_ch * h * w, synops, deltas, lost)
 
 
 def case_tensor(rng: np.random.Generator, out: Path) -> str:
@@ -106,19 +132,20 @@ def case_tensor(rng: np.random.Generator, out: Path) -> str:
         deltas += [ref.net.last.input_events] + [c_.out_events for c_ in ref.net.last.layers]
         ins.append(x.copy())
         outs.append(got)
-    return _write(out, "tensor", data, np.stack(ins), np.stack(outs), "tensor", flat.size, synops, deltas)
+    return _write(out, "tensor", data, np.stack(ins), np.stack(outs), "tensor", flat.size, synops, deltas, 0)
 
 
 def _write(out: Path, name: str, data: bytes, ins: np.ndarray, outs: np.ndarray, mode: str, n_in: int,
-           synops: int, deltas: np.ndarray) -> str:
+           synops: int, deltas: np.ndarray, lost: int) -> str:
     (out / f"qnet_{name}.sgm").write_bytes(data)
     (out / f"qnet_{name}.in").write_bytes(ins.astype("<u2" if mode == "counts" else np.int8).tobytes())
     (out / f"qnet_{name}.out").write_bytes(outs.astype("<i4").tobytes())
     if len(np.unique(outs, axis=0)) < 3:
         raise AssertionError(f"{name}: the logits hardly change; the golden data would test little")
-    print(f"qnet {name}: {len(data)} B model, {outs.shape[0]} steps, {outs.shape[1]} classes, {synops} synops")
+    print(f"qnet {name}: {len(data)} B model, {outs.shape[0]} steps, {outs.shape[1]} classes, {synops} synops, "
+          f"{lost} events lost to the ring")
     return f"{name} {mode} {outs.shape[0]} {n_in} {outs.shape[1]} {synops} {len(deltas)} " + \
-        " ".join(str(int(d)) for d in deltas)
+        " ".join(str(int(d)) for d in deltas) + f" {lost}"
 
 
 def main(argv: list[str]) -> int:
@@ -128,7 +155,7 @@ def main(argv: list[str]) -> int:
     out = Path(argv[0])
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(20261128)
-    lines = [case_events(rng, out), case_tensor(rng, out)]
+    lines = [case_events(rng, out), case_tensor(rng, out), case_events(rng, out, ring=True)]
     (out / "qnet_cases.txt").write_text("\n".join(lines) + "\n")
     return 0
 

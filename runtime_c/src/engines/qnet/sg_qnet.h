@@ -3,7 +3,7 @@
  * @file sg_qnet.h
  * @brief Private: the imported int8 network kind (version 2 .sgm, docs/FORMAT.md §7-10):
  *        loader (sg_qnet_load.c), delta execution and the event-count encoder
- *        (sg_qnet_step.c), the count ring's input (sg_qnet_input.c) and engine
+ *        (sg_qnet_step.c), the open step's counts (sg_qnet_input.c) and engine
  *        (sg_qnet_engine.c). The TFLite-exact dense kernels
  *        it requantises with are public: include/sg_qkernels.h (sg_qkernels.c).
  */

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Version 2 event-count input (docs/FORMAT.md §7.2): per step a slot of the count ring
- * (W + 1 steps of P x in_h x in_w cells), filled by sg_feed's events or sg_step's frames.
- * At the step's end the encoder turns the ring into the int8 input tensor's deltas
- * (sg_qnet_step.c).
+ * Version 2 event-count input (docs/FORMAT.md §7.2): the open step's count per cell
+ * (P x in_h x in_w), filled by sg_feed's events or sg_step's frames. At the step's end its
+ * cells with a count join the event ring and the encoder turns the ring into the int8
+ * input tensor's deltas (sg_qnet_step.c).
  */
 #include <string.h>
 
@@ -11,21 +11,14 @@
 
 void sg_qnet_open_step(sg_runtime *rt)
 {
-    const sg_qlayer *in = &rt->model->net.qnet.layers[0];
-    if (rt->state.qnet.ring !=
-        NULL) { /* the slot of step s last held step s - W - 1: no slice needs it */
-        const size_t cells = (size_t)in->depth_multiplier * in->out_h * in->out_w;
-        const uint32_t slot = rt->step % ((uint32_t)in->kernel_w + 1u);
-        memset(rt->state.qnet.ring + (size_t)slot * cells, 0, 2u * cells);
-    }
+    (void)rt; /* the open counts were cleared when the last step joined the ring */
 }
 
 void sg_qnet_add_counts(sg_runtime *rt, const uint16_t *counts)
 {
     const sg_qlayer *in = &rt->model->net.qnet.layers[0];
     const size_t cells = (size_t)in->depth_multiplier * in->out_h * in->out_w;
-    uint16_t *row =
-        rt->state.qnet.ring + (size_t)(rt->step % ((uint32_t)in->kernel_w + 1u)) * cells;
+    uint16_t *row = rt->state.qnet.open;
     uint64_t total = 0;
     size_t c;
     for (c = 0; c < cells; ++c) {
@@ -37,20 +30,18 @@ void sg_qnet_add_counts(sg_runtime *rt, const uint16_t *counts)
 }
 
 /* sg_feed's runs of events: each event adds 1 (saturating) to its cell in the open
- * step's ring slot; the step's end runs the encoder and the layers. */
+ * step's counts; the step's end runs the encoder and the layers. */
 size_t sg_qnet_feed(sg_runtime *rt, const sg_event *events, size_t e, size_t n, int64_t t_lo,
                     size_t *accepted, size_t *dropped)
 {
     const sg_model *m = rt->model;
     const sg_qlayer *in = &m->net.qnet.layers[0];
     const uint64_t dt = m->dt_us;
-    const size_t cells = (size_t)in->depth_multiplier * in->out_h * in->out_w;
     const uint32_t ds = m->downsample;
     const int two_ch = in->depth_multiplier == 2u;
     size_t taken = 0; /* counted here, not through the pointers: they stay in registers */
     size_t out = 0;
-    uint16_t *row =
-        rt->state.qnet.ring + (size_t)(rt->step % ((uint32_t)in->kernel_w + 1u)) * cells;
+    uint16_t *row = rt->state.qnet.open;
     for (; e < n; ++e) {
         const sg_event *ev = &events[e];
         uint32_t cell;

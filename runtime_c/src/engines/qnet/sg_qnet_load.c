@@ -273,8 +273,30 @@ static int qacc_bound_ok(const uint8_t *d, const uint32_t off[SG_L2_N_BLOBS], ui
     return 1;
 }
 
-static sg_status check_qlayer(sg_loader *L, uint32_t si, uint64_t prev_n, uint64_t *arena,
-                              uint64_t *n_max)
+/* Accumulators one input delta adds to at one output position (pysg SgmQLayer.run_length). */
+static uint32_t qrun_length(const sg_qlayer *q)
+{
+    if (q->kind == SG_QKIND_POOL) {
+        return 1u;
+    }
+    if (q->kind == SG_QKIND_DEPTHWISE) {
+        return q->depth_multiplier;
+    }
+    return q->out_c / (q->in_c / q->filter_c);
+}
+
+/* The input entry's reserved word: 0, or with event input (S >= 1) the event-ring capacity
+ * E in 1 .. (W + 1) cells, cells <= 65536 (a ring entry keeps its cell in 16 bits). */
+static int ring_entries_ok(const sg_qlayer *q, uint32_t word)
+{
+    const uint64_t cells = (uint64_t)q->depth_multiplier * q->out_h * q->out_w;
+    if (q->kind != SG_QKIND_INPUT || q->kernel_h == 0u) {
+        return word == 0u;
+    }
+    return word != 0u && word <= ((uint64_t)q->kernel_w + 1u) * cells && cells <= 65536u;
+}
+
+static sg_status check_qlayer(sg_loader *L, uint32_t si, uint64_t prev_n, uint64_t *arena)
 {
     sg_model *m = L->m;
     const uint64_t base =
@@ -323,9 +345,10 @@ static sg_status check_qlayer(sg_loader *L, uint32_t si, uint64_t prev_n, uint64
     if (at != 0u) {
         return qfail_field(L, base, at);
     }
-    if (sg_rd32(e + SG_L2_RESERVED) != 0u) {
+    if (!ring_entries_ok(q, sg_rd32(e + SG_L2_RESERVED))) {
         return sg_load_fail(L, SG_ERR_LAYER, base + SG_L2_RESERVED, "layers[].reserved");
     }
+    q->ring_entries = q->kind == SG_QKIND_INPUT ? sg_rd32(e + SG_L2_RESERVED) : 0u;
     for (b = 0; b < SG_L2_N_BLOBS; ++b) {
         const uint64_t o = sg_rd32(e + SG_L2_BLOB_TABLE + 8u * b);
         const uint64_t sz = sg_rd32(e + SG_L2_BLOB_TABLE + 8u * b + 4u);
@@ -384,18 +407,15 @@ static sg_status check_qlayer(sg_loader *L, uint32_t si, uint64_t prev_n, uint64
     q->lut_len = q->kind == SG_QKIND_INPUT ? size[SG_L2_BLOB_WEIGHTS] : 0u;
     {
         const uint64_t n_out = (uint64_t)q->out_h * q->out_w * q->out_c;
-        if (si == 0u) {
+        if (si == 0u) { /* input tensor; open counts, slice sums, slot starts + counts, ring */
             const uint64_t cells = (uint64_t)q->depth_multiplier * q->out_h * q->out_w;
             *arena += (n_out + 3u) / 4u * 4u;
             if (q->kernel_h >= 1u) {
-                *arena += (2u * ((uint64_t)q->kernel_w + 1u) * cells + 3u) / 4u * 4u +
-                          4u * (uint64_t)q->kernel_h * cells;
+                *arena += (2u * cells + 3u) / 4u * 4u + 4u * (uint64_t)q->kernel_h * cells +
+                          8u * ((uint64_t)q->kernel_w + 1u) + 4u * (uint64_t)q->ring_entries;
             }
-        } else {
-            *arena += 4u * n_out + (n_out + 3u) / 4u * 4u;
-        }
-        if (n_out > *n_max) {
-            *n_max = n_out;
+        } else { /* acc, q, touched flags, touched runs */
+            *arena += 4u * n_out + 2u * ((n_out + 3u) / 4u * 4u) + 4u * (n_out / qrun_length(q));
         }
     }
     /* typed views only when the file is 8-aligned; sg_runtime_init refuses it otherwise */
@@ -421,23 +441,22 @@ static sg_status check_qlayer(sg_loader *L, uint32_t si, uint64_t prev_n, uint64
 }
 
 /* Version 2 after the header and labels (FORMAT.md §10): the entries; the arena is the
- * §9 formula (entries, then the scratch sized by the largest tensor). */
+ * §9 formula (the input entry's state, then each layer's). */
 sg_status sg_qnet_load(sg_loader *L, uint64_t *arena_bytes, uint64_t *n_out)
 {
     const sg_model *m = L->m;
     uint64_t arena = 0;
-    uint64_t n_max = 0;
     uint64_t prev_n = 0;
     uint32_t si;
     for (si = 0; si < m->n_stages; ++si) {
         const sg_qlayer *q = &m->net.qnet.layers[si];
-        const sg_status rc = check_qlayer(L, si, prev_n, &arena, &n_max);
+        const sg_status rc = check_qlayer(L, si, prev_n, &arena);
         if (rc != SG_OK) {
             return rc;
         }
         prev_n = (uint64_t)q->out_h * q->out_w * q->out_c;
     }
     *n_out = prev_n;
-    *arena_bytes = arena + 20u * n_max + (n_max + 3u) / 4u * 4u; /* scratch */
+    *arena_bytes = arena;
     return SG_OK;
 }

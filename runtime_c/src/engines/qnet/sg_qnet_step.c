@@ -6,11 +6,14 @@
  * reached. The arithmetic is TFLite's (sg_q_mbqm), so every step's output equals the
  * dense int8 network's output for that step's input tensor bit for bit.
  *
- * Arena (FORMAT.md §9): input tensor, count ring + slice sums (event-count input),
- * per layer acc + q, then the scratch: two delta lists, the touched list and flags.
+ * Arena (FORMAT.md §9): input tensor; with event-count input the open step's counts,
+ * the slice sums and the bounded event ring; per layer acc, q, touched flags and the
+ * list of touched runs. No delta lists: a changed output is scattered straight into the
+ * next layer's accumulators (which only remembers which runs it touched), so the arena
+ * holds no copy of any intermediate tensor.
  * This file: the arena, the delta scatter, requantisation and propagation through the
- * layers, reset, the event-count encoder, tensor input. Filling the count ring with
- * events and frames: sg_qnet_input.c.
+ * layers, reset, the event-count encoder, tensor input. Counting events and frames into
+ * the open step: sg_qnet_input.c.
  */
 #include <string.h>
 
@@ -21,78 +24,6 @@ static size_t ceil4(size_t v)
 {
     return (v + 3u) & ~(size_t)3u;
 }
-
-/* Largest tensor: the delta lists and the touched list hold at most one entry per element. */
-static uint32_t qnet_n_max(const sg_model *m)
-{
-    uint32_t n = m->net.qnet.layers[0].n_out;
-    uint32_t l;
-    for (l = 1; l < m->n_stages; ++l) {
-        if (m->net.qnet.layers[l].n_out > n) {
-            n = m->net.qnet.layers[l].n_out;
-        }
-    }
-    return n;
-}
-
-/** The scratch regions carved from rt->state.qnet.scratch (FORMAT.md §9). */
-typedef struct sg_qscratch {
-    uint32_t *idx[2];  /**< two delta lists: element indices ... */
-    int32_t *d[2];     /**< ... and their deltas */
-    uint32_t *touched; /**< runs of accumulators a layer's deltas reached */
-    uint8_t *flag;     /**< [n_max] run already in `touched` */
-} sg_qscratch;
-
-/* Point @p s into rt->state.qnet.scratch. */
-static void scratch_views(const sg_runtime *rt, sg_qscratch *s)
-{
-    const uint32_t n = qnet_n_max(rt->model);
-    uint32_t *p = rt->state.qnet.scratch;
-    s->idx[0] = p;
-    s->d[0] = (int32_t *)(void *)(p + n);
-    s->idx[1] = p + 2u * (size_t)n;
-    s->d[1] = (int32_t *)(void *)(p + 3u * (size_t)n);
-    s->touched = p + 4u * (size_t)n;
-    s->flag = (uint8_t *)(void *)(p + 5u * (size_t)n);
-}
-
-size_t sg_qnet_layout(sg_runtime *rt)
-{
-    const sg_model *m = rt->model;
-    const sg_qlayer *in = &m->net.qnet.layers[0];
-    uint8_t *p = rt->arena;
-    uint32_t l;
-    rt->state.qnet.x = (int8_t *)(void *)p;
-    p += ceil4(in->n_out);
-    rt->state.qnet.ring = NULL;
-    rt->state.qnet.slice = NULL;
-    if (in->kernel_h >= 1u) {
-        const size_t cells = (size_t)in->depth_multiplier * in->out_h * in->out_w;
-        rt->state.qnet.ring = (uint16_t *)(void *)p;
-        p += ceil4(2u * ((size_t)in->kernel_w + 1u) * cells);
-        rt->state.qnet.slice = (uint32_t *)(void *)p;
-        p += 4u * (size_t)in->kernel_h * cells;
-    }
-    for (l = 0; l < SG_MAX_STAGES; ++l) {
-        rt->state.qnet.acc[l] = NULL;
-        rt->state.qnet.q[l] = NULL;
-    }
-    for (l = 1; l < m->n_stages; ++l) {
-        const size_t n = m->net.qnet.layers[l].n_out;
-        rt->state.qnet.acc[l] = (int32_t *)(void *)p;
-        p += 4u * n;
-        rt->state.qnet.q[l] = (int8_t *)(void *)p;
-        p += ceil4(n);
-    }
-    rt->state.qnet.scratch = (uint32_t *)(void *)p;
-    {
-        const size_t n = qnet_n_max(m);
-        p += 20u * n + ceil4(n);
-    }
-    return (size_t)(p - rt->arena);
-}
-
-/* ---------------------------------------------------------------- scatter */
 
 /* Output channels one input channel reaches at one output position: a run of `run`
  * consecutive accumulators starting at channel run_start(c). A scatter always adds to a
@@ -108,12 +39,80 @@ static uint32_t run_length(const sg_qlayer *q)
     return q->out_c / (q->in_c / q->filter_c); /* conv / FC: the output channels of a group */
 }
 
-/* The run starting at accumulator j changed: remember it once for the requantisation. */
-SG_INLINE void touch(sg_qscratch *s, uint32_t *n_touched, uint32_t j)
+size_t sg_qnet_layout(sg_runtime *rt)
 {
-    if (!s->flag[j]) {
-        s->flag[j] = 1;
-        s->touched[(*n_touched)++] = j;
+    const sg_model *m = rt->model;
+    const sg_qlayer *in = &m->net.qnet.layers[0];
+    sg_qnet_state *st = &rt->state.qnet;
+    uint8_t *p = rt->arena;
+    uint32_t l;
+    st->x = (int8_t *)(void *)p;
+    p += ceil4(in->n_out);
+    st->open = NULL;
+    st->slice = NULL;
+    st->ring_start = NULL;
+    st->ring_count = NULL;
+    st->ring = NULL;
+    if (in->kernel_h >= 1u) {
+        const size_t cells = (size_t)in->depth_multiplier * in->out_h * in->out_w;
+        const size_t slots = (size_t)in->kernel_w + 1u;
+        st->open = (uint16_t *)(void *)p;
+        p += ceil4(2u * cells);
+        st->slice = (uint32_t *)(void *)p;
+        p += 4u * (size_t)in->kernel_h * cells;
+        st->ring_start = (uint32_t *)(void *)p;
+        p += 4u * slots;
+        st->ring_count = (uint32_t *)(void *)p;
+        p += 4u * slots;
+        st->ring = (uint32_t *)(void *)p;
+        p += 4u * (size_t)in->ring_entries;
+    }
+    for (l = 0; l < SG_MAX_STAGES; ++l) {
+        st->acc[l] = NULL;
+        st->q[l] = NULL;
+        st->flag[l] = NULL;
+        st->touched[l] = NULL;
+        st->n_touched[l] = 0;
+    }
+    for (l = 1; l < m->n_stages; ++l) {
+        const sg_qlayer *q = &m->net.qnet.layers[l];
+        const size_t n = q->n_out;
+        st->acc[l] = (int32_t *)(void *)p;
+        p += 4u * n;
+        st->q[l] = (int8_t *)(void *)p;
+        p += ceil4(n);
+        st->flag[l] = p;
+        p += ceil4(n);
+        st->touched[l] = (uint32_t *)(void *)p;
+        p += 4u * (n / run_length(q));
+    }
+    return (size_t)(p - rt->arena);
+}
+
+/* ---------------------------------------------------------------- scatter */
+
+/* Where a layer remembers the runs a step's deltas reached (its arena regions). */
+typedef struct sg_qtouch {
+    uint8_t *flag;     /**< [n_out] run start already listed */
+    uint32_t *list;    /**< [n_out / run] the runs */
+    uint32_t *n;       /**< listed so far */
+} sg_qtouch;
+
+static sg_qtouch touch_of(sg_runtime *rt, uint32_t l)
+{
+    sg_qtouch t;
+    t.flag = rt->state.qnet.flag[l];
+    t.list = rt->state.qnet.touched[l];
+    t.n = &rt->state.qnet.n_touched[l];
+    return t;
+}
+
+/* The run starting at accumulator j changed: remember it once for the requantisation. */
+SG_INLINE void touch(const sg_qtouch *t, uint32_t j)
+{
+    if (!t->flag[j]) {
+        t->flag[j] = 1;
+        t->list[(*t->n)++] = j;
     }
 }
 
@@ -133,8 +132,7 @@ SG_INLINE void tap_range(uint32_t y, uint32_t pad, uint32_t k, uint32_t dil, uin
 
 /* Delta @p d at input element @p i of layer @p q: add d w to every accumulator it reaches
  * (uint32 adds, exact by the loader's bound); returns the adds (synaptic operations). */
-static uint32_t scatter(const sg_qlayer *q, uint32_t i, int32_t d, int32_t *acc, sg_qscratch *s,
-                        uint32_t *n_touched)
+static uint32_t scatter(const sg_qlayer *q, uint32_t i, int32_t d, int32_t *acc, const sg_qtouch *t)
 {
     const uint32_t in_c = q->in_c;
     const uint32_t pos = i / in_c;
@@ -195,7 +193,7 @@ static uint32_t scatter(const sg_qlayer *q, uint32_t i, int32_t d, int32_t *acc,
                     a[m] = (int32_t)((uint32_t)a[m] + (uint32_t)(d * w[m]));
                 }
             }
-            touch(s, n_touched, j);
+            touch(t, j);
             ops += cnt;
         }
     }
@@ -242,51 +240,57 @@ static int8_t requant(const sg_qlayer *q, uint32_t j, int32_t a)
 
 /* ---------------------------------------------------------------- propagation */
 
-/* The @p n deltas in list 0 through every layer; the logits. */
-static void propagate(sg_runtime *rt, sg_qscratch *s, uint32_t n)
+/* Input tensor element @p e becomes @p v: its delta goes straight into layer 1. */
+SG_INLINE void set_input(sg_runtime *rt, const sg_qtouch *t1, uint32_t e, int8_t v)
+{
+    const int32_t d = (int32_t)v - rt->state.qnet.x[e];
+    rt->state.qnet.x[e] = v;
+    rt->stats.spikes[0] += 1u;
+    rt->stats.synops += scatter(&rt->model->net.qnet.layers[1], e, d, rt->state.qnet.acc[1], t1);
+}
+
+/* Layer by layer: requantise the touched runs; every output that changed scatters its
+ * delta straight into the next layer (the last layer's outputs are the logits). */
+static void propagate(sg_runtime *rt)
 {
     const sg_model *m = rt->model;
-    uint32_t cur = 0;
-    uint32_t l;
+    sg_qnet_state *st = &rt->state.qnet;
     uint64_t ops = 0;
-    rt->stats.spikes[0] += n;
+    uint32_t l;
     for (l = 1; l < m->n_stages; ++l) {
         const sg_qlayer *q = &m->net.qnet.layers[l];
-        int32_t *acc = rt->state.qnet.acc[l];
-        int8_t *qv = rt->state.qnet.q[l];
-        const uint32_t *idx = s->idx[cur];
-        const int32_t *d = s->d[cur];
-        uint32_t *out_idx = s->idx[cur ^ 1u];
-        int32_t *out_d = s->d[cur ^ 1u];
+        const int has_next = l + 1u < m->n_stages;
+        const sg_qlayer *next = has_next ? &m->net.qnet.layers[l + 1u] : NULL;
+        const sg_qtouch t = touch_of(rt, l);
+        const sg_qtouch tn = touch_of(rt, has_next ? l + 1u : l);
+        int32_t *acc = st->acc[l];
+        int8_t *qv = st->q[l];
         const uint32_t cnt = run_length(q);
-        uint32_t n_touched = 0;
-        uint32_t n_out = 0;
+        const uint32_t n_touched = *t.n;
+        uint64_t sent = 0;
         uint32_t e;
-        for (e = 0; e < n; ++e) {
-            ops += scatter(q, idx[e], d[e], acc, s, &n_touched);
-        }
         for (e = 0; e < n_touched; ++e) { /* each touched run, every accumulator of it */
-            const uint32_t j0 = s->touched[e];
+            const uint32_t j0 = t.list[e];
             uint32_t j;
-            s->flag[j0] = 0;
+            t.flag[j0] = 0;
             for (j = j0; j < j0 + cnt; ++j) {
                 const int8_t v = requant(q, j, acc[j]);
                 if (v != qv[j]) {
-                    out_idx[n_out] = j;
-                    out_d[n_out] = (int32_t)v - (int32_t)qv[j];
-                    ++n_out;
+                    if (has_next) {
+                        ops += scatter(next, j, (int32_t)v - (int32_t)qv[j], st->acc[l + 1u], &tn);
+                    }
                     qv[j] = v;
+                    ++sent;
                 }
             }
         }
-        rt->stats.spikes[l] += n_out;
-        n = n_out;
-        cur ^= 1u;
+        *t.n = 0;
+        rt->stats.spikes[l] += sent;
     }
     rt->stats.synops += ops;
     { /* the logits: the last layer's int8 outputs */
         const sg_qlayer *last = &m->net.qnet.layers[m->n_stages - 1u];
-        const int8_t *qv = rt->state.qnet.q[m->n_stages - 1u];
+        const int8_t *qv = st->q[m->n_stages - 1u];
         uint32_t j;
         for (j = 0; j < last->n_out; ++j) {
             rt->logits[j] = qv[j];
@@ -298,123 +302,170 @@ void sg_qnet_reset(sg_runtime *rt)
 {
     const sg_model *m = rt->model;
     const sg_qlayer *in = &m->net.qnet.layers[0];
-    sg_qscratch s;
+    sg_qnet_state *st = &rt->state.qnet;
     uint32_t l;
-    scratch_views(rt, &s);
-    memset(rt->state.qnet.x, (uint8_t)(int8_t)in->output_offset, in->n_out);
+    memset(st->x, (uint8_t)(int8_t)in->output_offset, in->n_out);
+    if (st->open != NULL) { /* an empty window: no counts, no ring entries */
+        const size_t cells = (size_t)in->depth_multiplier * in->out_h * in->out_w;
+        memset(st->open, 0, 2u * cells);
+        memset(st->slice, 0, 4u * (size_t)in->kernel_h * cells);
+        memset(st->ring_count, 0, 4u * ((size_t)in->kernel_w + 1u));
+        memset(st->ring_start, 0, 4u * ((size_t)in->kernel_w + 1u));
+    }
+    st->ring_head = 0;
+    st->ring_held = 0;
+    st->ring_lost = 0;
     for (l = 1; l < m->n_stages; ++l) {
         const sg_qlayer *q = &m->net.qnet.layers[l];
-        const int8_t *x = l == 1u ? rt->state.qnet.x : rt->state.qnet.q[l - 1u];
+        const int8_t *x = l == 1u ? st->x : st->q[l - 1u];
         const int32_t base = q->kind == SG_QKIND_POOL ? 0 : -(int32_t)q->input_offset;
-        int32_t *acc = rt->state.qnet.acc[l];
-        uint32_t n_touched = 0;
+        const sg_qtouch t = touch_of(rt, l);
+        int32_t *acc = st->acc[l];
         uint32_t j;
         for (j = 0; j < q->n_out; ++j) {
             acc[j] = q->bias != NULL ? q->bias[j % q->out_c] : 0;
+            t.flag[j] = 0;
         }
+        *t.n = 0;
         for (j = 0; j < q->n_in; ++j) {
             if (x[j] != base) {
-                (void)scatter(q, j, (int32_t)x[j] - base, acc, &s, &n_touched);
+                (void)scatter(q, j, (int32_t)x[j] - base, acc, &t);
             }
         }
         for (j = 0; j < q->n_out; ++j) {
-            rt->state.qnet.q[l][j] = requant(q, j, acc[j]);
-            s.flag[j] = 0;
+            st->q[l][j] = requant(q, j, acc[j]);
+            t.flag[j] = 0;
         }
+        *t.n = 0;
     }
 }
 
 /* ---------------------------------------------------------------- the step */
 
-/* Event-count encoder (FORMAT.md §7.2): slice k of step s sums steps
- * s - (S - k) L_s + 1 .. s - (S - 1 - k) L_s, so from step s - 1 to s it gains step
- * s - (S - 1 - k) L_s and loses step s - (S - k) L_s: S + 1 ring rows are involved
- * (the ring's W + 1 slots keep step s - W). Only cells with a count in one of them can
- * change. Deltas of the input tensor go to list 0; list 1 (free until the first layer
- * runs, 2 n_max >= S + 1 words) holds where each of those rows starts. */
-static uint32_t encode(sg_runtime *rt, sg_qscratch *s)
+/* The open step's cells with a count join the event ring as entries (cell | count << 16),
+ * in ascending cell order; those that do not fit in the entries the W previous steps
+ * leave free are lost, their events moved from events_in to events_dropped (FORMAT.md
+ * §7.2). The open counts are cleared on the way. */
+static void ring_push(sg_runtime *rt, uint32_t slot)
 {
     const sg_qlayer *in = &rt->model->net.qnet.layers[0];
+    sg_qnet_state *st = &rt->state.qnet;
+    const uint32_t cells = (uint32_t)in->depth_multiplier * in->out_h * in->out_w;
+    const uint32_t cap = in->ring_entries;
+    const uint32_t free_n = cap - st->ring_held;
+    uint32_t pos = st->ring_head;
+    uint32_t n = 0;
+    uint64_t lost = 0;
+    uint32_t cell;
+    st->ring_start[slot] = pos;
+    for (cell = 0; cell < cells; ++cell) {
+        const uint32_t c = st->open[cell];
+        if (c == 0u) {
+            continue;
+        }
+        st->open[cell] = 0;
+        if (n < free_n) {
+            st->ring[pos] = cell | c << 16;
+            pos = pos + 1u == cap ? 0u : pos + 1u;
+            ++n;
+        } else {
+            lost += c;
+        }
+    }
+    st->ring_count[slot] = n;
+    st->ring_head = pos;
+    st->ring_held += n;
+    if (lost != 0u) {
+        st->ring_lost += lost;
+        rt->stats.events_in -= lost;
+        rt->stats.events_dropped += lost;
+    }
+}
+
+/* Event-count encoder (FORMAT.md §7.2): slice k of step s sums steps
+ * s - (S - k) L_s + 1 .. s - (S - 1 - k) L_s, so from step s - 1 to s it gains step
+ * s - (S - 1 - k) L_s and loses step s - (S - k) L_s: row j = step s - j L_s (j = 0..S)
+ * adds to slice S - 1 - j and leaves slice S - j. First every slice sum moves, then each
+ * element those rows reach is re-read through the LUT and, if its int8 value changed,
+ * scattered into layer 1 (an element reached twice changes once). */
+static void encode(sg_runtime *rt)
+{
+    const sg_qlayer *in = &rt->model->net.qnet.layers[0];
+    sg_qnet_state *st = &rt->state.qnet;
     const uint32_t n_s = in->kernel_h;
     const uint32_t slots = (uint32_t)in->kernel_w + 1u;
     const uint32_t ls = in->kernel_w / n_s;
     const uint32_t p_ch = in->depth_multiplier;
     const uint32_t hw = (uint32_t)in->out_h * in->out_w;
     const uint32_t cells = p_ch * hw;
+    const uint32_t cap = in->ring_entries;
     const uint32_t cur = rt->step % slots;
     const uint32_t last = in->lut_len - 1u;
     const uint32_t in_c = in->out_c;
-    const uint16_t *ring = rt->state.qnet.ring;
-    uint32_t *row = s->idx[1]; /* row[j]: offset of step s - j L_s (j L_s <= W < slots) */
-    uint32_t n = 0;
-    uint32_t cell;
+    const sg_qtouch t1 = touch_of(rt, 1u);
+    uint32_t pass;
     uint32_t j;
-    for (j = 0; j <= n_s; ++j) {
-        row[j] = ((cur + slots - j * ls) % slots) * cells;
-    }
-    for (cell = 0; cell < cells; ++cell) {
-        uint32_t any = 0;
-        uint32_t p;
-        uint32_t e;
-        uint32_t k;
-        if ((cell & 3u) == 0u && cell + 4u <= cells) { /* skip 4 silent cells at once */
-            uint64_t four = 0;
-            for (j = 0; j <= n_s; ++j) {
-                uint64_t v;
-                memcpy(&v, ring + row[j] + cell, sizeof v);
-                four |= v;
-            }
-            if (four == 0u) {
-                cell += 3u;
-                continue;
-            }
-        }
-        for (j = 0; j <= n_s; ++j) { /* no early exit: S + 1 loads beat a branch each */
-            any |= ring[row[j] + cell];
-        }
-        if (!any) {
-            continue;
-        }
-        p = cell / hw;
-        e = (cell - p * hw) * in_c + p; /* element (y, x, k P + p), k = 0 */
-        for (k = 0; k < n_s; ++k, e += p_ch) {
-            uint32_t *sum = rt->state.qnet.slice + (size_t)k * cells + cell;
-            int8_t v;
-            *sum = *sum + ring[row[n_s - 1u - k] + cell] - ring[row[n_s - k] + cell];
-            v = in->weights[*sum < last ? *sum : last];
-            if (v != rt->state.qnet.x[e]) {
-                s->idx[0][n] = e;
-                s->d[0][n] = (int32_t)v - rt->state.qnet.x[e];
-                rt->state.qnet.x[e] = v;
-                ++n;
+    ring_push(rt, cur);
+    for (pass = 0; pass < 2u; ++pass) {
+        for (j = 0; j <= n_s; ++j) {
+            const uint32_t slot = (cur + slots - j * ls) % slots;
+            const uint32_t n = st->ring_count[slot];
+            uint32_t pos = st->ring_start[slot];
+            uint32_t i;
+            for (i = 0; i < n; ++i) {
+                const uint32_t entry = st->ring[pos];
+                const uint32_t cell = entry & 0xFFFFu;
+                const uint32_t c = entry >> 16;
+                pos = pos + 1u == cap ? 0u : pos + 1u;
+                if (pass == 0u) {
+                    if (j < n_s) {
+                        st->slice[(size_t)(n_s - 1u - j) * cells + cell] += c;
+                    }
+                    if (j >= 1u) {
+                        st->slice[(size_t)(n_s - j) * cells + cell] -= c;
+                    }
+                } else {
+                    const uint32_t p = cell / hw;
+                    const uint32_t e0 = (cell - p * hw) * in_c + p; /* element (y, x, k P + p), k = 0 */
+                    const uint32_t k_hi = j >= 1u ? n_s - j : n_s - 1u; /* the slice it left */
+                    uint32_t k = j < n_s ? n_s - 1u - j : 0u;          /* the slice it joined */
+                    for (; k <= k_hi; ++k) {
+                        const uint32_t sum = st->slice[(size_t)k * cells + cell];
+                        const int8_t v = in->weights[sum < last ? sum : last];
+                        const uint32_t e = e0 + k * p_ch;
+                        if (v != st->x[e]) {
+                            set_input(rt, &t1, e, v);
+                        }
+                    }
+                }
             }
         }
     }
-    return n;
+    { /* step s - W has left every slice: its entries are free */
+        const uint32_t old = (cur + 1u) % slots;
+        st->ring_held -= st->ring_count[old];
+        st->ring_count[old] = 0;
+    }
 }
 
 void sg_qnet_close_step(sg_runtime *rt)
 {
-    sg_qscratch s;
-    scratch_views(rt, &s);
     /* tensor input (S = 0): a step without a new tensor repeats the last one */
-    propagate(rt, &s, rt->state.qnet.ring != NULL ? encode(rt, &s) : 0u);
+    if (rt->state.qnet.open != NULL) {
+        encode(rt);
+    }
+    propagate(rt);
 }
 
 void sg_qnet_step_tensor(sg_runtime *rt, const int8_t *x)
 {
     const uint32_t n_in = rt->model->net.qnet.layers[0].n_out;
-    sg_qscratch s;
-    uint32_t n = 0;
+    const sg_qtouch t1 = touch_of(rt, 1u);
     uint32_t i;
-    scratch_views(rt, &s);
     for (i = 0; i < n_in; ++i) {
         if (x[i] != rt->state.qnet.x[i]) {
-            s.idx[0][n] = i;
-            s.d[0][n] = (int32_t)x[i] - rt->state.qnet.x[i];
-            rt->state.qnet.x[i] = x[i];
-            ++n;
+            set_input(rt, &t1, i, x[i]);
         }
     }
-    propagate(rt, &s, n);
+    propagate(rt);
 }
