@@ -21,8 +21,8 @@ counts saturating at 255):
 `--framework sinabs`: the same network in sinabs 3.1.3 (`LIFSqueeze`, tau 10 steps,
 `SingleSpike`, periodic-exponential surrogate), exported with sinabs' `to_nir`.
 
-The Cortex-M4 instruction count of the imported model needs the C engine of .sgm
-version 3 (bench/device_cost.py); it is not measured here.
+The Cortex-M4 instruction count of the imported model: `python -m bench.device_cost --model
+OUT/gesture_snntorch.sgm --kind frames events` (BENCHMARKS, "NIR: LIF gesture networks").
 """
 from __future__ import annotations
 
