@@ -54,7 +54,7 @@ def train_folder_torch(data_dir, out_path, *, epochs: int | None = None, dt_ms: 
             net.save(out_path)
     finally:
         if ctx.active:
-            import torch.distributed as dist
+            dist = torch.distributed  # torch came through torch_net.import_torch (the extra named)
 
             dist.destroy_process_group()
     return trainer

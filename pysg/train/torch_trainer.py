@@ -214,7 +214,7 @@ class DistContext:
     def from_env(cls, device: str) -> "DistContext":
         """Join the job torchrun describes (RANK, WORLD_SIZE, MASTER_ADDR, ...): gloo
         on CPU, nccl on CUDA."""
-        import torch.distributed as dist
+        dist = torch.distributed  # torch came through torch_net.import_torch (the extra named)
 
         if "WORLD_SIZE" not in os.environ or "RANK" not in os.environ:
             raise ValueError("--ddp: no torch.distributed job here (RANK / WORLD_SIZE unset); launch with "
@@ -250,7 +250,7 @@ class _Reducer:
     loss and the correct count, all-gather for the threshold samples."""
 
     def __init__(self, tnet: TorchNet, ctx: DistContext):
-        import torch.distributed as dist
+        dist = torch.distributed  # torch came through torch_net.import_torch (the extra named)
 
         self.dist, self.ctx, self.tnet = dist, ctx, tnet
         self.carrier = _GradCarrier(tnet)
@@ -390,7 +390,7 @@ def broadcast_params(net: Network, ctx: DistContext) -> None:
     """Rank 0's parameters (after its calibration) to every rank."""
     if not ctx.active:
         return
-    import torch.distributed as dist
+    dist = torch.distributed  # torch came through torch_net.import_torch (the extra named)
 
     box = [net.params if ctx.rank == 0 else None]
     dist.broadcast_object_list(box, src=0)
