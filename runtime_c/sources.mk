@@ -23,6 +23,6 @@ SG_HOST_SRCS := src/host/sg_decode.c src/host/sg_preprocess.c
 # relative path) and the include folders a build passes with -I.
 SG_HDRS := include/sg_format.h include/sg_runtime.h include/sg_preprocess.h include/sg_decode.h \
            include/sg_qkernels.h \
-           src/core/sg_internal.h src/core/sg_engine.h src/load/sg_load.h \
+           src/core/sg_internal.h src/core/sg_engine.h src/core/sg_counts.h src/load/sg_load.h \
            src/engines/gamma/sg_gamma.h src/engines/qnet/sg_qnet.h src/engines/snn/sg_snn.h
 SG_INC_DIRS := include

@@ -5,8 +5,7 @@
  * cells with a count join the event ring and the encoder turns the ring into the int8
  * input tensor's deltas (sg_qnet_step.c).
  */
-#include <string.h>
-
+#include "../../core/sg_counts.h"
 #include "sg_qnet.h"
 
 void sg_qnet_open_step(sg_runtime *rt)
@@ -18,15 +17,7 @@ void sg_qnet_add_counts(sg_runtime *rt, const uint16_t *counts)
 {
     const sg_qlayer *in = &rt->model->net.qnet.layers[0];
     const size_t cells = (size_t)in->depth_multiplier * in->out_h * in->out_w;
-    uint16_t *row = rt->state.qnet.open;
-    uint64_t total = 0;
-    size_t c;
-    for (c = 0; c < cells; ++c) {
-        const uint32_t v = (uint32_t)row[c] + counts[c];
-        total += counts[c];
-        row[c] = (uint16_t)(v > SG_FMT_COUNT_MAX ? SG_FMT_COUNT_MAX : v);
-    }
-    rt->stats.events_in += total;
+    rt->stats.events_in += sg_counts_add(rt->state.qnet.open, counts, cells);
 }
 
 /* sg_feed's runs of events: each event adds 1 (saturating) to its cell in the open
@@ -34,32 +25,7 @@ void sg_qnet_add_counts(sg_runtime *rt, const uint16_t *counts)
 size_t sg_qnet_feed(sg_runtime *rt, const sg_event *events, size_t e, size_t n, int64_t t_lo,
                     size_t *accepted, size_t *dropped)
 {
-    const sg_model *m = rt->model;
-    const sg_qlayer *in = &m->net.qnet.layers[0];
-    const uint64_t dt = m->dt_us;
-    const uint32_t ds = m->downsample;
-    const int two_ch = in->depth_multiplier == 2u;
-    size_t taken = 0; /* counted here, not through the pointers: they stay in registers */
-    size_t out = 0;
-    uint16_t *row = rt->state.qnet.open;
-    for (; e < n; ++e) {
-        const sg_event *ev = &events[e];
-        uint32_t cell;
-        if (ev->t_us < t_lo || (uint64_t)ev->t_us - (uint64_t)t_lo >= dt) {
-            break; /* not in the open step */
-        }
-        if (ev->x >= m->sensor_w || ev->y >= m->sensor_h || ev->p > 1u) {
-            ++out;
-            continue;
-        }
-        cell = ((two_ch ? (uint32_t)ev->p : 0u) * in->out_h + (uint32_t)ev->y / ds) * in->out_w +
-               (uint32_t)ev->x / ds;
-        if (row[cell] != SG_FMT_COUNT_MAX) {
-            row[cell]++;
-        }
-        ++taken;
-    }
-    *accepted += taken;
-    *dropped += out;
-    return e;
+    const sg_qlayer *in = &rt->model->net.qnet.layers[0];
+    return sg_counts_feed(rt->state.qnet.open, rt->model, in->out_h, in->out_w,
+                          in->depth_multiplier == 2u, events, e, n, t_lo, accepted, dropped);
 }

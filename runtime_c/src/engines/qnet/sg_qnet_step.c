@@ -93,9 +93,9 @@ size_t sg_qnet_layout(sg_runtime *rt)
 
 /* Where a layer remembers the runs a step's deltas reached (its arena regions). */
 typedef struct sg_qtouch {
-    uint8_t *flag;     /**< [n_out] run start already listed */
-    uint32_t *list;    /**< [n_out / run] the runs */
-    uint32_t *n;       /**< listed so far */
+    uint8_t *flag;  /**< [n_out] run start already listed */
+    uint32_t *list; /**< [n_out / run] the runs */
+    uint32_t *n;    /**< listed so far */
 } sg_qtouch;
 
 static sg_qtouch touch_of(sg_runtime *rt, uint32_t l)
@@ -426,9 +426,10 @@ static void encode(sg_runtime *rt)
                     }
                 } else {
                     const uint32_t p = cell / hw;
-                    const uint32_t e0 = (cell - p * hw) * in_c + p; /* element (y, x, k P + p), k = 0 */
+                    const uint32_t e0 =
+                        (cell - p * hw) * in_c + p; /* element (y, x, k P + p), k = 0 */
                     const uint32_t k_hi = j >= 1u ? n_s - j : n_s - 1u; /* the slice it left */
-                    uint32_t k = j < n_s ? n_s - 1u - j : 0u;          /* the slice it joined */
+                    uint32_t k = j < n_s ? n_s - 1u - j : 0u;           /* the slice it joined */
                     for (; k <= k_hi; ++k) {
                         const uint32_t sum = st->slice[(size_t)k * cells + cell];
                         const int8_t v = in->weights[sum < last ? sum : last];

@@ -6,6 +6,7 @@
  */
 #include <string.h>
 
+#include "../../core/sg_counts.h"
 #include "sg_snn.h"
 
 static size_t ceil4(size_t v)
@@ -67,16 +68,7 @@ void sg_snn_open_step(sg_runtime *rt)
 
 void sg_snn_add_counts(sg_runtime *rt, const uint16_t *counts)
 {
-    const size_t cells = cells_of(rt->model);
-    uint16_t *row = rt->state.snn.counts;
-    uint64_t total = 0;
-    size_t c;
-    for (c = 0; c < cells; ++c) {
-        const uint32_t v = (uint32_t)row[c] + counts[c];
-        total += counts[c];
-        row[c] = (uint16_t)(v > SG_FMT_COUNT_MAX ? SG_FMT_COUNT_MAX : v);
-    }
-    rt->stats.events_in += total;
+    rt->stats.events_in += sg_counts_add(rt->state.snn.counts, counts, cells_of(rt->model));
 }
 
 /* sg_feed's runs of events: each adds 1 (saturating) to its cell of the open step
@@ -85,32 +77,8 @@ size_t sg_snn_feed(sg_runtime *rt, const sg_event *events, size_t e, size_t n, i
                    size_t *accepted, size_t *dropped)
 {
     const sg_model *m = rt->model;
-    const uint64_t dt = m->dt_us;
-    const uint32_t ds = m->downsample;
-    const int two_ch = m->in_c == 2u;
-    uint16_t *row = rt->state.snn.counts;
-    size_t taken = 0;
-    size_t out = 0;
-    for (; e < n; ++e) {
-        const sg_event *ev = &events[e];
-        uint32_t cell;
-        if (ev->t_us < t_lo || (uint64_t)ev->t_us - (uint64_t)t_lo >= dt) {
-            break; /* not in the open step */
-        }
-        if (ev->x >= m->sensor_w || ev->y >= m->sensor_h || ev->p > 1u) {
-            ++out;
-            continue;
-        }
-        cell = ((two_ch ? (uint32_t)ev->p : 0u) * m->in_h + (uint32_t)ev->y / ds) * m->in_w +
-               (uint32_t)ev->x / ds;
-        if (row[cell] != SG_FMT_COUNT_MAX) {
-            row[cell]++;
-        }
-        ++taken;
-    }
-    *accepted += taken;
-    *dropped += out;
-    return e;
+    return sg_counts_feed(rt->state.snn.counts, m, m->in_h, m->in_w, m->in_c == 2u, events, e, n,
+                          t_lo, accepted, dropped);
 }
 
 void sg_snn_close_step(sg_runtime *rt)
