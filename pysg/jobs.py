@@ -196,7 +196,7 @@ def iter_samples(engine, data: Iterable, *, batch_size: int = 64, keep_logits: b
             progress(len(lengths))
 
 
-class _MappedSamples:
+class MappedSamples:
     """Samples (with `.events`, `.source`) on the model's sensor by the one mapping
     (`pysg.preprocess.sensor_mapping`, the recording's size from its file header);
     counts the events in and those dropped by the mapping or off the input grid."""
@@ -258,7 +258,7 @@ def evaluate(model: Any, data: Any, *, engine: str | None = None, split: str = "
         if folder:
             info = eng.model.info
             samples = open_split(data, split, sensor=tuple(info.sensor_size), n_classes=info.n_classes)
-            data = mapped = _MappedSamples(samples, info, crop, downsample)
+            data = mapped = MappedSamples(samples, info, crop, downsample)
         results = list(iter_samples(eng, data, batch_size=batch_size, keep_logits=keep_logits, progress=progress))
     info = eng.model.info
     lengths = np.array([r.steps for r in results], np.int64)

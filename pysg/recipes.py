@@ -40,10 +40,17 @@ def default_network(*, dt_us: int = 10_000, seed: int = 0, classes=GESTURE_CLASS
 
 def load_split(root, split: str, net: Network, *, dt_us: int | None = None,
                progress: Callable[[int], None] | None = None) -> SequenceData:
+    """A split binned for `net`, each recording mapped onto its sensor by the one mapping
+    every command uses (pysg.preprocess.sensor_mapping); the data's events_in,
+    events_dropped and mapping say what that kept."""
     from .datasets.tonic_adapter import open_split  # a folder, or a tonic: spec (docs/DATASETS.md)
+    from .jobs import MappedSamples, load_model
 
-    return data_for(net, open_split(root, split, sensor=net.config.sensor_size, n_classes=net.n_classes),
-                    dt_us=dt_us, progress=progress)
+    samples = MappedSamples(open_split(root, split, sensor=net.config.sensor_size, n_classes=net.n_classes),
+                            load_model(net).info)
+    data = data_for(net, samples, dt_us=dt_us, progress=progress)
+    data.events_in, data.events_dropped, data.mapping = samples.events_in, samples.events_dropped, samples.mapping
+    return data
 
 
 def train_folder(data_dir, out_path, *, epochs: int | None = None, dt_ms: float = 10.0, seed: int = 0,

@@ -27,7 +27,7 @@ def whole_array(root, engine: str, split: str = "test"):
     """The oracle: per-gesture binned samples through classify_batch (batch 1 for the float
     network: its batched numpy path rounds differently with the batch's size)."""
     eng = jobs.open_engine(BUNDLED_MODEL, engine)
-    mapped = jobs._MappedSamples(GestureDataset(root, split), eng.model.info)
+    mapped = jobs.MappedSamples(GestureDataset(root, split), eng.model.info)
     out = list(jobs.iter_samples(eng, mapped, batch_size=1 if engine == "float" else 64, keep_logits=True))
     return out, mapped
 

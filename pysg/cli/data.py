@@ -83,9 +83,20 @@ def cmd_train(args) -> int:
                          f"-o); drop --resume to start over")
 
     bar = None
+    counts = {"events_in": None, "events_dropped": None, "mapping": None}
 
     def on_binned(train, trainer):
         nonlocal bar
+        from ..preprocess import drop_warning
+
+        # the split's events and what the sensor mapping left out (None: a --ddp rank reads
+        # only its own recordings, as it trains)
+        m = getattr(train, "mapping", None)
+        counts.update(events_in=getattr(train, "events_in", None), events_dropped=getattr(train, "events_dropped", None),
+                      mapping=m.to_dict() if m is not None else None)
+        line = counts["events_in"] and drop_warning(str(args.data_dir), counts["events_in"], counts["events_dropped"], m)
+        if line and not args.quiet:
+            print(line, file=sys.stderr)
         remaining = trainer.cfg.epochs - trainer.epoch
         bar = _bar(len(train) * remaining, "training", "sample", args.quiet)
 
@@ -111,12 +122,14 @@ def cmd_train(args) -> int:
     h = trainer.history
     out = {"model": str(args.output), "epochs": trainer.epoch, "seconds": float(sum(h.seconds)),
            "final_loss": h.loss[-1] if h.loss else None,
-           "train_accuracy": h.train_accuracy[-1] if h.train_accuracy else None}
+           "train_accuracy": h.train_accuracy[-1] if h.train_accuracy else None, **counts}
     if args.history:
         write_atomic(args.history, lambda f: f.write(dumps(asdict(h)).encode()))
     print(dumps(out) if args.json else
           f"saved {args.output} after {out['epochs']} epochs ({out['seconds']:.0f} s), "
-          f"train accuracy {out['train_accuracy']:.3f}")
+          f"train accuracy {out['train_accuracy']:.3f}"
+          + (f"; {out['events_in']} events in, {out['events_dropped']} dropped" if out["events_in"] is not None
+             else ""))
     return 0
 
 

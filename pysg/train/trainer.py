@@ -19,7 +19,7 @@ import math
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -38,6 +38,11 @@ class SequenceData:
     lengths: np.ndarray
     labels: np.ndarray
     dt_us: int
+    # what the samples' recordings held and the sensor mapping left out (pysg.recipes.load_split
+    # fills them; None where unknown)
+    events_in: int | None = None
+    events_dropped: int | None = None
+    mapping: Any = None
 
     def __len__(self) -> int:
         return len(self.labels)
