@@ -95,9 +95,14 @@ def _events_to_show(source, sample: int) -> tuple[np.ndarray, int, int, str]:
     if Path(source).is_dir():
         from .datasets.gesture import GESTURE_CLASSES
 
+        from .io import _geometry, detect_format
+
         s = _sample(source, sample)
         ev = s.events
-        return ev, 128, 128, f"{GESTURE_CLASSES[s.label]} ({Path(s.source).name})"
+        w, h = _geometry(s.source, detect_format(s.source), {})  # the recording's own sensor
+        w = w if w is not None else (int(ev["x"].max()) + 1 if ev.size else 1)
+        h = h if h is not None else (int(ev["y"].max()) + 1 if ev.size else 1)
+        return ev, w, h, f"{GESTURE_CLASSES[s.label]} ({Path(s.source).name})"
     from .io import read_events
 
     f = read_events(source)
@@ -110,12 +115,14 @@ def _events_to_show(source, sample: int) -> tuple[np.ndarray, int, int, str]:
 
 
 def plot_event_strip(source, out: str | Path, *, sample: int = 0, frames: int = 8,
-                     window_ms: float = 50.0) -> None:
+                     window_ms: float = 50.0) -> dict:
     """Event frames (ON red, OFF blue) at evenly spaced times of one test sample of a
-    dataset folder, or of one recording file."""
+    dataset folder, or of one recording file, at the recording's own size (nothing is
+    mapped or dropped); returns events_in and events_dropped (0)."""
     fig = event_strip_figure(source, sample=sample, frames=frames, window_ms=window_ms)
     fig.savefig(out, dpi=110)
     _pyplot().close(fig)
+    return {"events_in": fig.pysg_events, "events_dropped": 0}
 
 
 def event_strip_figure(source, *, sample: int = 0, frames: int = 8, window_ms: float = 50.0):
@@ -146,15 +153,18 @@ def event_strip_figure(source, *, sample: int = 0, frames: int = 8, window_ms: f
                loc="upper right", fontsize=8, title="polarity", title_fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0, 0.93, 1))
+    fig.pysg_events = int(ev.size)  # what plot_event_strip reports
     return fig
 
 
-def plot_raster(model, folder, out: str | Path, *, sample: int = 0) -> None:
+def plot_raster(model, folder, out: str | Path, *, sample: int = 0) -> dict:
     """Hidden-layer spikes over time and the output logits of one test sample; the title
-    names the true and the predicted class."""
+    names the true and the predicted class. Returns the sample's events_in and
+    events_dropped (by the sensor mapping onto the model, as every command maps)."""
     fig = raster_figure(model, folder, sample=sample)
     fig.savefig(out, dpi=110, bbox_inches="tight")
     _pyplot().close(fig)
+    return fig.pysg_counts
 
 
 def raster_figure(model, folder, *, sample: int = 0):
@@ -166,8 +176,11 @@ def raster_figure(model, folder, *, sample: int = 0):
     from .train.trainer import data_for
 
     plt = _pyplot()
+    from .jobs import MappedSamples, load_model
+
     net = model if isinstance(model, Network) else Network.load(model)
-    s = _sample(folder, sample)
+    mapped = MappedSamples([_sample(folder, sample)], load_model(net).info)
+    s = next(iter(mapped))  # on the model's sensor, as every command maps a recording
     data = data_for(net, [s])
     n_steps = int(data.lengths[0])
     flat = data.frames[0].reshape(data.frames.shape[1], -1)[:n_steps]
@@ -201,4 +214,5 @@ def raster_figure(model, folder, *, sample: int = 0):
     fig.suptitle(f"truth: {truth}   prediction: {names[prediction]} ({mark})   "
                  f"{Path(s.source).name} at {s.t_start / 1e6:.2f} s", fontsize=10)
     fig.tight_layout()
+    fig.pysg_counts = {"events_in": mapped.events_in, "events_dropped": mapped.events_dropped}
     return fig

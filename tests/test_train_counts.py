@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""`pysg train` maps its split's recordings onto the network's sensor as every other
+"""`pysg train` (and `pysg plot raster`) maps its split's recordings onto the network's sensor as every other
 command does and reports events_in / events_dropped (issue 13): on a dataset recorded
 on a 160x128 sensor, the default mapping is the centred 128x128 window x in [16, 144)
 (docs/ARCHITECTURE.md), so the events added outside it are exactly the dropped ones,
@@ -67,3 +67,22 @@ def test_train_text_ends_with_the_counts(wide, tmp_path, capsys):
     assert main(["train", str(folder), "-o", str(tmp_path / "m.npz"), "--epochs", "1"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.endswith(f"; {want_in} events in, {want_dropped} dropped"), last
+
+
+def test_plot_raster_and_events_report_the_counts(wide, tmp_path, capsys):
+    from pysg.datasets.gesture import GestureDataset
+
+    folder, _, _ = wide
+    model = tmp_path / "m.npz"
+    assert main(["--quiet", "train", str(folder), "-o", str(model), "--epochs", "1"]) == 0
+    capsys.readouterr()
+    s = GestureDataset(folder, "test")[0]              # the sample both plots show
+    ev = read_events(s.source).events
+    inside = (ev["t"] >= s.t_start) & (ev["t"] < s.t_end)
+    want_in, want_dropped = int(inside.sum()), int((inside & ((ev["x"] < 16) | (ev["x"] >= 144))).sum())
+    assert want_dropped > 0
+    png = tmp_path / "r.png"
+    assert main(["plot", "raster", str(folder), "--model", str(model), "-o", str(png)]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {png} ({want_in} events in, {want_dropped} dropped)"
+    assert main(["plot", "events", str(folder), "-o", str(png)]) == 0  # its own size: nothing dropped
+    assert capsys.readouterr().out.strip() == f"wrote {png} ({want_in} events in, 0 dropped)"

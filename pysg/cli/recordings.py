@@ -226,10 +226,13 @@ def cmd_plot(args) -> int:
             r = _read_json(args.input, "the output of `pysg eval --json`", "confusion")
             plots.plot_confusion(np.array(r["confusion"]), r["classes"], out)
         elif args.what == "events":
-            plots.plot_event_strip(args.input, out, sample=args.sample)
+            counts = plots.plot_event_strip(args.input, out, sample=args.sample)
         elif args.what == "raster":
             if not args.model:
                 raise ValueError("pysg plot raster needs --model MODEL")
-            plots.plot_raster(args.model, args.input, out, sample=args.sample)
-    print(f"wrote {args.output}")
+            counts = plots.plot_raster(args.model, args.input, out, sample=args.sample)
+    if args.what in ("events", "raster"):  # the events shown, and those the mapping left out
+        print(f"wrote {args.output} ({counts['events_in']} events in, {counts['events_dropped']} dropped)")
+    else:
+        print(f"wrote {args.output}")
     return 0
