@@ -53,26 +53,35 @@ def load_split(root, split: str, net: Network, *, dt_us: int | None = None,
     return data
 
 
+def start_trainer(out_path, *, dt_ms: float, seed: int, epochs: int | None, resume: bool,
+                  new: Callable[[Network, TrainConfig], Trainer],
+                  resumed: Callable[[Path, int | None], Trainer]) -> tuple[Trainer, Path]:
+    """The recipe's trainer, for either backend: resumed from `<out_path>.ckpt` when asked
+    and there (its dt must be the one asked for), else `new` on the default network and
+    TrainConfig; returns it and the checkpoint path."""
+    out_path = Path(out_path)
+    ckpt = out_path.with_name(out_path.name + ".ckpt")
+    dt_us = int(round(dt_ms * 1000))
+    if resume and ckpt.exists():
+        trainer = resumed(ckpt, epochs)
+        if trainer.net.config.dt_us != dt_us:
+            raise ValueError(f"{ckpt}: checkpoint runs at dt={trainer.net.config.dt_us} us, asked for {dt_us} us")
+        return trainer, ckpt
+    cfg = TrainConfig(seed=seed)
+    if epochs is not None:
+        cfg.epochs = epochs
+    return new(default_network(dt_us=dt_us, seed=seed), cfg), ckpt
+
+
 def train_folder(data_dir, out_path, *, epochs: int | None = None, dt_ms: float = 10.0, seed: int = 0,
                  resume: bool = False, on_batch=None, on_epoch=None, on_binned=None) -> Trainer:
     """Train the default network with the default recipe on `data_dir`'s train split.
 
     A checkpoint `<out_path>.ckpt` is written after every epoch; with `resume=True`
     training continues from it. The final model is saved to `out_path`."""
-    out_path = Path(out_path)
-    ckpt = out_path.with_name(out_path.name + ".ckpt")
-    dt_us = int(round(dt_ms * 1000))
-    if resume and ckpt.exists():
-        trainer = Trainer.resume(ckpt, epochs=epochs)
-        net = trainer.net
-        if net.config.dt_us != dt_us:
-            raise ValueError(f"{ckpt}: checkpoint runs at dt={net.config.dt_us} us, asked for {dt_us} us")
-    else:
-        net = default_network(dt_us=dt_us, seed=seed)
-        cfg = TrainConfig(seed=seed)
-        if epochs is not None:
-            cfg.epochs = epochs
-        trainer = Trainer(net, cfg)
+    trainer, ckpt = start_trainer(out_path, dt_ms=dt_ms, seed=seed, epochs=epochs, resume=resume, new=Trainer,
+                                  resumed=lambda path, epochs: Trainer.resume(path, epochs=epochs))
+    net = trainer.net
     train = load_split(data_dir, "train", net)
     if on_binned:
         on_binned(train, trainer)

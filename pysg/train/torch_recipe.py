@@ -3,11 +3,9 @@
 one device or data-parallel under torchrun (`ddp=True`)."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from ..recipes import default_network, load_split
+from ..recipes import load_split, start_trainer
 from .torch_trainer import DistContext, GestureSource, TorchTrainer, broadcast_params, device_for, torch
-from .trainer import TrainConfig, calibrate
+from .trainer import calibrate
 
 
 def train_folder_torch(data_dir, out_path, *, epochs: int | None = None, dt_ms: float = 10.0, seed: int = 0,
@@ -26,21 +24,12 @@ def train_folder_torch(data_dir, out_path, *, epochs: int | None = None, dt_ms: 
     if threads:
         torch.set_num_threads(threads)
     ctx = DistContext.from_env(device) if ddp else DistContext()
-    out_path = Path(out_path)
-    ckpt = out_path.with_name(out_path.name + ".ckpt")
-    dt_us = int(round(dt_ms * 1000))
     try:
-        if resume and ckpt.exists():
-            trainer = TorchTrainer.resume_on(ckpt, epochs=epochs, device=device, ctx=ctx)
-            net = trainer.net
-            if net.config.dt_us != dt_us:
-                raise ValueError(f"{ckpt}: checkpoint runs at dt={net.config.dt_us} us, asked for {dt_us} us")
-        else:
-            net = default_network(dt_us=dt_us, seed=seed)
-            cfg = TrainConfig(seed=seed)
-            if epochs is not None:
-                cfg.epochs = epochs
-            trainer = TorchTrainer(net, cfg, device=device, ctx=ctx)
+        trainer, ckpt = start_trainer(
+            out_path, dt_ms=dt_ms, seed=seed, epochs=epochs, resume=resume,
+            new=lambda net, cfg: TorchTrainer(net, cfg, device=device, ctx=ctx),
+            resumed=lambda path, epochs: TorchTrainer.resume_on(path, epochs=epochs, device=device, ctx=ctx))
+        net = trainer.net
         train = GestureSource(data_dir, "train", net) if ctx.active else load_split(data_dir, "train", net)
         if on_binned:
             on_binned(train, trainer)

@@ -32,7 +32,7 @@ from ..model.network import Network
 from .gradients import CREDIT_MODES
 from .torch_net import (TorchAdam, TorchNet, adapt_thresholds, cross_entropy, online_step_grads, torch,
                         zero_grads)
-from .trainer import THETA_SAMPLE_EVERY, SequenceData, Trainer, evaluate, lr_at
+from .trainer import THETA_SAMPLE_EVERY, SequenceData, Trainer, lr_at
 
 DEVICES = ("cpu", "cuda")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -346,18 +346,8 @@ class TorchTrainer(Trainer):
                     correct += hits
                     if on_batch:
                         on_batch(len(idx), loss)
-                self.epoch += 1
-                h = self.history
-                h.epoch.append(self.epoch)
-                h.loss.append(total / n)
-                h.train_accuracy.append(correct / n)
                 self.sync()  # callbacks, evaluation and checkpoints see this epoch's weights in self.net
-                h.val_accuracy.append(evaluate(self.net, val)["accuracy"] if val is not None else float("nan"))
-                h.seconds.append(time.perf_counter() - t0)
-                if checkpoint is not None:
-                    self.save_checkpoint(checkpoint)
-                if on_epoch:
-                    on_epoch(self)
+                self.end_epoch(total, correct, n, t0, val, checkpoint, on_epoch)
         finally:
             self.sync()
         return self.history

@@ -254,18 +254,27 @@ class Trainer:
                 correct += int(np.sum(score.argmax(1) == train.labels[idx]))
                 if on_batch:
                     on_batch(len(idx), loss)
-            self.epoch += 1
-            h = self.history
-            h.epoch.append(self.epoch)
-            h.loss.append(total / n)
-            h.train_accuracy.append(correct / n)
-            h.val_accuracy.append(evaluate(self.net, val)["accuracy"] if val is not None else float("nan"))
-            h.seconds.append(time.perf_counter() - t0)
-            if checkpoint is not None:
-                self.save_checkpoint(checkpoint)
-            if on_epoch:
-                on_epoch(self)
+            self.end_epoch(total, correct, n, t0, val, checkpoint, on_epoch)
         return self.history
+
+    def end_epoch(self, total: float, correct: int, n: int, t0: float, val: SequenceData | None,
+                  checkpoint: str | Path | None, on_epoch: Callable[["Trainer"], None] | None) -> None:
+        """An epoch's bookkeeping, the same for every backend (the torch one too): the
+        history (mean loss, train and validation accuracy, seconds since `t0`), the
+        checkpoint, then the callback."""
+        import time
+
+        self.epoch += 1
+        h = self.history
+        h.epoch.append(self.epoch)
+        h.loss.append(total / n)
+        h.train_accuracy.append(correct / n)
+        h.val_accuracy.append(evaluate(self.net, val)["accuracy"] if val is not None else float("nan"))
+        h.seconds.append(time.perf_counter() - t0)
+        if checkpoint is not None:
+            self.save_checkpoint(checkpoint)
+        if on_epoch:
+            on_epoch(self)
 
     # -------------------------------------------------------- checkpoints
 
