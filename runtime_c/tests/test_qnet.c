@@ -19,20 +19,7 @@
 #define ARENA_WORDS (1u << 14)
 #define MAX_EVENTS 4096u
 
-static int failures;
-static int checks;
 static const char *dir;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        ++checks;                                                                                  \
-        if (!(cond)) {                                                                             \
-            ++failures;                                                                            \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-        }                                                                                          \
-    } while (0)
 
 static uint64_t file_buf[MAX_FILE / 8];
 static uint64_t work_buf[MAX_FILE / 8];
@@ -44,26 +31,6 @@ static sg_runtime rt;
 static void *read_alloc(const char *name, size_t *size)
 {
     return sg_test_read_alloc(dir, name, size);
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
-/* Recompute both CRCs, so an edited field reaches the field checks (pysg.sgm.resign). */
-static void resign_buf(uint8_t *b, size_t n)
-{
-    wr32(b + 16, sg_crc32(0, b + 64, n - 64u));
-    wr32(b + 60, sg_crc32(0, b, 60));
 }
 
 typedef struct qcase {
@@ -248,8 +215,8 @@ static void run_case(const qcase *c)
         CHECK(sg_get_stats(&rt, &st) == SG_OK, "stats");
         CHECK(st.events_in + st.events_dropped >= total, "%s: events_in %llu + dropped < fed %llu",
               c->name, (unsigned long long)st.events_in, total);
-        CHECK(st.events_dropped == c->lost, "%s: feed: %llu events dropped, the ring loses %llu", c->name,
-              (unsigned long long)st.events_dropped, c->lost);
+        CHECK(st.events_dropped == c->lost, "%s: feed: %llu events dropped, the ring loses %llu",
+              c->name, (unsigned long long)st.events_dropped, c->lost);
         /* an event before the current step, and one outside the sensor */
         events[0].t_us = 0;
         events[0].x = 0;
@@ -259,7 +226,8 @@ static void run_case(const qcase *c)
         events[0].t_us = 1000 + (int64_t)c->steps * model.dt_us;
         events[0].x = model.sensor_w;
         CHECK(sg_feed(&rt, events, 1) == SG_OK, "dropped event");
-        CHECK(sg_get_stats(&rt, &st) == SG_OK && st.events_dropped == c->lost + 1u, "events_dropped");
+        CHECK(sg_get_stats(&rt, &st) == SG_OK && st.events_dropped == c->lost + 1u,
+              "events_dropped");
     } else {
         CHECK(sg_step(&rt, NULL) == SG_ERR_UNSUPPORTED, "sg_step on a tensor model");
         CHECK(sg_feed(&rt, events, 0) == SG_ERR_UNSUPPORTED, "sg_feed on a tensor model");

@@ -21,20 +21,7 @@
 #define MAX_FILE (1u << 16)
 #define ARENA_WORDS (1u << 16)
 
-static int failures;
-static int checks;
 static const char *dir;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        ++checks;                                                                                  \
-        if (!(cond)) {                                                                             \
-            ++failures;                                                                            \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-        }                                                                                          \
-    } while (0)
 
 static uint64_t file_buf[MAX_FILE / 8];
 static uint64_t work_buf[MAX_FILE / 8 + 1];
@@ -459,23 +446,6 @@ static void test_golden(const char *name)
 }
 
 /* ------------------------------------------------------------ loader rejection */
-
-static void resign_buf(uint8_t *b, size_t n)
-{
-    uint32_t crc;
-    int i;
-    if (n < 64u) {
-        return;
-    }
-    crc = sg_crc32(0, b + 64, n - 64u);
-    for (i = 0; i < 4; ++i) {
-        b[16 + i] = (uint8_t)(crc >> (8 * i));
-    }
-    crc = sg_crc32(0, b, 60);
-    for (i = 0; i < 4; ++i) {
-        b[60 + i] = (uint8_t)(crc >> (8 * i));
-    }
-}
 
 /* A loaded model must run: a few steps with some input. */
 static void smoke_run(void)

@@ -21,20 +21,7 @@
 #define MAX_EVENTS 4096u
 #define MAX_ENTRIES 16u
 
-static int failures;
-static int checks;
 static const char *dir;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        ++checks;                                                                                  \
-        if (!(cond)) {                                                                             \
-            ++failures;                                                                            \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-        }                                                                                          \
-    } while (0)
 
 static uint64_t file_buf[MAX_FILE / 8];
 static uint64_t work_buf[MAX_FILE / 8];
@@ -42,26 +29,6 @@ static uint64_t arena_buf[ARENA_WORDS];
 static sg_event events[MAX_EVENTS];
 static sg_model model;
 static sg_runtime rt;
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
-/* Recompute both CRCs, so an edited field reaches the field checks (pysg.sgm.resign). */
-static void resign_buf(uint8_t *b, size_t n)
-{
-    wr32(b + 16, sg_crc32(0, b + 64, n - 64u));
-    wr32(b + 60, sg_crc32(0, b, 60));
-}
 
 typedef struct scase {
     char name[32];
