@@ -28,7 +28,7 @@ from .engines.base import BatchResult, bin_sample
 from .metrics import classification_summary
 
 __all__ = ["load_model", "open_engine", "default_engine", "evaluate", "iter_samples", "run", "run_file",
-           "Evaluation", "SampleResult"]
+           "Evaluation", "SampleResult", "accuracy_at_onset"]
 
 _ZIP = b"PK\x03\x04"  # a float .npz model
 
@@ -236,7 +236,8 @@ class MappedSamples:
 
 def evaluate(model: Any, data: Any, *, engine: str | None = None, split: str = "test", dt_ms: float | None = None,
              batch_size: int = 64, keep_logits: bool = False, crop=None, downsample=None,
-             progress: Callable[[int], None] | None = None, chunk_events: int = 1_000_000) -> Evaluation:
+             progress: Callable[[int], None] | None = None, chunk_events: int = 1_000_000,
+             at_ms: Iterable[float] = ()) -> Evaluation:
     """Accuracy and activity of `engine` on `data`: a DVS128-Gesture-layout folder or a `tonic:` spec (its
     `split`), a SequenceData, or a list of samples. `model`: anything `load_model` takes,
     or an engine. The summary has the keys `pysg eval --json` prints; for a folder also
@@ -246,7 +247,12 @@ def evaluate(model: Any, data: Any, *, engine: str | None = None, split: str = "
     Bounded memory: a folder's recordings are read in chunks of `chunk_events` and each
     labelled gesture fed to an engine as they pass (`pysg.chunked.stream_gestures`), with
     the same results as binning each gesture whole; an engine without `feed` (a device)
-    gets each gesture binned, one recording in memory at a time."""
+    gets each gesture binned, one recording in memory at a time.
+
+    `at_ms`: also the accuracy of the decision t ms after each gesture's onset, for each t
+    (summary `at_onset`; `accuracy_at_onset`)."""
+    at_ms = sorted({float(t) for t in at_ms})
+    keep_logits = keep_logits or bool(at_ms)
     eng = open_engine(model, engine, dt_ms=dt_ms)
     folder = isinstance(data, (str, os.PathLike))
     mapped = None
@@ -273,7 +279,29 @@ def evaluate(model: Any, data: Any, *, engine: str | None = None, split: str = "
         summary["split"] = split
         summary["events_in"], summary["events_dropped"] = mapped.events_in, mapped.events_dropped
         summary["mapping"] = mapped.mapping.to_dict() if mapped.mapping else None
+    if at_ms:
+        summary["at_onset"] = accuracy_at_onset(results, at_ms, info.dt_us, eng.model.rule)
     return Evaluation(summary, results)
+
+
+def accuracy_at_onset(results: list[SampleResult], at_ms: Iterable[float], dt_us: int, rule) -> list[dict]:
+    """Earlier decisions: for each t, the accuracy of every gesture's decision t ms after its
+    onset, i.e. the kind's scoring rule over its first ceil(t / dt) steps (`pysg.scoring.
+    decision_at`: the gesture as if it had ended at t). A gesture shorter than t counts with
+    its final decision (`n_ended` says how many). Needs the results' per-step logits."""
+    from .scoring import decision_at
+
+    rows = []
+    for t in at_ms:
+        steps = -(-int(round(t * 1000)) // dt_us)
+        right = ended = 0
+        for r in results:
+            if r.logits is None:
+                raise ValueError("accuracy_at_onset needs per-step logits (evaluate(..., keep_logits=True))")
+            ended += r.steps <= steps
+            right += decision_at(r.logits, rule, steps) == r.label
+        rows.append({"ms": t, "steps": steps, "accuracy": right / max(1, len(results)), "n_ended": ended})
+    return rows
 
 
 @dataclass

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ScoringRule", "SPIKING_GAMMA", "WHOLE_WINDOW", "WARMUP", "first_scored_step", "scores"]
+__all__ = ["ScoringRule", "SPIKING_GAMMA", "WHOLE_WINDOW", "WARMUP", "first_scored_step", "scores",
+           "decision_at"]
 
 WARMUP = 0.2  # the SpikingGamma warm-up fraction
 
@@ -50,3 +51,17 @@ def scores(logits: np.ndarray, lengths: np.ndarray, warmup: float = WARMUP) -> n
     lengths = np.asarray(lengths)
     live = (t >= np.floor(warmup * lengths)[None, :]) & (t < lengths[None, :])
     return np.einsum("tb,tbc->bc", live.astype(np.int64), logits.astype(np.int64))
+
+
+def decision_at(logits: np.ndarray, rule: ScoringRule, n_steps: int) -> int:
+    """The prediction of a sample cut after its first `n_steps` steps (all of them if it
+    has fewer): the rule applied to that shorter sample, as if the gesture had ended there.
+    `logits` is the sample's (T, n_classes) per-step logits; the model is causal, so its
+    first steps do not depend on what comes later. -1 when no step is scored yet."""
+    n = min(int(n_steps), len(logits))
+    first = rule.first_step(n)
+    if n <= first:
+        return -1
+    live = logits[first:n]
+    return int(np.argmax(live.astype(np.int64).sum(axis=0) if np.issubdtype(live.dtype, np.integer)
+                         else live.sum(axis=0)))

@@ -210,10 +210,11 @@ def test_history_is_strict_json(made):
 
 def test_eval_float_and_ref_engines(made, capsys):
     root, data, model, sgm, _ = made
-    for argv in ((model, data), (model, data, "--engine", "ref")):
+    for argv in ((model, data), (model, data, "--engine", "ref", "--at-ms", "200,50")):
         rows = _run(capsys, "eval", *argv)
         _validate("eval", rows)
         assert rows[0]["engine"] == (argv[3] if len(argv) > 2 else "float")
+        assert ("at_onset" in rows[0]) == (len(argv) > 2)
 
 
 def test_run_source_and_bench_float(bundled_sgm, tmp_path, capsys):

@@ -175,7 +175,7 @@ def cmd_eval(args) -> int:
         with _bar(len(open_split(args.data_dir, args.split)), "evaluating", "sample", args.quiet) as bar:
             ev = _jobs().evaluate(args.model, args.data_dir, engine=_engine(args.engine, args.model),
                                   split=args.split, dt_ms=args.dt_ms, crop=args.crop, downsample=args.downsample,
-                                  progress=bar.update)
+                                  progress=bar.update, at_ms=args.at_ms)
     except ImportError as e:
         raise ValueError(str(e)) from None
     result = dict(ev.summary)
@@ -192,7 +192,9 @@ def cmd_eval(args) -> int:
                         from_mapping_dict(result["mapping"]))
     if line:
         print(line, file=sys.stderr)
-    print(dumps(result) if args.json else _eval_summary(result))
+    print(dumps(result) if args.json else _eval_summary(result) + "".join(
+        f"\n{row['ms']:g} ms after onset: accuracy {row['accuracy'] * 100:.2f} % ({row['n_ended']} gestures "
+        f"ended before)" for row in result.get("at_onset", ())))
     return 0
 
 

@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="float: the float model (.npz); ref: the Python int8 integer reference; c: the C "
                         "runtime (both take an .sgm, or an .npz quantised first). Default: c for an .sgm, "
                         "float otherwise")
+    s.add_argument("--at-ms", type=_ms_list, default=(), metavar="T,T,...",
+                   help="also the accuracy of the decision T ms after each gesture's onset, e.g. "
+                        "100,200,300,500,1000 (default: none)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_eval)
 
@@ -288,6 +291,16 @@ def _positive(kind):
 
     parse.__name__ = kind.__name__
     return parse
+
+
+def _ms_list(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give times in ms separated by commas, e.g. 100,300") from None
+    if not all(v > 0 for v in values):  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"{text}: every time must be above 0 ms")
+    return values
 
 
 def _tcp_port(text: str) -> int:
