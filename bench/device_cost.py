@@ -4,7 +4,7 @@ second of gesture input under QEMU (mps2-an386) with the TCG `insn` plugin, the 
 flash the driver needs, and the real-time factor they imply at 168 MHz.
 
     OMP_NUM_THREADS=1 python -m bench.device_cost [--dt-ms 10 1] [--kind frames events] [--opt O2 Os]
-        [--gestures N] [--model file.sgm] [--plugin libinsn.so] [--repeat 2] [--no-icount] [--profile] [--json]
+        [--gestures N] [--data DIR] [--model file.sgm] [--plugin libinsn.so] [--repeat 2] [--no-icount] [--profile] [--json]
         [--kind ... cmsis --cmsis-nn DIR --cmsis-core DIR]
 
 What it does:
@@ -13,7 +13,7 @@ What it does:
   2. builds bench/device_cost/ (driver + runtime sources, -O2 and -Os, hard-float M4F);
   3. exports the bundled gesture model (pysg/data/gesture_model.npz) at each dt, or takes
      --model; bins the gestures of the bundled recording (pysg/data/samples, its labels
-     CSV, `test` split: 11 gestures of 2 s) into per-step frames (--kind frames: sg_step),
+     CSV, `test` split: 11 gestures of 2 s; --data: another folder's) into per-step frames (--kind frames: sg_step),
      and keeps their events (--kind events: 64-event packets through sg_feed);
   4. runs QEMU twice per case: the job with the runtime calls and a baseline job that does
      everything else (load, init, frame expansion, hashing, result output) with zero
@@ -257,10 +257,11 @@ class Gesture:
     seconds: float
 
 
-def load_gestures(model: SgmModel | SgmQModel, n: int | None) -> list[Gesture]:
-    """The bundled recording's labelled gestures (its `test` split), binned at the model's dt
-    exactly as the trainer and pysg.intref bin them (an imported network: per polarity channel)."""
-    ds = GestureDataset(BUNDLED_SAMPLES, "test")
+def load_gestures(model: SgmModel | SgmQModel, n: int | None, root: Path = BUNDLED_SAMPLES) -> list[Gesture]:
+    """The labelled gestures of `root`'s `test` split (default: the bundled recording's),
+    binned at the model's dt exactly as the trainer and pysg.intref bin them (an imported
+    network: per polarity channel)."""
+    ds = GestureDataset(root, "test")
     samples = [ds[i] for i in range(len(ds) if n is None else min(n, len(ds)))]
     channels = model.polarities if isinstance(model, SgmQModel) else model.input_shape[0]
     data = bin_samples(samples, dt_us=model.dt_us, sensor_size=model.sensor_size, downsample=model.downsample,
@@ -569,7 +570,10 @@ def main(argv=None) -> int:
                     help="frames: pre-binned frames through sg_step; events: packets of events through sg_feed; "
                          "dense (version 2 --model): its layers per frame through the TFLite-exact dense kernels")
     ap.add_argument("--opt", nargs="+", default=["O2", "Os"], choices=["O2", "Os"])
-    ap.add_argument("--gestures", type=int, default=None, help="first N gestures (default: all 11)")
+    ap.add_argument("--gestures", type=int, default=None, help="first N gestures (default: all of the split)")
+    ap.add_argument("--data", type=Path, default=BUNDLED_SAMPLES,
+                    help="a DVS128-Gesture-layout folder whose test split is the input (default: the bundled "
+                         "recording; a 128 x 128 sensor, as the models' is)")
     ap.add_argument("--model", type=Path, default=None,
                     help=".sgm file (runs at its own dt) instead of the bundled model")
     ap.add_argument("--plugin", type=Path, default=None, help="a built libinsn.so (default: build and cache)")
@@ -622,7 +626,7 @@ def main(argv=None) -> int:
     result_path = str(work / "result.bin")
     for dt, sgm in models:
         m = load_sgm(sgm)
-        gestures = load_gestures(m, args.gestures)
+        gestures = load_gestures(m, args.gestures, args.data)
         ref = reference(m, gestures)
         ref_dense = dense_reference(m, ref) if isinstance(m, SgmQModel) else None
         tensors = [r.pop("tensors", None) for r in ref]
