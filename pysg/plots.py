@@ -60,6 +60,32 @@ def history_figure(history: dict):
     return fig
 
 
+def plot_onset_accuracy(curves: dict[str, dict], out: str | Path, *, title: str = "") -> None:
+    """Accuracy against time since gesture onset, one line per model: `curves` maps a label
+    to {"at_onset": rows as `pysg eval --at-ms` gives them, "accuracy": the final one}. Each
+    model's final accuracy is drawn as a dotted line of its colour."""
+    fig = onset_figure(curves, title=title)
+    fig.savefig(out, dpi=120)
+    _pyplot().close(fig)
+
+
+def onset_figure(curves: dict[str, dict], *, title: str = ""):
+    """The matplotlib Figure of :func:`plot_onset_accuracy` (the caller closes it)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    for i, (label, c) in enumerate(curves.items()):
+        colour = CLASS_COLOURS[i % len(CLASS_COLOURS)]
+        ms = [r["ms"] for r in c["at_onset"]]
+        ax.plot(ms, [r["accuracy"] * 100 for r in c["at_onset"]], marker="o", color=colour, label=label)
+        if c.get("accuracy") is not None:
+            ax.axhline(c["accuracy"] * 100, color=colour, linestyle=":", linewidth=1)
+    ax.set(xlabel="time since gesture onset (ms)", ylabel="accuracy (%)", ylim=(0, 100), title=title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, fontsize=8)  # never on the curves
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def plot_confusion(confusion: np.ndarray, classes: list[str], out: str | Path) -> None:
     """Rows: truth, columns: prediction, counts in the cells."""
     plt = _pyplot()

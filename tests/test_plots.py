@@ -49,3 +49,21 @@ def test_history_legend_does_not_cover_the_curves():
         assert all(float(t).is_integer() for t in ax.get_xticks())
     finally:
         plots._pyplot().close(fig)
+
+
+def test_onset_curves_draw_the_rows_given():
+    rows = [{"ms": 100.0, "accuracy": 0.25}, {"ms": 300.0, "accuracy": 0.5}, {"ms": 1000.0, "accuracy": 0.75}]
+    fig = plots.onset_figure({"sg": {"at_onset": rows, "accuracy": 0.8},
+                              "cnn": {"at_onset": rows[:2], "accuracy": None}}, title="t")
+    try:
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        curves = [ln for ln in ax.get_lines() if ln.get_marker() == "o"]
+        assert [list(ln.get_xdata()) for ln in curves] == [[100.0, 300.0, 1000.0], [100.0, 300.0]]
+        assert [list(ln.get_ydata()) for ln in curves] == [[25.0, 50.0, 75.0], [25.0, 50.0]]
+        finals = [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]
+        assert len(finals) == 1 and finals[0].get_ydata()[0] == 80.0 and finals[0].get_color() == curves[0].get_color()
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["sg", "cnn"]
+        assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1
+    finally:
+        plots._pyplot().close(fig)
