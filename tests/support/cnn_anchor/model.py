@@ -14,7 +14,11 @@ Training samples (one per gesture per epoch, fresh augmentation every epoch):
   since onset), else the whole gesture [0, D) cropped by up to ``crop`` of D at each end;
 * events thinned: each count kept binomially with a per-sample probability in
   [1 - dropout, 1] (fewer events, as from a farther or less contrasted hand);
-* the frame shifted by a random (dy, dx) in [-shift, shift]^2 per sample, zero fill.
+* the frame shifted by a random (dy, dx) in [-shift, shift]^2 per sample, zero fill;
+* with ``zoom`` or ``rotate`` (off by default), then scaled and rotated about the centre
+  (bilinear, on the log-coded input). Measured on the hard set at 60 epochs: zoom 0.15 +
+  rotate 10 gave 80.0 % whole-gesture float accuracy, + shift 6 and zoom 0.2 / rotate 15
+  76.4 %, against 84.5 % without; 120 epochs 87.7 %, 200 epochs (the default) 89.1 %.
 Loss: cross entropy with label smoothing; AdamW, one-cycle learning rate.
 """
 from __future__ import annotations
@@ -36,7 +40,7 @@ class AnchorConfig:
     n_bins: int = 8
     channels: tuple[int, ...] = (32, 64, 64)
     n_classes: int = 11
-    epochs: int = 40
+    epochs: int = 200
     batch: int = 32
     lr: float = 3e-3
     weight_decay: float = 5e-4
@@ -48,6 +52,8 @@ class AnchorConfig:
     crop: float = 0.1
     event_dropout: float = 0.4
     shift: int = 4
+    zoom: float = 0.0              # random scale in [1 - zoom, 1 + zoom] (people's size, distance)
+    rotate: float = 0.0            # random rotation in [-rotate, rotate] degrees
     seed: int = 0
 
 
@@ -95,6 +101,19 @@ def _augment(counts: np.ndarray, cfg: AnchorConfig, rng: np.random.Generator) ->
     return counts
 
 
+def _affine(x: torch.Tensor, cfg: AnchorConfig, rng: np.random.Generator) -> torch.Tensor:
+    if not cfg.zoom and not cfg.rotate:
+        return x
+    n = len(x)
+    s = rng.uniform(1 - cfg.zoom, 1 + cfg.zoom, n)
+    a = np.deg2rad(rng.uniform(-cfg.rotate, cfg.rotate, n))
+    theta = np.zeros((n, 2, 3), np.float32)  # output -> input sampling grid: 1 / scale
+    theta[:, 0, 0], theta[:, 0, 1] = np.cos(a) / s, -np.sin(a) / s
+    theta[:, 1, 0], theta[:, 1, 1] = np.sin(a) / s, np.cos(a) / s
+    grid = nn.functional.affine_grid(torch.from_numpy(theta), list(x.shape), align_corners=False)
+    return nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
 def train_anchor(ev: SplitEvents, cfg: AnchorConfig, log=print) -> AnchorNet:
     """The float model trained on all gestures of ``ev`` (one thread, seeded)."""
     torch.set_num_threads(1)
@@ -110,7 +129,7 @@ def train_anchor(ev: SplitEvents, cfg: AnchorConfig, log=print) -> AnchorNet:
     for epoch in range(cfg.epochs):
         start, end = sample_windows(ev, all_idx, cfg, rng)
         counts = _augment(bin_windows(ev, all_idx, start, end, cfg.n_bins), cfg, rng)
-        x_all = torch.from_numpy(to_float(counts))
+        x_all = _affine(torch.from_numpy(to_float(counts)), cfg, rng)
         y_all = torch.from_numpy(ev.labels)
         net.train()
         total = correct = 0.0
