@@ -133,3 +133,23 @@ def test_graph_macs_closed_form(anchor):
     assert graph_macs(anchor[2]) == {"macs": 32 * 32 * 8 * 9 * 16 + 16 * 16 * 16 * 9 * 8 + 8 * 8 * 16 * 9 * 16
                                      + 256 * 11,
                                      "pool_adds": (16 * 16 * 8 + 8 * 8 * 16 + 4 * 4 * 16) * 4}
+
+
+def test_stream_windows_end_every_hop_inside_the_gesture():
+    from bench.cnn_anchor import stream_windows
+
+    owner, start, end = stream_windows(np.array([2_450_000, 90_000, 500_000]), hop_ms=500, bin_ms=250)
+    # gesture 0: ends 0.5 .. 2.0 s; the 2 s window is clipped at t0 until it fits; gesture 1: none
+    np.testing.assert_array_equal(owner, [0, 0, 0, 0, 2])
+    np.testing.assert_array_equal(end, [500_000, 1_000_000, 1_500_000, 2_000_000, 500_000])
+    np.testing.assert_array_equal(start, [0, 0, 0, 0, 0])
+    _, start, end = stream_windows(np.array([3_000_000]), hop_ms=1000, bin_ms=250)
+    np.testing.assert_array_equal(start, [0, 0, 1_000_000])
+
+
+def test_bench_rejects_a_missing_dataset(capsys):
+    from bench.cnn_anchor import main
+
+    assert main(["--data", "hard=/nonexistent/g_hard"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "hard=/nonexistent/g_hard" in err[0] and "NAME=DIR" in err[0]
