@@ -28,7 +28,7 @@ MACs per inference are counted from the int8 graph (conv: out_h out_w out_c 9 in
 dense: in x out; the pools' 53 k additions not counted).
 
     OMP_NUM_THREADS=1 python -m bench.cnn_anchor [--data NAME=DIR ...] [--json out.json]
-        [--onset-json onset.json]
+        [--onset-json onset.json] [--seed 0] [--epochs 300]
 
 JSON (``--json``): {"machine", "date", "command", "datasets": {NAME: {"data", "train_seconds",
 "train_gestures", "test_gestures", "macs", "pool_adds", "model_bytes", "mean_gesture_s",
@@ -88,10 +88,10 @@ def stream_windows(durations: np.ndarray, hop_ms: int, bin_ms: int = STREAM_BIN_
     return np.concatenate(owner), np.concatenate(start), np.concatenate(end)
 
 
-def run_dataset(name: str, root: str, log=print) -> dict:
+def run_dataset(name: str, root: str, log=print, cfg=None) -> dict:
     from tests.support.cnn_baseline import reference_logits
 
-    model = build_anchor(root, log=log)
+    model = build_anchor(root, cfg, log=log)
     ev = load_events(root, "test")
     n, macs = len(ev), model.meta["macs"]
     idx, zero = np.arange(n), np.zeros(n, np.int64)
@@ -151,14 +151,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", action="append", metavar="NAME=DIR", help="dataset(s), default: " + " ".join(DEFAULT_DATA))
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--onset-json", help="write the accuracy vs time since onset here")
+    ap.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: AnchorConfig's 300)")
     args = ap.parse_args(argv)
+    if args.epochs is not None and args.epochs < 1:
+        ap.error("--epochs must be positive")
     results = {}
     for spec in args.data or DEFAULT_DATA:
         name, sep, root = spec.partition("=")
         if not sep or not os.path.isdir(root):
             print(f"--data {spec}: need NAME=DIR with DIR a DVS128-Gesture-layout folder", file=sys.stderr)
             return 2
-        results[name] = run_dataset(name, root, log=lambda s: print(s, file=sys.stderr, flush=True))
+        from tests.support.cnn_anchor.model import AnchorConfig
+
+        cfg = AnchorConfig(seed=args.seed, **({} if args.epochs is None else {"epochs": args.epochs}))
+        results[name] = run_dataset(name, root, log=lambda s: print(s, file=sys.stderr, flush=True), cfg=cfg)
         print(f"{name}: done", file=sys.stderr, flush=True)
     print(table(results))
     if args.json:
