@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from pysg.converters.tflite_graph import Conv2D, FullyConnected, read_tflite
+from pysg.converters.tflite_graph import AveragePool2D, Conv2D, FullyConnected, read_tflite
 from pysg.converters.tflite_writer import OpSpec, TensorSpec, write_tflite
 from pysg import qkernels as qk
 
 from .cnn import CnnParams, forward
 from .frames import INPUT_SCALE, INPUT_ZERO_POINT
 
-__all__ = ["quantize_to_tflite", "reference_logits"]
+__all__ = ["per_channel", "quantize_to_tflite", "reference_logits"]
 
 
-def _per_channel(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def per_channel(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     amax = np.abs(w.reshape(w.shape[0], -1)).max(1)
     scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
     q = np.clip(np.round(w / scale.reshape((-1,) + (1,) * (w.ndim - 1))), -127, 127).astype(np.int8)
@@ -37,7 +37,7 @@ def quantize_to_tflite(p: CnnParams, calib: np.ndarray) -> bytes:
     ops: list[OpSpec] = []
     s_in, x_idx, hw = INPUT_SCALE, 0, 32
     for i, (w, b, a) in enumerate(zip(p.w, p.b, acts)):
-        wq, sw = _per_channel(w)
+        wq, sw = per_channel(w)
         bias_scale = (np.float64(s_in) * sw.astype(np.float64)).astype(np.float32)
         bq = np.round(b / bias_scale).astype(np.int32)
         s_out = float(max(a.max(), 1e-6)) / 255.0
@@ -49,7 +49,7 @@ def quantize_to_tflite(p: CnnParams, calib: np.ndarray) -> bytes:
         ops.append(OpSpec("CONV_2D", [x_idx, base, base + 1], [base + 2],
                           {"padding": "SAME", "stride_h": 2, "stride_w": 2, "activation": "RELU"}))
         s_in, x_idx = np.float32(s_out), base + 2
-    wq, sw = _per_channel(p.wf[None])  # one scale for the whole matrix
+    wq, sw = per_channel(p.wf[None])  # one scale for the whole matrix
     wq = wq[0]
     bias_scale = np.float32(np.float64(s_in) * np.float64(sw[0]))
     bq = np.round(p.bf / bias_scale).astype(np.int32)
@@ -66,11 +66,14 @@ def quantize_to_tflite(p: CnnParams, calib: np.ndarray) -> bytes:
 
 def reference_logits(model: bytes, frames: np.ndarray) -> np.ndarray:
     """int8 logits (N, n_classes) of int8 frames (N, 32, 32, C) by pysg.qkernels' numpy
-    kernels (TFLite's reference arithmetic)."""
+    kernels (TFLite's reference arithmetic); CONV_2D, AVERAGE_POOL_2D and FULLY_CONNECTED."""
     g = read_tflite(model)
     values = {g.inputs[0]: np.asarray(frames, np.int8)}
     for op in g.ops:
         x = values[op.inputs[0]]
+        if isinstance(op, AveragePool2D):
+            values[op.outputs[0]] = qk.average_pool2d(x, op.params)
+            continue
         w = g.tensors[op.inputs[1]].data
         bias = g.tensors[op.inputs[2]].data if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
         if isinstance(op, Conv2D):
