@@ -4,7 +4,8 @@ set, every row from this one run.
 
     OMP_NUM_THREADS=1 python -m bench.hard_table --sg MODEL.npz [--sg-old OLD.npz]
         [--hard /tmp/hardrun/g_hard] [--easy /tmp/gd3] [--at-ms 100 200 300 500 1000]
-        [--m4-gestures 11] [--plot docs/img/onset.png] [--json out.json]
+        [--m4-gestures 11] [--cmsis-nn DIR --cmsis-core DIR] [--no-cnn]
+        [--plot docs/img/onset.png] [--json out.json]
 
 Per SpikingGamma model (a float .npz, exported to int8 .sgm as `pysg export` does):
   - accuracy on the hard set's unseen people, float and int8 (the C runtime), and on the
@@ -17,6 +18,12 @@ Per SpikingGamma model (a float .npz, exported to int8 .sgm as `pysg export` doe
   - Cortex-M4 instructions per second of input (bench.device_cost: QEMU mps2-an386, insn
     plugin, -O2; frames through sg_step and events through sg_feed) on the first
     --m4-gestures gestures of the hard test split, checked against pysg.intref.
+The strong frame-CNN anchor (bench.cnn_anchor; trained and cached per dataset on first
+use): int8 LiteRT accuracy on the same splits, whole gesture (one inference) and streaming
+(a 2 s window every 100/200/500 ms), its decision 300 ms after onset, MACs per s of input,
+and with --cmsis-nn/--cmsis-core its CMSIS-NN instructions on the M4 (bench.cnn_anchor_device:
+per inference on the first 3 hard test gestures, x inferences per s).
+Prints the Markdown table (BENCHMARKS.md "The hard set: one table") on stdout.
 """
 from __future__ import annotations
 
@@ -107,6 +114,71 @@ def m4_rows(sgm: bytes, hard: str, n_gestures: int, work: Path, log=print) -> di
     return out
 
 
+def cnn_rows(hard: str, easy: str | None, cmsis_nn: Path | None, cmsis_core: Path | None, m4_gestures: int,
+             work: Path, log=print) -> dict:
+    """The strong frame-CNN anchor (bench.cnn_anchor: trained and cached per dataset) on the
+    same splits, and on the M4 through CMSIS-NN (bench.cnn_anchor_device) when given."""
+    from bench import cnn_anchor, cnn_anchor_device
+
+    out = {"hard": cnn_anchor.run_dataset("hard", hard, log=log)}
+    if easy:
+        out["easy"] = cnn_anchor.run_dataset("easy", easy, log=log)
+    if cmsis_nn and cmsis_core and m4_gestures:
+        path = work / "cnn_m4.json"
+        rc = cnn_anchor_device.main(["--cmsis-nn", str(cmsis_nn), "--cmsis-core", str(cmsis_core), "--data", hard,
+                                     "--gestures", str(min(3, m4_gestures)), "--opt", "O2", "--repeat", "1",
+                                     "--json", str(path)])
+        if rc:
+            raise SystemExit(f"hard_table: CMSIS-NN run not deterministic (exit {rc})")
+        out["m4"] = json.loads(path.read_text())
+    return out
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f} %"
+
+
+def _m(x) -> str:
+    return "-" if x is None else f"{x / 1e6:.2f} M"
+
+
+def table(result: dict) -> str:
+    """Issue 15's table (Markdown) from one run's results."""
+    lines = ["| model | hard: int8 (float) | easy: int8 | hard, 300 ms after onset | operations per s of input | "
+             "Cortex-M4 instructions per s of input | state / model bytes |",
+             "|---|---|---|---|---|---|---|"]
+    for key, name in (("sg", "SpikingGamma, `pysg train` default"), ("sg_old", "SpikingGamma, previous default")):
+        r = result.get(key)
+        if not r:
+            continue
+        at300 = next((a["accuracy"] for a in r["at_onset"] if a["ms"] == 300.0), None)
+        m4 = r.get("m4", {})
+        lines.append(f"| {name} (dt {r['dt_us'] // 1000} ms) | {_pct(r['hard_int8'])} ({_pct(r['hard_float'])}) | "
+                     f"{_pct(r.get('easy_int8'))} | {_pct(at300)} | {_m(r['ops_per_s'])} = {_m(r['synops_per_s'])} "
+                     f"synops + {_m(r['state_updates_per_s'])} state updates | "
+                     f"{_m(m4.get('frames_insn_per_s'))} frames, {_m(m4.get('events_insn_per_s'))} events | "
+                     f"{r['arena_bytes']:,} / {r['sgm_bytes']:,} |")
+    cnn = result.get("cnn")
+    if cnn:
+        h = cnn["hard"]
+        e = {row["mode"] + str(row["hop_ms"]): row for row in cnn.get("easy", {}).get("rows", [])}
+        at300 = next(row for row in h["rows"] if row["mode"] == "onset" and row["t_ms"] == 300)
+        m4 = next((r for r in cnn.get("m4", {}).get("rows", []) if r["opt"] == "O2"), None)
+        for row in h["rows"]:
+            if row["mode"] == "onset":
+                continue
+            per_s = row["ops_per_s_input"]
+            insn = None if m4 is None else m4["insns_per_inference"] * per_s / h["macs"]
+            what = ("whole gesture, 1 inference" if row["mode"] == "whole"
+                    else f"stream, a 2 s window every {row['hop_ms']} ms")
+            ee = e.get(row["mode"] + str(row["hop_ms"]))
+            lines.append(f"| CNN anchor int8 LiteRT, {what} | {_pct(row['int8_accuracy'])} "
+                         f"({_pct(row['float_accuracy'])}) | {_pct(ee['int8_accuracy'] if ee else None)} | "
+                         f"{_pct(at300['int8_accuracy']) if row['mode'] == 'whole' else '-'} | {_m(per_s)} MACs | "
+                         f"{_m(insn)} (CMSIS-NN) | - / {h['model_bytes']:,} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sg", type=Path, required=True, help="the SpikingGamma recipe's float model (.npz)")
@@ -115,7 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--easy", default="/tmp/gd3")
     ap.add_argument("--at-ms", type=float, nargs="+", default=list(AT_MS))
     ap.add_argument("--m4-gestures", type=int, default=11, help="hard test gestures run on the M4 (0: none)")
-    ap.add_argument("--plot", type=Path, default=None)
+    ap.add_argument("--cmsis-nn", type=Path, default=None, help="ARM-software/CMSIS-NN checkout or bare mirror "
+                    "(the CNN on the M4; default: not run)")
+    ap.add_argument("--cmsis-core", type=Path, default=None, help="ARM-software/CMSIS_6 checkout or bare mirror")
+    ap.add_argument("--no-cnn", action="store_true", help="the SpikingGamma rows only")
+    ap.add_argument("--plot", type=Path, default=None, help="accuracy against time since onset (PNG)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
@@ -127,9 +203,23 @@ def main(argv: list[str] | None = None) -> int:
         result["sg"]["m4"] = m4_rows(sgm, args.hard, args.m4_gestures, work, log)
     if args.sg_old:
         result["sg_old"], _ = sg_rows(args.sg_old, args.hard, args.easy, args.at_ms, log)
+    if not args.no_cnn:
+        result["cnn"] = cnn_rows(args.hard, args.easy, args.cmsis_nn, args.cmsis_core, args.m4_gestures, work, log)
+    if args.plot:
+        from pysg.plots import plot_onset_accuracy
+
+        curves = {f"SpikingGamma int8 ({_pct(result['sg']['hard_int8'])} at the end)": {
+            "at_onset": result["sg"]["at_onset"], "accuracy": result["sg"]["hard_int8"]}}
+        if "cnn" in result:
+            h = result["cnn"]["hard"]
+            whole = h["rows"][0]
+            curves[f"CNN anchor int8 ({_pct(whole['int8_accuracy'])} whole gesture)"] = {
+                "at_onset": [{"ms": float(r["t_ms"]), "accuracy": r["int8_accuracy"]} for r in h["rows"]
+                             if r["mode"] == "onset"], "accuracy": whole["int8_accuracy"]}
+        plot_onset_accuracy(curves, args.plot, title="hard set, unseen people: the decision t ms after onset")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
-    print(json.dumps(result, indent=1))
+    print(table(result))
     return 0
 
 
