@@ -87,7 +87,7 @@ def data_for(net: Network, samples: Sequence, *, dt_us: int | None = None,
 
 @dataclass
 class TrainConfig:
-    epochs: int = 40
+    epochs: int = 60
     batch_size: int = 16
     lr: float = 3e-3
     lr_final: float = 1e-4
