@@ -26,15 +26,15 @@ DEFAULT_DT_MS = 20.0  # the recipe's step: half the steps of 10 ms, as accurate 
 
 def default_network(*, dt_us: int = int(DEFAULT_DT_MS * 1000), seed: int = 0, classes=GESTURE_CLASSES) -> Network:
     """The recommended gesture network: 128x128 DVS -> 2x32x32 (ON/OFF counts) ->
-    16 convolutional SpikingGamma channels (5x5, stride 4: a 16x8x8 map, each input
-    event reaches at most 16 x 4 of them) -> 96 SpikingGamma neurons -> 11 outputs,
-    K = 4 buckets, 20 ms steps. About 101 k weights, 22.6 KiB of state: small enough for
-    the STM32 port (docs/PORTING.md); the convolution's shared local weights are what
-    lets it learn gestures under clutter and camera shake (BENCHMARKS.md, "A
-    SpikingGamma recipe for the hard set")."""
+    16 convolutional SpikingGamma channels (4x4 patches at stride 4: a 16x8x8 map, each
+    input event reaches exactly 16 neurons) -> 96 SpikingGamma neurons -> 11 outputs,
+    K = 4 buckets, 20 ms steps. About 101 k weights and 22.6 KiB of state: it fits the
+    STM32 port (docs/PORTING.md). The convolution's shared local weights are what lets
+    it learn gestures under clutter and camera shake (BENCHMARKS.md, "A SpikingGamma
+    recipe for the hard set")."""
     cfg = NetworkConfig(
         input_shape=(2, 32, 32),
-        layers=[Conv2d(16, 5, stride=4, padding=2), Flatten(), Dense(96), Dense(len(classes))],
+        layers=[Conv2d(16, 4, stride=4), Flatten(), Dense(96), Dense(len(classes))],
         n_buckets=4,
         dt_us=dt_us,
         input_gain=1.0,

@@ -95,7 +95,7 @@ class TrainConfig:
     credit: str = "all"
     spiking: bool = True
     act_reg: float = 0.01
-    max_shift: int = 2
+    max_shift: int = 3
     theta_quantile: float = 99.0
     theta_momentum: float = 0.5
     seed: int = 0
