@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from .datasets.gesture import GESTURE_CLASSES
-from .model import Dense, Flatten, Network, NetworkConfig, SumPool2d
+from .model import Conv2d, Dense, Flatten, Network, NetworkConfig
 from .train.trainer import SequenceData, TrainConfig, Trainer, calibrate, data_for
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -21,13 +21,20 @@ BUNDLED_MODEL = DATA_DIR / "gesture_model.npz"
 BUNDLED_SAMPLES = DATA_DIR / "samples"
 
 
-def default_network(*, dt_us: int = 10_000, seed: int = 0, classes=GESTURE_CLASSES) -> Network:
+DEFAULT_DT_MS = 20.0  # the recipe's step: half the steps of 10 ms, as accurate on the hard set (BENCHMARKS.md)
+
+
+def default_network(*, dt_us: int = int(DEFAULT_DT_MS * 1000), seed: int = 0, classes=GESTURE_CLASSES) -> Network:
     """The recommended gesture network: 128x128 DVS -> 2x32x32 (ON/OFF counts) ->
-    sum-pool 2 -> 512 inputs -> 128 SpikingGamma neurons -> 11 output neurons, K = 4
-    buckets. Small enough for a Cortex-M4 (about 67 k weights)."""
+    16 convolutional SpikingGamma channels (4x4 patches at stride 4: a 16x8x8 map, each
+    input event reaches exactly 16 neurons) -> 96 SpikingGamma neurons -> 11 outputs,
+    K = 4 buckets, 20 ms steps. About 101 k weights and 22.6 KiB of state: it fits the
+    STM32 port (docs/PORTING.md). The convolution's shared local weights are what lets
+    it learn gestures under clutter and camera shake (BENCHMARKS.md, "A SpikingGamma
+    recipe for the hard set")."""
     cfg = NetworkConfig(
         input_shape=(2, 32, 32),
-        layers=[SumPool2d(2), Flatten(), Dense(128), Dense(len(classes))],
+        layers=[Conv2d(16, 4, stride=4), Flatten(), Dense(96), Dense(len(classes))],
         n_buckets=4,
         dt_us=dt_us,
         input_gain=1.0,
@@ -53,18 +60,19 @@ def load_split(root, split: str, net: Network, *, dt_us: int | None = None,
     return data
 
 
-def start_trainer(out_path, *, dt_ms: float, seed: int, epochs: int | None, resume: bool,
+def start_trainer(out_path, *, dt_ms: float | None, seed: int, epochs: int | None, resume: bool,
                   new: Callable[[Network, TrainConfig], Trainer],
                   resumed: Callable[[Path, int | None], Trainer]) -> tuple[Trainer, Path]:
     """The recipe's trainer, for either backend: resumed from `<out_path>.ckpt` when asked
-    and there (its dt must be the one asked for), else `new` on the default network and
-    TrainConfig; returns it and the checkpoint path."""
+    and there (its dt must be `dt_ms` when one is asked for), else `new` on the default
+    network and TrainConfig (at `dt_ms`, the recipe's DEFAULT_DT_MS if None); returns it
+    and the checkpoint path."""
     out_path = Path(out_path)
     ckpt = out_path.with_name(out_path.name + ".ckpt")
-    dt_us = int(round(dt_ms * 1000))
+    dt_us = int(round((DEFAULT_DT_MS if dt_ms is None else dt_ms) * 1000))
     if resume and ckpt.exists():
         trainer = resumed(ckpt, epochs)
-        if trainer.net.config.dt_us != dt_us:
+        if dt_ms is not None and trainer.net.config.dt_us != dt_us:
             raise ValueError(f"{ckpt}: checkpoint runs at dt={trainer.net.config.dt_us} us, asked for {dt_us} us")
         return trainer, ckpt
     cfg = TrainConfig(seed=seed)
@@ -73,7 +81,7 @@ def start_trainer(out_path, *, dt_ms: float, seed: int, epochs: int | None, resu
     return new(default_network(dt_us=dt_us, seed=seed), cfg), ckpt
 
 
-def train_folder(data_dir, out_path, *, epochs: int | None = None, dt_ms: float = 10.0, seed: int = 0,
+def train_folder(data_dir, out_path, *, epochs: int | None = None, dt_ms: float | None = None, seed: int = 0,
                  resume: bool = False, on_batch=None, on_epoch=None, on_binned=None) -> Trainer:
     """Train the default network with the default recipe on `data_dir`'s train split.
 

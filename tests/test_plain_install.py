@@ -73,7 +73,8 @@ def test_a_new_users_session(plain):
     assert json.loads(pysg(plain, "inspect", work / "cnn.sgm", "--json"))["format_version"] == 2
     for m in (sgm, work / "cnn.sgm"):
         out = json.loads(pysg(plain, "run", m, RECORDING, "--one-sample", "--json"))
-        assert out["steps"] > 2000, out
+        dt_us = json.loads(pysg(plain, "inspect", m, "--json"))["dt_us"]
+        assert out["steps"] * dt_us > 20_000_000, out  # the whole recording (26.7 s), at the model's step
     info = json.loads(pysg(plain, "info", RECORDING, "--json"))
     assert (info["width"], info["height"], info["n_events"]) == (128, 128, 635843)
     pysg(plain, "plot", "events", data, "-o", work / "ev.png")

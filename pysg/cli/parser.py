@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
                                            "tonic:NAME:ROOT[+Transform(...)] (docs/DATASETS.md)")
     s.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
     s.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
-    s.add_argument("--dt-ms", type=float, default=10.0, help="simulation step, ms")
+    s.add_argument("--dt-ms", type=float, default=None, help="simulation step, ms (default: the recipe's, 20)")
     s.add_argument("--seed", type=int, default=0, help="random seed of the initial weights and the sample order")
     s.add_argument("--resume", action="store_true", help="continue from OUTPUT.ckpt")
     s.add_argument("--history", help="write the training curves (JSON) here (default: not written)")

@@ -8,7 +8,7 @@ from .torch_trainer import DistContext, GestureSource, TorchTrainer, broadcast_p
 from .trainer import calibrate
 
 
-def train_folder_torch(data_dir, out_path, *, epochs: int | None = None, dt_ms: float = 10.0, seed: int = 0,
+def train_folder_torch(data_dir, out_path, *, epochs: int | None = None, dt_ms: float | None = None, seed: int = 0,
                        resume: bool = False, device: str = "cpu", ddp: bool = False, threads: int | None = None,
                        on_batch=None, on_epoch=None, on_binned=None) -> TorchTrainer:
     """Train the default network with the default recipe on `data_dir`'s train split.

@@ -87,7 +87,7 @@ def data_for(net: Network, samples: Sequence, *, dt_us: int | None = None,
 
 @dataclass
 class TrainConfig:
-    epochs: int = 40
+    epochs: int = 60
     batch_size: int = 16
     lr: float = 3e-3
     lr_final: float = 1e-4
@@ -95,7 +95,7 @@ class TrainConfig:
     credit: str = "all"
     spiking: bool = True
     act_reg: float = 0.01
-    max_shift: int = 2
+    max_shift: int = 3
     theta_quantile: float = 99.0
     theta_momentum: float = 0.5
     seed: int = 0
