@@ -9,7 +9,8 @@ set, every row from this one run.
 
 Per SpikingGamma model (a float .npz, exported to int8 .sgm as `pysg export` does):
   - accuracy on the hard set's unseen people, float and int8 (the C runtime), and on the
-    easy set (int8);
+    easy set (int8; --sg-easy: the same recipe trained on the easy set, as the CNN anchor is
+    trained per set);
   - the int8 model's decision t ms after each gesture's onset (`pysg eval --at-ms`);
   - operations per second of input on the hard set, two kinds, both counted:
     synaptic events (the runtime's synops) and state updates (every state word of the
@@ -59,8 +60,9 @@ def activity(ev, dt_us: int) -> dict:
     return {"seconds": seconds, "synops_per_s": synops / seconds}
 
 
-def sg_rows(path: Path, hard: str, easy: str | None, at_ms, log=print) -> dict:
-    """Accuracy, earlier decisions, operations and sizes of one SpikingGamma model."""
+def sg_rows(path: Path, hard: str, easy: str | None, at_ms, log=print, easy_model: Path | None = None) -> dict:
+    """Accuracy, earlier decisions, operations and sizes of one SpikingGamma model; the
+    easy column is `easy_model`'s (the same recipe trained on the easy set) when given."""
     net = Network.load(path)
     sgm = export_network(net)
     m = load_sgm(sgm)
@@ -80,8 +82,8 @@ def sg_rows(path: Path, hard: str, easy: str | None, at_ms, log=print) -> dict:
     out["ops_per_s"] = out["synops_per_s"] + out["state_updates_per_s"]
     out["hard_gestures"], out["hard_seconds"] = q.summary["n"], act["seconds"]
     if easy:
-        e = evaluate(sgm, easy, engine="c")
-        out["easy_int8"] = e.summary["accuracy"]
+        e = evaluate(export_network(Network.load(easy_model)) if easy_model else sgm, easy, engine="c")
+        out["easy_int8"], out["easy_model"] = e.summary["accuracy"], str(easy_model or path)
     out["eval_s"] = time.perf_counter() - t
     log(f"{path}: hard float {out['hard_float']:.4f} int8 {out['hard_int8']:.4f} easy {out.get('easy_int8')}; "
         f"{out['synops_per_s'] / 1e6:.3f} M synops/s + {out['state_updates_per_s'] / 1e6:.3f} M state updates/s; "
@@ -182,6 +184,8 @@ def table(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sg", type=Path, required=True, help="the SpikingGamma recipe's float model (.npz)")
+    ap.add_argument("--sg-easy", type=Path, default=None,
+                    help="the same recipe trained on the easy set (.npz; default: --sg's easy accuracy)")
     ap.add_argument("--sg-old", type=Path, default=None, help="another SpikingGamma model for comparison (.npz)")
     ap.add_argument("--hard", default="/tmp/hardrun/g_hard")
     ap.add_argument("--easy", default="/tmp/gd3")
@@ -198,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"date": time.strftime("%Y-%m-%d"), "machine": {"uname_m": platform.machine(), "nproc": 2},
               "hard": args.hard, "easy": args.easy}
     work = Path(tempfile.mkdtemp(prefix="pysg-hard-table-"))
-    result["sg"], sgm = sg_rows(args.sg, args.hard, args.easy, args.at_ms, log)
+    result["sg"], sgm = sg_rows(args.sg, args.hard, args.easy, args.at_ms, log, args.sg_easy)
     if args.m4_gestures:
         result["sg"]["m4"] = m4_rows(sgm, args.hard, args.m4_gestures, work, log)
     if args.sg_old:
