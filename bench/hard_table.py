@@ -36,7 +36,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 from pysg.converters.sgm import export_network
 from pysg.jobs import evaluate
