@@ -175,7 +175,7 @@ def cmd_eval(args) -> int:
         with _bar(len(open_split(args.data_dir, args.split)), "evaluating", "sample", args.quiet) as bar:
             ev = _jobs().evaluate(args.model, args.data_dir, engine=_engine(args.engine, args.model),
                                   split=args.split, dt_ms=args.dt_ms, crop=args.crop, downsample=args.downsample,
-                                  progress=bar.update, at_ms=args.at_ms)
+                                  progress=bar.update, at_ms=args.at_ms or ())
     except ImportError as e:
         raise ValueError(str(e)) from None
     result = dict(ev.summary)

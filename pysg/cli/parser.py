@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="float: the float model (.npz); ref: the Python int8 integer reference; c: the C "
                         "runtime (both take an .sgm, or an .npz quantised first). Default: c for an .sgm, "
                         "float otherwise")
-    s.add_argument("--at-ms", type=_ms_list, default=(), metavar="T,T,...",
+    s.add_argument("--at-ms", type=_ms_list, default=None, metavar="T,T,...",
                    help="also the accuracy of the decision T ms after each gesture's onset, e.g. "
                         "100,200,300,500,1000 (default: none)")
     s.add_argument("--json", action="store_true")
