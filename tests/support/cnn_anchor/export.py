@@ -17,10 +17,10 @@ import numpy as np
 import torch
 
 from pysg.converters.tflite_graph import AveragePool2D, Conv2D, FullyConnected, read_tflite
-from pysg.converters.tflite_writer import OpSpec, TensorSpec, write_tflite
+from pysg.converters.tflite_writer import OpSpec, TensorSpec
 
 from ..cnn_baseline.frames import INPUT_SCALE, INPUT_ZERO_POINT
-from ..cnn_baseline.quant import per_channel
+from ..cnn_baseline.quant import dense_head, per_channel
 from .model import AnchorNet
 
 __all__ = ["FoldedNet", "fold", "folded_logits", "graph_macs", "quantize_anchor"]
@@ -95,19 +95,7 @@ def quantize_anchor(f: FoldedNet, calib: np.ndarray) -> bytes:
         ops.append(OpSpec("AVERAGE_POOL_2D", [base + 2], [base + 3],
                           {"padding": "VALID", "stride_h": 2, "stride_w": 2, "filter_h": 2, "filter_w": 2}))
         s_in, x_idx, hw = s_out, base + 3, hw // 2
-    wq, sw = per_channel(f.wf[None])  # one scale for the whole matrix
-    wq = wq[0]
-    bias_scale = np.float32(np.float64(s_in) * np.float64(sw[0]))
-    bq = np.round(f.bf / bias_scale).astype(np.int32)
-    lo, hi = min(float(logits.min()), 0.0), max(float(logits.max()), 0.0)
-    s_out = (hi - lo) / 255.0
-    zp = int(np.clip(np.round(-128 - lo / s_out), -128, 127))
-    base = len(tensors)
-    tensors += [TensorSpec("fc/weights", wq.shape, "int8", [sw[0]], [0], 0, wq),
-                TensorSpec("fc/bias", bq.shape, "int32", [bias_scale], [0], 0, bq),
-                TensorSpec("logits", (1, len(f.bf)), "int8", [s_out], [zp])]
-    ops.append(OpSpec("FULLY_CONNECTED", [x_idx, base, base + 1], [base + 2], {"activation": "NONE"}))
-    return write_tflite(tensors, ops, [0], [base + 2])
+    return dense_head(tensors, ops, x_idx, s_in, f.wf, f.bf, logits)
 
 
 def graph_macs(model: bytes) -> dict[str, int]:

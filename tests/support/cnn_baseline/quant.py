@@ -19,7 +19,7 @@ from pysg import qkernels as qk
 from .cnn import CnnParams, forward
 from .frames import INPUT_SCALE, INPUT_ZERO_POINT
 
-__all__ = ["per_channel", "quantize_to_tflite", "reference_logits"]
+__all__ = ["dense_head", "per_channel", "quantize_to_tflite", "reference_logits"]
 
 
 def per_channel(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -32,7 +32,6 @@ def per_channel(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def quantize_to_tflite(p: CnnParams, calib: np.ndarray) -> bytes:
     """int8 .tflite of ``p``; ``calib`` float frames (N, 32, 32, 2) set the activation ranges."""
     logits, _, acts = forward(p, calib, keep=True)
-    n_cls = p.wf.shape[0]
     tensors = [TensorSpec("input", (1, 32, 32, calib.shape[3]), "int8", [INPUT_SCALE], [INPUT_ZERO_POINT])]
     ops: list[OpSpec] = []
     s_in, x_idx, hw = INPUT_SCALE, 0, 32
@@ -49,17 +48,24 @@ def quantize_to_tflite(p: CnnParams, calib: np.ndarray) -> bytes:
         ops.append(OpSpec("CONV_2D", [x_idx, base, base + 1], [base + 2],
                           {"padding": "SAME", "stride_h": 2, "stride_w": 2, "activation": "RELU"}))
         s_in, x_idx = np.float32(s_out), base + 2
-    wq, sw = per_channel(p.wf[None])  # one scale for the whole matrix
+    return dense_head(tensors, ops, x_idx, s_in, p.wf, p.bf, logits)
+
+
+def dense_head(tensors: list[TensorSpec], ops: list[OpSpec], x_idx: int, s_in: float, wf: np.ndarray,
+               bf: np.ndarray, logits: np.ndarray) -> bytes:
+    """Append the fully connected logits layer (weights symmetric per tensor, logits over
+    their calibrated range ``logits`` with 0 inside it) to the graph and write the .tflite."""
+    wq, sw = per_channel(wf[None])  # one scale for the whole matrix
     wq = wq[0]
     bias_scale = np.float32(np.float64(s_in) * np.float64(sw[0]))
-    bq = np.round(p.bf / bias_scale).astype(np.int32)
+    bq = np.round(bf / bias_scale).astype(np.int32)
     lo, hi = min(float(logits.min()), 0.0), max(float(logits.max()), 0.0)
     s_out = (hi - lo) / 255.0
     zp = int(np.clip(np.round(-128 - lo / s_out), -128, 127))
     base = len(tensors)
     tensors += [TensorSpec("fc/weights", wq.shape, "int8", [sw[0]], [0], 0, wq),
                 TensorSpec("fc/bias", bq.shape, "int32", [bias_scale], [0], 0, bq),
-                TensorSpec("logits", (1, n_cls), "int8", [s_out], [zp])]
+                TensorSpec("logits", (1, len(bf)), "int8", [s_out], [zp])]
     ops.append(OpSpec("FULLY_CONNECTED", [x_idx, base, base + 1], [base + 2], {"activation": "NONE"}))
     return write_tflite(tensors, ops, [0], [base + 2])
 
