@@ -145,8 +145,10 @@ def test_output_piped_into_head_ends_quietly(tiny):
 
 
 def _interrupt(argv, wait_for: Path | None = None, after: float = 2.0) -> tuple[int, str]:
+    # SIGINT as a terminal delivers it: a runner started in the background (nohup, `cmd &`
+    # without job control) ignores SIGINT, and Python then never raises KeyboardInterrupt
     p = subprocess.Popen([sys.executable, "-m", "pysg.cli", *map(str, argv)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
+                         stderr=subprocess.PIPE, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while wait_for is not None and not any(wait_for.parent.glob(f".{wait_for.name}.*")) \
             and time.monotonic() < deadline and p.poll() is None:
