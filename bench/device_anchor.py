@@ -151,11 +151,12 @@ def hop_reference(model: SgmQModel, ref: list[dict], step: int) -> list[dict]:
 
 
 def run_model(name: str, sgm: bytes, executions: list[tuple[str, str, int]], elves: dict, sizes: dict, work: Path,
-              plugin: Path, args, n_gestures: int | None) -> list[Row]:
+              plugin: Path, args, n_gestures: int | None, data: Path = dc.BUNDLED_SAMPLES) -> list[Row]:
     """Every (execution, kind, hop in steps) of one model at every --opt, checked against
-    the reference (a dense kind at a hop of h steps runs every h-th frame)."""
+    the reference (a dense kind at a hop of h steps runs every h-th frame), on the first
+    `n_gestures` of `data`'s test split."""
     m = load_sgm(sgm)
-    gestures = dc.load_gestures(m, n_gestures)
+    gestures = dc.load_gestures(m, n_gestures, data)
     ref = dc.reference(m, gestures)
     refs = {step: hop_reference(m, ref, step) for _, kind, step in executions if kind in dc.DENSE_KINDS}
     tensors = [r.pop("tensors", None) for r in ref]

@@ -91,27 +91,20 @@ def sg_rows(path: Path, hard: str, easy: str | None, at_ms, log=print, easy_mode
 
 
 def m4_rows(sgm: bytes, hard: str, n_gestures: int, work: Path, log=print) -> dict:
-    """Cortex-M4 instructions per second of hard-set input, -O2, frames and events."""
+    """Cortex-M4 instructions per second of hard-set input, -O2, frames and events
+    (bench.device_anchor.run_model: checked against pysg.intref)."""
     from bench import device_cost as dc
+    from bench.device_anchor import run_model
 
-    m = load_sgm(sgm)
     plugin, _ = dc.build_plugin("insn")
-    elves = dc.build_driver(work / "build", m.arena_bytes)
-    gestures = dc.load_gestures(m, n_gestures, Path(hard))
-    ref = dc.reference(m, gestures)
-    for r in ref:
-        r.pop("logits", None)
-        r.pop("tensors", None)
-    result_path = str(work / "result.bin")
-    meta = {"correct": sum(r["prediction"] == g.label for r, g in zip(ref, gestures))}
-    args = argparse.Namespace(repeat=1, no_icount=True, profile=False, json=True)  # device_cost.measure quiet
-    out = {"gestures": len(gestures), "seconds": sum(g.seconds for g in gestures)}
-    for kind in ("frames", "events"):
-        jobs = {flags: dc.encode_job(sgm, gestures, flags, result_path, kind, 0.2)
-                for flags in (dc.FLAG_RUN, 0, dc.FLAG_RUN | dc.FLAG_SYSTICK, dc.FLAG_SYSTICK)}
-        case = dc.measure(kind, "O2", m.dt_us / 1000, elves["O2"], jobs, gestures, ref, work, plugin, args, meta, {})
-        out[f"{kind}_insn_per_s"] = case.insns / out["seconds"]
-        log(f"  M4 {kind}: {out[f'{kind}_insn_per_s'] / 1e6:.2f} M instructions per s of input")
+    elf = dc.build_driver(work / "build", load_sgm(sgm).arena_bytes)["O2"]
+    args = argparse.Namespace(opt=["O2"], repeat=1, no_icount=True, profile=False, json=True)  # measure quiet
+    rows = run_model("sg", sgm, [("sg", "frames", 1), ("sg", "events", 1)], {("rt", "O2"): elf},
+                     {("rt", "O2"): dc.elf_sizes(elf)}, work, plugin, args, n_gestures, Path(hard))
+    out = {"gestures": n_gestures, "seconds": rows[0].case.seconds}
+    for r in rows:
+        out[f"{r.case.kind}_insn_per_s"] = r.case.insns / r.case.seconds
+        log(f"  M4 {r.case.kind}: {out[f'{r.case.kind}_insn_per_s'] / 1e6:.2f} M instructions per s of input")
     return out
 
 
