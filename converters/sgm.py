@@ -24,7 +24,8 @@ import numpy as np
 from pysg.model.layers import Conv2d, Dense, Flatten, SumPool2d
 from pysg.model.network import Network
 from pysg.sgm import (FORMAT_VERSION, KIND_CONV2D, KIND_DENSE, LABEL_SIZE, MAX_BUCKETS, MAX_STAGES, Q15_ONE,
-                      THETA_MAX, VSHIFT_MAX, SgmModel, SgmStage, arena_bytes_for, encode, inspect_sgm)
+                      THETA_MAX, VSHIFT_MAX, SgmModel, SgmStage, arena_bytes_for, encode, inspect_sgm,
+                      spike_ring_allowed)
 
 X_FRAC_BITS_MAX = 16  # finest x unit: 2^-16 (x up to +-32768 before int32 saturation)
 VQ_MAX = 32767
@@ -182,7 +183,7 @@ def quantize(net: Network) -> SgmModel:
             kind=kind, is_output=st.is_output, in_shape=prev_shape, pool=pool, syn_shape=syn, out_shape=out,
             kernel=kernel, stride=stride, padding=padding, max_delay=max_delay, x_frac_bits=int(f_bits),
             weights=wq, bias=bq.astype(np.int32), vweights=vq, vshift=vshift, alpha=alpha, theta=tq,
-            delays=delays))
+            delays=delays, spike_ring=delays is not None and spike_ring_allowed(l, pool)))
         prev_shape = out
     return SgmModel(format_version=FORMAT_VERSION, dt_us=int(cfg.dt_us), n_buckets=k,
                     input_shape=tuple(cfg.input_shape), sensor_size=(sw, sh), downsample=cfg.downsample,

@@ -18,7 +18,7 @@ from pysg.datasets.gesture import GestureDataset
 from pysg.events import EVENT_DTYPE, make_events
 from pysg.model import Conv2d, Dense, Flatten, Network, NetworkConfig, SumPool2d
 from pysg.recipes import BUNDLED_MODEL, BUNDLED_SAMPLES
-from pysg.sgm import load_sgm, resign
+from pysg.sgm import encode, load_sgm, resign
 from pysg.train.trainer import SequenceData, bin_samples, calibrate
 from tests.support.loader_verdicts import verdicts
 
@@ -423,3 +423,62 @@ def test_runtime_takes_a_path_bytes_or_an_sgm_model(gesture_net, tmp_path):
         Runtime(path, dt_ms=1)  # an .sgm runs at its own dt
     with pytest.raises(TypeError):
         Runtime(12)
+
+
+# ------------------------------------------------------------------ the spike ring (FORMAT.md 3, "Delays")
+
+
+def delayed_net(rng) -> Network:
+    """Delays behind a conv stage (pool 1: a spike ring, 75 inputs = 3 words), behind a
+    pooled one (int32 counts) and into the output (pool 1: a spike ring)."""
+    net = Network(RANDOM_NETS["conv_stride_mono_delays"](), rng=rng)
+    for i, st in enumerate(net.stages[1:], start=1):
+        net.params[f"{i}.delays"] = rng.integers(0, 6, st.n_in).astype(np.int64)
+    return net
+
+
+def test_spike_ring_and_count_ring_run_alike():
+    """The same delays kept as a bit per input (written by export where allowed) and as
+    int32 counts (the flag cleared): the same logits step by step, equal to the
+    reference, and the arena FORMAT.md's formula worked out by hand."""
+    rng = np.random.default_rng(5)
+    net = delayed_net(rng)
+    data = sequence(rng, 2, 80, net.config.input_shape, 0.3)
+    calibrate(net, data)
+    m = load_sgm(export_network(net))
+    assert [st.spike_ring for st in m.stages] == [False, True, False, True]
+    counts = load_sgm(export_network(net))
+    for st in counts.stages:
+        st.spike_ring = False
+    counts = load_sgm(encode(counts))  # arena_bytes follows the flags
+    k = m.n_buckets
+    base = 4 * sum(k * st.n_out + (0 if st.is_output else st.n_out) for st in m.stages)
+    d = [st.max_delay + 1 for st in m.stages]
+    assert m.arena_bytes == base + 4 * (d[1] * 3 + d[2] * m.stages[2].n_in + d[3] * 1)  # 75 -> 3 words, 6 -> 1
+    assert counts.arena_bytes == base + 4 * sum(d[l] * m.stages[l].n_in for l in (1, 2, 3))
+    bits, ints = Runtime(encode(m)), Runtime(encode(counts))
+    assert bits.arena_bytes == m.arena_bytes and ints.arena_bytes == counts.arena_bytes
+    r = intref.run(m, np.moveaxis(data.frames, 1, 0))
+    assert sum(int(sp.sum()) for sp in r.spikes) > 50, "the test network should spike"
+    for i in range(len(data)):
+        want = r.logits[:, i]
+        assert_same_logits(bits.run_frames(data.frames[i]), want, f"spike ring sample {i}")
+        assert_same_logits(ints.run_frames(data.frames[i]), want, f"count ring sample {i}")
+
+
+@pytest.mark.parametrize("stage,why", [(0, "stage 0 takes event counts"), (2, "stage 2 pools"),
+                                       (1, "no delays")])
+def test_spike_ring_only_behind_unpooled_hidden_neurons(stage, why):
+    """Both loaders refuse the flag where a bit cannot hold every event, at the layer's
+    flags field."""
+    rng = np.random.default_rng(6)
+    net = delayed_net(rng)
+    net.params["0.delays"] = rng.integers(0, 3, net.stages[0].n_in).astype(np.int64)
+    if why == "no delays":
+        del net.params["1.delays"]
+    m = load_sgm(export_network(net))
+    m.stages[stage].spike_ring = True
+    buf = encode(m)
+    py, c = verdicts(buf)
+    assert py is not None and py[1] == "layers[].flags", why
+    assert c == py, why

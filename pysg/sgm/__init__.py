@@ -32,9 +32,11 @@ from .loader import load_sgm, read_sgm
 from .writer import encode_sgm, pack_sgm
 
 # the format kinds: importing a kind's module registers it (one line each)
-from .sg import (BLOB_DTYPES, BLOB_TABLE_OFFSET, BLOBS, FLAG_DELAYS, FORMAT_VERSION, KIND_CONV2D,  # noqa: E402
+from .sg import (BLOB_DTYPES, BLOB_TABLE_OFFSET, BLOBS, FLAG_DELAYS, FLAG_SPIKE_RING, FORMAT_VERSION,  # noqa: E402
+                 KIND_CONV2D,
                  KIND_DENSE, KIND_NAMES, LAYER_FIELDS, MAX_BUCKETS, Q15_ONE, THETA_MAX, VSHIFT_MAX,
-                 X_FRAC_BITS_RANGE, SgmModel, SgmStage, arena_bytes_for, encode, expected_blob_size)
+                 X_FRAC_BITS_RANGE, SgmModel, SgmStage, arena_bytes_for, encode, expected_blob_size,
+                 ring_words, spike_ring_allowed)
 from .qnet import (COUNT_MAX, FORMAT_VERSION_QNET, LUT_MAX, QBLOB_DTYPES, QBLOB_TABLE_OFFSET, QBLOBS,  # noqa: E402
                    QKIND_CONV, QKIND_DEPTHWISE, QKIND_FC, QKIND_INPUT, QKIND_NAMES, QKIND_POOL, QLAYER_FIELDS,
                    SgmQLayer, SgmQModel, encode_qmodel, qaccumulator_bound, qarena_bytes_for)
@@ -47,9 +49,10 @@ __all__ = [
     # the kind registry
     "CConstants", "FormatKind", "FORMATS", "format_of", "register_format", "unregister_format",
     # version 1: SpikingGamma models
-    "BLOB_DTYPES", "BLOB_TABLE_OFFSET", "BLOBS", "FLAG_DELAYS", "FORMAT_VERSION", "KIND_CONV2D", "KIND_DENSE",
+    "BLOB_DTYPES", "BLOB_TABLE_OFFSET", "BLOBS", "FLAG_DELAYS", "FLAG_SPIKE_RING", "FORMAT_VERSION", "KIND_CONV2D",
+    "KIND_DENSE",
     "KIND_NAMES", "LAYER_FIELDS", "MAX_BUCKETS", "Q15_ONE", "THETA_MAX", "VSHIFT_MAX", "X_FRAC_BITS_RANGE",
-    "SgmModel", "SgmStage", "arena_bytes_for", "encode", "expected_blob_size",
+    "SgmModel", "SgmStage", "arena_bytes_for", "encode", "expected_blob_size", "ring_words", "spike_ring_allowed",
     # version 2: imported int8 networks
     "COUNT_MAX", "FORMAT_VERSION_QNET", "LUT_MAX", "QBLOB_DTYPES", "QBLOB_TABLE_OFFSET", "QBLOBS", "QKIND_CONV",
     "QKIND_DEPTHWISE", "QKIND_FC", "QKIND_INPUT", "QKIND_NAMES", "QKIND_POOL", "QLAYER_FIELDS",

@@ -24,6 +24,9 @@ KIND_DENSE = 1
 KIND_CONV2D = 2
 KIND_NAMES = {KIND_DENSE: "dense", KIND_CONV2D: "conv2d"}
 FLAG_DELAYS = 2
+# The delay ring keeps one bit per synaptic input and slot (FORMAT.md 3, "Delays"): a
+# stage fed by hidden neurons without pooling gets at most one event per input and step.
+FLAG_SPIKE_RING = 4
 BLOBS = ("weights", "bias", "vweights", "vshift", "theta", "alpha", "delays")
 BLOB_DTYPES = {"weights": "<i1", "bias": "<i4", "vweights": "<i2", "vshift": "u1", "theta": "<i4",
                "alpha": "<u2", "delays": "u1"}
@@ -47,7 +50,8 @@ class SgmStage:
     (out_c, out_h, out_w). Dense: out_h = out_w = 1, kernel = stride = 1, padding = 0.
     Per output channel j: int8 weights (folded with the presynaptic amplitude), int32
     bias, int16 bucket weights vweights[j, k] with right shift vshift[j], int32 theta
-    (hidden stages). alpha: Q15 bucket decays (K,). delays: uint8 per synaptic input."""
+    (hidden stages). alpha: Q15 bucket decays (K,). delays: uint8 per synaptic input;
+    spike_ring: the delay ring is one bit per input and slot (FLAG_SPIKE_RING)."""
 
     kind: int
     is_output: bool
@@ -67,6 +71,7 @@ class SgmStage:
     alpha: np.ndarray
     theta: np.ndarray | None = None
     delays: np.ndarray | None = None
+    spike_ring: bool = False
 
     @property
     def kind_name(self) -> str:
@@ -95,7 +100,7 @@ class SgmStage:
     def arena_bytes(self, n_buckets: int) -> int:
         words = n_buckets * self.n_out + (0 if self.is_output else self.n_out)
         if self.delays is not None:
-            words += (self.max_delay + 1) * self.n_in
+            words += (self.max_delay + 1) * ring_words(self.n_in, self.spike_ring)
         return 4 * words
 
     def n_parameters(self) -> int:
@@ -123,9 +128,20 @@ class SgmModel:
         return len(self.labels)
 
 
+def ring_words(n_in: int, spike_ring: bool) -> int:
+    """32-bit words of one delay-ring slot: a count per input, or a bit per input."""
+    return -(-n_in // 32) if spike_ring else n_in
+
+
+def spike_ring_allowed(stage_index: int, pool: int) -> bool:
+    """A bit per input and slot holds every event only for a stage fed by hidden neurons
+    (one spike per neuron and step at most) without pooling (which would add them up)."""
+    return stage_index >= 1 and pool == 1
+
+
 def arena_bytes_for(stages: list[SgmStage], n_buckets: int) -> int:
     """State bytes a runtime needs: sum over stages of 4 x (K*N_out + N_out if hidden
-    + (max_delay+1)*N_in if delays)."""
+    + (max_delay+1)*N_in if delays, (max_delay+1)*ceil(N_in/32) with the spike ring)."""
     return int(sum(st.arena_bytes(n_buckets) for st in stages))
 
 
@@ -169,12 +185,15 @@ def load_stages(buf: bytes, h: dict, labels: list[str], regions: list, arena_siz
         f, lerr = entry.f, entry.err
         if f["kind"] not in KIND_NAMES:
             lerr("kind", f"unknown layer kind {f['kind']} (known: {sorted(KIND_NAMES)})")
-        if f["flags"] & ~(FLAG_OUTPUT | FLAG_DELAYS):
+        if f["flags"] & ~(FLAG_OUTPUT | FLAG_DELAYS | FLAG_SPIKE_RING):
             lerr("flags", f"unknown flag bits {f['flags']:#x}")
         is_output = bool(f["flags"] & FLAG_OUTPUT)
         if is_output != (si == h["n_stages"] - 1):
             lerr("flags", "the output flag must be set on the last stage and only there")
         has_delays = bool(f["flags"] & FLAG_DELAYS)
+        spike_ring = bool(f["flags"] & FLAG_SPIKE_RING)
+        if spike_ring and not (has_delays and spike_ring_allowed(si, f["pool"])):
+            lerr("flags", "the spike-ring flag needs the delays flag, a stage after the first and pool 1")
         for name, want in zip(("in_c", "in_h", "in_w"), prev_out):
             if f[name] != want:
                 lerr(name, f"{name} {f[name]} != output of the previous stage / model input ({want})")
@@ -242,7 +261,7 @@ def load_stages(buf: bytes, h: dict, labels: list[str], regions: list, arena_siz
             syn_shape=syn, out_shape=out, kernel=f["kernel"], stride=f["stride"], padding=f["padding"],
             max_delay=f["max_delay"], x_frac_bits=f["x_frac_bits"], weights=arrays["weights"].reshape(wshape),
             bias=arrays["bias"], vweights=arrays["vweights"].reshape(c_out, k), vshift=arrays["vshift"],
-            alpha=arrays["alpha"], theta=arrays.get("theta"), delays=arrays.get("delays")))
+            alpha=arrays["alpha"], theta=arrays.get("theta"), delays=arrays.get("delays"), spike_ring=spike_ring))
         prev_out = out
     last = stages[-1]
     if last.n_out != h["n_classes"]:
@@ -273,7 +292,8 @@ def encode(model: SgmModel) -> bytes:
     for st in model.stages:
         blobs = {"weights": st.weights, "bias": st.bias, "vweights": st.vweights, "vshift": st.vshift,
                  "theta": st.theta, "alpha": st.alpha, "delays": st.delays}
-        f = {"kind": st.kind, "flags": (FLAG_OUTPUT if st.is_output else 0) | (FLAG_DELAYS if st.delays is not None else 0),
+        f = {"kind": st.kind, "flags": (FLAG_OUTPUT if st.is_output else 0) | (FLAG_DELAYS if st.delays is not None else 0)
+             | (FLAG_SPIKE_RING if st.spike_ring else 0),
              "in_c": st.in_shape[0], "in_h": st.in_shape[1], "in_w": st.in_shape[2], "pool": st.pool,
              "syn_c": st.syn_shape[0], "syn_h": st.syn_shape[1], "syn_w": st.syn_shape[2],
              "out_c": st.out_shape[0], "out_h": st.out_shape[1], "out_w": st.out_shape[2],
@@ -297,7 +317,7 @@ def inspect(model: SgmModel) -> dict:
             "kernel": st.kernel, "stride": st.stride, "padding": st.padding,
             "weights_shape": list(st.weights.shape), "parameters": st.n_parameters(),
             "weight_bytes": int(st.weights.nbytes), "delays": st.delays is not None, "max_delay": st.max_delay,
-            "x_frac_bits": st.x_frac_bits, "alpha_q15": st.alpha.tolist(),
+            "spike_ring": st.spike_ring, "x_frac_bits": st.x_frac_bits, "alpha_q15": st.alpha.tolist(),
             "arena_bytes": st.arena_bytes(model.n_buckets)})
     return {"format_version": model.format_version, "file_bytes": model.file_bytes,
             "arena_bytes": model.arena_bytes, "dt_us": model.dt_us, "n_buckets": model.n_buckets,
@@ -316,7 +336,8 @@ def summary(name: str, info: dict) -> str:
         lines.append(f"  {l['index']}: {l['kind']:<6} {l['in_shape']} pool {l['pool']} -> {l['out_shape']}"
                      f"{' (output)' if l['output'] else ''}: {l['parameters']} parameters, "
                      f"weights {l['weight_bytes']} B, arena {l['arena_bytes']} B, alpha_q15 {l['alpha_q15']}"
-                     f"{', delays <= ' + str(l['max_delay']) if l['delays'] else ''}")
+                     f"{', delays <= ' + str(l['max_delay']) if l['delays'] else ''}"
+                     f"{' (spike ring)' if l.get('spike_ring') else ''}")
     lines.append("  labels: " + ", ".join(info["labels"]))
     return "\n".join(lines)
 
@@ -331,7 +352,8 @@ C_CONSTANTS = CConstants(
             ("SG_FMT_X_FRAC_BITS_MAX", X_FRAC_BITS_RANGE[1], "")),
     kinds=(("SG_KIND_DENSE", KIND_DENSE, "version 1 layer kinds"),
            ("SG_KIND_CONV2D", KIND_CONV2D, "")),
-    flags=(("SG_FLAG_DELAYS", FLAG_DELAYS, "version 1: the layer has axonal delays"),),
+    flags=(("SG_FLAG_DELAYS", FLAG_DELAYS, "version 1: the layer has axonal delays"),
+           ("SG_FLAG_SPIKE_RING", FLAG_SPIKE_RING, "version 1: the delay ring is a bit per input and slot")),
     layer=layer_constants(FORMAT_VERSION, LAYER_FIELDS, BLOBS, BLOB_TABLE_OFFSET))
 
 SG_FORMAT = register_format(FormatKind(

@@ -63,6 +63,7 @@
 #define SG_NP_V_BIAS             5u
 #define SG_FLAG_OUTPUT           1u /**< layer flags: the output layer (logits) */
 #define SG_FLAG_DELAYS           2u /**< version 1: the layer has axonal delays */
+#define SG_FLAG_SPIKE_RING       4u /**< version 1: the delay ring is a bit per input and slot */
 #define SG_SFLAG_RECURRENT       2u /**< version 3: the entry feeds back its own activations */
 #define SG_SFLAG_DELAYS          4u /**< version 3: per-input delays */
 #define SG_SFLAG_FIRE_GE         8u /**< version 3: spike when v >= threshold */

@@ -253,7 +253,7 @@ typedef struct sg_stats {
 typedef struct sg_gamma_state {
     int32_t *z[SG_MAX_STAGES];    /**< [K][n_out] bucket states per stage */
     int32_t *enc[SG_MAX_STAGES];  /**< [n_out] encoder states per hidden stage */
-    int32_t *ring[SG_MAX_STAGES]; /**< [(D+1)][n_in] delay rings, or NULL */
+    int32_t *ring[SG_MAX_STAGES]; /**< [(D+1)][n_in] delay rings (a bit per input: SG_FLAG_SPIKE_RING), or NULL */
 } sg_gamma_state;
 
 /** Version 2 state: pointers into the arena (FORMAT.md §9) and the event ring's cursors. */

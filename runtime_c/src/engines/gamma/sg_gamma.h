@@ -82,6 +82,13 @@ void sg_stage_x(const sg_stage *st, uint16_t k, const int32_t *z, uint32_t j0, u
 
 /* ---------------------------------------------------------------- delivery */
 
+/* 32-bit words of one delay-ring slot (FORMAT.md §3 "Delays"): an int32 count per
+ * synaptic input, or with SG_FLAG_SPIKE_RING one bit per input. */
+static inline uint32_t sg_gamma_ring_words(const sg_stage *st)
+{
+    return (st->flags & SG_FLAG_SPIKE_RING) != 0u ? (st->n_in + 31u) / 32u : st->n_in;
+}
+
 /* An event (or @p count of them) at synaptic input i of stage l in the current step:
  * into the delay ring, or scattered into bucket 0 at once. Out of line: inlined into the
  * feed loop, its rarely taken delay-ring path costs that loop registers. */

@@ -238,7 +238,7 @@ static sg_status check_layer(sg_loader *L, uint32_t si, const uint16_t prev[3], 
     if (st->kind != SG_KIND_DENSE && st->kind != SG_KIND_CONV2D) {
         return bad(L, base, SG_L1_KIND, "layers[].kind");
     }
-    if ((st->flags & ~(SG_FLAG_OUTPUT | SG_FLAG_DELAYS)) != 0u) {
+    if ((st->flags & ~(SG_FLAG_OUTPUT | SG_FLAG_DELAYS | SG_FLAG_SPIKE_RING)) != 0u) {
         return bad(L, base, SG_L1_FLAGS, "layers[].flags");
     }
     is_output = (st->flags & SG_FLAG_OUTPUT) != 0u;
@@ -249,6 +249,10 @@ static sg_status check_layer(sg_loader *L, uint32_t si, const uint16_t prev[3], 
     rc = check_geometry(L, base, st, prev);
     if (rc != SG_OK) {
         return rc;
+    }
+    /* a bit per input and slot holds every event only behind hidden neurons, unpooled */
+    if ((st->flags & SG_FLAG_SPIKE_RING) != 0u && (!has_delays || si == 0u || st->pool != 1u)) {
+        return bad(L, base, SG_L1_FLAGS, "layers[].flags");
     }
     if (!has_delays && st->max_delay != 0u) {
         return bad(L, base, SG_L1_MAX_DELAY, "layers[].max_delay");
@@ -283,7 +287,7 @@ static sg_status check_layer(sg_loader *L, uint32_t si, const uint16_t prev[3], 
     /* FORMAT.md §4: K buckets per neuron, an encoder state per hidden neuron, the ring */
     *arena += 4u * ((uint64_t)k * ((uint64_t)st->out_c * st->out_h * st->out_w) +
                     (is_output ? 0u : (uint64_t)st->out_c * st->out_h * st->out_w) +
-                    (has_delays ? ((uint64_t)st->max_delay + 1u) * st->n_in : 0u));
+                    (has_delays ? ((uint64_t)st->max_delay + 1u) * sg_gamma_ring_words(st) : 0u));
     /* typed views only when the file is 8-aligned (blobs then are naturally aligned);
      * sg_runtime_init refuses a model without them */
     if (((uintptr_t)L->d & (SG_FMT_ALIGN - 1u)) == 0u) {

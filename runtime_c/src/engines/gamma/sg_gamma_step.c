@@ -27,7 +27,7 @@ size_t sg_gamma_layout(sg_runtime *rt)
         }
         if ((st->flags & SG_FLAG_DELAYS) != 0u) {
             s->ring[l] = (int32_t *)(void *)p;
-            p += (size_t)4u * ((size_t)st->max_delay + 1u) * st->n_in;
+            p += (size_t)4u * ((size_t)st->max_delay + 1u) * sg_gamma_ring_words(st);
         }
     }
     return (size_t)(p - rt->arena);
@@ -42,8 +42,15 @@ void sg_gamma_deliver(sg_runtime *rt, uint32_t l, uint32_t i, uint32_t count)
     if (ring != NULL) {
         const uint32_t slots = (uint32_t)st->max_delay + 1u;
         const uint32_t slot = (uint32_t)(((uint64_t)rt->step + st->delays[i]) % slots);
-        int32_t *c = ring + (size_t)slot * st->n_in + i;
-        *c = (int32_t)((uint32_t)*c + count);
+        if ((st->flags & SG_FLAG_SPIKE_RING) != 0u) {
+            /* the loader allows this ring only where count is one spike (stage >= 1, pool 1),
+             * and a neuron spikes once a step, so the bit is clear */
+            uint32_t *w = (uint32_t *)(void *)ring + (size_t)slot * sg_gamma_ring_words(st) + i / 32u;
+            *w |= 1u << (i % 32u);
+        } else {
+            int32_t *c = ring + (size_t)slot * st->n_in + i;
+            *c = (int32_t)((uint32_t)*c + count);
+        }
         rt->stats.synops += (uint64_t)count * sg_fanout(st, i); /* counted on arrival */
     } else {
         const uint32_t ops = st->kind == SG_KIND_DENSE
@@ -63,6 +70,24 @@ void sg_gamma_open_step(sg_runtime *rt)
     }
 }
 
+/* A spike ring's slot: one event for every set bit, 32 idle inputs per word test; the
+ * slot is left clear. */
+static void scatter_spike_slot(const sg_stage *st, uint32_t *bits, int32_t *z)
+{
+    const uint32_t words = sg_gamma_ring_words(st);
+    uint32_t w;
+    for (w = 0; w < words; ++w) {
+        uint32_t b = bits[w];
+        uint32_t i = w * 32u;
+        bits[w] = 0u;
+        for (; b != 0u; b >>= 1, ++i) {
+            if ((b & 1u) != 0u) {
+                (void)sg_scatter(st, i, 1, z);
+            }
+        }
+    }
+}
+
 /* Neurons whose x one call of sg_stage_x computes (128 B of stack). */
 #define SG_X_CHUNK 32u
 
@@ -78,12 +103,16 @@ void sg_gamma_close_step(sg_runtime *rt)
         int32_t *ring = rt->state.gamma.ring[l];
         if (ring != NULL) { /* a. the ring slot of this step */
             const uint32_t slot = rt->step % ((uint32_t)st->max_delay + 1u);
-            int32_t *c = ring + (size_t)slot * st->n_in;
-            uint32_t i;
-            for (i = 0; i < st->n_in; ++i) {
-                if (c[i] != 0) {
-                    (void)sg_scatter(st, i, c[i], z);
-                    c[i] = 0;
+            if ((st->flags & SG_FLAG_SPIKE_RING) != 0u) {
+                scatter_spike_slot(st, (uint32_t *)(void *)ring + (size_t)slot * sg_gamma_ring_words(st), z);
+            } else {
+                int32_t *c = ring + (size_t)slot * st->n_in;
+                uint32_t i;
+                for (i = 0; i < st->n_in; ++i) {
+                    if (c[i] != 0) {
+                        (void)sg_scatter(st, i, c[i], z);
+                        c[i] = 0;
+                    }
                 }
             }
         }
