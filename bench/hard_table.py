@@ -15,6 +15,9 @@ Per SpikingGamma model (a float .npz, exported to int8 .sgm as `pysg export` doe
   - operations per second of input on the hard set, two kinds, both counted:
     synaptic events (the runtime's synops) and state updates (every state word of the
     arena, K buckets per neuron plus a hidden neuron's encoder, is updated every step);
+    and the multiply-accumulates the runtime executes for those synaptic events: a pixel's
+    events of one step reach its targets as one count x weight each (`input_macs`), a
+    hidden neuron spikes at most once a step, so there synops = MACs;
   - arena and file bytes (the STM32 port: arena <= 32 KiB, a slot 128 KiB);
   - Cortex-M4 instructions per second of input (bench.device_cost: QEMU mps2-an386, insn
     plugin, -O2; frames through sg_step and events through sg_feed) on the first
@@ -36,10 +39,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 
 from pysg.converters.sgm import export_network
 from pysg.jobs import evaluate
 from pysg.model.network import Network
+from pysg.recipes import load_split
 from pysg.sgm import load_sgm
 
 AT_MS = (100.0, 200.0, 300.0, 500.0, 1000.0)
@@ -56,7 +61,19 @@ def state_words_per_step(m) -> int:
 def activity(ev, dt_us: int) -> dict:
     seconds = sum(r.steps for r in ev.samples) * dt_us / 1e6
     synops = sum(r.synops for r in ev.samples)
-    return {"seconds": seconds, "synops_per_s": synops / seconds}
+    return {"seconds": seconds, "synops": synops, "synops_per_s": synops / seconds}
+
+
+def input_macs(net: Network, data) -> dict:
+    """The input layer's work over binned samples (`pysg.recipes.load_split`, the binning
+    the engines use): events x fan-out (synops) and (pixel, step) cells holding an event x
+    fan-out (the multiply-accumulates the runtime executes: one count x weight per target,
+    however many events the cell holds)."""
+    fanout = net.init_state(1).fanout[0].astype(np.int64)
+    frames = data.frames.reshape(*data.frames.shape[:2], -1)
+    synops = int(np.einsum("ntp,p->", frames.astype(np.int64), fanout))
+    macs = int(np.einsum("ntp,p->", (frames > 0).astype(np.int64), fanout))
+    return {"input_synops": synops, "input_macs": macs}
 
 
 def sg_rows(path: Path, hard: str, easy: str | None, at_ms, log=print, easy_model: Path | None = None) -> dict:
@@ -79,13 +96,21 @@ def sg_rows(path: Path, hard: str, easy: str | None, at_ms, log=print, easy_mode
     out["synops_per_s"] = act["synops_per_s"]
     out["state_updates_per_s"] = state_words_per_step(m) * 1e6 / m.dt_us
     out["ops_per_s"] = out["synops_per_s"] + out["state_updates_per_s"]
+    inp = input_macs(net, load_split(hard, "test", net))
+    hidden_synops = act["synops"] - inp["input_synops"]  # hidden spikes x fan-out (one MAC each)
+    if hidden_synops < 0:
+        raise SystemExit(f"hard_table: the binned input holds {inp['input_synops']} synops, the run {act['synops']}")
+    out["input_synops_per_s"] = inp["input_synops"] / act["seconds"]
+    out["macs_per_s"] = (inp["input_macs"] + hidden_synops) / act["seconds"]
+    out["executed_ops_per_s"] = out["macs_per_s"] + out["state_updates_per_s"]
     out["hard_gestures"], out["hard_seconds"] = q.summary["n"], act["seconds"]
     if easy:
         e = evaluate(export_network(Network.load(easy_model)) if easy_model else sgm, easy, engine="c")
         out["easy_int8"], out["easy_model"] = e.summary["accuracy"], str(easy_model or path)
     out["eval_s"] = time.perf_counter() - t
     log(f"{path}: hard float {out['hard_float']:.4f} int8 {out['hard_int8']:.4f} easy {out.get('easy_int8')}; "
-        f"{out['synops_per_s'] / 1e6:.3f} M synops/s + {out['state_updates_per_s'] / 1e6:.3f} M state updates/s; "
+        f"{out['synops_per_s'] / 1e6:.3f} M synops/s ({out['macs_per_s'] / 1e6:.3f} M MACs executed) + "
+        f"{out['state_updates_per_s'] / 1e6:.3f} M state updates/s; "
         f"arena {m.arena_bytes} B, file {len(sgm)} B")
     return out, sgm
 
@@ -149,7 +174,8 @@ def table(result: dict) -> str:
         m4 = r.get("m4", {})
         lines.append(f"| {name} (dt {r['dt_us'] // 1000} ms) | {_pct(r['hard_int8'])} ({_pct(r['hard_float'])}) | "
                      f"{_pct(r.get('easy_int8'))} | {_pct(at300)} | {_m(r['ops_per_s'])} = {_m(r['synops_per_s'])} "
-                     f"synops + {_m(r['state_updates_per_s'])} state updates | "
+                     f"synops + {_m(r['state_updates_per_s'])} state updates; executed: "
+                     f"{_m(r['executed_ops_per_s'])} = {_m(r['macs_per_s'])} MACs + state | "
                      f"{_m(m4.get('frames_insn_per_s'))} frames, {_m(m4.get('events_insn_per_s'))} events | "
                      f"{r['arena_bytes']:,} / {r['sgm_bytes']:,} |")
     cnn = result.get("cnn")
