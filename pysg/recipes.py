@@ -22,16 +22,21 @@ BUNDLED_SAMPLES = DATA_DIR / "samples"
 
 
 DEFAULT_DT_MS = 20.0  # the recipe's step: half the steps of 10 ms, as accurate on the hard set (BENCHMARKS.md)
+# The dense layer reads convolution channel c through an axonal delay of DEFAULT_DELAYS_MS[c % 4]:
+# it sees each arm movement at four ages, which tells clockwise from anticlockwise (hard set:
+# +2 to +3 points over no delays; 0..120 ms was worse, 0..600 ms no better; BENCHMARKS.md).
+DEFAULT_DELAYS_MS = (0.0, 100.0, 200.0, 300.0)
 
 
 def default_network(*, dt_us: int = int(DEFAULT_DT_MS * 1000), seed: int = 0, classes=GESTURE_CLASSES) -> Network:
     """The recommended gesture network: 128x128 DVS -> 2x32x32 (ON/OFF counts) ->
     16 convolutional SpikingGamma channels (4x4 patches at stride 4: a 16x8x8 map, each
     input event reaches exactly 16 neurons) -> 96 SpikingGamma neurons -> 11 outputs,
-    K = 4 buckets, 20 ms steps. About 101 k weights and 22.6 KiB of state: it fits the
-    STM32 port (docs/PORTING.md). The convolution's shared local weights are what lets
-    it learn gestures under clutter and camera shake (BENCHMARKS.md, "A SpikingGamma
-    recipe for the hard set")."""
+    K = 4 buckets, 20 ms steps; the 96 read the map through the axonal delays of
+    DEFAULT_DELAYS_MS (fixed, one per channel). About 101 k weights and 24.6 KiB of state
+    (the delays' spike ring 2 KiB of it): it fits the STM32 port (docs/PORTING.md). The
+    convolution's shared local weights are what lets it learn gestures under clutter and
+    camera shake (BENCHMARKS.md, "A SpikingGamma recipe for the hard set")."""
     cfg = NetworkConfig(
         input_shape=(2, 32, 32),
         layers=[Conv2d(16, 4, stride=4), Flatten(), Dense(96), Dense(len(classes))],
@@ -42,7 +47,12 @@ def default_network(*, dt_us: int = int(DEFAULT_DT_MS * 1000), seed: int = 0, cl
         sensor_size=(128, 128),
         downsample=4,
     )
-    return Network(cfg, rng=np.random.default_rng(seed))
+    net = Network(cfg, rng=np.random.default_rng(seed))
+    conv = net.stages[0].syn.out_shape  # (channels, 8, 8)
+    steps = [int(round(ms * 1000 / dt_us)) for ms in DEFAULT_DELAYS_MS]
+    per_channel = np.array([steps[c % len(steps)] for c in range(conv[0])], np.uint8)
+    net.params["1.delays"] = np.repeat(per_channel, conv[1] * conv[2])
+    return net
 
 
 def load_split(root, split: str, net: Network, *, dt_us: int | None = None,

@@ -55,11 +55,16 @@ def default_sgm() -> tuple[bytes, list[np.ndarray]]:
 def test_default_network_fits_the_stm32_port(default_sgm):
     data, _ = default_sgm
     model = load_sgm(data)
-    # FORMAT.md section 9, K = 4, no delays: stage 0 conv 16 x 8 x 8 hidden, stage 1 96
-    # hidden, stage 2 the 11 outputs
+    # FORMAT.md section 4, K = 4: stage 0 conv 16 x 8 x 8 hidden, stage 1 96 hidden reading
+    # the map through delays of 0, 5, 10, 15 steps (100 ms apart at 20 ms; conv channel c
+    # gets the (c mod 4)-th) kept as a spike ring of 16 slots x 1,024 bits, stage 2 the 11 outputs
     k = 4
-    by_hand = 4 * ((k * 1024 + 1024) + (k * 96 + 96) + k * 11)
-    assert model.arena_bytes == by_hand == 22_576
+    assert model.dt_us == 20_000
+    st = model.stages[1]
+    assert st.spike_ring and st.max_delay == 15
+    assert st.delays.tolist() == [[0, 5, 10, 15][c % 4] for c in range(16) for _ in range(64)]
+    by_hand = 4 * ((k * 1024 + 1024) + (k * 96 + 96 + 16 * 1024 // 32) + k * 11)
+    assert model.arena_bytes == by_hand == 24_624
     port_arena = int(re.search(r"SG_APP_ARENA_SIZE=(\d+)u", (ROOT / "firmware" / "Makefile").read_text()).group(1))
     assert port_arena == 32 * 1024 and model.arena_bytes <= port_arena
     assert len(data) <= 0x20000 - 256
