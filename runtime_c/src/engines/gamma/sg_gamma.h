@@ -55,6 +55,20 @@ uint32_t sg_scatter_dense(const sg_stage *st, uint32_t i, uint32_t count, int32_
 uint32_t sg_scatter_dense2(const sg_stage *st, uint32_t i1, uint32_t c1, uint32_t i2, uint32_t c2,
                            int32_t *z0);
 
+/* Internal stage flag, set by the loader (never in a file: the loader refuses unknown
+ * flag bits first): a conv with stride = kernel and padding 0, a "patch" conv, whose every
+ * input reaches exactly one output position. -DSG_NO_PATCH leaves it unset, so the
+ * generic conv kernel runs (the runtime tests compare the two). */
+#define SG_FLAG_PATCH 0x8000u
+
+/* Patch conv: count events at tap t (= (c kernel + ki) kernel + kj) into the out_c
+ * bucket-0 states of one output position, zt = z0 + rr out_w + qq (wrap32 adds). */
+void sg_patch_add(const sg_stage *st, uint32_t t, uint32_t count, int32_t *zt);
+/* Two taps of one output position at once: the same adds as two sg_patch_add calls, each
+ * state loaded and stored once. */
+void sg_patch_add2(const sg_stage *st, uint32_t t1, uint32_t c1, uint32_t t2, uint32_t c2,
+                   int32_t *zt);
+
 /**
  * Fan-out of synaptic input @p i: how many bucket-0 states one event there changes
  * (dense: out_c; conv: out_c x valid kernel taps). Used for stats.synops.

@@ -267,6 +267,68 @@ static SG_NOINLINE uint32_t frame_plane(sg_runtime *rt, sg_pair *pr, const uint1
     return i;
 }
 
+/* Stage-0 input of a frame into a patch conv (SG_FLAG_PATCH, pool 1, no delay ring):
+ * output position by position, the nonzero counts of its syn_c x k x k inputs two at a
+ * time (sg_patch_add2: each state loaded once per pair), no division. Rows and columns
+ * past the last patch reach no neuron: accepted with 0 synaptic ops, as sg_scatter
+ * gives them. Returns the events accepted. */
+static uint64_t frame_patches(sg_runtime *rt, const uint16_t *counts)
+{
+    const sg_stage *st = &rt->model->net.gamma.stages[0];
+    const uint32_t k = st->kernel;
+    const uint32_t in_w = st->in_w;
+    const uint32_t used_h = (uint32_t)st->out_h * k;
+    const uint32_t used_w = (uint32_t)st->out_w * k;
+    const size_t plane = (size_t)st->in_h * in_w;
+    int32_t *zt = rt->state.gamma.z[0];
+    uint64_t reached = 0; /* events inside patches */
+    uint64_t rest = 0;    /* and outside */
+    uint32_t r;
+    uint32_t q;
+    uint32_t c;
+    for (r = 0; r < used_h; r += k) {
+        for (q = 0; q < used_w; q += k, ++zt) { /* zt: this output position's state */
+            uint32_t held_t = 0;
+            uint32_t held_c = 0; /* a count waiting for a partner (0: none) */
+            uint32_t t = 0;      /* tap (c k + ki) k + kj */
+            for (c = 0; c < st->syn_c; ++c) {
+                const uint16_t *px = counts + c * plane + (size_t)r * in_w + q;
+                uint32_t ki;
+                for (ki = 0; ki < k; ++ki, px += in_w) {
+                    uint32_t kj;
+                    for (kj = 0; kj < k; ++kj, ++t) {
+                        const uint32_t n = px[kj];
+                        if (n == 0u) {
+                            continue;
+                        }
+                        reached += n;
+                        if (held_c == 0u) {
+                            held_t = t;
+                            held_c = n;
+                        } else {
+                            sg_patch_add2(st, held_t, held_c, t, n, zt);
+                            held_c = 0;
+                        }
+                    }
+                }
+            }
+            if (held_c != 0u) {
+                sg_patch_add(st, held_t, held_c, zt);
+            }
+        }
+    }
+    for (c = 0; c < st->syn_c; ++c) { /* the inputs no patch covers */
+        const uint16_t *pc = counts + c * plane;
+        for (r = 0; r < st->in_h; ++r) {
+            for (q = r < used_h ? used_w : 0u; q < in_w; ++q) {
+                rest += pc[(size_t)r * in_w + q];
+            }
+        }
+    }
+    rt->stats.synops += reached * st->out_c;
+    return reached + rest;
+}
+
 /* Stage-0 input of a dense frame (FORMAT.md §3 step 2). The counts of the pixels that
  * pool into one synaptic input are summed and scattered once: wrap32 adds commute,
  * so count_a W + count_b W = (count_a + count_b) W exactly. */
@@ -283,7 +345,9 @@ void sg_gamma_add_counts(sg_runtime *rt, const uint16_t *counts)
     pr.in = 0;
     pr.dropped = 0;
     pr.direct = st->kind == SG_KIND_DENSE && rt->state.gamma.ring[0] == NULL;
-    if (pool == 1u) { /* raw input = synaptic input; skip zeros four at a time */
+    if (pool == 1u && (st->flags & SG_FLAG_PATCH) != 0u && rt->state.gamma.ring[0] == NULL) {
+        pr.in = frame_patches(rt, counts);
+    } else if (pool == 1u) { /* raw input = synaptic input; skip zeros four at a time */
         const uint32_t n4 = n_raw & ~3u;
         for (i = 0; i < n4; i += 4u) {
             if ((counts[i] | counts[i + 1u] | counts[i + 2u] | counts[i + 3u]) != 0u) {

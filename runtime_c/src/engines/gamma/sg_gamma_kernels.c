@@ -192,10 +192,66 @@ static uint32_t scatter_conv(const sg_stage *st, uint32_t i, uint32_t count, int
     return ops;
 }
 
+/* A patch conv (SG_FLAG_PATCH: stride = kernel, padding 0) sends each input to one output
+ * position: the out_c states there, out_h out_w apart, get count x their weight at tap t
+ * of the input's channel (weights of channel o are o_stride = syn_c k k apart). */
+void sg_patch_add(const sg_stage *st, uint32_t t, uint32_t count, int32_t *zt)
+{
+    const size_t ws = (size_t)st->syn_c * st->kernel * st->kernel;
+    const size_t zs = (size_t)st->out_h * st->out_w;
+    const int8_t *w = st->weights + t;
+    uint32_t o = st->out_c;
+    for (; o >= 4u; o -= 4u, w += 4u * ws, zt += 4u * zs) {
+        zt[0] = (int32_t)((uint32_t)zt[0] + count * (uint32_t)(int32_t)w[0]);
+        zt[zs] = (int32_t)((uint32_t)zt[zs] + count * (uint32_t)(int32_t)w[ws]);
+        zt[2u * zs] = (int32_t)((uint32_t)zt[2u * zs] + count * (uint32_t)(int32_t)w[2u * ws]);
+        zt[3u * zs] = (int32_t)((uint32_t)zt[3u * zs] + count * (uint32_t)(int32_t)w[3u * ws]);
+    }
+    for (; o != 0u; --o, w += ws, zt += zs) {
+        *zt = (int32_t)((uint32_t)*zt + count * (uint32_t)(int32_t)*w);
+    }
+}
+
+void sg_patch_add2(const sg_stage *st, uint32_t t1, uint32_t c1, uint32_t t2, uint32_t c2,
+                   int32_t *zt)
+{
+    const size_t ws = (size_t)st->syn_c * st->kernel * st->kernel;
+    const size_t zs = (size_t)st->out_h * st->out_w;
+    const int8_t *w = st->weights;
+    uint32_t o = st->out_c;
+    /* both inputs reach the same states: each is loaded and stored once (two MLAs) */
+    for (; o != 0u; --o, w += ws, zt += zs) {
+        *zt = (int32_t)((uint32_t)*zt + c1 * (uint32_t)(int32_t)w[t1] +
+                        c2 * (uint32_t)(int32_t)w[t2]);
+    }
+}
+
+/* sg_scatter of a patch conv: no tap search, the one output position by division. */
+static uint32_t scatter_patch(const sg_stage *st, uint32_t i, uint32_t count, int32_t *z0)
+{
+    const uint32_t kk = st->kernel;
+    const uint32_t hw = (uint32_t)st->syn_h * st->syn_w;
+    const uint32_t c = i / hw;
+    const uint32_t rem = i - c * hw;
+    const uint32_t r = rem / st->syn_w;
+    const uint32_t q = rem - r * st->syn_w;
+    const uint32_t rr = r / kk;
+    const uint32_t qq = q / kk;
+    if (rr >= st->out_h || qq >= st->out_w) { /* rows, columns the kernel never covers */
+        return 0;
+    }
+    sg_patch_add(st, (c * kk + (r - rr * kk)) * kk + (q - qq * kk), count,
+                 z0 + rr * st->out_w + qq);
+    return st->out_c;
+}
+
 uint32_t sg_scatter(const sg_stage *st, uint32_t i, int32_t count, int32_t *z0)
 {
     if (st->kind == SG_KIND_DENSE) {
         return sg_scatter_dense(st, i, (uint32_t)count, z0);
+    }
+    if ((st->flags & SG_FLAG_PATCH) != 0u) {
+        return scatter_patch(st, i, (uint32_t)count, z0);
     }
     return scatter_conv(st, i, (uint32_t)count, z0);
 }
