@@ -269,6 +269,13 @@ CASES = {
                                        n_buckets=4, dt_us=5000, classes=["a", "b", "c"], sensor_size=(24, 24),
                                        downsample=2),
                          {}, 6, 120, 60.0),
+    # the gesture model's 4 x 4 patches (their two-load row test), odd widths (unaligned
+    # rows), two rows and a column no patch covers
+    "conv_patch_k4": (NetworkConfig(input_shape=(2, 18, 17),
+                                    layers=[Conv2d(6, 4, 4, 0), Flatten(), Dense(5), Dense(3)],
+                                    n_buckets=4, dt_us=5000, classes=["a", "b", "c"], sensor_size=(34, 36),
+                                    downsample=2),
+                      {}, 7, 120, 80.0),
 }
 
 

@@ -267,53 +267,94 @@ static SG_NOINLINE uint32_t frame_plane(sg_runtime *rt, sg_pair *pr, const uint1
     return i;
 }
 
+/* The nonzero inputs of one patch are held (tap, count) and scattered two at a time
+ * (sg_patch_add2: each state loaded once per pair); an even number of slots, so only the
+ * last flush of a patch can leave one alone. */
+#define SG_PATCH_SLOTS 16u
+
+/* Scatters the n held inputs into the output position zt; returns their events. */
+static uint32_t patch_flush(const sg_stage *st, const uint32_t *tap, const uint32_t *count,
+                            uint32_t n, int32_t *zt)
+{
+    uint32_t sum = 0; /* <= 16 x 65535 */
+    uint32_t i;
+    for (i = 0; i + 1u < n; i += 2u) {
+        sg_patch_add2(st, tap[i], count[i], tap[i + 1u], count[i + 1u], zt);
+        sum += count[i] + count[i + 1u];
+    }
+    if (i < n) {
+        sg_patch_add(st, tap[i], count[i], zt);
+        sum += count[i];
+    }
+    return sum;
+}
+
+/* Holds input tap t of count v (if v != 0), flushing a full table. */
+#define PATCH_TAKE(v, t)                                                                         \
+    do {                                                                                         \
+        if ((v) != 0u) {                                                                         \
+            tap[n] = (t);                                                                        \
+            count[n] = (v);                                                                      \
+            if (++n == SG_PATCH_SLOTS) {                                                         \
+                reached += patch_flush(st, tap, count, n, zt);                                   \
+                n = 0;                                                                           \
+            }                                                                                    \
+        }                                                                                        \
+    } while (0)
+
 /* Stage-0 input of a frame into a patch conv (SG_FLAG_PATCH, pool 1, no delay ring):
- * output position by position, the nonzero counts of its syn_c x k x k inputs two at a
- * time (sg_patch_add2: each state loaded once per pair), no division. Rows and columns
- * past the last patch reach no neuron: accepted with 0 synaptic ops, as sg_scatter
- * gives them. Returns the events accepted. */
-static uint64_t frame_patches(sg_runtime *rt, const uint16_t *counts)
+ * output position by position, the nonzero counts of its syn_c x k x k inputs, no
+ * division. Rows and columns past the last patch reach no neuron: accepted with 0
+ * synaptic ops, as sg_scatter gives them. Returns the events accepted. */
+static SG_NOINLINE uint64_t frame_patches(sg_runtime *rt, const uint16_t *counts)
 {
     const sg_stage *st = &rt->model->net.gamma.stages[0];
     const uint32_t k = st->kernel;
     const uint32_t in_w = st->in_w;
     const uint32_t used_h = (uint32_t)st->out_h * k;
     const uint32_t used_w = (uint32_t)st->out_w * k;
+    const uint32_t rows = (uint32_t)st->syn_c * k; /* kernel rows of a patch, all channels */
     const size_t plane = (size_t)st->in_h * in_w;
     int32_t *zt = rt->state.gamma.z[0];
     uint64_t reached = 0; /* events inside patches */
     uint64_t rest = 0;    /* and outside */
+    uint32_t tap[SG_PATCH_SLOTS];
+    uint32_t count[SG_PATCH_SLOTS];
+    uint32_t n = 0;
     uint32_t r;
     uint32_t q;
     uint32_t c;
     for (r = 0; r < used_h; r += k) {
         for (q = 0; q < used_w; q += k, ++zt) { /* zt: this output position's state */
-            uint32_t held_t = 0;
-            uint32_t held_c = 0; /* a count waiting for a partner (0: none) */
-            uint32_t t = 0;      /* tap (c k + ki) k + kj */
-            for (c = 0; c < st->syn_c; ++c) {
-                const uint16_t *px = counts + c * plane + (size_t)r * in_w + q;
-                uint32_t ki;
-                for (ki = 0; ki < k; ++ki, px += in_w) {
+            const uint16_t *p0 = counts + (size_t)r * in_w + q;
+            uint32_t t = 0; /* tap (c k + ki) k + kj of the row's first input */
+            uint32_t row;
+            for (row = 0; row < rows; ++row, t += k) {
+                /* kernel row row % k of channel row / k, walked without division */
+                const uint32_t ch = row / k; /* k is loop-invariant: the compiler keeps it cheap */
+                const uint16_t *px = p0 + ch * plane + (size_t)(row - ch * k) * in_w;
+                if (k == 4u) { /* the gesture model's kernel: four counts in two loads */
+                    uint32_t a;
+                    uint32_t b;
+                    memcpy(&a, px, sizeof a);
+                    memcpy(&b, px + 2, sizeof b);
+                    if ((a | b) == 0u) {
+                        continue; /* an empty row, the common case, costs one test */
+                    }
+                    PATCH_TAKE(a & 0xFFFFu, t);
+                    PATCH_TAKE(a >> 16, t + 1u);
+                    PATCH_TAKE(b & 0xFFFFu, t + 2u);
+                    PATCH_TAKE(b >> 16, t + 3u);
+                } else {
                     uint32_t kj;
-                    for (kj = 0; kj < k; ++kj, ++t) {
-                        const uint32_t n = px[kj];
-                        if (n == 0u) {
-                            continue;
-                        }
-                        reached += n;
-                        if (held_c == 0u) {
-                            held_t = t;
-                            held_c = n;
-                        } else {
-                            sg_patch_add2(st, held_t, held_c, t, n, zt);
-                            held_c = 0;
-                        }
+                    for (kj = 0; kj < k; ++kj) {
+                        PATCH_TAKE((uint32_t)px[kj], t + kj);
                     }
                 }
             }
-            if (held_c != 0u) {
-                sg_patch_add(st, held_t, held_c, zt);
+            if (n != 0u) {
+                reached += patch_flush(st, tap, count, n, zt);
+                n = 0;
             }
         }
     }
@@ -328,6 +369,8 @@ static uint64_t frame_patches(sg_runtime *rt, const uint16_t *counts)
     rt->stats.synops += reached * st->out_c;
     return reached + rest;
 }
+
+#undef PATCH_TAKE
 
 /* Stage-0 input of a dense frame (FORMAT.md §3 step 2). The counts of the pixels that
  * pool into one synaptic input are summed and scattered once: wrap32 adds commute,

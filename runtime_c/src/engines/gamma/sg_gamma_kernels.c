@@ -348,20 +348,28 @@ void sg_stage_x(const sg_stage *st, uint16_t k, const int32_t *z, uint32_t j0, u
                 *x = x_of(bucket_sum(vq, zj, n_out, k), *sh++, *bias++);
             }
         }
-    } else { /* conv: walk the channels, no division per neuron */
+    } else { /* conv: channel by channel, its constants hoisted; no division per neuron */
         uint32_t ch = j0 / spatial;
         uint32_t left = spatial - (j0 - ch * spatial); /* neurons of channel ch still to do */
         const int16_t *vq = st->vweights + (size_t)ch * k;
-        unsigned n = st->vshift[ch];
-        int32_t bias = st->bias[ch];
-        for (; zj != end; ++zj, ++x) {
-            *x = x_of(bucket_sum(vq, zj, n_out, k), n, bias);
-            if (--left == 0u && zj + 1 != end) { /* next channel's constants */
-                ++ch;
-                left = spatial;
-                vq += k;
-                n = st->vshift[ch];
-                bias = st->bias[ch];
+        for (; zj != end; ++ch, vq += k, left = spatial) {
+            const int32_t *stop = (uint32_t)(end - zj) < left ? end : zj + left;
+            const unsigned n = st->vshift[ch];
+            const int32_t bias = st->bias[ch];
+            if (k == 4u) { /* the default K: the four bucket weights in registers */
+                const int32_t v0 = vq[0];
+                const int32_t v1 = vq[1];
+                const int32_t v2 = vq[2];
+                const int32_t v3 = vq[3];
+                for (; zj != stop; ++zj, ++x) {
+                    *x = x_of((int64_t)v0 * zj[0] + (int64_t)v1 * zj[n_out] +
+                                  (int64_t)v2 * zj[2u * n_out] + (int64_t)v3 * zj[3u * n_out],
+                              n, bias);
+                }
+            } else {
+                for (; zj != stop; ++zj, ++x) {
+                    *x = x_of(bucket_sum(vq, zj, n_out, k), n, bias);
+                }
             }
         }
     }
