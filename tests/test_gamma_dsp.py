@@ -7,7 +7,7 @@ portable C that stays the reference, on QEMU mps2-an386:
   (test_runtime_c_unit.py's test_cortexm4_under_qemu): both give the Python integer
   reference's logits at every step, so each other's;
 - the two variants in one image, on states and constants at the edges of the DSP fast
-  path, give the same x of every neuron bit for bit;
+  paths, give the same x and the same bucket decays of every neuron bit for bit;
 - the DSP instructions are really in the DSP build and absent from the portable one.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ M4 = ["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic
       "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-Os", f"-I{RUNTIME / 'include'}"]
 DSP_OPS = ("qadd", "qsub", "smmulr", "smlad")  # DSP-extension instructions
 RENAMED = ("sg_decay_stage", "sg_pool_index", "sg_scatter_dense", "sg_scatter_dense2", "sg_scatter", "sg_fanout",
-           "sg_stage_x")
+           "sg_stage_x", "sg_patch_add", "sg_patch_add2")
 QEMU = ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none", "-serial", "none"]
 
 
@@ -49,15 +49,19 @@ def test_dsp_instructions_only_in_the_dsp_build(tmp_path):
 
 
 def test_dsp_and_portable_kernels_agree_on_edge_states(tmp_path):
-    """Both variants in one Cortex-M4 image; 400 rounds of x (two runs each: all neurons,
+    """Both variants in one Cortex-M4 image (the portable one also with -DSG_NO_PATCH: its
+    sg_scatter ignores the patch flag and searches the taps); 400 rounds of x (two runs each: all neurons,
     and from mid-channel) on K = 1..6, dense and conv stages, sums around +-2^31, every
-    shift 0..62."""
+    shift 0..62, and of the bucket decays (states at the +-2^15 bounds of the K = 4 32-bit
+    path, near their neighbours, Q15 decays 0..32767), and of patch-conv scatters (every
+    input of a stride = kernel conv, rows and columns no patch covers, against the generic
+    conv kernel)."""
     need("arm-none-eabi-gcc", "qemu-system-arm")
     fw = ROOT / "firmware"
     port_dir = fw / "boards" / "qemu-mps2-an386"
     port = tmp_path / "port.o"
     renames = [f"-D{n}=pt_{n[3:]}" for n in RENAMED]
-    subprocess.run([*M4, "-DSG_NO_DSP", *renames, "-c", str(KERNELS), "-o", str(port)], check=True)
+    subprocess.run([*M4, "-DSG_NO_DSP", "-DSG_NO_PATCH", *renames, "-c", str(KERNELS), "-o", str(port)], check=True)
     elf = tmp_path / "test_gamma_dsp.elf"
     subprocess.run([*M4, "-DSG_MPS2_NEWLIB_CRT0", f"-I{fw / 'boards'}", f"-I{port_dir}", "--specs=rdimon.specs",
                     f"-L{port_dir}", "-T", "semihost.ld", "-Wl,--gc-sections",
@@ -65,7 +69,7 @@ def test_dsp_and_portable_kernels_agree_on_edge_states(tmp_path):
                     str(port), "-o", str(elf)], check=True)
     p = subprocess.run([*QEMU, "-semihosting-config", "enable=on,target=native,arg=test_gamma_dsp",
                         "-kernel", str(elf)], capture_output=True, text=True, timeout=120, check=False)
-    assert p.returncode == 0 and "800 checks, 0 failures" in p.stdout, p.stdout[-3000:] + p.stderr[-1000:]
+    assert p.returncode == 0 and "2000 checks, 0 failures" in p.stdout, p.stdout[-3000:] + p.stderr[-1000:]
 
 
 def test_portable_build_gives_the_golden_logits_on_cortexm4(tmp_path):

@@ -57,8 +57,9 @@ uint32_t sg_scatter_dense2(const sg_stage *st, uint32_t i1, uint32_t c1, uint32_
 
 /* Internal stage flag, set by the loader (never in a file: the loader refuses unknown
  * flag bits first): a conv with stride = kernel and padding 0, a "patch" conv, whose every
- * input reaches exactly one output position. -DSG_NO_PATCH leaves it unset, so the
- * generic conv kernel runs (the runtime tests compare the two). */
+ * input reaches exactly one output position. -DSG_NO_PATCH leaves it unset and
+ * sg_scatter ignoring it, so the generic conv kernel runs (the runtime tests compare the
+ * two). */
 #define SG_FLAG_PATCH 0x8000u
 
 /* Patch conv: count events at tap t (= (c kernel + ki) kernel + kj) into the out_c

@@ -6,15 +6,40 @@
  */
 #include "sg_gamma.h"
 
-/* Cortex-M4/M7/M33 DSP extension paths, bit-exact with the portable C beside them, which
- * stays the reference; -DSG_NO_DSP builds the portable C on a DSP core too (the runtime
- * tests compare the two). Only the x of a neuron has one (QADD). A bucket decay by
- * SMMULR needs a range check that costs what it saves (tried: sg_decay_stage 8,083 ->
- * 8,375 M4 instructions per 10 ms step), and a scatter's MLA per weight already is one
- * instruction (SMLAD would pair two strided int8 weights at the cost of a PKHBT). */
+/* Cortex-M4/M7/M33 paths, bit-exact with the portable C beside them, which stays the
+ * reference; -DSG_NO_DSP builds the portable C on a DSP core too (the runtime tests
+ * compare the two): the x of a neuron (QADD) and the K = 4 decay of a neuron whose states
+ * are all small (one range test per neuron, then 32-bit arithmetic per tap). A range test
+ * per tap (SMMULR, or QSUB and a 32-bit MLA) costs what it saves (tried: sg_decay_stage
+ * 8,083 -> 8,375 and 65,048 -> 68,346 M4 instructions per step), and a scatter's MLA per
+ * weight already is one instruction (SMLAD would pair two strided int8 weights at the
+ * cost of a PKHBT). */
 #if defined(__ARM_FEATURE_DSP) && !defined(SG_NO_DSP)
 #define SG_GAMMA_DSP 1
 #include <arm_acle.h>
+#endif
+
+#if defined(SG_GAMMA_DSP)
+/* sg_decay when |z|, |t| < 2^15 (nearly every state of a trained model): the Q15 sum
+ * 2^15 t + a (z - t) + 2^14 over 2^15 is t + floor((a (z - t) + 2^14) / 2^15), and with
+ * |z - t| < 2^16 that numerator fits int32: one MLA and an add with shift instead of two
+ * 64-bit multiply-accumulates, a 64-bit add and a 64-bit shift. */
+SG_INLINE int32_t decay16(int32_t z, int32_t a, int32_t t)
+{
+    const int32_t d = z - t;
+    const int32_t r = t + ((a * d + 16384) >> 15); /* >>: arithmetic on GCC and Clang */
+    if (r == z && d != 0) { /* the progress rule: one unit towards t (t > z iff d < 0) */
+        return d < 0 ? z + 1 : z - 1;
+    }
+    return r;
+}
+
+/* All of a neuron's four states within [-2^15, 2^15): decay16 applies to each tap. */
+SG_INLINE int small4(int32_t z0, int32_t z1, int32_t z2, int32_t z3)
+{
+    return (((uint32_t)z0 + 32768u) | ((uint32_t)z1 + 32768u) | ((uint32_t)z2 + 32768u) |
+            ((uint32_t)z3 + 32768u)) < 65536u;
+}
 #endif
 
 /* Decays of one neuron (taps K-1 down to 1, then bucket 0): tap b reads tap b-1 before
@@ -56,6 +81,15 @@ void sg_decay_stage(const sg_stage *st, uint16_t k, int32_t *z)
             if ((z0 | z1 | z2 | z3) == 0) { /* idle neuron */
                 continue;
             }
+#if defined(SG_GAMMA_DSP)
+            if (small4(z0, z1, z2, z3)) {
+                zj[3u * n] = decay16(z3, a3, z2);
+                zj[2u * n] = decay16(z2, a2, z1);
+                zj[n] = decay16(z1, a1, z0);
+                zj[0] = decay16(z0, a0, 0);
+                continue;
+            }
+#endif
             if ((z3 | z2) != 0) {
                 zj[3u * n] = sg_decay(z3, a3, z2);
             }
@@ -226,6 +260,7 @@ void sg_patch_add2(const sg_stage *st, uint32_t t1, uint32_t c1, uint32_t t2, ui
     }
 }
 
+#if !defined(SG_NO_PATCH)
 /* sg_scatter of a patch conv: no tap search, the one output position by division. */
 static uint32_t scatter_patch(const sg_stage *st, uint32_t i, uint32_t count, int32_t *z0)
 {
@@ -244,15 +279,18 @@ static uint32_t scatter_patch(const sg_stage *st, uint32_t i, uint32_t count, in
                  z0 + rr * st->out_w + qq);
     return st->out_c;
 }
+#endif
 
 uint32_t sg_scatter(const sg_stage *st, uint32_t i, int32_t count, int32_t *z0)
 {
     if (st->kind == SG_KIND_DENSE) {
         return sg_scatter_dense(st, i, (uint32_t)count, z0);
     }
+#if !defined(SG_NO_PATCH)
     if ((st->flags & SG_FLAG_PATCH) != 0u) {
         return scatter_patch(st, i, (uint32_t)count, z0);
     }
+#endif
     return scatter_conv(st, i, (uint32_t)count, z0);
 }
 
