@@ -129,8 +129,7 @@ int main(void)
         if (r % 4u == 2u) { /* small states: the K = 4 decay's 32-bit path, its range edges */
             for (i = 0; i < k * N; ++i) {
                 static const int32_t small[] = {32767, -32768, 32768, -32769, 0, 1, -1};
-                za[i] = next() % 4u == 0u ? small[next() % 7u]
-                                          : (int32_t)(next() % 65536u) - 32768;
+                za[i] = next() % 4u == 0u ? small[next() % 7u] : (int32_t)(next() % 65536u) - 32768;
             }
         }
         st.alpha = alpha;
@@ -181,6 +180,34 @@ int main(void)
             }
         }
         check("patch scatter", da, db, st.n_out, r);
+        { /* the inputs of one output position at once (the frame path, SMLABB pairs for
+           * counts below 2^15) against the generic kernel, input by input */
+            const uint32_t rr = next() % st.out_h;
+            const uint32_t qq = next() % st.out_w;
+            const uint32_t taps = (uint32_t)st.syn_c * k * k;
+            const uint32_t n = 1u + next() % 16u;
+            uint32_t tap[16];
+            uint32_t cnt[16];
+            uint32_t sum = 0;
+            for (i = 0; i < n; ++i) {
+                const uint32_t t = next() % taps;
+                const uint32_t c = t / (k * k);
+                const uint32_t ki = t / k % k;
+                const uint32_t kj = t % k;
+                tap[i] = t;
+                cnt[i] = next() % 3u == 0u ? 32767u + next() % 3u : 1u + next() % 65535u;
+                sum += cnt[i];
+                (void)pt_scatter(&st, (c * st.syn_h + rr * k + ki) * st.syn_w + qq * k + kj,
+                                 (int32_t)cnt[i], db);
+            }
+            ++checks;
+            if (sg_patch_scatter(&st, tap, cnt, n, da + rr * st.out_w + qq) != sum) {
+                if (failures++ < 10u) {
+                    printf("patch_scatter round %u: event sum differs\n", r);
+                }
+            }
+            check("patch_scatter", da, db, st.n_out, r);
+        }
     }
     printf("test_gamma_dsp: %u checks, %u failures\n", checks, failures);
     return failures != 0u;

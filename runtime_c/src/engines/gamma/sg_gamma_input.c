@@ -267,39 +267,22 @@ static SG_NOINLINE uint32_t frame_plane(sg_runtime *rt, sg_pair *pr, const uint1
     return i;
 }
 
-/* The nonzero inputs of one patch are held (tap, count) and scattered two at a time
- * (sg_patch_add2: each state loaded once per pair); an even number of slots, so only the
- * last flush of a patch can leave one alone. */
+/* The nonzero inputs of one patch are held (tap, count) and scattered together
+ * (sg_patch_scatter: two at a time); an even number of slots, so only the last flush of
+ * a patch can leave one alone, and their counts sum within uint32. */
 #define SG_PATCH_SLOTS 16u
 
-/* Scatters the n held inputs into the output position zt; returns their events. */
-static uint32_t patch_flush(const sg_stage *st, const uint32_t *tap, const uint32_t *count,
-                            uint32_t n, int32_t *zt)
-{
-    uint32_t sum = 0; /* <= 16 x 65535 */
-    uint32_t i;
-    for (i = 0; i + 1u < n; i += 2u) {
-        sg_patch_add2(st, tap[i], count[i], tap[i + 1u], count[i + 1u], zt);
-        sum += count[i] + count[i + 1u];
-    }
-    if (i < n) {
-        sg_patch_add(st, tap[i], count[i], zt);
-        sum += count[i];
-    }
-    return sum;
-}
-
 /* Holds input tap t of count v (if v != 0), flushing a full table. */
-#define PATCH_TAKE(v, t)                                                                         \
-    do {                                                                                         \
-        if ((v) != 0u) {                                                                         \
-            tap[n] = (t);                                                                        \
-            count[n] = (v);                                                                      \
-            if (++n == SG_PATCH_SLOTS) {                                                         \
-                reached += patch_flush(st, tap, count, n, zt);                                   \
-                n = 0;                                                                           \
-            }                                                                                    \
-        }                                                                                        \
+#define PATCH_TAKE(v, t)                                                                           \
+    do {                                                                                           \
+        if ((v) != 0u) {                                                                           \
+            tap[n] = (t);                                                                          \
+            count[n] = (v);                                                                        \
+            if (++n == SG_PATCH_SLOTS) {                                                           \
+                reached += sg_patch_scatter(st, tap, count, n, zt);                                \
+                n = 0;                                                                             \
+            }                                                                                      \
+        }                                                                                          \
     } while (0)
 
 /* Stage-0 input of a frame into a patch conv (SG_FLAG_PATCH, pool 1, no delay ring):
@@ -353,7 +336,7 @@ static SG_NOINLINE uint64_t frame_patches(sg_runtime *rt, const uint16_t *counts
                 }
             }
             if (n != 0u) {
-                reached += patch_flush(st, tap, count, n, zt);
+                reached += sg_patch_scatter(st, tap, count, n, zt);
                 n = 0;
             }
         }

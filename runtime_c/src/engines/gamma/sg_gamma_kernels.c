@@ -229,7 +229,7 @@ static uint32_t scatter_conv(const sg_stage *st, uint32_t i, uint32_t count, int
 /* A patch conv (SG_FLAG_PATCH: stride = kernel, padding 0) sends each input to one output
  * position: the out_c states there, out_h out_w apart, get count x their weight at tap t
  * of the input's channel (weights of channel o are o_stride = syn_c k k apart). */
-void sg_patch_add(const sg_stage *st, uint32_t t, uint32_t count, int32_t *zt)
+static void patch_add(const sg_stage *st, uint32_t t, uint32_t count, int32_t *zt)
 {
     const size_t ws = (size_t)st->syn_c * st->kernel * st->kernel;
     const size_t zs = (size_t)st->out_h * st->out_w;
@@ -246,18 +246,46 @@ void sg_patch_add(const sg_stage *st, uint32_t t, uint32_t count, int32_t *zt)
     }
 }
 
-void sg_patch_add2(const sg_stage *st, uint32_t t1, uint32_t c1, uint32_t t2, uint32_t c2,
-                   int32_t *zt)
+/* Two taps of one output position: each state loaded and stored once for both. */
+SG_INLINE void patch_add2(const int8_t *w, size_t ws, int32_t *zt, size_t zs, uint32_t o,
+                          uint32_t t1, uint32_t c1, uint32_t t2, uint32_t c2)
 {
-    const size_t ws = (size_t)st->syn_c * st->kernel * st->kernel;
-    const size_t zs = (size_t)st->out_h * st->out_w;
-    const int8_t *w = st->weights;
-    uint32_t o = st->out_c;
-    /* both inputs reach the same states: each is loaded and stored once (two MLAs) */
-    for (; o != 0u; --o, w += ws, zt += zs) {
+#if defined(SG_GAMMA_DSP)
+    if ((c1 | c2) < 32768u) { /* int16 counts: SMLABB chains the two adds, one instruction
+                               * each, wrapping as the C does (only the Q flag notes it) */
+        for (; o >= 2u; o -= 2u, w += 2u * ws, zt += 2u * zs) {
+            zt[0] = __smlabb((int32_t)c2, w[t2], __smlabb((int32_t)c1, w[t1], zt[0]));
+            zt[zs] = __smlabb((int32_t)c2, w[ws + t2], __smlabb((int32_t)c1, w[ws + t1], zt[zs]));
+        }
+        if (o != 0u) {
+            *zt = __smlabb((int32_t)c2, w[t2], __smlabb((int32_t)c1, w[t1], *zt));
+        }
+        return;
+    }
+#endif
+    for (; o != 0u; --o, w += ws, zt += zs) { /* two MLAs */
         *zt = (int32_t)((uint32_t)*zt + c1 * (uint32_t)(int32_t)w[t1] +
                         c2 * (uint32_t)(int32_t)w[t2]);
     }
+}
+
+uint32_t sg_patch_scatter(const sg_stage *st, const uint32_t *tap, const uint32_t *count,
+                          uint32_t n, int32_t *zt)
+{
+    const size_t ws = (size_t)st->syn_c * st->kernel * st->kernel;
+    const size_t zs = (size_t)st->out_h * st->out_w;
+    uint32_t sum = 0;
+    uint32_t i;
+    for (i = 0; i + 1u < n; i += 2u) {
+        patch_add2(st->weights, ws, zt, zs, st->out_c, tap[i], count[i], tap[i + 1u],
+                   count[i + 1u]);
+        sum += count[i] + count[i + 1u];
+    }
+    if (i < n) {
+        patch_add(st, tap[i], count[i], zt);
+        sum += count[i];
+    }
+    return sum;
 }
 
 #if !defined(SG_NO_PATCH)
@@ -275,8 +303,7 @@ static uint32_t scatter_patch(const sg_stage *st, uint32_t i, uint32_t count, in
     if (rr >= st->out_h || qq >= st->out_w) { /* rows, columns the kernel never covers */
         return 0;
     }
-    sg_patch_add(st, (c * kk + (r - rr * kk)) * kk + (q - qq * kk), count,
-                 z0 + rr * st->out_w + qq);
+    patch_add(st, (c * kk + (r - rr * kk)) * kk + (q - qq * kk), count, z0 + rr * st->out_w + qq);
     return st->out_c;
 }
 #endif

@@ -98,8 +98,8 @@ void sg_gamma_close_step(sg_runtime *rt)
             const sg_stage *nx = &m->net.gamma.stages[l + 1u];
             /* spikes into a dense stage without pooling or delay ring go two at a time
              * (sg_scatter_dense2: each of its states loaded once per pair) */
-            const int pairs = nx->kind == SG_KIND_DENSE && nx->pool == 1u &&
-                              rt->state.gamma.ring[l + 1u] == NULL;
+            const int pairs =
+                nx->kind == SG_KIND_DENSE && nx->pool == 1u && rt->state.gamma.ring[l + 1u] == NULL;
             uint32_t held = n; /* a spike waiting for a partner (n: none) */
             int32_t *enc = rt->state.gamma.enc[l];
             uint64_t spikes = 0;
