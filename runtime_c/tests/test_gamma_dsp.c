@@ -186,22 +186,21 @@ int main(void)
             const uint32_t qq = next() % st.out_w;
             const uint32_t taps = (uint32_t)st.syn_c * k * k;
             const uint32_t n = 1u + next() % 16u;
-            uint32_t tap[16];
-            uint32_t cnt[16];
+            uint32_t held[32];
             uint32_t sum = 0;
             for (i = 0; i < n; ++i) {
                 const uint32_t t = next() % taps;
                 const uint32_t c = t / (k * k);
                 const uint32_t ki = t / k % k;
                 const uint32_t kj = t % k;
-                tap[i] = t;
-                cnt[i] = next() % 3u == 0u ? 32767u + next() % 3u : 1u + next() % 65535u;
-                sum += cnt[i];
+                held[2u * i] = t;
+                held[2u * i + 1u] = next() % 3u == 0u ? 32767u + next() % 3u : 1u + next() % 65535u;
+                sum += held[2u * i + 1u];
                 (void)pt_scatter(&st, (c * st.syn_h + rr * k + ki) * st.syn_w + qq * k + kj,
-                                 (int32_t)cnt[i], db);
+                                 (int32_t)held[2u * i + 1u], db);
             }
             ++checks;
-            if (sg_patch_scatter(&st, tap, cnt, n, da + rr * st.out_w + qq) != sum) {
+            if (sg_patch_scatter(&st, held, n, da + rr * st.out_w + qq) != sum) {
                 if (failures++ < 10u) {
                     printf("patch_scatter round %u: event sum differs\n", r);
                 }

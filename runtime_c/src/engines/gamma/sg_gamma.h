@@ -62,12 +62,11 @@ uint32_t sg_scatter_dense2(const sg_stage *st, uint32_t i1, uint32_t c1, uint32_
  * two). */
 #define SG_FLAG_PATCH 0x8000u
 
-/* Patch conv: the n inputs (tap[i] = (c kernel + ki) kernel + kj, count[i] events) of one
- * output position, zt = z0 + rr out_w + qq, into its out_c bucket-0 states (wrap32 adds),
- * two at a time: each state loaded and stored once per pair. Returns the events
- * (sum of count; the caller keeps it within uint32). */
-uint32_t sg_patch_scatter(const sg_stage *st, const uint32_t *tap, const uint32_t *count,
-                          uint32_t n, int32_t *zt);
+/* Patch conv: n inputs of one output position, held[2i] their tap ((c kernel + ki) kernel
+ * + kj) and held[2i + 1] their count, into its out_c bucket-0 states, zt = z0 + rr out_w
+ * + qq (wrap32 adds), two at a time: each state loaded and stored once per pair. Returns
+ * the events (the sum of the counts; the caller keeps it within uint32). */
+uint32_t sg_patch_scatter(const sg_stage *st, const uint32_t *held, uint32_t n, int32_t *zt);
 
 /**
  * Fan-out of synaptic input @p i: how many bucket-0 states one event there changes

@@ -276,11 +276,12 @@ static SG_NOINLINE uint32_t frame_plane(sg_runtime *rt, sg_pair *pr, const uint1
 #define PATCH_TAKE(v, t)                                                                           \
     do {                                                                                           \
         if ((v) != 0u) {                                                                           \
-            tap[n] = (t);                                                                          \
-            count[n] = (v);                                                                        \
-            if (++n == SG_PATCH_SLOTS) {                                                           \
-                reached += sg_patch_scatter(st, tap, count, n, zt);                                \
-                n = 0;                                                                             \
+            hp[0] = (t);                                                                           \
+            hp[1] = (v);                                                                           \
+            hp += 2;                                                                               \
+            if (hp == held + 2u * SG_PATCH_SLOTS) {                                                \
+                reached += sg_patch_scatter(st, held, SG_PATCH_SLOTS, zt);                         \
+                hp = held;                                                                         \
             }                                                                                      \
         }                                                                                          \
     } while (0)
@@ -296,14 +297,13 @@ static SG_NOINLINE uint64_t frame_patches(sg_runtime *rt, const uint16_t *counts
     const uint32_t in_w = st->in_w;
     const uint32_t used_h = (uint32_t)st->out_h * k;
     const uint32_t used_w = (uint32_t)st->out_w * k;
-    const uint32_t rows = (uint32_t)st->syn_c * k; /* kernel rows of a patch, all channels */
     const size_t plane = (size_t)st->in_h * in_w;
+    const size_t span = (size_t)k * in_w; /* the rows of one patch */
     int32_t *zt = rt->state.gamma.z[0];
     uint64_t reached = 0; /* events inside patches */
     uint64_t rest = 0;    /* and outside */
-    uint32_t tap[SG_PATCH_SLOTS];
-    uint32_t count[SG_PATCH_SLOTS];
-    uint32_t n = 0;
+    uint32_t held[2u * SG_PATCH_SLOTS];
+    uint32_t *hp = held;
     uint32_t r;
     uint32_t q;
     uint32_t c;
@@ -311,33 +311,35 @@ static SG_NOINLINE uint64_t frame_patches(sg_runtime *rt, const uint16_t *counts
         for (q = 0; q < used_w; q += k, ++zt) { /* zt: this output position's state */
             const uint16_t *p0 = counts + (size_t)r * in_w + q;
             uint32_t t = 0; /* tap (c k + ki) k + kj of the row's first input */
-            uint32_t row;
-            for (row = 0; row < rows; ++row, t += k) {
-                /* kernel row row % k of channel row / k, walked without division */
-                const uint32_t ch = row / k; /* k is loop-invariant: the compiler keeps it cheap */
-                const uint16_t *px = p0 + ch * plane + (size_t)(row - ch * k) * in_w;
+            for (c = 0; c < st->syn_c; ++c, p0 += plane) {
+                const uint16_t *px = p0;
+                const uint16_t *stop = p0 + span;
                 if (k == 4u) { /* the gesture model's kernel: four counts in two loads */
-                    uint32_t a;
-                    uint32_t b;
-                    memcpy(&a, px, sizeof a);
-                    memcpy(&b, px + 2, sizeof b);
-                    if ((a | b) == 0u) {
-                        continue; /* an empty row, the common case, costs one test */
+                    for (; px != stop; px += in_w, t += 4u) {
+                        uint32_t a;
+                        uint32_t b;
+                        memcpy(&a, px, sizeof a);
+                        memcpy(&b, px + 2, sizeof b);
+                        if ((a | b) == 0u) {
+                            continue; /* an empty row, the common case, costs one test */
+                        }
+                        PATCH_TAKE(a & 0xFFFFu, t);
+                        PATCH_TAKE(a >> 16, t + 1u);
+                        PATCH_TAKE(b & 0xFFFFu, t + 2u);
+                        PATCH_TAKE(b >> 16, t + 3u);
                     }
-                    PATCH_TAKE(a & 0xFFFFu, t);
-                    PATCH_TAKE(a >> 16, t + 1u);
-                    PATCH_TAKE(b & 0xFFFFu, t + 2u);
-                    PATCH_TAKE(b >> 16, t + 3u);
                 } else {
-                    uint32_t kj;
-                    for (kj = 0; kj < k; ++kj) {
-                        PATCH_TAKE((uint32_t)px[kj], t + kj);
+                    for (; px != stop; px += in_w, t += k) {
+                        uint32_t kj;
+                        for (kj = 0; kj < k; ++kj) {
+                            PATCH_TAKE((uint32_t)px[kj], t + kj);
+                        }
                     }
                 }
             }
-            if (n != 0u) {
-                reached += sg_patch_scatter(st, tap, count, n, zt);
-                n = 0;
+            if (hp != held) {
+                reached += sg_patch_scatter(st, held, (uint32_t)(hp - held) / 2u, zt);
+                hp = held;
             }
         }
     }

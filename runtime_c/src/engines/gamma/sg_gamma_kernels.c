@@ -269,21 +269,19 @@ SG_INLINE void patch_add2(const int8_t *w, size_t ws, int32_t *zt, size_t zs, ui
     }
 }
 
-uint32_t sg_patch_scatter(const sg_stage *st, const uint32_t *tap, const uint32_t *count,
-                          uint32_t n, int32_t *zt)
+uint32_t sg_patch_scatter(const sg_stage *st, const uint32_t *held, uint32_t n, int32_t *zt)
 {
     const size_t ws = (size_t)st->syn_c * st->kernel * st->kernel;
     const size_t zs = (size_t)st->out_h * st->out_w;
+    const uint32_t *end = held + 2u * n;
     uint32_t sum = 0;
-    uint32_t i;
-    for (i = 0; i + 1u < n; i += 2u) {
-        patch_add2(st->weights, ws, zt, zs, st->out_c, tap[i], count[i], tap[i + 1u],
-                   count[i + 1u]);
-        sum += count[i] + count[i + 1u];
+    for (; end - held >= 4; held += 4) {
+        patch_add2(st->weights, ws, zt, zs, st->out_c, held[0], held[1], held[2], held[3]);
+        sum += held[1] + held[3];
     }
-    if (i < n) {
-        patch_add(st, tap[i], count[i], zt);
-        sum += count[i];
+    if (held != end) {
+        patch_add(st, held[0], held[1], zt);
+        sum += held[1];
     }
     return sum;
 }
