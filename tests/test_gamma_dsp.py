@@ -52,7 +52,7 @@ def test_dsp_and_portable_kernels_agree_on_edge_states(tmp_path):
     """Both variants in one Cortex-M4 image (the portable one also with -DSG_NO_PATCH: its
     sg_scatter ignores the patch flag and searches the taps); 400 rounds of x (two runs each: all neurons,
     and from mid-channel) on K = 1..6, dense and conv stages, sums around +-2^31, every
-    shift 0..62, and of the bucket decays (states at the +-2^15 bounds of the K = 4 32-bit
+    shift 0..62, and of the bucket decays (states at the +-2^14 bounds of the K = 4 SMLAxB
     path, near their neighbours, Q15 decays 0..32767), and of patch-conv scatters (every
     input of a stride = kernel conv, rows and columns no patch covers; and up to 16 inputs
     of one output position at once, counts on both sides of 2^15: against the generic conv

@@ -6,8 +6,8 @@
  * (tests/test_gamma_dsp.py does both). The x of neurons (sg_stage_x) on states and
  * constants at the edges of the DSP path's fast-path condition (bucket sums around
  * +-2^31, shifts 0..62, saturating biases) and at random; the bucket decays
- * (sg_decay_stage) on the same states, on small ones around the K = 4 32-bit path's
- * +-2^15 bounds, near their neighbours (the progress rule), with Q15 decays at the edges
+ * (sg_decay_stage) on the same states, on small ones around the K = 4 SMLAxB path's
+ * +-2^14 bounds, near their neighbours (the progress rule), with Q15 decays at the edges
  * and at random; every output compared bit for bit. Exit status 0 iff all match.
  */
 #include <stdio.h>
@@ -126,10 +126,22 @@ int main(void)
             static const uint16_t edge_a[] = {0, 1, 16384, 32766, 32767};
             alpha[i] = next() % 3u == 0u ? edge_a[next() % 5u] : (uint16_t)(next() % 32768u);
         }
-        if (r % 4u == 2u) { /* small states: the K = 4 decay's 32-bit path, its range edges */
+        if (r % 4u == 2u) { /* small states: the K = 4 decay's SMLAxB path, its range edges,
+                             * neighbours a few units apart (the progress rule) */
             for (i = 0; i < k * N; ++i) {
-                static const int32_t small[] = {32767, -32768, 32768, -32769, 0, 1, -1};
-                za[i] = next() % 4u == 0u ? small[next() % 7u] : (int32_t)(next() % 65536u) - 32768;
+                static const int32_t small[] = {16384, -16384, 16385, -16385, 0, 1, -1};
+                const uint32_t v = next() % 4u;
+                za[i] = v == 0u             ? small[next() % 7u]
+                        : v == 1u && i >= N ? za[i - N] + (int32_t)(next() % 7u) - 3
+                                            : (int32_t)(next() % 40000u) - 20000;
+            }
+            for (i = 0; i < N; i += 5u) { /* +-B alternating: differences of 2B, at the bound */
+                static const int32_t bound[] = {16383, 16384, 16385, 16400, 16600};
+                const int32_t b = bound[next() % 5u] * ((next() & 1u) ? 1 : -1);
+                uint32_t j;
+                for (j = 0; j < k; ++j) {
+                    za[j * N + i] = (j & 1u) ? -b : b;
+                }
             }
         }
         st.alpha = alpha;
