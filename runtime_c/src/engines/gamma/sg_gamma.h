@@ -12,6 +12,14 @@
 
 /* ---------------------------------------------------------------- kernels */
 
+/* Cortex-M4/M7/M33 DSP extension paths, bit-exact with the portable C, which stays the
+ * reference; -DSG_NO_DSP builds the portable C on a DSP core too (the runtime tests
+ * compare the two). */
+#if defined(__ARM_FEATURE_DSP) && !defined(SG_NO_DSP)
+#define SG_GAMMA_DSP 1
+#include <arm_acle.h>
+#endif
+
 /**
  * Bucket update D(z, a, t) of FORMAT.md §3 with the progress rule.
  * @param z  state, int32
