@@ -192,8 +192,8 @@ int main(void)
             }
         }
         check("patch scatter", da, db, st.n_out, r);
-        { /* the inputs of one output position at once (the frame path, SMLABB pairs for
-           * counts below 2^15) against the generic kernel, input by input */
+        { /* the inputs of one output position at once (the frame path: SMLABB quads and
+           * pairs for counts below 2^15) against the generic kernel, input by input */
             const uint32_t rr = next() % st.out_h;
             const uint32_t qq = next() % st.out_w;
             const uint32_t taps = (uint32_t)st.syn_c * k * k;
@@ -206,7 +206,10 @@ int main(void)
                 const uint32_t ki = t / k % k;
                 const uint32_t kj = t % k;
                 held[2u * i] = t;
-                held[2u * i + 1u] = next() % 3u == 0u ? 32767u + next() % 3u : 1u + next() % 65535u;
+                /* counts below 2^15 (the SMLABB paths), at its edge, or any uint16 */
+                held[2u * i + 1u] = r % 3u == 0u                        ? 1u + next() % 32767u
+                                    : r % 3u == 1u && next() % 2u == 0u ? 32767u + next() % 3u
+                                                                        : 1u + next() % 65535u;
                 sum += held[2u * i + 1u];
                 (void)pt_scatter(&st, (c * st.syn_h + rr * k + ki) * st.syn_w + qq * k + kj,
                                  (int32_t)held[2u * i + 1u], db);
