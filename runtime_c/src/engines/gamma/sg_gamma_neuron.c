@@ -68,28 +68,29 @@ void sg_decay_stage(const sg_stage *st, uint16_t k, int32_t *z)
         const uint32_t a01 = a0 | (uint32_t)a1 << 16; /* decay pairs for SMLABB / SMLATB */
         const uint32_t a23 = a2 | (uint32_t)a3 << 16;
 #endif
-        for (zj = z; zj != z + n; ++zj) {
+        int32_t *zb = z + 2u * n; /* taps 2, 3: two pointers, one stride */
+        for (zj = z; zj != z + n; ++zj, ++zb) {
             const int32_t z0 = zj[0];
             const int32_t z1 = zj[n];
-            const int32_t z2 = zj[2u * n];
-            const int32_t z3 = zj[3u * n];
+            const int32_t z2 = zb[0];
+            const int32_t z3 = zb[n];
             if ((z0 | z1 | z2 | z3) == 0) { /* idle neuron */
                 continue;
             }
 #if defined(SG_GAMMA_DSP)
             if (small4(z0, z1, z2, z3)) {
-                zj[3u * n] = decay_p(z3, z2, __smlatb((int32_t)a23, z3 - z2, 16384));
-                zj[2u * n] = decay_p(z2, z1, __smlabb((int32_t)a23, z2 - z1, 16384));
+                zb[n] = decay_p(z3, z2, __smlatb((int32_t)a23, z3 - z2, 16384));
+                zb[0] = decay_p(z2, z1, __smlabb((int32_t)a23, z2 - z1, 16384));
                 zj[n] = decay_p(z1, z0, __smlatb((int32_t)a01, z1 - z0, 16384));
                 zj[0] = decay_p(z0, 0, __smlabb((int32_t)a01, z0, 16384));
                 continue;
             }
 #endif
             if ((z3 | z2) != 0) {
-                zj[3u * n] = sg_decay(z3, a3, z2);
+                zb[n] = sg_decay(z3, a3, z2);
             }
             if ((z2 | z1) != 0) {
-                zj[2u * n] = sg_decay(z2, a2, z1);
+                zb[0] = sg_decay(z2, a2, z1);
             }
             if ((z1 | z0) != 0) {
                 zj[n] = sg_decay(z1, a1, z0);
@@ -182,9 +183,10 @@ void sg_stage_x(const sg_stage *st, uint16_t k, const int32_t *z, uint32_t j0, u
                 const int32_t v1 = vq[1];
                 const int32_t v2 = vq[2];
                 const int32_t v3 = vq[3];
-                for (; zj != stop; ++zj, ++x) {
-                    *x = x_of((int64_t)v0 * zj[0] + (int64_t)v1 * zj[n_out] +
-                                  (int64_t)v2 * zj[2u * n_out] + (int64_t)v3 * zj[3u * n_out],
+                const int32_t *zb = zj + 2u * n_out; /* taps 2, 3: two pointers, one stride */
+                for (; zj != stop; ++zj, ++zb, ++x) {
+                    *x = x_of((int64_t)v0 * zj[0] + (int64_t)v1 * zj[n_out] + (int64_t)v2 * zb[0] +
+                                  (int64_t)v3 * zb[n_out],
                               n, bias);
                 }
             } else {
