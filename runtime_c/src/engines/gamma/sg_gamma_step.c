@@ -107,22 +107,17 @@ void sg_gamma_close_step(sg_runtime *rt)
             for (j0 = 0; j0 < n; j0 += SG_X_CHUNK) {
                 const uint32_t cnt = n - j0 < SG_X_CHUNK ? n - j0 : SG_X_CHUNK;
                 int32_t xs[SG_X_CHUNK];
-                uint32_t ch = j0 / spatial; /* the threshold's channel: one division a chunk */
-                uint32_t edge = (ch + 1u) * spatial - j0; /* where the next channel starts */
-                int32_t theta = st->theta[ch];
                 int32_t *e = enc + j0;
                 uint32_t c;
                 sg_stage_x(st, k, z, j0, cnt, xs);
                 for (c = 0; c < cnt; ++c) {
                     const int32_t y = xs[c] > 0 ? xs[c] : 0;
+                    int32_t theta;
                     int32_t p;
-                    if (c == edge) {
-                        theta = st->theta[++ch];
-                        edge += spatial;
-                    }
                     if ((y | e[c]) == 0) { /* y = 0, encoder 0: no spike (theta >= 1), stays 0 */
                         continue;
                     }
+                    theta = st->theta[(j0 + c) / spatial];
                     /* e >= 0 always (it starts at 0, decays towards 0 or grows by 2 theta),
                      * so p >= 0 and y - p cannot overflow; theta <= 2^29 */
                     p = e[c] != 0 ? sg_decay(e[c], a0, 0) : 0;
