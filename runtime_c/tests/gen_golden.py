@@ -255,6 +255,27 @@ CASES = {
                                   layers=[Conv2d(3, 3, 2, 1), SumPool2d(2), Flatten(), Dense(2)],
                                   n_buckets=2, dt_us=10000, classes=["x", "y"], sensor_size=(9, 9), downsample=1),
                     {}, 4, 100, 30.0),
+    # patch convs (stride = kernel, padding 0; the runtime's SG_FLAG_PATCH kernels): 9 x 9
+    # leaves a row and a column no patch covers, 5 channels run past the unroll by 4,
+    # the second conv has delays (the ring's scatter), K = 4 as the gesture model
+    "conv_patch": (NetworkConfig(input_shape=(2, 9, 9),
+                                 layers=[Conv2d(5, 2, 2, 0), Conv2d(4, 2, 2, 0), Flatten(), Dense(3)],
+                                 n_buckets=4, dt_us=4000, classes=["p", "q", "r"], sensor_size=(9, 9),
+                                 downsample=1),
+                   {1: 3}, 5, 120, 40.0),
+    # the gesture model's shape, smaller: a 3 x 3 patch conv into a dense stage
+    "conv_patch_dense": (NetworkConfig(input_shape=(2, 12, 12),
+                                       layers=[Conv2d(8, 3, 3, 0), Flatten(), Dense(6), Dense(3)],
+                                       n_buckets=4, dt_us=5000, classes=["a", "b", "c"], sensor_size=(24, 24),
+                                       downsample=2),
+                         {}, 6, 120, 60.0),
+    # the gesture model's 4 x 4 patches (their two-load row test), odd widths (unaligned
+    # rows), two rows and a column no patch covers
+    "conv_patch_k4": (NetworkConfig(input_shape=(2, 18, 17),
+                                    layers=[Conv2d(6, 4, 4, 0), Flatten(), Dense(5), Dense(3)],
+                                    n_buckets=4, dt_us=5000, classes=["a", "b", "c"], sensor_size=(34, 36),
+                                    downsample=2),
+                      {}, 7, 120, 80.0),
 }
 
 

@@ -377,6 +377,20 @@ static void test_golden(const char *name)
     g.spikes = (const uint8_t *)(g.logits + g.t_steps * g.n_classes);
     g.synops = g.spikes + 8 * g.t_steps * g.n_hidden;
     CHECK(g.n_classes == model.n_classes, "classes");
+    { /* the patch conv kernels (stride = kernel, padding 0) are chosen at load time */
+        uint32_t l;
+        for (l = 0; l < model.n_stages; ++l) {
+            const sg_stage *s = &model.net.gamma.stages[l];
+#if defined(SG_NO_PATCH)
+            const int patch = 0;
+#else
+            const int patch =
+                s->kind == SG_KIND_CONV2D && s->stride == s->kernel && s->padding == 0u;
+#endif
+            CHECK(((s->flags & SG_FLAG_PATCH) != 0u) == patch, "%s: stage %u patch flag", name,
+                  (unsigned)l);
+        }
+    }
     CHECK(sg_runtime_init(&rt, &model, arena_buf, sizeof arena_buf) == SG_OK, "init");
     CHECK(sg_arena_used(&rt) == sg_arena_size(&model), "arena used");
 

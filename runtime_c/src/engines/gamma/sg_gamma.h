@@ -12,6 +12,14 @@
 
 /* ---------------------------------------------------------------- kernels */
 
+/* Cortex-M4/M7/M33 DSP extension paths, bit-exact with the portable C, which stays the
+ * reference; -DSG_NO_DSP builds the portable C on a DSP core too (the runtime tests
+ * compare the two). */
+#if defined(__ARM_FEATURE_DSP) && !defined(SG_NO_DSP)
+#define SG_GAMMA_DSP 1
+#include <arm_acle.h>
+#endif
+
 /**
  * Bucket update D(z, a, t) of FORMAT.md §3 with the progress rule.
  * @param z  state, int32
@@ -54,6 +62,19 @@ uint32_t sg_scatter_dense(const sg_stage *st, uint32_t i, uint32_t count, int32_
  * sg_scatter_dense calls, with each bucket-0 state loaded and stored once. Returns out_c. */
 uint32_t sg_scatter_dense2(const sg_stage *st, uint32_t i1, uint32_t c1, uint32_t i2, uint32_t c2,
                            int32_t *z0);
+
+/* Internal stage flag, set by the loader (never in a file: the loader refuses unknown
+ * flag bits first): a conv with stride = kernel and padding 0, a "patch" conv, whose every
+ * input reaches exactly one output position. -DSG_NO_PATCH leaves it unset and
+ * sg_scatter ignoring it, so the generic conv kernel runs (the runtime tests compare the
+ * two). */
+#define SG_FLAG_PATCH 0x8000u
+
+/* Patch conv: n inputs of one output position, held[2i] their tap ((c kernel + ki) kernel
+ * + kj) and held[2i + 1] their count, into its out_c bucket-0 states, zt = z0 + rr out_w
+ * + qq (wrap32 adds), two at a time: each state loaded and stored once per pair. Returns
+ * the events (the sum of the counts; the caller keeps it within uint32). */
+uint32_t sg_patch_scatter(const sg_stage *st, const uint32_t *held, uint32_t n, int32_t *zt);
 
 /**
  * Fan-out of synaptic input @p i: how many bucket-0 states one event there changes

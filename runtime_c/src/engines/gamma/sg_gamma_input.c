@@ -267,6 +267,96 @@ static SG_NOINLINE uint32_t frame_plane(sg_runtime *rt, sg_pair *pr, const uint1
     return i;
 }
 
+/* The nonzero inputs of one patch are held (tap, count) and scattered together
+ * (sg_patch_scatter: two at a time); an even number of slots, so only the last flush of
+ * a patch can leave one alone, and their counts sum within uint32. */
+#define SG_PATCH_SLOTS 16u
+
+/* Holds input tap t of count v (if v != 0), flushing a full table. */
+#define PATCH_TAKE(v, t)                                                                           \
+    do {                                                                                           \
+        if ((v) != 0u) {                                                                           \
+            hp[0] = (t);                                                                           \
+            hp[1] = (v);                                                                           \
+            hp += 2;                                                                               \
+            if (hp == held + 2u * SG_PATCH_SLOTS) {                                                \
+                reached += sg_patch_scatter(st, held, SG_PATCH_SLOTS, zt);                         \
+                hp = held;                                                                         \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+/* Stage-0 input of a frame into a patch conv (SG_FLAG_PATCH, pool 1, no delay ring):
+ * output position by position, the nonzero counts of its syn_c x k x k inputs, no
+ * division. Rows and columns past the last patch reach no neuron: accepted with 0
+ * synaptic ops, as sg_scatter gives them. Returns the events accepted. */
+static SG_NOINLINE uint64_t frame_patches(sg_runtime *rt, const uint16_t *counts)
+{
+    const sg_stage *st = &rt->model->net.gamma.stages[0];
+    const uint32_t k = st->kernel;
+    const uint32_t in_w = st->in_w;
+    const uint32_t used_h = (uint32_t)st->out_h * k;
+    const uint32_t used_w = (uint32_t)st->out_w * k;
+    const size_t plane = (size_t)st->in_h * in_w;
+    const size_t span = (size_t)k * in_w; /* the rows of one patch */
+    int32_t *zt = rt->state.gamma.z[0];
+    uint64_t reached = 0; /* events inside patches */
+    uint64_t rest = 0;    /* and outside */
+    uint32_t held[2u * SG_PATCH_SLOTS];
+    uint32_t *hp = held;
+    uint32_t r;
+    uint32_t q;
+    uint32_t c;
+    for (r = 0; r < used_h; r += k) {
+        for (q = 0; q < used_w; q += k, ++zt) { /* zt: this output position's state */
+            const uint16_t *p0 = counts + (size_t)r * in_w + q;
+            uint32_t t = 0; /* tap (c k + ki) k + kj of the row's first input */
+            for (c = 0; c < st->syn_c; ++c, p0 += plane) {
+                const uint16_t *px = p0;
+                const uint16_t *stop = p0 + span;
+                if (k == 4u) { /* the gesture model's kernel: four counts in two loads */
+                    for (; px != stop; px += in_w, t += 4u) {
+                        uint32_t a;
+                        uint32_t b;
+                        memcpy(&a, px, sizeof a);
+                        memcpy(&b, px + 2, sizeof b);
+                        if ((a | b) == 0u) {
+                            continue; /* an empty row, the common case, costs one test */
+                        }
+                        PATCH_TAKE(a & 0xFFFFu, t);
+                        PATCH_TAKE(a >> 16, t + 1u);
+                        PATCH_TAKE(b & 0xFFFFu, t + 2u);
+                        PATCH_TAKE(b >> 16, t + 3u);
+                    }
+                } else {
+                    for (; px != stop; px += in_w, t += k) {
+                        uint32_t kj;
+                        for (kj = 0; kj < k; ++kj) {
+                            PATCH_TAKE((uint32_t)px[kj], t + kj);
+                        }
+                    }
+                }
+            }
+            if (hp != held) {
+                reached += sg_patch_scatter(st, held, (uint32_t)(hp - held) / 2u, zt);
+                hp = held;
+            }
+        }
+    }
+    for (c = 0; c < st->syn_c; ++c) { /* the inputs no patch covers */
+        const uint16_t *pc = counts + c * plane;
+        for (r = 0; r < st->in_h; ++r) {
+            for (q = r < used_h ? used_w : 0u; q < in_w; ++q) {
+                rest += pc[(size_t)r * in_w + q];
+            }
+        }
+    }
+    rt->stats.synops += reached * st->out_c;
+    return reached + rest;
+}
+
+#undef PATCH_TAKE
+
 /* Stage-0 input of a dense frame (FORMAT.md §3 step 2). The counts of the pixels that
  * pool into one synaptic input are summed and scattered once: wrap32 adds commute,
  * so count_a W + count_b W = (count_a + count_b) W exactly. */
@@ -283,7 +373,9 @@ void sg_gamma_add_counts(sg_runtime *rt, const uint16_t *counts)
     pr.in = 0;
     pr.dropped = 0;
     pr.direct = st->kind == SG_KIND_DENSE && rt->state.gamma.ring[0] == NULL;
-    if (pool == 1u) { /* raw input = synaptic input; skip zeros four at a time */
+    if (pool == 1u && (st->flags & SG_FLAG_PATCH) != 0u && rt->state.gamma.ring[0] == NULL) {
+        pr.in = frame_patches(rt, counts);
+    } else if (pool == 1u) { /* raw input = synaptic input; skip zeros four at a time */
         const uint32_t n4 = n_raw & ~3u;
         for (i = 0; i < n4; i += 4u) {
             if ((counts[i] | counts[i + 1u] | counts[i + 2u] | counts[i + 3u]) != 0u) {

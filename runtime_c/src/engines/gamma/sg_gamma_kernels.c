@@ -1,80 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * SpikingGamma reference kernels (docs/FORMAT.md §3): bucket decay, pooling index map,
- * dense and conv scatter, the x of a neuron. Always built; an optimised variant for an
- * ISA would replace a whole function under #if.
+ * SpikingGamma reference kernels (docs/FORMAT.md §3), the synaptic side: pooling index
+ * map, dense, conv and patch-conv scatter, fan-out (the neuron side, decays and x, is
+ * sg_gamma_neuron.c). Always built; an optimised variant for an ISA would replace a whole
+ * function under #if (SG_GAMMA_DSP, sg_gamma.h).
  */
 #include "sg_gamma.h"
 
-/* Cortex-M4/M7/M33 DSP extension paths, bit-exact with the portable C beside them, which
- * stays the reference; -DSG_NO_DSP builds the portable C on a DSP core too (the runtime
- * tests compare the two). Only the x of a neuron has one (QADD). A bucket decay by
- * SMMULR needs a range check that costs what it saves (tried: sg_decay_stage 8,083 ->
- * 8,375 M4 instructions per 10 ms step), and a scatter's MLA per weight already is one
- * instruction (SMLAD would pair two strided int8 weights at the cost of a PKHBT). */
-#if defined(__ARM_FEATURE_DSP) && !defined(SG_NO_DSP)
-#define SG_GAMMA_DSP 1
-#include <arm_acle.h>
-#endif
-
-/* Decays of one neuron (taps K-1 down to 1, then bucket 0): tap b reads tap b-1 before
- * that is updated, so each state is loaded once and handed down. */
-SG_INLINE void decay_neuron(int32_t *zj, size_t n, const uint16_t *alpha, uint32_t k)
-{
-    int32_t *p = zj + (size_t)(k - 1u) * n;
-    int32_t cur = *p;
-    uint32_t b;
-    for (b = k - 1u; b >= 1u; --b) {
-        int32_t *q = p - n;
-        const int32_t prev = *q;
-        if ((cur | prev) != 0) { /* D(0, a, 0) = 0: skip idle taps */
-            *p = sg_decay(cur, alpha[b], prev);
-        }
-        cur = prev;
-        p = q;
-    }
-    if (cur != 0) {
-        *p = sg_decay(cur, alpha[0], 0);
-    }
-}
-
-void sg_decay_stage(const sg_stage *st, uint16_t k, int32_t *z)
-{
-    const size_t n = st->n_out;
-    const uint16_t *alpha = st->alpha;
-    int32_t *zj;
-    if (k == 4u) { /* the default K, written out: the four states stay in registers */
-        const uint16_t a0 = alpha[0];
-        const uint16_t a1 = alpha[1];
-        const uint16_t a2 = alpha[2];
-        const uint16_t a3 = alpha[3];
-        for (zj = z; zj != z + n; ++zj) {
-            const int32_t z0 = zj[0];
-            const int32_t z1 = zj[n];
-            const int32_t z2 = zj[2u * n];
-            const int32_t z3 = zj[3u * n];
-            if ((z0 | z1 | z2 | z3) == 0) { /* idle neuron */
-                continue;
-            }
-            if ((z3 | z2) != 0) {
-                zj[3u * n] = sg_decay(z3, a3, z2);
-            }
-            if ((z2 | z1) != 0) {
-                zj[2u * n] = sg_decay(z2, a2, z1);
-            }
-            if ((z1 | z0) != 0) {
-                zj[n] = sg_decay(z1, a1, z0);
-            }
-            if (z0 != 0) {
-                zj[0] = sg_decay(z0, a0, 0);
-            }
-        }
-        return;
-    }
-    for (zj = z; zj != z + n; ++zj) {
-        decay_neuron(zj, n, alpha, k);
-    }
-}
+/* A scatter's MLA per weight already is one instruction (SMLAD would pair two strided
+ * int8 weights at the cost of a PKHBT); the Cortex-M path here pairs two inputs of a
+ * patch conv with SMLABB. */
 
 int32_t sg_pool_index(const sg_stage *st, uint32_t raw)
 {
@@ -192,11 +127,123 @@ static uint32_t scatter_conv(const sg_stage *st, uint32_t i, uint32_t count, int
     return ops;
 }
 
+/* A patch conv (SG_FLAG_PATCH: stride = kernel, padding 0) sends each input to one output
+ * position: the out_c states there, out_h out_w apart, get count x their weight at tap t
+ * of the input's channel (weights of channel o are o_stride = syn_c k k apart). */
+static void patch_add(const sg_stage *st, uint32_t t, uint32_t count, int32_t *zt)
+{
+    const size_t ws = (size_t)st->syn_c * st->kernel * st->kernel;
+    const size_t zs = (size_t)st->out_h * st->out_w;
+    const int8_t *w = st->weights + t;
+    uint32_t o = st->out_c;
+    for (; o >= 4u; o -= 4u, w += 4u * ws, zt += 4u * zs) {
+        zt[0] = (int32_t)((uint32_t)zt[0] + count * (uint32_t)(int32_t)w[0]);
+        zt[zs] = (int32_t)((uint32_t)zt[zs] + count * (uint32_t)(int32_t)w[ws]);
+        zt[2u * zs] = (int32_t)((uint32_t)zt[2u * zs] + count * (uint32_t)(int32_t)w[2u * ws]);
+        zt[3u * zs] = (int32_t)((uint32_t)zt[3u * zs] + count * (uint32_t)(int32_t)w[3u * ws]);
+    }
+    for (; o != 0u; --o, w += ws, zt += zs) {
+        *zt = (int32_t)((uint32_t)*zt + count * (uint32_t)(int32_t)*w);
+    }
+}
+
+/* Two taps of one output position: each state loaded and stored once for both. */
+SG_INLINE void patch_add2(const int8_t *w, size_t ws, int32_t *zt, size_t zs, uint32_t o,
+                          uint32_t t1, uint32_t c1, uint32_t t2, uint32_t c2)
+{
+#if defined(SG_GAMMA_DSP)
+    if ((c1 | c2) < 32768u) { /* int16 counts: SMLABB chains the two adds, one instruction
+                               * each, wrapping as the C does (only the Q flag notes it) */
+        for (; o >= 2u; o -= 2u, w += 2u * ws, zt += 2u * zs) {
+            zt[0] = __smlabb((int32_t)c2, w[t2], __smlabb((int32_t)c1, w[t1], zt[0]));
+            zt[zs] = __smlabb((int32_t)c2, w[ws + t2], __smlabb((int32_t)c1, w[ws + t1], zt[zs]));
+        }
+        if (o != 0u) {
+            *zt = __smlabb((int32_t)c2, w[t2], __smlabb((int32_t)c1, w[t1], *zt));
+        }
+        return;
+    }
+#endif
+    for (; o != 0u; --o, w += ws, zt += zs) { /* two MLAs */
+        *zt = (int32_t)((uint32_t)*zt + c1 * (uint32_t)(int32_t)w[t1] +
+                        c2 * (uint32_t)(int32_t)w[t2]);
+    }
+}
+
+#if defined(SG_GAMMA_DSP)
+/* Four taps of one output position, int16 counts: per state four chained SMLABBs, one
+ * instruction per input, wrapping as the C does. */
+SG_INLINE void patch_add4(const int8_t *w, size_t ws, int32_t *zt, size_t zs, uint32_t o,
+                          const uint32_t *h)
+{
+    const uint32_t t1 = h[0];
+    const uint32_t t2 = h[2];
+    const uint32_t t3 = h[4];
+    const uint32_t t4 = h[6];
+    const int32_t c1 = (int32_t)h[1];
+    const int32_t c2 = (int32_t)h[3];
+    const int32_t c3 = (int32_t)h[5];
+    const int32_t c4 = (int32_t)h[7];
+    for (; o != 0u; --o, w += ws, zt += zs) {
+        *zt =
+            __smlabb(c4, w[t4], __smlabb(c3, w[t3], __smlabb(c2, w[t2], __smlabb(c1, w[t1], *zt))));
+    }
+}
+#endif
+
+uint32_t sg_patch_scatter(const sg_stage *st, const uint32_t *held, uint32_t n, int32_t *zt)
+{
+    const size_t ws = (size_t)st->syn_c * st->kernel * st->kernel;
+    const size_t zs = (size_t)st->out_h * st->out_w;
+    const uint32_t *end = held + 2u * n;
+    uint32_t sum = 0;
+#if defined(SG_GAMMA_DSP)
+    for (; end - held >= 8 && (held[1] | held[3] | held[5] | held[7]) < 32768u; held += 8) {
+        patch_add4(st->weights, ws, zt, zs, st->out_c, held);
+        sum += held[1] + held[3] + held[5] + held[7];
+    }
+#endif
+    for (; end - held >= 4; held += 4) {
+        patch_add2(st->weights, ws, zt, zs, st->out_c, held[0], held[1], held[2], held[3]);
+        sum += held[1] + held[3];
+    }
+    if (held != end) {
+        patch_add(st, held[0], held[1], zt);
+        sum += held[1];
+    }
+    return sum;
+}
+
+#if !defined(SG_NO_PATCH)
+/* sg_scatter of a patch conv: no tap search, the one output position by division. */
+static uint32_t scatter_patch(const sg_stage *st, uint32_t i, uint32_t count, int32_t *z0)
+{
+    const uint32_t kk = st->kernel;
+    const uint32_t hw = (uint32_t)st->syn_h * st->syn_w;
+    const uint32_t c = i / hw;
+    const uint32_t rem = i - c * hw;
+    const uint32_t r = rem / st->syn_w;
+    const uint32_t q = rem - r * st->syn_w;
+    const uint32_t rr = r / kk;
+    const uint32_t qq = q / kk;
+    if (rr >= st->out_h || qq >= st->out_w) { /* rows, columns the kernel never covers */
+        return 0;
+    }
+    patch_add(st, (c * kk + (r - rr * kk)) * kk + (q - qq * kk), count, z0 + rr * st->out_w + qq);
+    return st->out_c;
+}
+#endif
+
 uint32_t sg_scatter(const sg_stage *st, uint32_t i, int32_t count, int32_t *z0)
 {
     if (st->kind == SG_KIND_DENSE) {
         return sg_scatter_dense(st, i, (uint32_t)count, z0);
     }
+#if !defined(SG_NO_PATCH)
+    if ((st->flags & SG_FLAG_PATCH) != 0u) {
+        return scatter_patch(st, i, (uint32_t)count, z0);
+    }
+#endif
     return scatter_conv(st, i, (uint32_t)count, z0);
 }
 
@@ -226,87 +273,4 @@ uint32_t sg_fanout(const sg_stage *st, uint32_t i)
     rem = i % hw;
     return st->out_c * axis_taps(rem / st->syn_w, st, st->out_h) *
            axis_taps(rem % st->syn_w, st, st->out_w);
-}
-
-/* sum_k vq_k z^k of one neuron, int64 (|sum| < K 2^46). */
-SG_INLINE int64_t bucket_sum(const int16_t *vq, const int32_t *zj, size_t n, uint32_t k)
-{
-    int64_t acc = 0;
-    uint32_t b;
-    if (k == 4u) { /* the default K, written out */
-        return (int64_t)vq[0] * zj[0] + (int64_t)vq[1] * zj[n] + (int64_t)vq[2] * zj[2u * n] +
-               (int64_t)vq[3] * zj[3u * n];
-    }
-    for (b = 0; b < k; ++b, zj += n) {
-        acc += (int64_t)vq[b] * *zj; /* one multiply-accumulate (SMLAL on Arm) */
-    }
-    return acc;
-}
-
-/* sat32(bias + round_half_up(acc / 2^n)); round half up as
- * floor((acc + 2^(n-1)) / 2^n) = floor((floor(acc / 2^(n-1)) + 1) / 2), which needs no
- * 64-bit constant. */
-SG_INLINE int32_t x_of_c(int64_t acc, unsigned n, int32_t bias)
-{
-    const int64_t r = n > 0u ? sg_asr64(sg_asr64(acc, n - 1u) + 1, 1u) : acc;
-    return sg_sat32((int64_t)bias + r);
-}
-
-#if defined(SG_GAMMA_DSP)
-/* x_of_c when acc fits 32 bits (most neurons): the same rounding by 32-bit shifts
- * (floor((h + 1) / 2) = (h >> 1) + (h & 1), no overflow), sat32(bias + r) one QADD. */
-SG_INLINE int32_t x_of(int64_t acc, unsigned n, int32_t bias)
-{
-    const int32_t lo = (int32_t)acc;
-    if ((int32_t)sg_asr64(acc, 32u) == (lo >> 31)) {
-        int32_t r = lo;
-        if (n > 0u) {
-            const int32_t h = lo >> (n - 1u < 31u ? n - 1u : 31u);
-            r = (h >> 1) + (h & 1);
-        }
-        return __qadd(bias, r);
-    }
-    return x_of_c(acc, n, bias);
-}
-#else
-#define x_of x_of_c
-#endif
-
-void sg_stage_x(const sg_stage *st, uint16_t k, const int32_t *z, uint32_t j0, uint32_t count,
-                int32_t *x)
-{
-    const size_t n_out = st->n_out;
-    const uint32_t spatial = (uint32_t)st->out_h * st->out_w;
-    const int32_t *zj = z + j0;
-    const int32_t *end = zj + count;
-    if (spatial == 1u) { /* dense: one channel per neuron, its constants side by side */
-        const int16_t *vq = st->vweights + (size_t)j0 * k;
-        const uint8_t *sh = st->vshift + j0;
-        const int32_t *bias = st->bias + j0;
-        if (k == 4u) {
-            for (; zj != end; ++zj, ++x, vq += 4) {
-                *x = x_of(bucket_sum(vq, zj, n_out, 4u), *sh++, *bias++);
-            }
-        } else {
-            for (; zj != end; ++zj, ++x, vq += k) {
-                *x = x_of(bucket_sum(vq, zj, n_out, k), *sh++, *bias++);
-            }
-        }
-    } else { /* conv: walk the channels, no division per neuron */
-        uint32_t ch = j0 / spatial;
-        uint32_t left = spatial - (j0 - ch * spatial); /* neurons of channel ch still to do */
-        const int16_t *vq = st->vweights + (size_t)ch * k;
-        unsigned n = st->vshift[ch];
-        int32_t bias = st->bias[ch];
-        for (; zj != end; ++zj, ++x) {
-            *x = x_of(bucket_sum(vq, zj, n_out, k), n, bias);
-            if (--left == 0u && zj + 1 != end) { /* next channel's constants */
-                ++ch;
-                left = spatial;
-                vq += k;
-                n = st->vshift[ch];
-                bias = st->bias[ch];
-            }
-        }
-    }
 }

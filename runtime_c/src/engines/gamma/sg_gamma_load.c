@@ -308,6 +308,11 @@ static sg_status check_layer(sg_loader *L, uint32_t si, const uint16_t prev[3], 
         st->alpha = NULL;
         st->delays = NULL;
     }
+#if !defined(SG_NO_PATCH)
+    if (st->kind == SG_KIND_CONV2D && st->stride == st->kernel && st->padding == 0u) {
+        st->flags |= SG_FLAG_PATCH; /* chosen once here: the kernels only test the bit */
+    }
+#endif
     return SG_OK;
 }
 

@@ -124,28 +124,51 @@ void sg_gamma_close_step(sg_runtime *rt)
             const uint16_t a0 = m->net.gamma.stages[l + 1u].alpha[0];
             const uint32_t spatial = (uint32_t)st->out_h * st->out_w;
             const uint32_t n = st->n_out;
+            const sg_stage *nx = &m->net.gamma.stages[l + 1u];
+            /* spikes into a dense stage without pooling or delay ring go two at a time
+             * (sg_scatter_dense2: each of its states loaded once per pair) */
+            const int pairs =
+                nx->kind == SG_KIND_DENSE && nx->pool == 1u && rt->state.gamma.ring[l + 1u] == NULL;
+            uint32_t held = n; /* a spike waiting for a partner (n: none) */
             int32_t *enc = rt->state.gamma.enc[l];
             uint64_t spikes = 0;
             uint32_t j0;
             for (j0 = 0; j0 < n; j0 += SG_X_CHUNK) {
                 const uint32_t cnt = n - j0 < SG_X_CHUNK ? n - j0 : SG_X_CHUNK;
                 int32_t xs[SG_X_CHUNK];
+                int32_t *e = enc + j0;
                 uint32_t c;
                 sg_stage_x(st, k, z, j0, cnt, xs);
                 for (c = 0; c < cnt; ++c) {
                     const int32_t y = xs[c] > 0 ? xs[c] : 0;
+                    int32_t theta;
+                    int32_t p;
+                    if ((y | e[c]) == 0) { /* y = 0, encoder 0: no spike (theta >= 1), stays 0 */
+                        continue;
+                    }
+                    theta = st->theta[(j0 + c) / spatial];
                     /* e >= 0 always (it starts at 0, decays towards 0 or grows by 2 theta),
                      * so p >= 0 and y - p cannot overflow; theta <= 2^29 */
-                    const int32_t p = enc[j0 + c] != 0 ? sg_decay(enc[j0 + c], a0, 0) : 0;
-                    const int32_t theta = st->theta[(j0 + c) / spatial];
+                    p = e[c] != 0 ? sg_decay(e[c], a0, 0) : 0;
                     if (y - p > theta) {
-                        enc[j0 + c] = p > INT32_MAX - 2 * theta ? INT32_MAX : p + 2 * theta;
+                        e[c] = p > INT32_MAX - 2 * theta ? INT32_MAX : p + 2 * theta;
                         ++spikes;
-                        (void)sg_gamma_route(rt, l + 1u, j0 + c, 1u);
+                        if (!pairs) {
+                            (void)sg_gamma_route(rt, l + 1u, j0 + c, 1u);
+                        } else if (held == n) {
+                            held = j0 + c;
+                        } else {
+                            rt->stats.synops += 2u * sg_scatter_dense2(nx, held, 1u, j0 + c, 1u,
+                                                                       rt->state.gamma.z[l + 1u]);
+                            held = n;
+                        }
                     } else {
-                        enc[j0 + c] = p;
+                        e[c] = p;
                     }
                 }
+            }
+            if (held != n) {
+                rt->stats.synops += sg_scatter_dense(nx, held, 1u, rt->state.gamma.z[l + 1u]);
             }
             rt->stats.spikes[l] += spikes;
         }
