@@ -192,8 +192,6 @@ def load_stages(buf: bytes, h: dict, labels: list[str], regions: list, arena_siz
             lerr("flags", "the output flag must be set on the last stage and only there")
         has_delays = bool(f["flags"] & FLAG_DELAYS)
         spike_ring = bool(f["flags"] & FLAG_SPIKE_RING)
-        if spike_ring and not (has_delays and spike_ring_allowed(si, f["pool"])):
-            lerr("flags", "the spike-ring flag needs the delays flag, a stage after the first and pool 1")
         for name, want in zip(("in_c", "in_h", "in_w"), prev_out):
             if f[name] != want:
                 lerr(name, f"{name} {f[name]} != output of the previous stage / model input ({want})")
@@ -223,6 +221,8 @@ def load_stages(buf: bytes, h: dict, labels: list[str], regions: list, arena_siz
                 want = span // f["stride"] + 1 if span >= 0 else 0
                 if f[name] != want or want == 0:
                     lerr(name, f"{name} {f[name]}, expected ({src} + 2 padding - kernel) // stride + 1 = {want} (>= 1)")
+        if spike_ring and not (has_delays and spike_ring_allowed(si, f["pool"])):  # after the geometry, as in C
+            lerr("flags", "the spike-ring flag needs the delays flag, a stage after the first and pool 1")
         if not has_delays and f["max_delay"] != 0:
             lerr("max_delay", "max_delay must be 0 without the delays flag")
         if has_delays and f["max_delay"] > 255:

@@ -45,7 +45,8 @@ void sg_gamma_deliver(sg_runtime *rt, uint32_t l, uint32_t i, uint32_t count)
         if ((st->flags & SG_FLAG_SPIKE_RING) != 0u) {
             /* the loader allows this ring only where count is one spike (stage >= 1, pool 1),
              * and a neuron spikes once a step, so the bit is clear */
-            uint32_t *w = (uint32_t *)(void *)ring + (size_t)slot * sg_gamma_ring_words(st) + i / 32u;
+            uint32_t *w =
+                (uint32_t *)(void *)ring + (size_t)slot * sg_gamma_ring_words(st) + i / 32u;
             *w |= 1u << (i % 32u);
         } else {
             int32_t *c = ring + (size_t)slot * st->n_in + i;
@@ -71,20 +72,34 @@ void sg_gamma_open_step(sg_runtime *rt)
 }
 
 /* A spike ring's slot: one event for every set bit, 32 idle inputs per word test; the
- * slot is left clear. */
+ * slot is left clear. Into a dense stage two at a time (sg_scatter_dense2), like the
+ * undelayed spikes of phase 3d. */
 static void scatter_spike_slot(const sg_stage *st, uint32_t *bits, int32_t *z)
 {
     const uint32_t words = sg_gamma_ring_words(st);
+    const int pairs = st->kind == SG_KIND_DENSE;
+    uint32_t held = st->n_in; /* an input waiting for a partner (n_in: none) */
     uint32_t w;
     for (w = 0; w < words; ++w) {
         uint32_t b = bits[w];
         uint32_t i = w * 32u;
         bits[w] = 0u;
         for (; b != 0u; b >>= 1, ++i) {
-            if ((b & 1u) != 0u) {
+            if ((b & 1u) == 0u) {
+                continue;
+            }
+            if (!pairs) {
                 (void)sg_scatter(st, i, 1, z);
+            } else if (held == st->n_in) {
+                held = i;
+            } else {
+                (void)sg_scatter_dense2(st, held, 1u, i, 1u, z);
+                held = st->n_in;
             }
         }
+    }
+    if (held != st->n_in) {
+        (void)sg_scatter_dense(st, held, 1u, z);
     }
 }
 
@@ -104,7 +119,8 @@ void sg_gamma_close_step(sg_runtime *rt)
         if (ring != NULL) { /* a. the ring slot of this step */
             const uint32_t slot = rt->step % ((uint32_t)st->max_delay + 1u);
             if ((st->flags & SG_FLAG_SPIKE_RING) != 0u) {
-                scatter_spike_slot(st, (uint32_t *)(void *)ring + (size_t)slot * sg_gamma_ring_words(st), z);
+                scatter_spike_slot(
+                    st, (uint32_t *)(void *)ring + (size_t)slot * sg_gamma_ring_words(st), z);
             } else {
                 int32_t *c = ring + (size_t)slot * st->n_in;
                 uint32_t i;
