@@ -26,7 +26,7 @@ from pysg.train.trainer import SequenceData, calibrate
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDING = BUNDLED_SAMPLES / "user01_fluorescent.aedat"
-N_GESTURES, STEPS = 2, 60
+N_GESTURES, STEPS = 2, 40  # 1.6 s at the default 40 ms: every delay slot in use
 
 
 def _gestures(dt_us: int) -> list[np.ndarray]:
@@ -56,15 +56,15 @@ def test_default_network_fits_the_stm32_port(default_sgm):
     data, _ = default_sgm
     model = load_sgm(data)
     # FORMAT.md section 4, K = 4: stage 0 conv 16 x 8 x 8 hidden, stage 1 96 hidden reading
-    # the map through delays of 0, 5, 10, 15 steps (100 ms apart at 20 ms; conv channel c
-    # gets the (c mod 4)-th) kept as a spike ring of 16 slots x 1,024 bits, stage 2 the 11 outputs
+    # the map through delays of 0, 3, 5, 8 steps (0, 120, 200, 320 ms at 40 ms; conv channel
+    # c gets the (c mod 4)-th) kept as a spike ring of 9 slots x 1,024 bits, stage 2 the 11 outputs
     k = 4
-    assert model.dt_us == 20_000
+    assert model.dt_us == 40_000
     st = model.stages[1]
-    assert st.spike_ring and st.max_delay == 15
-    assert st.delays.tolist() == [[0, 5, 10, 15][c % 4] for c in range(16) for _ in range(64)]
-    by_hand = 4 * ((k * 1024 + 1024) + (k * 96 + 96 + 16 * 1024 // 32) + k * 11)
-    assert model.arena_bytes == by_hand == 24_624
+    assert st.spike_ring and st.max_delay == 8
+    assert st.delays.tolist() == [[0, 3, 5, 8][c % 4] for c in range(16) for _ in range(64)]
+    by_hand = 4 * ((k * 1024 + 1024) + (k * 96 + 96 + 9 * 1024 // 32) + k * 11)
+    assert model.arena_bytes == by_hand == 23_728
     port_arena = int(re.search(r"SG_APP_ARENA_SIZE=(\d+)u", (ROOT / "firmware" / "Makefile").read_text()).group(1))
     assert port_arena == 32 * 1024 and model.arena_bytes <= port_arena
     assert len(data) <= 0x20000 - 256
