@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..recipes import DEFAULT_DT_MS
 from .data import cmd_demo, cmd_eval, cmd_synth, cmd_train
 from .device import cmd_device_info, cmd_emulate, cmd_flash, cmd_stream
 from .models import cmd_convert, cmd_export, cmd_inspect
@@ -35,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                                            "tonic:NAME:ROOT[+Transform(...)] (docs/DATASETS.md)")
     s.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
     s.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
-    s.add_argument("--dt-ms", type=float, default=None, help="simulation step, ms (default: the recipe's, 20)")
+    s.add_argument("--dt-ms", type=float, default=None,
+                   help=f"simulation step, ms (default: the recipe's, {DEFAULT_DT_MS:g})")
     s.add_argument("--seed", type=int, default=0, help="random seed of the initial weights and the sample order")
     s.add_argument("--resume", action="store_true", help="continue from OUTPUT.ckpt")
     s.add_argument("--history", help="write the training curves (JSON) here (default: not written)")
