@@ -101,7 +101,7 @@ def test_export_inspect_run_end_to_end(tiny, capsys):
     for key in ("format_version", "layers", "file_bytes", "arena_bytes", "labels", "dt_us"):
         assert key in info, key
     assert info["file_bytes"] == sgm.stat().st_size == exported["file_bytes"]
-    assert info["labels"] == list(GESTURE_CLASSES) and info["dt_us"] == 20_000  # the recipe trains at 20 ms
+    assert info["labels"] == list(GESTURE_CLASSES) and info["dt_us"] == 40_000  # the recipe trains at 40 ms
     rec = data / read_trials(data, "test")[0]
     dump = root / "logits.npy"
     alone = shutil.copy(rec, root / "alone.aedat")  # no labels CSV beside it: the whole file is one sample
