@@ -236,7 +236,7 @@ def _envelope_field(b: bytes) -> str | None:
     magic, version, header_size, file_size, payload_crc = struct.unpack_from("<4sIIII", b)
     if magic != b"PSGM":
         return "magic"
-    if version not in (1, 2):
+    if version not in (1, 2, 3):  # FORMAT.md: 1 SpikingGamma, 2 imported int8 networks, 3 spiking networks
         return "format_version"
     if header_size != 64:
         return "header_size"
@@ -270,6 +270,17 @@ def test_bit_flips_same_verdict_as_the_envelope_and_the_c_loader(files, data):
     else:
         b = resign(buf)
         assert py_verdict(b) == c_verdict(b)
+
+
+@pytest.mark.parametrize("version,field", [(3, "header_crc32"), (4, "format_version")])
+def test_another_known_version_fails_at_the_header_crc(files, version, field):
+    """A version-1 file relabelled as version 3 (a known kind) passes the version check and
+    fails at its header CRC; an unknown version fails at the version (both loaders)."""
+    b = bytearray(files["conv"])
+    struct.pack_into("<I", b, 4, version)
+    assert _envelope_field(bytes(b)) == field
+    assert py_verdict(bytes(b))[1] == field
+    assert py_verdict(bytes(b)) == c_verdict(bytes(b))
 
 
 @settings(max_examples=200, deadline=None)
