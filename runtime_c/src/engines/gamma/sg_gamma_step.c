@@ -71,14 +71,35 @@ void sg_gamma_open_step(sg_runtime *rt)
     }
 }
 
+/* Spikes into a dense stage two at a time (sg_scatter_dense2: each of its states loaded
+ * once per pair): pair_spike holds one input (*held; n_in: none) until its partner comes,
+ * pair_last scatters the one left. Both return the synaptic events scattered. */
+SG_INLINE uint32_t pair_spike(const sg_stage *st, uint32_t *held, uint32_t i, int32_t *z)
+{
+    if (*held == st->n_in) {
+        *held = i;
+        return 0u;
+    }
+    {
+        const uint32_t ops = 2u * sg_scatter_dense2(st, *held, 1u, i, 1u, z);
+        *held = st->n_in;
+        return ops;
+    }
+}
+
+SG_INLINE uint32_t pair_last(const sg_stage *st, uint32_t held, int32_t *z)
+{
+    return held != st->n_in ? sg_scatter_dense(st, held, 1u, z) : 0u;
+}
+
 /* A spike ring's slot: one event for every set bit, 32 idle inputs per word test; the
- * slot is left clear. Into a dense stage two at a time (sg_scatter_dense2), like the
- * undelayed spikes of phase 3d. */
+ * slot is left clear. Into a dense stage in pairs, like the undelayed spikes of phase 3d
+ * (the ring's synaptic events were counted on arrival). */
 static void scatter_spike_slot(const sg_stage *st, uint32_t *bits, int32_t *z)
 {
     const uint32_t words = sg_gamma_ring_words(st);
     const int pairs = st->kind == SG_KIND_DENSE;
-    uint32_t held = st->n_in; /* an input waiting for a partner (n_in: none) */
+    uint32_t held = st->n_in;
     uint32_t w;
     for (w = 0; w < words; ++w) {
         uint32_t b = bits[w];
@@ -88,19 +109,14 @@ static void scatter_spike_slot(const sg_stage *st, uint32_t *bits, int32_t *z)
             if ((b & 1u) == 0u) {
                 continue;
             }
-            if (!pairs) {
-                (void)sg_scatter(st, i, 1, z);
-            } else if (held == st->n_in) {
-                held = i;
+            if (pairs) {
+                (void)pair_spike(st, &held, i, z);
             } else {
-                (void)sg_scatter_dense2(st, held, 1u, i, 1u, z);
-                held = st->n_in;
+                (void)sg_scatter(st, i, 1, z);
             }
         }
     }
-    if (held != st->n_in) {
-        (void)sg_scatter_dense(st, held, 1u, z);
-    }
+    (void)pair_last(st, held, z);
 }
 
 /* Neurons whose x one call of sg_stage_x computes (128 B of stack). */
@@ -145,7 +161,7 @@ void sg_gamma_close_step(sg_runtime *rt)
              * (sg_scatter_dense2: each of its states loaded once per pair) */
             const int pairs =
                 nx->kind == SG_KIND_DENSE && nx->pool == 1u && rt->state.gamma.ring[l + 1u] == NULL;
-            uint32_t held = n; /* a spike waiting for a partner (n: none) */
+            uint32_t held = nx->n_in; /* none held (pair_spike); = n, pool 1 */
             int32_t *enc = rt->state.gamma.enc[l];
             uint64_t spikes = 0;
             uint32_t j0;
@@ -169,23 +185,18 @@ void sg_gamma_close_step(sg_runtime *rt)
                     if (y - p > theta) {
                         e[c] = p > INT32_MAX - 2 * theta ? INT32_MAX : p + 2 * theta;
                         ++spikes;
-                        if (!pairs) {
-                            (void)sg_gamma_route(rt, l + 1u, j0 + c, 1u);
-                        } else if (held == n) {
-                            held = j0 + c;
+                        if (pairs) {
+                            rt->stats.synops +=
+                                pair_spike(nx, &held, j0 + c, rt->state.gamma.z[l + 1u]);
                         } else {
-                            rt->stats.synops += 2u * sg_scatter_dense2(nx, held, 1u, j0 + c, 1u,
-                                                                       rt->state.gamma.z[l + 1u]);
-                            held = n;
+                            (void)sg_gamma_route(rt, l + 1u, j0 + c, 1u);
                         }
                     } else {
                         e[c] = p;
                     }
                 }
             }
-            if (held != n) {
-                rt->stats.synops += sg_scatter_dense(nx, held, 1u, rt->state.gamma.z[l + 1u]);
-            }
+            rt->stats.synops += pair_last(nx, held, rt->state.gamma.z[l + 1u]);
             rt->stats.spikes[l] += spikes;
         }
     }
