@@ -94,18 +94,13 @@ def test_folded_net_equals_torch(anchor):
 
 
 def test_int8_anchor_is_bit_exact_with_tflite_micro(anchor):
-    tflm = pytest.importorskip("tflite_micro.python.tflite_micro.runtime", reason="pip install --pre tflite-micro")
+    pytest.importorskip("tflite_micro.python.tflite_micro.runtime", reason="pip install --pre tflite-micro")
     from tests.support.cnn_baseline import reference_logits
+    from tests.support.qkernel_cases import run_tflm_each
 
     _, _, model, _, xq = anchor
     ref = reference_logits(model, xq)
-    it = tflm.Interpreter.from_bytes(model, arena_size=1 << 20)
-    got = []
-    for k in range(len(xq)):
-        it.set_input(xq[k:k + 1], 0)
-        it.invoke()
-        got.append(it.get_output(0)[0])
-    np.testing.assert_array_equal(np.array(got), ref)
+    np.testing.assert_array_equal(run_tflm_each(model, xq), ref)
     assert ref.std() > 5
 
 

@@ -105,18 +105,13 @@ def int8_model():
 
 
 def test_int8_tflite_is_bit_exact_with_tflite_micro(int8_model):
-    tflm = pytest.importorskip("tflite_micro.python.tflite_micro.runtime", reason="pip install --pre tflite-micro")
+    pytest.importorskip("tflite_micro.python.tflite_micro.runtime", reason="pip install --pre tflite-micro")
     from tests.support.cnn_baseline import reference_logits
+    from tests.support.qkernel_cases import run_tflm_each
 
     model, frames = int8_model
     ref = reference_logits(model, frames)
-    it = tflm.Interpreter.from_bytes(model, arena_size=1 << 20)
-    got = []
-    for k in range(len(frames)):
-        it.set_input(frames[k:k + 1], 0)
-        it.invoke()
-        got.append(it.get_output(0)[0])
-    np.testing.assert_array_equal(np.array(got), ref)
+    np.testing.assert_array_equal(run_tflm_each(model, frames), ref)
     assert ref.std() > 5  # the logits are spread, not stuck at a clamp
 
 

@@ -337,7 +337,7 @@ def summary(name: str, info: dict) -> str:
                      f"{' (output)' if l['output'] else ''}: {l['parameters']} parameters, "
                      f"weights {l['weight_bytes']} B, arena {l['arena_bytes']} B, alpha_q15 {l['alpha_q15']}"
                      f"{', delays <= ' + str(l['max_delay']) if l['delays'] else ''}"
-                     f"{' (spike ring)' if l.get('spike_ring') else ''}")
+                     f"{' (spike ring)' if l['spike_ring'] else ''}")
     lines.append("  labels: " + ", ".join(info["labels"]))
     return "\n".join(lines)
 

@@ -30,6 +30,18 @@ def run_tflm(model: bytes, inputs: list[np.ndarray]) -> np.ndarray:
     return it.get_output(0)
 
 
+def run_tflm_each(model: bytes, xs: np.ndarray) -> np.ndarray:
+    """TFLite Micro's first output for each sample of ``xs`` (axis 0) as the model's one
+    input of batch 1, through one interpreter."""
+    it = _tflm().Interpreter.from_bytes(model, arena_size=4 * len(model) + (1 << 20))
+    out = []
+    for k in range(len(xs)):
+        it.set_input(xs[k:k + 1], 0)
+        it.invoke()
+        out.append(it.get_output(0)[0])
+    return np.array(out)
+
+
 def scales(rng, n, lo=1e-3, hi=3e-2) -> np.ndarray:
     """``n`` random float32 quantisation scales in [lo, hi)."""
     return rng.uniform(lo, hi, n).astype(np.float32)
