@@ -248,8 +248,7 @@ class Trainer:
                 lengths = train.lengths[idx]
                 frames = shift_frames(train.frames[idx, : lengths.max()], self.rng, self.cfg.max_shift)
                 y_samples = [[] for _ in self.net.stages[:-1]]
-                loss, grads, score = train_batch(self.net, frames, train.labels[idx], lengths, self.cfg,
-                                                 y_samples)
+                loss, grads, score = self.batch_gradients(frames, train.labels[idx], lengths, y_samples)
                 lr = lr_at(self.cfg, (self.epoch * nb + bi) / (self.cfg.epochs * nb))
                 self.opt.step(self.net.params, grads, lr=lr)
                 adapt_thresholds(self.net, y_samples, quantile=self.cfg.theta_quantile,
@@ -260,6 +259,12 @@ class Trainer:
                     on_batch(len(idx), loss)
             self.end_epoch(total, correct, n, t0, val, checkpoint, on_epoch)
         return self.history
+
+    def batch_gradients(self, frames: np.ndarray, labels: np.ndarray, lengths: np.ndarray,
+                        y_samples: list[list[np.ndarray]]) -> tuple[float, dict[str, np.ndarray], np.ndarray]:
+        """One batch's loss, gradients and summed logits: the online rule (`train_batch`).
+        A subclass can put another rule here (bench.recipe_limits: exact BPTT)."""
+        return train_batch(self.net, frames, labels, lengths, self.cfg, y_samples)
 
     def end_epoch(self, total: float, correct: int, n: int, t0: float, val: SequenceData | None,
                   checkpoint: str | Path | None, on_epoch: Callable[["Trainer"], None] | None) -> None:
