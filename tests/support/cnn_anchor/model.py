@@ -114,12 +114,13 @@ def _affine(x: torch.Tensor, cfg: AnchorConfig, rng: np.random.Generator) -> tor
     return nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def train_anchor(ev: SplitEvents, cfg: AnchorConfig, log=print) -> AnchorNet:
-    """The float model trained on all gestures of ``ev`` (one thread, seeded)."""
+def train_anchor(ev: SplitEvents, cfg: AnchorConfig, log=print, build=AnchorNet) -> nn.Module:
+    """The float model trained on all gestures of ``ev`` (one thread, seeded); ``build(cfg)``
+    makes the untrained network (another architecture under the same recipe: bench.cnn_same_size)."""
     torch.set_num_threads(1)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    net = AnchorNet(cfg)
+    net = build(cfg)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * -(-len(ev) // cfg.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.15)
