@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -66,8 +67,7 @@ def main(argv=None) -> int:
         report["accuracy"]["whole" if t is None else f"{t} ms"] = acc
     print(json.dumps(report, indent=1))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
     return 0
 
 

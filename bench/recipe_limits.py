@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -105,8 +106,7 @@ def main(argv=None) -> int:
         print(json.dumps(report["rows"][-1]), flush=True)
     print(table(report))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
     return 0
 
 
