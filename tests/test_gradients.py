@@ -118,3 +118,25 @@ def test_online_gradient_has_the_exact_scale(arch):
             assert 0.9 < min(r) and max(r) < 8.0, (k, r)
     hidden = [v for k, r in ratios.items() if not k.startswith(f"{top}.") for v in r]
     assert 1.0 < float(np.exp(np.mean(np.log(hidden)))) < 3.5, hidden
+
+
+def test_bptt_with_delays_past_255_steps_matches_finite_differences():
+    # the adjoint's history is indexed by t + d (uint8 delays must not wrap at 256)
+    rng = np.random.default_rng(5)
+    net = Network(NetworkConfig((1, 3, 3), [Flatten(), Dense(4), Dense(2)], n_buckets=2), rng=rng)
+    net.params["1.delays"] = rng.integers(0, 9, net.stages[1].n_in).astype(np.uint8)
+    t_steps = 270
+    frames = (rng.random((t_steps, 1, 1, 3, 3)) < 0.3).astype(np.float64)
+    labels = np.array([1])
+    w = loss_weights(np.array([t_steps]), t_steps, 0.9)  # only the last 27 steps count
+    _, grads = bptt_gradients(net, frames, labels, w)
+    g = grads["0.W"]
+    for idx in zip(*np.unravel_index(np.argsort(-np.abs(g).ravel())[:3], g.shape)):
+        p, eps = net.params["0.W"], 1e-6
+        old = p[idx]
+        p[idx] = old + eps
+        up = analog_loss(net, frames, labels, w)
+        p[idx] = old - eps
+        down = analog_loss(net, frames, labels, w)
+        p[idx] = old
+        assert (up - down) / (2 * eps) == pytest.approx(g[idx], rel=1e-5, abs=1e-9), idx

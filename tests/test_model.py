@@ -167,3 +167,20 @@ def test_spiking_run_counts_spikes_and_synops():
     r = net.run(frames)
     hidden = int(r.spikes[0][0])
     assert r.synops[0] == 2 * 3 + hidden * 2
+
+
+def test_delay_ring_reads_each_input_d_steps_late_past_255_steps():
+    # the stored delays are uint8: t + d must not wrap at 256 (steps 248.. then 256.. of a
+    # 40 ms model are 10 s into a recording)
+    rng = np.random.default_rng(0)
+    net = Network(NetworkConfig((1, 4, 4), [Flatten(), Dense(5), Dense(3)], n_buckets=2), rng=rng)
+    d = rng.integers(0, 9, net.stages[1].n_in).astype(np.uint8)
+    net.params["1.delays"] = d
+    state = net.init_state(2, dtype=np.float64)
+    sent = rng.random((300, 2, net.stages[1].n_in))
+    for t in range(300):
+        out = state.delay(1, sent[t])
+        past = t - d.astype(int)
+        want = np.where(past >= 0, sent[np.maximum(past, 0), :, np.arange(d.size)].T, 0.0)
+        np.testing.assert_array_equal(out, want, err_msg=f"step {t}")
+        state.t += 1
