@@ -4,8 +4,8 @@
 Is the strong CNN anchor ahead of `pysg train`'s network because it is a frame CNN, or
 because it is a bigger network? This trains, with the anchor's whole recipe
 (tests/support/cnn_anchor: 8 time bins x 2 polarities x 32x32 of the gesture, prefix and
-crop windows, event dropout, shifts, AdamW, label smoothing, dropout, batch norm, one
-thread, seeded), a CNN with the default SpikingGamma network's topology:
+crop windows, event dropout, shifts, AdamW, label smoothing, dropout, batch norm, its
+epochs, one thread, seeded), a CNN with the default SpikingGamma network's topology:
 
     conv 16 filters 4x4 stride 4 (+ batch norm, ReLU) -> 96 (ReLU) -> 11
 
@@ -13,7 +13,7 @@ thread, seeded), a CNN with the default SpikingGamma network's topology:
 gesture). Reported: float accuracy on the test split (unseen people) for the whole
 gesture and for its first 300 and 1000 ms (one inference on that window), and its MACs.
 
-    OMP_NUM_THREADS=1 python -m bench.cnn_same_size --data /tmp/hardrun/g_hard [--epochs 200] [--json out.json]
+    OMP_NUM_THREADS=1 python -m bench.cnn_same_size --data /tmp/hardrun/g_hard [--epochs N] [--json out.json]
 """
 from __future__ import annotations
 
@@ -46,19 +46,19 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="a DVS128-Gesture-layout folder")
-    ap.add_argument("--epochs", type=int, default=200, help="the anchor's run in BENCHMARKS used 200")
+    ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: AnchorConfig's, the anchor's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json")
     args = ap.parse_args(argv)
-    if args.epochs < 1:
+    if args.epochs is not None and args.epochs < 1:
         ap.error("--epochs must be positive")
-    cfg = AnchorConfig(epochs=args.epochs, seed=args.seed)
+    cfg = AnchorConfig(seed=args.seed, **({} if args.epochs is None else {"epochs": args.epochs}))
     train, test = load_events(args.data, "train"), load_events(args.data, "test")
     t0 = time.perf_counter()
     net = train_anchor(train, cfg, log=lambda s: None, build=same_size_net)
     seconds = time.perf_counter() - t0
     idx, zero = np.arange(len(test)), np.zeros(len(test), np.int64)
-    report = {"date": time.strftime("%Y-%m-%d"), "data": args.data, "epochs": args.epochs, "seed": args.seed,
+    report = {"date": time.strftime("%Y-%m-%d"), "data": args.data, "epochs": cfg.epochs, "seed": args.seed,
               "train_seconds": round(seconds, 1), "macs_per_inference": macs(cfg), "accuracy": {}}
     for t in (None, *ONSETS_MS):
         end = test.durations if t is None else np.minimum(test.durations, t * 1000)
