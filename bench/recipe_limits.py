@@ -16,7 +16,8 @@ the exact gradient fits the train people better but does no better on unseen peo
 rule is not what holds the test accuracy back.
 
     OMP_NUM_THREADS=1 python -m bench.recipe_limits --data /tmp/hardrun/g_hard \\
-        [--rules online online-analog bptt] [--epochs 60] [--seed 0] [--json out.json]
+        [--rules online online-analog bptt] [--arch default|two-conv] [--epochs 60] [--seed 0]
+        [--save-dir DIR] [--json out.json]
 """
 from __future__ import annotations
 
@@ -29,11 +30,33 @@ from pathlib import Path
 
 import numpy as np
 
-from pysg.recipes import default_network, load_split
+from pysg.model import Conv2d, Dense, Flatten, Network, NetworkConfig
+from pysg.recipes import DEFAULT_DELAYS_MS, default_network, load_split
 from pysg.train.gradients import bptt_gradients, loss_weights
 from pysg.train.trainer import THETA_SAMPLE_EVERY, TrainConfig, Trainer, calibrate, evaluate
 
 RULES = ("online", "online-analog", "bptt")
+ARCHS = ("default", "two-conv")
+
+
+def two_conv_network(seed: int = 0) -> Network:
+    """The default with a second convolution: 16 channels 4x4 stride 4 -> 32 channels 3x3
+    stride 2 (a 32x4x4 map) -> 96 -> 11; the second convolution reads the first's channel c
+    through the default's delay of c (DEFAULT_DELAYS_MS[c % 4])."""
+    base = default_network(seed=seed)
+    cfg = NetworkConfig.from_dict(base.config.to_dict())
+    cfg.layers = [Conv2d(16, 4, stride=4), Conv2d(32, 3, stride=2, padding=1), Flatten(), Dense(96),
+                  Dense(len(cfg.classes))]
+    cfg.tau_ms = None  # the default time constants, now for four synaptic layers
+    net = Network(cfg, rng=np.random.default_rng(seed))
+    c, h, w = net.stages[0].syn.out_shape
+    steps = [int(round(ms * 1000 / cfg.dt_us)) for ms in DEFAULT_DELAYS_MS]
+    net.params["1.delays"] = np.repeat(np.array([steps[i % len(steps)] for i in range(c)], np.uint8), h * w)
+    return net
+
+
+def network(arch: str, seed: int) -> Network:
+    return default_network(seed=seed) if arch == "default" else two_conv_network(seed)
 
 
 class BpttTrainer(Trainer):
@@ -57,16 +80,19 @@ class BpttTrainer(Trainer):
         return loss, grads, score
 
 
-def run_rule(rule: str, train, test, *, epochs: int, seed: int) -> dict:
-    net = default_network(seed=seed)
+def run_rule(rule: str, train, test, *, epochs: int, seed: int, arch: str = "default", save=None) -> dict:
+    net = network(arch, seed)
     calibrate(net, train)
     cfg = TrainConfig(seed=seed, epochs=epochs, spiking=rule == "online")
     trainer = (BpttTrainer if rule == "bptt" else Trainer)(net, cfg)
     t0 = time.perf_counter()
     trainer.fit(train)
     seconds = time.perf_counter() - t0
+    if save:
+        net.save(Path(save) / f"{arch}_{rule}.npz")
     return {
         "rule": rule,
+        "arch": arch,
         "train_seconds": round(seconds, 1),
         "train_accuracy_spiking": evaluate(net, train)["accuracy"],
         "train_accuracy_analog": evaluate(net, train, spiking=False)["accuracy"],
@@ -77,10 +103,10 @@ def run_rule(rule: str, train, test, *, epochs: int, seed: int) -> dict:
 
 
 def table(report: dict) -> str:
-    lines = ["| rule | train people, spikes / analog | test people, spikes | test people, analog | training |",
+    lines = ["| network, rule | train people, spikes / analog | test people, spikes | test people, analog | training |",
              "|---|---|---|---|---|"]
     for r in report["rows"]:
-        lines.append(f"| {r['rule']} | {100 * r['train_accuracy_spiking']:.1f} / {100 * r['train_accuracy_analog']:.1f} % | "
+        lines.append(f"| {r['arch']}, {r['rule']} | {100 * r['train_accuracy_spiking']:.1f} / {100 * r['train_accuracy_analog']:.1f} % | "
                      f"{100 * r['test_accuracy_spiking']:.1f} % | {100 * r['test_accuracy_analog']:.1f} % | "
                      f"{r['train_seconds']:.0f} s |")
     return "\n".join(lines)
@@ -90,6 +116,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="a DVS128-Gesture-layout folder (e.g. pysg synth --difficulty hard)")
     ap.add_argument("--rules", nargs="+", choices=RULES, default=list(RULES))
+    ap.add_argument("--arch", choices=ARCHS, default="default",
+                    help="default: pysg train's network; two-conv: a second convolution before the dense layer")
+    ap.add_argument("--save-dir", help="save each trained model here as ARCH_RULE.npz")
     ap.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="write the report here too")
@@ -102,7 +131,8 @@ def main(argv=None) -> int:
               "data": args.data, "epochs": args.epochs, "seed": args.seed,
               "train_gestures": len(train), "test_gestures": len(test), "rows": []}
     for rule in args.rules:
-        report["rows"].append(run_rule(rule, train, test, epochs=args.epochs, seed=args.seed))
+        report["rows"].append(run_rule(rule, train, test, epochs=args.epochs, seed=args.seed, arch=args.arch,
+                                       save=args.save_dir))
         print(json.dumps(report["rows"][-1]), flush=True)
     print(table(report))
     if args.json:

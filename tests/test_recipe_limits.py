@@ -47,3 +47,14 @@ def test_fit_takes_each_batch_from_batch_gradients():
 
     Counting(net, TrainConfig(epochs=2, batch_size=3, max_shift=0)).fit(SequenceData(frames, lengths, labels, 10_000))
     assert calls == [3, 1, 3, 1]
+
+
+def test_two_conv_network_is_the_default_with_a_second_convolution():
+    from bench.recipe_limits import two_conv_network
+    from pysg.recipes import default_network
+
+    base, net = default_network(), two_conv_network()
+    assert [(s.n_in, s.n_out) for s in net.stages] == [(2048, 1024), (1024, 512), (512, 96), (96, 11)]
+    assert net.config.dt_us == base.config.dt_us and net.config.n_buckets == base.config.n_buckets
+    np.testing.assert_array_equal(net.params["1.delays"], base.params["1.delays"])  # channel c at delay c % 4
+    assert "2.delays" not in net.params
