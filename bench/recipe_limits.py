@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from pysg.model import Conv2d, Dense, Flatten, Network, NetworkConfig
-from pysg.recipes import DEFAULT_DELAYS_MS, default_network, load_split
+from pysg.recipes import default_network, load_split
 from pysg.train.gradients import bptt_gradients, loss_weights
 from pysg.train.trainer import THETA_SAMPLE_EVERY, TrainConfig, Trainer, calibrate, evaluate
 
@@ -42,16 +42,14 @@ ARCHS = ("default", "two-conv")
 def two_conv_network(seed: int = 0) -> Network:
     """The default with a second convolution: 16 channels 4x4 stride 4 -> 32 channels 3x3
     stride 2 (a 32x4x4 map) -> 96 -> 11; the second convolution reads the first's channel c
-    through the default's delay of c (DEFAULT_DELAYS_MS[c % 4])."""
+    through the default's delay of c (pysg.recipes.DEFAULT_DELAYS_MS[c % 4])."""
     base = default_network(seed=seed)
     cfg = NetworkConfig.from_dict(base.config.to_dict())
     cfg.layers = [Conv2d(16, 4, stride=4), Conv2d(32, 3, stride=2, padding=1), Flatten(), Dense(96),
                   Dense(len(cfg.classes))]
     cfg.tau_ms = None  # the default time constants, now for four synaptic layers
     net = Network(cfg, rng=np.random.default_rng(seed))
-    c, h, w = net.stages[0].syn.out_shape
-    steps = [int(round(ms * 1000 / cfg.dt_us)) for ms in DEFAULT_DELAYS_MS]
-    net.params["1.delays"] = np.repeat(np.array([steps[i % len(steps)] for i in range(c)], np.uint8), h * w)
+    net.params["1.delays"] = base.params["1.delays"].copy()  # the same first convolution's map, the same delays
     return net
 
 
