@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from pysg.model import Conv2d, Dense, Flatten, Network, NetworkConfig, SumPool2d
-from pysg.train.gradients import (analog_loss, bptt_gradients, cosine, loss_weights,
-                                  online_gradients)
+from pysg.train.gradients import (FirstStageTraces, analog_loss, bptt_gradients, cosine,
+                                  loss_weights, online_gradients, online_step_grads)
+from pysg.train.trainer import TrainConfig, train_batch
 
 ARCHS = {
     "dense": [Flatten(), Dense(6), Dense(3)],
@@ -140,3 +141,78 @@ def test_bptt_with_delays_past_255_steps_matches_finite_differences():
         down = analog_loss(net, frames, labels, w)
         p[idx] = old
         assert (up - down) / (2 * eps) == pytest.approx(g[idx], rel=1e-5, abs=1e-9), idx
+
+
+TWO_STAGE = {
+    # pooled convolution into a dense readout; a stride-2 convolution; dense into dense
+    "conv-pool": [Conv2d(3, 3, 1, 1), SumPool2d(2), Flatten(), Dense(3)],
+    "conv-s2": [Conv2d(3, 3, 2, 1), Flatten(), Dense(3)],
+    "dense": [Flatten(), Dense(6), Dense(3)],
+}
+
+
+def two_stage_problem(arch, delays, seed=1):
+    rng = np.random.default_rng(seed)
+    net = Network(NetworkConfig((2, 6, 6), TWO_STAGE[arch], n_buckets=3), rng=rng)
+    for k in net.params:
+        if k.endswith(".b"):
+            net.params[k] = rng.normal(0.2, 0.3, net.params[k].shape)
+        if k.endswith(".V"):
+            net.params[k] = rng.normal(0.3, 0.3, net.params[k].shape)
+    if delays:
+        net.params["1.delays"] = rng.integers(0, 5, net.stages[1].n_in).astype(np.uint8)
+    frames = (rng.random((24, 3, 2, 6, 6)) < 0.15).astype(np.float64)
+    w = loss_weights(np.array([24, 18, 24]), 24, 0.2)
+    return net, frames, rng.integers(0, 3, 3), w
+
+
+@pytest.mark.parametrize("arch,delays", [("conv-pool", True), ("conv-s2", False), ("conv-s2", True),
+                                         ("dense", True)])
+def test_traced_credit_is_the_exact_gradient_of_two_stages(arch, delays):
+    """Below an exact output stage, the forward traces carry the first stage's past
+    through the second stage's delays and buckets: the whole gradient is BPTT's."""
+    net, frames, labels, w = two_stage_problem(arch, delays)
+    loss_ex, exact = bptt_gradients(net, frames, labels, w, act_reg=0.1)
+    loss_tr, traced = online_gradients(net, frames, labels, w, credit="traced", act_reg=0.1)
+    _, online = online_gradients(net, frames, labels, w, credit="all", act_reg=0.1)
+    assert loss_tr == pytest.approx(loss_ex, rel=1e-12)
+    for k in exact:
+        assert np.abs(exact[k]).max() > 0, k
+        np.testing.assert_allclose(traced[k], exact[k], rtol=1e-9, atol=1e-12 * np.abs(exact[k]).max(),
+                                   err_msg=k)
+    # the instantaneous rule is not: the comparison can tell them apart
+    assert cosine(online["0.W"], exact["0.W"]) < 0.999
+
+
+def test_traced_credit_keeps_the_online_rule_above_the_first_stage():
+    net, frames, labels, w, _ = problem("conv", delays=True)
+    _, traced = online_gradients(net, frames, labels, w, credit="traced", act_reg=0.1)
+    _, online = online_gradients(net, frames, labels, w, credit="all", act_reg=0.1)
+    for k in online:
+        if not k.startswith("0."):
+            np.testing.assert_allclose(traced[k], online[k], rtol=1e-12, err_msg=k)
+    assert not np.allclose(traced["0.W"], online["0.W"])
+
+
+def test_train_batch_advances_the_traces_on_every_step():
+    """train_batch (the trainer's loop, which skips the loss on the first steps) gives the
+    same gradient as the reference loop; the analog forward pass in float64."""
+    net, frames, labels, _ = two_stage_problem("conv-s2", True)
+    lengths = np.array([24, 18, 24])
+    cfg = TrainConfig(credit="traced", spiking=False, dtype="float64", act_reg=0.1, warmup=0.25)
+    _, grads, _ = train_batch(net, frames.transpose(1, 0, 2, 3, 4), labels, lengths, cfg)
+    _, exact = bptt_gradients(net, frames, labels, loss_weights(lengths, 24, 0.25), act_reg=0.1)
+    for k in exact:
+        np.testing.assert_allclose(grads[k], exact[k], rtol=1e-9, atol=1e-12 * np.abs(exact[k]).max(),
+                                   err_msg=k)
+
+
+def test_traced_credit_refusals():
+    net = Network(NetworkConfig((1, 3, 3), [Flatten(), Dense(2)]))
+    with pytest.raises(ValueError, match="at least two synaptic layers"):
+        FirstStageTraces(net, 1)
+    net, frames, labels, w = two_stage_problem("dense", False)
+    state = net.init_state(3, traces=True, dtype=np.float64)
+    g = np.zeros((3, 3))
+    with pytest.raises(ValueError, match="FirstStageTraces"):
+        online_step_grads(net, state, g, w[0], {}, credit="traced")

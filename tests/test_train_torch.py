@@ -284,3 +284,10 @@ def test_cli_refusals_name_the_fix(tiny, tmp_path, capsys, monkeypatch, args, sa
     err = capsys.readouterr().err.strip()
     assert says in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "m.npz").exists() and not (tmp_path / "m.npz.ckpt").exists()
+
+
+def test_traced_credit_is_refused_on_torch():
+    # the first stage's forward traces exist in the numpy trainer only: no silent fallback
+    net, *_ = problem("conv", True)
+    with pytest.raises(ValueError, match="numpy"):
+        tt.TorchTrainer(net, TrainConfig(credit="traced"))

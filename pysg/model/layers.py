@@ -207,6 +207,10 @@ class DenseOp:
         """sum over the batch of outer(g, a): the gradient of sum(g * forward(W, a))."""
         return g.T @ a
 
+    def patches(self, a: np.ndarray) -> np.ndarray:
+        """(M, 1, n_in): what each output neuron's weight row multiplies (every input)."""
+        return a[:, None, :]
+
 
 class ConvOp:
     """Bound 2-D convolution over flattened (M, C*H*W) activity."""
@@ -253,6 +257,13 @@ class ConvOp:
         m = g.shape[0]
         g4 = g.reshape(m, *self.out_shape)
         return np.tensordot(g4, self._windows(a), axes=((0, 2, 3), (0, 2, 3)))
+
+    def patches(self, a: np.ndarray) -> np.ndarray:
+        """(M, Ho*Wo, C*k*k): each output position's receptive field, ordered like one
+        output channel's weights (in_channel, i, j)."""
+        win = self._windows(a)  # (M, C, Ho, Wo, k, k)
+        m = a.shape[0]
+        return win.transpose(0, 2, 3, 1, 4, 5).reshape(m, self.spatial, self.fan_in)
 
 
 SYNAPTIC = (Dense, Conv2d)

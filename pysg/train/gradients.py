@@ -20,6 +20,23 @@ at once) or c_j = V_j0 ("bucket0": only bucket 0 depends on the present step, so
 is the instantaneous part of the exact gradient). The sigma-delta pair counts as the
 identity. Nothing is kept across steps but the network state: memory is O(1) in T.
 
+"traced" credit (`FirstStageTraces`): the first stage's parameters theta_0 reach the
+loss through the second stage's delays and buckets, which hold the first stage's past.
+Forward-mode traces carry that past exactly: per second-stage input i and first-stage
+parameter p (of i's channel),
+
+    J_ip(t)   = dy_i(t)/dtheta_p                     (local: 1[x_i > 0] x V, z, 1)
+    E^0_ip(t) = J_ip(t - d_i)                        (d_i: the input's axonal delay)
+    E^k_ip(t) = alpha_k E^k_ip(t-1) + (1 - alpha_k) E^(k-1)_ip(t-1)
+    dtheta_p += sum_k sum_i [syn^T(delta V_k)]_i E^k_ip(t)
+
+the second stage's bucket recursion applied to derivatives. Given the second stage's
+delta this is the exact gradient of the analog network (for two stages: the whole
+exact gradient); the second stage and above keep the online rule. The traces take
+K x B x (fan-in + K + 1) x N_in floats (plus a ring for the delays): O(1) in T, but
+the fan-in must be small (a convolution's shared kernel), so only the first stage
+is traced.
+
 Exact reference: back-propagation through time of the same loss through the analog
 network (float64), with the adjoint of the bucket recursion
 
@@ -33,7 +50,7 @@ import numpy as np
 
 from ..model.network import Network
 
-CREDIT_MODES = ("all", "bucket0")
+CREDIT_MODES = ("all", "bucket0", "traced")
 
 
 class LossSchedule:
@@ -85,16 +102,86 @@ def _stage_param_grads(net, st, state, delta, u, z, grads) -> None:
     grads[f"{l}.b"] += st.reduce(delta.sum(axis=0))
 
 
+class FirstStageTraces:
+    """Forward-mode traces of the first stage's parameters through the second stage's
+    delays and input buckets (the "traced" credit, see the module doc). Call `advance`
+    after every `net.step` (loss or not), `accumulate` where the loss counts.
+
+    Laid out (K, N_in, B, P): one second-stage input's traces are one contiguous block,
+    so the delay ring moves whole blocks."""
+
+    def __init__(self, net: Network, batch: int, dtype=np.float32):
+        if len(net.stages) < 2:
+            raise ValueError("traced credit needs at least two synaptic layers")
+        first, second = net.stages[0], net.stages[1]
+        k = net.config.n_buckets
+        self.net, self.k, self.dtype = net, k, dtype
+        self.fan_in = first.syn.fan_in
+        self.n_par = self.fan_in + k + 1  # per channel: kernel, V, b
+        self.n_in = second.n_in
+        self.e = np.zeros((k, self.n_in, batch, self.n_par), dtype)
+        d = net.params.get("1.delays")
+        self.delays = None if d is None else d.astype(np.intp)
+        # Input i's Jacobian of step t is written to slot (t + d_i) % n and read at t + d_i,
+        # before anything else can land there (d_i < n): plain stores, no clearing.
+        self.ring = None if d is None else np.zeros((int(d.max()) + 1, self.n_in, batch, self.n_par), dtype)
+        self.cols = np.arange(self.n_in)
+        self.t = 0
+
+    def advance(self, state) -> None:
+        """Take the first stage's local Jacobian of this step into the traces."""
+        first, second = self.net.stages[0], self.net.stages[1]
+        syn, c, sp = first.syn, first.syn.channels, first.syn.spatial
+        u, z, v = state.u[0], state.z[0], state.v[0]
+        b = u.shape[1]
+        patches = np.stack([syn.patches(u[k]) for k in range(self.k)])  # (K, B, S, F)
+        v_c = v.reshape(c, sp, self.k)[:, 0]  # per channel (C, K)
+        mask = (state.x[0] > 0).reshape(b, c, sp).transpose(1, 2, 0).astype(self.dtype)[..., None]
+        jac = np.empty((c, sp, b, self.n_par), self.dtype)  # (N_out, B, P)
+        kernel = np.matmul(patches.transpose(2, 1, 3, 0), v_c.T)  # (S, B, F, C)
+        np.multiply(kernel.transpose(3, 0, 1, 2), mask, out=jac[..., : self.fan_in])
+        np.multiply(z.reshape(self.k, b, c, sp).transpose(2, 3, 1, 0), mask, out=jac[..., self.fan_in: -1])
+        jac[..., -1:] = mask
+        jac = jac.reshape(c * sp, b * self.n_par)
+        if second.pre:  # pooling acts on the neuron axis
+            jac = second.pre_forward(jac.T).T.reshape(self.n_in, b * self.n_par)
+        jac = jac.reshape(self.n_in, b, self.n_par)
+        if self.ring is not None:
+            n = self.ring.shape[0]
+            self.ring[(self.t + self.delays) % n, self.cols] = jac
+            jac = self.ring[self.t % n]
+        alpha = state.alpha[1]
+        for k in range(self.k - 1, 0, -1):
+            self.e[k] *= alpha[k]
+            self.e[k] += (1.0 - alpha[k]) * self.e[k - 1]
+        self.e[0] = jac
+        self.t += 1
+
+    def accumulate(self, state, delta: np.ndarray, grads: dict[str, np.ndarray]) -> None:
+        """Add the first stage's gradient given the second stage's delta (B, N_out)."""
+        first, second = self.net.stages[0], self.net.stages[1]
+        v, w = state.v[1], state.w[1]
+        g_u = np.stack([second.syn.transpose(w, delta * v[:, k]) for k in range(self.k)])  # (K, B, N)
+        g = np.einsum("kbn,knbp->np", g_u, self.e)  # (N, P)
+        per_channel = g.reshape(first.syn.channels, -1, self.n_par).sum(axis=1)  # (C, P)
+        grads["0.W"] += per_channel[:, : self.fan_in].reshape(first.syn.weight_shape)
+        grads["0.V"] += per_channel[:, self.fan_in: -1]
+        grads["0.b"] += per_channel[:, -1]
+
+
 def online_step_grads(net: Network, state, g_logits: np.ndarray, w: np.ndarray,
                       grads: dict[str, np.ndarray], *, credit: str = "all",
-                      act_reg: float = 0.0) -> float:
+                      act_reg: float = 0.0, traces: FirstStageTraces | None = None) -> float:
     """Accumulate this step's online gradient into `grads`; returns the activity loss.
 
     `state` must come from `net.init_state(..., traces=True)` and have just been
     advanced by `net.step`. g_logits: dL(t)/dlogits (B, classes); w: (B,) loss weights.
+    credit "traced" needs `traces`, advanced with the same step.
     """
     if credit not in CREDIT_MODES:
         raise ValueError(f"credit must be one of {CREDIT_MODES}, got {credit!r}")
+    if (credit == "traced") != (traces is not None):
+        raise ValueError("credit 'traced' goes with a FirstStageTraces, and only it")
     act_loss = 0.0
     delta = g_logits.astype(state.dtype, copy=False)
     for st in reversed(net.stages):
@@ -107,8 +194,12 @@ def online_step_grads(net: Network, state, g_logits: np.ndarray, w: np.ndarray,
         _stage_param_grads(net, st, state, delta, state.u[l], state.z[l], grads)
         if l == 0:
             break
+        if traces is not None and l == 1:
+            traces.accumulate(state, delta, grads)
+            delta = np.zeros_like(state.x[0])  # the first stage's own term: the activity penalty
+            continue
         v = state.v[l]
-        c = v.sum(axis=1) if credit == "all" else v[:, 0]
+        c = v[:, 0] if credit == "bucket0" else v.sum(axis=1)  # "traced" is "all" above the first stage
         delta = st.pre_transpose(st.syn.transpose(state.w[l], delta * c))
     return act_loss
 
@@ -137,15 +228,19 @@ def online_gradients(net: Network, frames: np.ndarray, labels: np.ndarray, weigh
     t_steps, batch = frames.shape[:2]
     flat = frames.reshape(t_steps, batch, -1)
     state = net.init_state(batch, traces=True, dtype=dtype)
+    traces = FirstStageTraces(net, batch, dtype) if credit == "traced" else None
     grads = zero_grads(net)
     total = 0.0
     for t in range(t_steps):
         logits = net.step(state, flat[t], spiking=spiking)
+        if traces is not None:
+            traces.advance(state)
         w = weights[t]
         if not w.any():
             continue
         loss, g = cross_entropy(logits, labels, w)
-        total += loss + online_step_grads(net, state, g, w, grads, credit=credit, act_reg=act_reg)
+        total += loss + online_step_grads(net, state, g, w, grads, credit=credit, act_reg=act_reg,
+                                          traces=traces)
     return total, grads
 
 

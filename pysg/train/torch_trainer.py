@@ -35,6 +35,7 @@ from .torch_net import (TorchAdam, TorchNet, adapt_thresholds, cross_entropy, on
 from .trainer import THETA_SAMPLE_EVERY, SequenceData, Trainer, lr_at
 
 DEVICES = ("cpu", "cuda")
+TORCH_CREDIT_MODES = tuple(c for c in CREDIT_MODES if c != "traced")  # the traces are numpy's only
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -291,8 +292,9 @@ class TorchTrainer(Trainer):
 
     def __init__(self, net: Network, cfg, *, device: str = "cpu", ctx: DistContext | None = None):
         super().__init__(net, cfg)
-        if cfg.credit not in CREDIT_MODES:
-            raise ValueError(f"credit must be one of {CREDIT_MODES}, got {cfg.credit!r}")
+        if cfg.credit not in TORCH_CREDIT_MODES:
+            raise ValueError(f"credit must be one of {TORCH_CREDIT_MODES} on the torch backend "
+                             f"(\"traced\" is numpy's), got {cfg.credit!r}")
         if cfg.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {cfg.dtype!r}")
         self.ctx = ctx or DistContext()

@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..model.network import Network
-from .gradients import LossSchedule, cross_entropy, online_step_grads, zero_grads
+from .gradients import FirstStageTraces, LossSchedule, cross_entropy, online_step_grads, zero_grads
 from .optim import Adam
 
 LOSS_WARMUP = 0.05  # see TrainConfig.warmup
@@ -145,17 +145,22 @@ def train_batch(net: Network, frames: np.ndarray, labels: np.ndarray, lengths: n
     batch, t_steps = frames.shape[:2]
     flat = frames.reshape(batch, t_steps, -1)
     schedule = LossSchedule(lengths, cfg.warmup)
-    state = net.init_state(batch, traces=True, dtype=np.dtype(cfg.dtype).type)
+    dtype = np.dtype(cfg.dtype).type
+    state = net.init_state(batch, traces=True, dtype=dtype)
+    traces = FirstStageTraces(net, batch, dtype) if cfg.credit == "traced" else None
     grads = zero_grads(net)
     total = 0.0
     score = np.zeros((batch, net.n_classes))
     for t in range(t_steps):
         logits = net.step(state, flat[:, t], spiking=cfg.spiking)
+        if traces is not None:
+            traces.advance(state)
         w = schedule.at(t)
         if not w.any():
             continue
         loss, g = cross_entropy(logits.astype(np.float64), labels, w)
-        total += loss + online_step_grads(net, state, g, w, grads, credit=cfg.credit, act_reg=cfg.act_reg)
+        total += loss + online_step_grads(net, state, g, w, grads, credit=cfg.credit, act_reg=cfg.act_reg,
+                                          traces=traces)
         score += (w > 0)[:, None] * logits
         if y_samples is not None and t % THETA_SAMPLE_EVERY == 0:
             for l, st in enumerate(net.stages[:-1]):
