@@ -62,7 +62,9 @@ def problem(arch, delays, seed=1):
 
 @pytest.mark.parametrize("arch,delays,credit", [("dense", False, "all"), ("conv", False, "all"),
                                                 ("deep", False, "bucket0"), ("deep", True, "all"),
-                                                ("conv", True, "bucket0"), ("conv2", False, "all")])
+                                                ("conv", True, "bucket0"), ("conv2", False, "all"),
+                                                ("conv", True, "traced"), ("conv2", True, "traced"),
+                                                ("dense", True, "traced")])
 def test_batch_gradients_equal_numpy(arch, delays, credit):
     net, frames, labels, lengths = problem(arch, delays)
     cfg = TrainConfig(dtype="float64", credit=credit, act_reg=0.05)
@@ -285,9 +287,3 @@ def test_cli_refusals_name_the_fix(tiny, tmp_path, capsys, monkeypatch, args, sa
     assert says in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "m.npz").exists() and not (tmp_path / "m.npz.ckpt").exists()
 
-
-def test_traced_credit_is_refused_on_torch():
-    # the first stage's forward traces exist in the numpy trainer only: no silent fallback
-    net, *_ = problem("conv", True)
-    with pytest.raises(ValueError, match="numpy"):
-        tt.TorchTrainer(net, TrainConfig(credit="traced"))

@@ -55,6 +55,9 @@ class _TDense:
     def weight_grad(self, g, a):
         return g.T @ a
 
+    def patches(self, a):
+        return a[:, None, :]
+
 
 class _TConv:
     def __init__(self, op: ConvOp):
@@ -77,6 +80,10 @@ class _TConv:
         m = g.shape[0]
         return torch.nn.grad.conv2d_weight(self._in4(a), self.op.weight_shape, g.reshape(m, *self.op.out_shape),
                                            stride=self.op.s, padding=self.op.p)
+
+    def patches(self, a):
+        """(M, Ho*Wo, C*k*k), ordered like numpy's ConvOp.patches (unfold's (c, i, j))."""
+        return F.unfold(self._in4(a), self.op.k, padding=self.op.p, stride=self.op.s).transpose(1, 2)
 
 
 class _TFlatten:
@@ -278,10 +285,67 @@ def zero_grads(tnet: TorchNet) -> dict:
     return {k: torch.zeros_like(tnet.params[k], dtype=torch.float64) for k in tnet.trainable}
 
 
+class FirstStageTraces:
+    """`gradients.FirstStageTraces` on the device: the same layout (K, N_in, B, P) and steps."""
+
+    def __init__(self, tnet: TorchNet, batch: int, dtype):
+        if len(tnet.stages) < 2:
+            raise ValueError("traced credit needs at least two synaptic layers")
+        first, second = tnet.stages[0], tnet.stages[1]
+        k, dev = tnet.n_buckets, tnet.device
+        self.tnet, self.k = tnet, k
+        self.fan_in = first.st.syn.fan_in
+        self.n_par = self.fan_in + k + 1
+        self.n_in = second.n_in
+        self.e = torch.zeros((k, self.n_in, batch, self.n_par), dtype=dtype, device=dev)
+        d = tnet.params.get("1.delays")
+        self.delays = None if d is None else d.to(torch.long)
+        self.ring = None if d is None else torch.zeros((int(d.max()) + 1, self.n_in, batch, self.n_par),
+                                                       dtype=dtype, device=dev)
+        self.cols = torch.arange(self.n_in, device=dev)
+        self.t = 0
+
+    def advance(self, state: TorchState) -> None:
+        first, second = self.tnet.stages[0], self.tnet.stages[1]
+        c, sp, k = first.channels, first.spatial, self.k
+        u, z, v = state.u[0], state.z[0], state.v[0]
+        b = u.shape[1]
+        patches = torch.stack([first.syn.patches(u[i]) for i in range(k)])  # (K, B, S, F)
+        v_c = v.reshape(c, sp, k)[:, 0]
+        mask = (state.x[0] > 0).to(u.dtype).reshape(b, c, sp).permute(1, 2, 0)[..., None]
+        kernel = torch.matmul(patches.permute(2, 1, 3, 0), v_c.T).permute(3, 0, 1, 2)  # (C, S, B, F)
+        zs = z.reshape(k, b, c, sp).permute(2, 3, 1, 0)
+        jac = torch.cat([kernel * mask, zs * mask, mask], dim=3).reshape(c * sp, b * self.n_par)
+        if second.pre:
+            jac = second.pre_forward(jac.T).T
+        jac = jac.reshape(self.n_in, b, self.n_par)
+        if self.ring is not None:
+            n = self.ring.shape[0]
+            self.ring[(self.t + self.delays) % n, self.cols] = jac
+            jac = self.ring[self.t % n]
+        a = state.alpha[1]
+        for i in range(k - 1, 0, -1):
+            self.e[i].mul_(a[i]).add_(self.e[i - 1], alpha=float(1.0 - a[i]))
+        self.e[0] = jac
+        self.t += 1
+
+    def accumulate(self, state: TorchState, delta, grads: dict) -> None:
+        first, second = self.tnet.stages[0], self.tnet.stages[1]
+        v, w = state.v[1], state.w[1]
+        g_u = torch.stack([second.syn.transpose(w, delta * v[:, i]) for i in range(self.k)])
+        g = torch.einsum("kbn,knbp->np", g_u, self.e)
+        per_channel = g.reshape(first.channels, -1, self.n_par).sum(dim=1).to(torch.float64)
+        grads["0.W"] += per_channel[:, : self.fan_in].reshape(first.st.syn.weight_shape)
+        grads["0.V"] += per_channel[:, self.fan_in: -1]
+        grads["0.b"] += per_channel[:, -1]
+
+
 def online_step_grads(tnet: TorchNet, state: TorchState, g_logits, w, grads: dict, *, credit: str = "all",
-                      act_reg: float = 0.0):
+                      act_reg: float = 0.0, traces: FirstStageTraces | None = None):
     """`gradients.online_step_grads`: accumulate one step's gradient; returns the
     activity loss (a 0-d tensor, so the device is not synchronised every step)."""
+    if (credit == "traced") != (traces is not None):
+        raise ValueError("credit 'traced' goes with a FirstStageTraces, and only it")
     act_loss = torch.zeros((), dtype=torch.float64, device=tnet.device)
     delta = g_logits.to(state.dtype)
     wd = w.to(state.dtype)[:, None]
@@ -295,8 +359,12 @@ def online_step_grads(tnet: TorchNet, state: TorchState, g_logits, w, grads: dic
         _stage_param_grads(ts, state, delta, grads)
         if l == 0:
             break
+        if traces is not None and l == 1:
+            traces.accumulate(state, delta, grads)
+            delta = torch.zeros_like(state.x[0])  # the first stage's own term: the activity penalty
+            continue
         v = state.v[l]
-        c = v.sum(dim=1) if credit == "all" else v[:, 0]
+        c = v[:, 0] if credit == "bucket0" else v.sum(dim=1)  # "traced" is "all" above the first stage
         delta = ts.pre_transpose(ts.syn.transpose(state.w[l], delta * c))
     return act_loss
 

@@ -30,12 +30,11 @@ import numpy as np
 
 from ..model.network import Network
 from .gradients import CREDIT_MODES
-from .torch_net import (TorchAdam, TorchNet, adapt_thresholds, cross_entropy, online_step_grads, torch,
-                        zero_grads)
+from .torch_net import (FirstStageTraces, TorchAdam, TorchNet, adapt_thresholds, cross_entropy,
+                        online_step_grads, torch, zero_grads)
 from .trainer import THETA_SAMPLE_EVERY, SequenceData, Trainer, lr_at
 
 DEVICES = ("cpu", "cuda")
-TORCH_CREDIT_MODES = tuple(c for c in CREDIT_MODES if c != "traced")  # the traces are numpy's only
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -177,17 +176,21 @@ def train_batch(tnet: TorchNet, frames: np.ndarray, labels: np.ndarray, lengths:
         return BatchResult(total, grads, score, ys)
     flat = frames.reshape(batch, t_steps, -1)
     state = tnet.init_state(batch, dtype)
+    traces = FirstStageTraces(tnet, batch, dtype) if cfg.credit == "traced" else None
     labels_t = torch.as_tensor(labels, device=dev)
     ys = [[] for _ in tnet.stages[:-1]]
     for t in range(t_steps):
         # counts -> the compute dtype on the host: the device never sees uint16
         logits = tnet.step(state, torch.from_numpy(flat[:, t]).to(dtype).to(dev), spiking=cfg.spiking)
+        if traces is not None:
+            traces.advance(state)
         if not ((t >= gstart) & (t < glen)).any():  # the global batch's rule: no step counts
             continue
         w_np = ((t >= start) & (t < lengths)) * scale
         w = torch.as_tensor(w_np, device=dev)
         loss, g = cross_entropy(logits.to(torch.float64), labels_t, w)
-        total += loss + online_step_grads(tnet, state, g, w, grads, credit=cfg.credit, act_reg=cfg.act_reg)
+        total += loss + online_step_grads(tnet, state, g, w, grads, credit=cfg.credit, act_reg=cfg.act_reg,
+                                          traces=traces)
         score += (w > 0)[:, None] * logits
         if sample and t % THETA_SAMPLE_EVERY == 0:
             for l in range(len(ys)):
@@ -292,9 +295,8 @@ class TorchTrainer(Trainer):
 
     def __init__(self, net: Network, cfg, *, device: str = "cpu", ctx: DistContext | None = None):
         super().__init__(net, cfg)
-        if cfg.credit not in TORCH_CREDIT_MODES:
-            raise ValueError(f"credit must be one of {TORCH_CREDIT_MODES} on the torch backend "
-                             f"(\"traced\" is numpy's), got {cfg.credit!r}")
+        if cfg.credit not in CREDIT_MODES:
+            raise ValueError(f"credit must be one of {CREDIT_MODES}, got {cfg.credit!r}")
         if cfg.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {cfg.dtype!r}")
         self.ctx = ctx or DistContext()
