@@ -5,7 +5,7 @@ import pytest
 
 from pysg.model import Conv2d, Dense, Flatten, Network, NetworkConfig, SumPool2d
 from pysg.train.gradients import (FirstStageTraces, analog_loss, bptt_gradients, cosine,
-                                  loss_weights, online_gradients, online_step_grads)
+                                  loss_weights, online_gradients, online_step_grads, traces_for)
 from pysg.train.trainer import TrainConfig, train_batch
 
 ARCHS = {
@@ -207,12 +207,25 @@ def test_train_batch_advances_the_traces_on_every_step():
                                    err_msg=k)
 
 
-def test_traced_credit_refusals():
-    net = Network(NetworkConfig((1, 3, 3), [Flatten(), Dense(2)]))
+def test_traced_credit_on_one_stage_is_the_exact_gradient():
+    # nothing below the output stage to trace: no traces, and the gradient is still exact
+    rng = np.random.default_rng(0)
+    net = Network(NetworkConfig((1, 4, 4), [Flatten(), Dense(3)], n_buckets=4), rng=rng)
+    frames = (rng.random((30, 2, 1, 4, 4)) < 0.2).astype(np.float64)
+    w = loss_weights(np.array([30, 30]), 30, 0.1)
+    _, exact = bptt_gradients(net, frames, np.array([0, 2]), w)
+    _, traced = online_gradients(net, frames, np.array([0, 2]), w, credit="traced")
+    for k in exact:
+        np.testing.assert_allclose(traced[k], exact[k], rtol=1e-10, atol=1e-14)
     with pytest.raises(ValueError, match="at least two synaptic layers"):
         FirstStageTraces(net, 1)
+
+
+def test_traced_credit_refusals():
     net, frames, labels, w = two_stage_problem("dense", False)
     state = net.init_state(3, traces=True, dtype=np.float64)
     g = np.zeros((3, 3))
-    with pytest.raises(ValueError, match="FirstStageTraces"):
+    with pytest.raises(ValueError, match="traces_for"):
         online_step_grads(net, state, g, w[0], {}, credit="traced")
+    with pytest.raises(ValueError, match="traces_for"):
+        online_step_grads(net, state, g, w[0], {}, credit="all", traces=traces_for(net, 3, "traced"))

@@ -169,6 +169,20 @@ class FirstStageTraces:
         grads["0.b"] += per_channel[:, -1]
 
 
+def traces_for(net: Network, batch: int, credit: str, dtype=np.float32) -> FirstStageTraces | None:
+    """What `credit` needs besides the network state: the first stage's traces for
+    "traced" (None for a single-stage network, which has no stage below to trace)."""
+    return FirstStageTraces(net, batch, dtype) if credit == "traced" and len(net.stages) > 1 else None
+
+
+def check_traces(credit: str, traces, n_stages: int) -> None:
+    if credit not in CREDIT_MODES:
+        raise ValueError(f"credit must be one of {CREDIT_MODES}, got {credit!r}")
+    if (traces is not None) != (credit == "traced" and n_stages > 1):
+        raise ValueError("credit 'traced' on a multi-stage network goes with its first stage's traces "
+                         "(traces_for), and only it")
+
+
 def online_step_grads(net: Network, state, g_logits: np.ndarray, w: np.ndarray,
                       grads: dict[str, np.ndarray], *, credit: str = "all",
                       act_reg: float = 0.0, traces: FirstStageTraces | None = None) -> float:
@@ -176,12 +190,9 @@ def online_step_grads(net: Network, state, g_logits: np.ndarray, w: np.ndarray,
 
     `state` must come from `net.init_state(..., traces=True)` and have just been
     advanced by `net.step`. g_logits: dL(t)/dlogits (B, classes); w: (B,) loss weights.
-    credit "traced" needs `traces`, advanced with the same step.
+    credit "traced" needs `traces` (`traces_for`), advanced with the same step.
     """
-    if credit not in CREDIT_MODES:
-        raise ValueError(f"credit must be one of {CREDIT_MODES}, got {credit!r}")
-    if (credit == "traced") != (traces is not None):
-        raise ValueError("credit 'traced' goes with a FirstStageTraces, and only it")
+    check_traces(credit, traces, len(net.stages))
     act_loss = 0.0
     delta = g_logits.astype(state.dtype, copy=False)
     for st in reversed(net.stages):
@@ -228,7 +239,7 @@ def online_gradients(net: Network, frames: np.ndarray, labels: np.ndarray, weigh
     t_steps, batch = frames.shape[:2]
     flat = frames.reshape(t_steps, batch, -1)
     state = net.init_state(batch, traces=True, dtype=dtype)
-    traces = FirstStageTraces(net, batch, dtype) if credit == "traced" else None
+    traces = traces_for(net, batch, credit, dtype)
     grads = zero_grads(net)
     total = 0.0
     for t in range(t_steps):

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from ..model.layers import ConvOp, DenseOp, _FlattenOp, _SumPoolOp
 from ..model.network import Network
+from .gradients import check_traces
 
 EXTRA_HINT = 'pip install "pysg[torch]"'
 
@@ -340,12 +341,16 @@ class FirstStageTraces:
         grads["0.b"] += per_channel[:, -1]
 
 
+def traces_for(tnet: TorchNet, batch: int, credit: str, dtype) -> FirstStageTraces | None:
+    """`gradients.traces_for` on the device."""
+    return FirstStageTraces(tnet, batch, dtype) if credit == "traced" and len(tnet.stages) > 1 else None
+
+
 def online_step_grads(tnet: TorchNet, state: TorchState, g_logits, w, grads: dict, *, credit: str = "all",
                       act_reg: float = 0.0, traces: FirstStageTraces | None = None):
     """`gradients.online_step_grads`: accumulate one step's gradient; returns the
     activity loss (a 0-d tensor, so the device is not synchronised every step)."""
-    if (credit == "traced") != (traces is not None):
-        raise ValueError("credit 'traced' goes with a FirstStageTraces, and only it")
+    check_traces(credit, traces, len(tnet.stages))
     act_loss = torch.zeros((), dtype=torch.float64, device=tnet.device)
     delta = g_logits.to(state.dtype)
     wd = w.to(state.dtype)[:, None]

@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..model.network import Network
-from .gradients import FirstStageTraces, LossSchedule, cross_entropy, online_step_grads, zero_grads
+from .gradients import LossSchedule, cross_entropy, online_step_grads, traces_for, zero_grads
 from .optim import Adam
 
 LOSS_WARMUP = 0.05  # see TrainConfig.warmup
@@ -147,7 +147,7 @@ def train_batch(net: Network, frames: np.ndarray, labels: np.ndarray, lengths: n
     schedule = LossSchedule(lengths, cfg.warmup)
     dtype = np.dtype(cfg.dtype).type
     state = net.init_state(batch, traces=True, dtype=dtype)
-    traces = FirstStageTraces(net, batch, dtype) if cfg.credit == "traced" else None
+    traces = traces_for(net, batch, cfg.credit, dtype)
     grads = zero_grads(net)
     total = 0.0
     score = np.zeros((batch, net.n_classes))
