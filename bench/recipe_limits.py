@@ -5,7 +5,8 @@ The default network (`pysg.recipes.default_network`: its delays and 40 ms steps)
 on a folder's train split by up to three rules, everything else the same (TrainConfig's
 defaults, seed, calibration, random shifts, Adam, cosine schedule, threshold adaptation):
 
-* ``online``: `pysg train`'s rule (pysg.train.gradients.online_step_grads), spikes in the loop;
+* ``online``: `pysg train`'s rule (pysg.train.gradients.online_step_grads, with --credit's
+  credit to the layers below: TrainConfig's, "traced", unless said), spikes in the loop;
 * ``online-analog``: the same rule on the analog network (the sigma-delta pair as identity);
 * ``bptt``: the exact gradient of the same loss through the analog network, back-propagated
   through time (pysg.train.gradients.bptt_gradients; memory O(T), a reference, not a recipe).
@@ -16,8 +17,8 @@ the exact gradient fits the train people better but does no better on unseen peo
 rule is not what holds the test accuracy back.
 
     OMP_NUM_THREADS=1 python -m bench.recipe_limits --data /tmp/hardrun/g_hard \\
-        [--rules online online-analog bptt] [--arch default|two-conv] [--epochs 60] [--seed 0]
-        [--save-dir DIR] [--json out.json]
+        [--rules online online-analog bptt] [--arch default|two-conv] [--credit traced|all|bucket0]
+        [--epochs 60] [--seed 0] [--save-dir DIR] [--json out.json]
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ import numpy as np
 
 from pysg.model import Conv2d, Dense, Flatten, Network, NetworkConfig
 from pysg.recipes import default_network, load_split
-from pysg.train.gradients import bptt_gradients, loss_weights
+from pysg.train.gradients import CREDIT_MODES, bptt_gradients, loss_weights
 from pysg.train.trainer import THETA_SAMPLE_EVERY, TrainConfig, Trainer, calibrate, evaluate
 
 RULES = ("online", "online-analog", "bptt")
@@ -78,18 +79,20 @@ class BpttTrainer(Trainer):
         return loss, grads, score
 
 
-def run_rule(rule: str, train, test, *, epochs: int, seed: int, arch: str = "default", save=None) -> dict:
+def run_rule(rule: str, train, test, *, epochs: int, seed: int, arch: str = "default", save=None,
+             credit: str = TrainConfig.credit) -> dict:
     net = network(arch, seed)
     calibrate(net, train)
-    cfg = TrainConfig(seed=seed, epochs=epochs, spiking=rule == "online")
+    cfg = TrainConfig(seed=seed, epochs=epochs, spiking=rule == "online", credit=credit)
     trainer = (BpttTrainer if rule == "bptt" else Trainer)(net, cfg)
     t0 = time.perf_counter()
     trainer.fit(train)
     seconds = time.perf_counter() - t0
+    name = rule if rule == "bptt" else f"{rule}_{credit}"
     if save:
-        net.save(Path(save) / f"{arch}_{rule}.npz")
+        net.save(Path(save) / f"{arch}_{name}.npz")
     return {
-        "rule": rule,
+        "rule": rule if rule == "bptt" else f"{rule} ({credit})",
         "arch": arch,
         "train_seconds": round(seconds, 1),
         "train_accuracy_spiking": evaluate(net, train)["accuracy"],
@@ -116,7 +119,9 @@ def main(argv=None) -> int:
     ap.add_argument("--rules", nargs="+", choices=RULES, default=list(RULES))
     ap.add_argument("--arch", choices=ARCHS, default="default",
                     help="default: pysg train's network; two-conv: a second convolution before the dense layer")
-    ap.add_argument("--save-dir", help="save each trained model here as ARCH_RULE.npz")
+    ap.add_argument("--credit", choices=CREDIT_MODES, default=TrainConfig.credit,
+                    help=f"the online rules' credit to the layers below (default: pysg train's, {TrainConfig.credit})")
+    ap.add_argument("--save-dir", help="save each trained model here as ARCH_RULE[_CREDIT].npz")
     ap.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="write the report here too")
@@ -130,7 +135,7 @@ def main(argv=None) -> int:
               "train_gestures": len(train), "test_gestures": len(test), "rows": []}
     for rule in args.rules:
         report["rows"].append(run_rule(rule, train, test, epochs=args.epochs, seed=args.seed, arch=args.arch,
-                                       save=args.save_dir))
+                                       save=args.save_dir, credit=args.credit))
         print(json.dumps(report["rows"][-1]), flush=True)
     print(table(report))
     if args.json:
