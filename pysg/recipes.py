@@ -14,6 +14,7 @@ import numpy as np
 
 from .datasets.gesture import GESTURE_CLASSES
 from .model import Conv2d, Dense, Flatten, Network, NetworkConfig
+from .train.gradients import CREDIT_MODES
 from .train.trainer import SequenceData, TrainConfig, Trainer, calibrate, data_for
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -74,11 +75,14 @@ def load_split(root, split: str, net: Network, *, dt_us: int | None = None,
 
 def start_trainer(out_path, *, dt_ms: float | None, seed: int, epochs: int | None, resume: bool,
                   new: Callable[[Network, TrainConfig], Trainer],
-                  resumed: Callable[[Path, int | None], Trainer]) -> tuple[Trainer, Path]:
+                  resumed: Callable[[Path, int | None], Trainer],
+                  credit: str | None = None) -> tuple[Trainer, Path]:
     """The recipe's trainer, for either backend: resumed from `<out_path>.ckpt` when asked
-    and there (its dt must be `dt_ms` when one is asked for), else `new` on the default
-    network and TrainConfig (at `dt_ms`, the recipe's DEFAULT_DT_MS if None); returns it
-    and the checkpoint path."""
+    and there (its dt and credit must be `dt_ms` and `credit` when they are asked for), else
+    `new` on the default network and TrainConfig (at `dt_ms`, the recipe's DEFAULT_DT_MS if
+    None; with `credit`, TrainConfig's if None); returns it and the checkpoint path."""
+    if credit is not None and credit not in CREDIT_MODES:
+        raise ValueError(f"credit must be one of {CREDIT_MODES}, got {credit!r}")
     out_path = Path(out_path)
     ckpt = out_path.with_name(out_path.name + ".ckpt")
     dt_us = int(round((DEFAULT_DT_MS if dt_ms is None else dt_ms) * 1000))
@@ -86,21 +90,24 @@ def start_trainer(out_path, *, dt_ms: float | None, seed: int, epochs: int | Non
         trainer = resumed(ckpt, epochs)
         if dt_ms is not None and trainer.net.config.dt_us != dt_us:
             raise ValueError(f"{ckpt}: checkpoint runs at dt={trainer.net.config.dt_us} us, asked for {dt_us} us")
+        if credit is not None and trainer.cfg.credit != credit:
+            raise ValueError(f"{ckpt}: checkpoint trains with credit {trainer.cfg.credit!r}, asked for {credit!r}")
         return trainer, ckpt
-    cfg = TrainConfig(seed=seed)
+    cfg = TrainConfig(seed=seed) if credit is None else TrainConfig(seed=seed, credit=credit)
     if epochs is not None:
         cfg.epochs = epochs
     return new(default_network(dt_us=dt_us, seed=seed), cfg), ckpt
 
 
 def train_folder(data_dir, out_path, *, epochs: int | None = None, dt_ms: float | None = None, seed: int = 0,
-                 resume: bool = False, on_batch=None, on_epoch=None, on_binned=None) -> Trainer:
+                 resume: bool = False, credit: str | None = None, on_batch=None, on_epoch=None,
+                 on_binned=None) -> Trainer:
     """Train the default network with the default recipe on `data_dir`'s train split.
 
     A checkpoint `<out_path>.ckpt` is written after every epoch; with `resume=True`
     training continues from it. The final model is saved to `out_path`."""
     trainer, ckpt = start_trainer(out_path, dt_ms=dt_ms, seed=seed, epochs=epochs, resume=resume, new=Trainer,
-                                  resumed=lambda path, epochs: Trainer.resume(path, epochs=epochs))
+                                  resumed=lambda path, epochs: Trainer.resume(path, epochs=epochs), credit=credit)
     net = trainer.net
     train = load_split(data_dir, "train", net)
     if on_binned:

@@ -145,3 +145,29 @@ def test_info_reports_the_recording(tiny, capsys):
     assert (r["format"], r["width"], r["height"]) == ("aedat31", 128, 128)
     assert r["n_events"] == ev.size and r["n_on"] == int(ev["p"].sum())
     assert (r["t_first"], r["t_last"]) == (int(ev["t"][0]), int(ev["t"][-1]))
+
+
+def test_train_credit_is_the_checkpoints_and_changes_the_first_stage(tiny, tmp_path, capsys):
+    """--credit reaches the trainer and its checkpoint: "all" and the default ("traced")
+    train the same first epoch to different convolution weights; a resume asking for
+    another credit than the checkpoint's is refused by name."""
+    import zipfile
+
+    from pysg.model.network import Network
+
+    _, data, _ = tiny
+    models = {}
+    for credit in ("all", None):
+        out = tmp_path / f"{credit}.npz"
+        args = ["--quiet", "train", str(data), "-o", str(out), "--epochs", "1"]
+        assert main(args + ([] if credit is None else ["--credit", credit])) == 0
+        with zipfile.ZipFile(str(out) + ".ckpt") as zf:
+            assert json.loads(zf.read("trainer.json"))["train_config"]["credit"] == (credit or "traced")
+        models[credit] = Network.load(out)
+    a, t = models["all"].params, models[None].params
+    assert not np.allclose(a["0.W"], t["0.W"])
+    capsys.readouterr()
+    assert main(["--quiet", "train", str(data), "-o", str(tmp_path / "all.npz"), "--epochs", "2", "--resume",
+                 "--credit", "traced"]) == 2
+    err = capsys.readouterr().err
+    assert "credit 'all'" in err and "'traced'" in err and len(err.strip().splitlines()) == 1

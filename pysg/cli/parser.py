@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..recipes import DEFAULT_DT_MS
+from ..train.gradients import CREDIT_MODES
+from ..train.trainer import TrainConfig
 from .data import cmd_demo, cmd_eval, cmd_synth, cmd_train
 from .device import cmd_device_info, cmd_emulate, cmd_flash, cmd_stream
 from .models import cmd_convert, cmd_export, cmd_inspect
@@ -40,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"simulation step, ms (default: the recipe's, {DEFAULT_DT_MS:g})")
     s.add_argument("--seed", type=int, default=0, help="random seed of the initial weights and the sample order")
     s.add_argument("--resume", action="store_true", help="continue from OUTPUT.ckpt")
+    s.add_argument("--credit", choices=CREDIT_MODES, default=None,
+                   help=f"how the online rule credits the layers below (default: {TrainConfig.credit}: the "
+                        f"convolution through forward traces of the dense layer's delays and buckets; all: the "
+                        f"present step only, about 3x faster, 2.5 points less on the hard set; docs/MODEL.md)")
     s.add_argument("--history", help="write the training curves (JSON) here (default: not written)")
     s.add_argument("--backend", choices=("numpy", "torch"), default="numpy",
                    help="numpy: the reference trainer; torch: the same rule on PyTorch, pip install \"pysg[torch]\" "
