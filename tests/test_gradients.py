@@ -12,6 +12,9 @@ ARCHS = {
     "dense": [Flatten(), Dense(6), Dense(3)],
     "conv": [Conv2d(3, 3, 1, 1), SumPool2d(2), Flatten(), Dense(5), Dense(3)],
     "deep": [Flatten(), Dense(8), Dense(6), Dense(3)],
+    # two stages: a pooled convolution, and a stride-2 one, into the output layer
+    "conv-pool": [Conv2d(3, 3, 1, 1), SumPool2d(2), Flatten(), Dense(3)],
+    "conv-s2": [Conv2d(3, 3, 2, 1), Flatten(), Dense(3)],
 }
 
 
@@ -143,35 +146,12 @@ def test_bptt_with_delays_past_255_steps_matches_finite_differences():
         assert (up - down) / (2 * eps) == pytest.approx(g[idx], rel=1e-5, abs=1e-9), idx
 
 
-TWO_STAGE = {
-    # pooled convolution into a dense readout; a stride-2 convolution; dense into dense
-    "conv-pool": [Conv2d(3, 3, 1, 1), SumPool2d(2), Flatten(), Dense(3)],
-    "conv-s2": [Conv2d(3, 3, 2, 1), Flatten(), Dense(3)],
-    "dense": [Flatten(), Dense(6), Dense(3)],
-}
-
-
-def two_stage_problem(arch, delays, seed=1):
-    rng = np.random.default_rng(seed)
-    net = Network(NetworkConfig((2, 6, 6), TWO_STAGE[arch], n_buckets=3), rng=rng)
-    for k in net.params:
-        if k.endswith(".b"):
-            net.params[k] = rng.normal(0.2, 0.3, net.params[k].shape)
-        if k.endswith(".V"):
-            net.params[k] = rng.normal(0.3, 0.3, net.params[k].shape)
-    if delays:
-        net.params["1.delays"] = rng.integers(0, 5, net.stages[1].n_in).astype(np.uint8)
-    frames = (rng.random((24, 3, 2, 6, 6)) < 0.15).astype(np.float64)
-    w = loss_weights(np.array([24, 18, 24]), 24, 0.2)
-    return net, frames, rng.integers(0, 3, 3), w
-
-
 @pytest.mark.parametrize("arch,delays", [("conv-pool", True), ("conv-s2", False), ("conv-s2", True),
                                          ("dense", True)])
 def test_traced_credit_is_the_exact_gradient_of_two_stages(arch, delays):
     """Below an exact output stage, the forward traces carry the first stage's past
     through the second stage's delays and buckets: the whole gradient is BPTT's."""
-    net, frames, labels, w = two_stage_problem(arch, delays)
+    net, frames, labels, w, _ = problem(arch, delays=delays)
     loss_ex, exact = bptt_gradients(net, frames, labels, w, act_reg=0.1)
     loss_tr, traced = online_gradients(net, frames, labels, w, credit="traced", act_reg=0.1)
     _, online = online_gradients(net, frames, labels, w, credit="all", act_reg=0.1)
@@ -197,7 +177,7 @@ def test_traced_credit_keeps_the_online_rule_above_the_first_stage():
 def test_train_batch_advances_the_traces_on_every_step():
     """train_batch (the trainer's loop, which skips the loss on the first steps) gives the
     same gradient as the reference loop; the analog forward pass in float64."""
-    net, frames, labels, _ = two_stage_problem("conv-s2", True)
+    net, frames, labels, _, _ = problem("conv-s2", delays=True)
     lengths = np.array([24, 18, 24])
     cfg = TrainConfig(credit="traced", spiking=False, dtype="float64", act_reg=0.1, warmup=0.25)
     _, grads, _ = train_batch(net, frames.transpose(1, 0, 2, 3, 4), labels, lengths, cfg)
@@ -222,7 +202,7 @@ def test_traced_credit_on_one_stage_is_the_exact_gradient():
 
 
 def test_traced_credit_refusals():
-    net, frames, labels, w = two_stage_problem("dense", False)
+    net, frames, labels, w, _ = problem("dense")
     state = net.init_state(3, traces=True, dtype=np.float64)
     g = np.zeros((3, 3))
     with pytest.raises(ValueError, match="traces_for"):
