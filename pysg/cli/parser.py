@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--credit", choices=CREDIT_MODES, default=None,
                    help=f"how the online rule credits the layers below (default: {TrainConfig.credit}: the "
                         f"convolution through forward traces of the dense layer's delays and buckets; all: the "
-                        f"present step only, about 3x faster, 2.5 points less on the hard set; docs/MODEL.md)")
+                        f"present step only, about 3x faster, 3.5 points less on the hard set; docs/MODEL.md)")
     s.add_argument("--history", help="write the training curves (JSON) here (default: not written)")
     s.add_argument("--backend", choices=("numpy", "torch"), default="numpy",
                    help="numpy: the reference trainer; torch: the same rule on PyTorch, pip install \"pysg[torch]\" "

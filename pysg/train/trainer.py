@@ -98,7 +98,7 @@ class TrainConfig:
     # (pysg.scoring.WARMUP): asked to be right from ~100 ms on, the network decides earlier
     # (hard set, 300 ms after onset: 49 % against 37 %) at the same final accuracy (BENCHMARKS.md)
     warmup: float = LOSS_WARMUP
-    # "traced": hard set, 60 epochs, three seeds 85.5 / 81.4 / 83.6 % against 82.7 / 80.9 / 79.5 %
+    # "traced": hard set, 60 epochs, three seeds 85.5 / 86.4 / 83.2 % against 82.7 / 80.5 / 81.4 %
     # with "all" (float, spikes), for about 3x the training time (BENCHMARKS.md, "Traced credit")
     credit: str = "traced"
     spiking: bool = True
