@@ -169,10 +169,11 @@ class FirstStageTraces:
         grads["0.b"] += per_channel[:, -1]
 
 
-def traces_for(net: Network, batch: int, credit: str, dtype=np.float32) -> FirstStageTraces | None:
+def traces_for(net, batch: int, credit: str, dtype=np.float32, *, make=FirstStageTraces):
     """What `credit` needs besides the network state: the first stage's traces for
-    "traced" (None for a single-stage network, which has no stage below to trace)."""
-    return FirstStageTraces(net, batch, dtype) if credit == "traced" and len(net.stages) > 1 else None
+    "traced" (None for a single-stage network, which has no stage below to trace).
+    `make` builds them: this module's class, or the torch backend's for a TorchNet."""
+    return make(net, batch, dtype) if credit == "traced" and len(net.stages) > 1 else None
 
 
 def check_traces(credit: str, traces, n_stages: int) -> None:

@@ -341,11 +341,6 @@ class FirstStageTraces:
         grads["0.b"] += per_channel[:, -1]
 
 
-def traces_for(tnet: TorchNet, batch: int, credit: str, dtype) -> FirstStageTraces | None:
-    """`gradients.traces_for` on the device."""
-    return FirstStageTraces(tnet, batch, dtype) if credit == "traced" and len(tnet.stages) > 1 else None
-
-
 def online_step_grads(tnet: TorchNet, state: TorchState, g_logits, w, grads: dict, *, credit: str = "all",
                       act_reg: float = 0.0, traces: FirstStageTraces | None = None):
     """`gradients.online_step_grads`: accumulate one step's gradient; returns the

@@ -29,9 +29,9 @@ from typing import Callable, Protocol
 import numpy as np
 
 from ..model.network import Network
-from .gradients import CREDIT_MODES
-from .torch_net import (TorchAdam, TorchNet, adapt_thresholds, cross_entropy, online_step_grads, torch,
-                        traces_for, zero_grads)
+from .gradients import CREDIT_MODES, traces_for
+from .torch_net import (FirstStageTraces, TorchAdam, TorchNet, adapt_thresholds, cross_entropy,
+                        online_step_grads, torch, zero_grads)
 from .trainer import THETA_SAMPLE_EVERY, SequenceData, Trainer, lr_at
 
 DEVICES = ("cpu", "cuda")
@@ -176,7 +176,7 @@ def train_batch(tnet: TorchNet, frames: np.ndarray, labels: np.ndarray, lengths:
         return BatchResult(total, grads, score, ys)
     flat = frames.reshape(batch, t_steps, -1)
     state = tnet.init_state(batch, dtype)
-    traces = traces_for(tnet, batch, cfg.credit, dtype)
+    traces = traces_for(tnet, batch, cfg.credit, dtype, make=FirstStageTraces)
     labels_t = torch.as_tensor(labels, device=dev)
     ys = [[] for _ in tnet.stages[:-1]]
     for t in range(t_steps):
