@@ -401,8 +401,8 @@ class State:
                                                        np.ones((1, s.n_out))))[0].astype(dtype)
                        for s in net.stages]
         # as indices (the stored uint8 would wrap t + d past 255 and then overflow)
-        self.delays = [None if p.get(f"{s.index}.delays") is None else p[f"{s.index}.delays"].astype(np.intp)
-                       for s in net.stages]
+        self.delays = [None if d is None else d.astype(np.intp)
+                       for d in (p.get(f"{s.index}.delays") for s in net.stages)]
         self.ring = [None if d is None else np.zeros((int(d.max()) + 1, batch, s.n_in), dtype)
                      for d, s in zip(self.delays, net.stages)]
 
