@@ -286,4 +286,3 @@ def test_cli_refusals_name_the_fix(tiny, tmp_path, capsys, monkeypatch, args, sa
     err = capsys.readouterr().err.strip()
     assert says in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "m.npz").exists() and not (tmp_path / "m.npz.ckpt").exists()
-
