@@ -2,9 +2,9 @@
 """`pysg train --backend torch`: the numpy trainer's recipe (pysg.train.trainer) on
 PyTorch, on a CPU or a GPU, and data-parallel with DistributedDataParallel.
 
-The same run as numpy's, draw for draw: the sample order and the random shifts come
-from the trainer's numpy Generator, the loss schedule, Adam, the cosine schedule and
-the threshold adaptation are ports of numpy's, and checkpoints are numpy's format
+The same run as numpy's, draw for draw: the sample order and the augmentations
+(`trainer.draw_augmentations`) come from the trainer's numpy Generator, the loss schedule,
+Adam, the cosine schedule and the threshold adaptation are ports of numpy's, and checkpoints are numpy's format
 (`Trainer.save_checkpoint`), so a run resumes on either backend.
 
 Data-parallel (`torchrun --nproc_per_node N -m pysg.train DATA ... --ddp`): every rank
@@ -32,7 +32,7 @@ from ..model.network import Network
 from .gradients import CREDIT_MODES, traces_for
 from .torch_net import (FirstStageTraces, TorchAdam, TorchNet, adapt_thresholds, cross_entropy,
                         online_step_grads, torch, zero_grads)
-from .trainer import THETA_SAMPLE_EVERY, SequenceData, Trainer, lr_at
+from .trainer import THETA_SAMPLE_EVERY, SequenceData, Trainer, augment, draw_augmentations, lr_at
 
 DEVICES = ("cpu", "cuda")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -116,25 +116,6 @@ class GestureSource:
         idx = np.arange(min(n, len(self)))
         return SequenceData(self.frames(idx, int(self.lengths[idx].max())), self.lengths[idx], self.labels[idx],
                             self.dt_us)
-
-
-def draw_shifts(rng: np.random.Generator, n: int, max_shift: int) -> list:
-    """The draws `trainer.shift_frames` makes for a batch of n, in its order."""
-    if max_shift <= 0:
-        return [None] * n
-    return [rng.integers(-max_shift, max_shift + 1, size=2) for _ in range(n)]
-
-
-def apply_shifts(frames: np.ndarray, shifts: list) -> np.ndarray:
-    """`trainer.shift_frames` with the draws made beforehand."""
-    if not shifts or shifts[0] is None:
-        return frames
-    out = np.zeros_like(frames)
-    h, w = frames.shape[-2:]
-    for i, (dy, dx) in enumerate(shifts):
-        out[i, ..., max(0, dy):h - max(0, -dy), max(0, dx):w - max(0, -dx)] = \
-            frames[i, ..., max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)]
-    return out
 
 
 # ---------------------------------------------------------------- one batch
@@ -331,9 +312,11 @@ class TorchTrainer(Trainer):
                 for bi in range(nb):
                     idx = order[bi * cfg.batch_size:(bi + 1) * cfg.batch_size]
                     glen = source.lengths[idx]
-                    shifts = draw_shifts(self.rng, len(idx), cfg.max_shift)
+                    draws = draw_augmentations(self.rng, len(idx), cfg)
                     mine = ctx.positions(len(idx))
-                    frames = apply_shifts(source.frames(idx[mine], int(glen.max())), [shifts[i] for i in mine])
+                    glen_in, glen = glen, np.array([d.length(l) for d, l in zip(draws, glen)], dtype=glen.dtype)
+                    frames, _ = augment(source.frames(idx[mine], int(glen_in.max())), glen_in[mine],
+                                        [draws[i] for i in mine], t_steps=int(glen.max()))
                     labels = source.labels[idx[mine]]
                     r = train_batch(tnet, frames, labels, glen[mine], cfg, global_lengths=glen)
                     loss = float(r.loss)

@@ -104,6 +104,11 @@ class TrainConfig:
     spiking: bool = True
     act_reg: float = 0.01
     max_shift: int = 3
+    # augmentation (`augment`): each training sample is played at a tempo drawn log-uniformly
+    # from [1 / stretch_max, stretch_max] (1.0: as recorded) and keeps a fraction of its events
+    # drawn uniformly from [keep_min, 1] (1.0: all)
+    stretch_max: float = 1.0
+    keep_min: float = 1.0
     theta_quantile: float = 99.0
     theta_momentum: float = 0.5
     seed: int = 0
@@ -119,21 +124,84 @@ class History:
     seconds: list[float] = field(default_factory=list)
 
 
-def shift_frames(frames: np.ndarray, rng: np.random.Generator, max_shift: int) -> np.ndarray:
-    """Shift each sample (axis 0 of (B, T, C, H, W)) by a random whole-pixel offset in
-    [-max_shift, max_shift]^2, zero-filled: robustness to where the person stands."""
-    if max_shift <= 0:
-        return frames
-    out = np.zeros_like(frames)
+@dataclass(frozen=True)
+class SampleDraw:
+    """One training sample's augmentation: a whole-pixel shift (dy, dx), zero-filled
+    (robustness to where the person stands); a tempo factor (None: as recorded; s > 1
+    plays the gesture s times slower); the fraction of its events kept (None: all); the
+    seed of the stretch's and the thinning's binomial draws."""
+
+    shift: tuple[int, int]
+    stretch: float | None = None
+    keep: float | None = None
+    seed: int | None = None
+
+    def length(self, steps: int) -> int:
+        """The sample's length in steps after the stretch."""
+        return int(steps) if self.stretch is None else max(1, int(round(steps * self.stretch)))
+
+
+def draw_augmentations(rng: np.random.Generator, n: int, cfg: "TrainConfig") -> list[SampleDraw]:
+    """A batch's random draws in one fixed order, so that every backend and every rank of a
+    distributed run sees the same samples: each sample's shift in [-max_shift, max_shift]^2
+    (nothing drawn when max_shift is 0); then, when stretch_max > 1 or keep_min < 1, each
+    sample's tempo factor (log-uniform in [1 / stretch_max, stretch_max]), kept fraction
+    (uniform in [keep_min, 1]) and seed."""
+    m = cfg.max_shift
+    shifts = [tuple(int(v) for v in rng.integers(-m, m + 1, size=2)) if m > 0 else (0, 0) for _ in range(n)]
+    if cfg.stretch_max <= 1.0 and cfg.keep_min >= 1.0:
+        return [SampleDraw(s) for s in shifts]
+    log_s = math.log(max(cfg.stretch_max, 1.0))
+    stretches = np.exp(rng.uniform(-log_s, log_s, size=n))
+    keeps = rng.uniform(min(cfg.keep_min, 1.0), 1.0, size=n)
+    seeds = rng.integers(0, 2**63, size=n)
+    return [SampleDraw(s, float(st) if cfg.stretch_max > 1.0 else None, float(k) if cfg.keep_min < 1.0 else None,
+                       int(z)) for s, st, k, z in zip(shifts, stretches, keeps, seeds)]
+
+
+def stretch_sample(frames: np.ndarray, steps: int, factor: float, rng: np.random.Generator) -> np.ndarray:
+    """A sample's first `steps` frames (T, ...) played `factor` times slower, as the counts
+    a sensor would give (the events of a movement do not depend on its speed, so the total
+    is kept): slower, output step t takes source step floor(t / factor) thinned by
+    1 / factor (a binomial draw per count); faster, source step u is added into output
+    step floor(u x factor)."""
+    n_out = max(1, int(round(steps * factor)))
+    src = frames[:steps].astype(np.int64)
+    if factor >= 1.0:
+        u = np.minimum((np.arange(n_out) / factor).astype(np.int64), steps - 1)
+        out = rng.binomial(src[u], 1.0 / factor)
+    else:
+        out = np.zeros((n_out, *frames.shape[1:]), np.int64)
+        np.add.at(out, np.minimum((np.arange(steps) * factor).astype(np.int64), n_out - 1), src)
+    return np.minimum(out, np.iinfo(frames.dtype).max).astype(frames.dtype)
+
+
+def augment(frames: np.ndarray, lengths: np.ndarray, draws: Sequence[SampleDraw],
+            t_steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Apply draws to a batch of frames (B, T, C, H, W), one per sample: the stretch, the
+    shift, then the thinning, which keeps each event of a count with probability `keep`
+    (the frames of a recording whose events were dropped at random, without re-binning).
+    Returns the frames, padded to `t_steps` steps (default: the longest sample's), and
+    the samples' lengths."""
+    lengths = np.asarray(lengths)
+    new_len = np.array([d.length(l) for d, l in zip(draws, lengths)], dtype=lengths.dtype)
+    t_out = int(new_len.max()) if t_steps is None else int(t_steps)
+    if all(d.shift == (0, 0) and d.stretch is None and d.keep is None for d in draws) and t_out == frames.shape[1]:
+        return frames, lengths
+    out = np.zeros((len(frames), t_out, *frames.shape[2:]), frames.dtype)
     h, w = frames.shape[-2:]
-    for i in range(len(frames)):
-        dy, dx = rng.integers(-max_shift, max_shift + 1, size=2)
-        src_y = slice(max(0, -dy), h - max(0, dy))
-        dst_y = slice(max(0, dy), h - max(0, -dy))
-        src_x = slice(max(0, -dx), w - max(0, dx))
-        dst_x = slice(max(0, dx), w - max(0, -dx))
-        out[i, ..., dst_y, dst_x] = frames[i, ..., src_y, src_x]
-    return out
+    for i, d in enumerate(draws):
+        rng = np.random.default_rng(d.seed) if d.seed is not None else None
+        src = frames[i] if d.stretch is None else stretch_sample(frames[i], int(lengths[i]), d.stretch, rng)
+        n = min(len(src), t_out)
+        dy, dx = d.shift
+        out[i, :n, ..., max(0, dy):h - max(0, -dy), max(0, dx):w - max(0, -dx)] = \
+            src[:n, ..., max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)]
+        if d.keep is not None:
+            sample = out[i]
+            live = sample > 0
+            sample[live] = rng.binomial(sample[live], d.keep)
+    return out, new_len
 
 
 THETA_SAMPLE_EVERY = 8  # steps between samples of hidden outputs for threshold adaptation
@@ -254,8 +322,8 @@ class Trainer:
             total, correct = 0.0, 0
             for bi in range(nb):
                 idx = order[bi * self.cfg.batch_size:(bi + 1) * self.cfg.batch_size]
-                lengths = train.lengths[idx]
-                frames = shift_frames(train.frames[idx, : lengths.max()], self.rng, self.cfg.max_shift)
+                frames, lengths = augment(train.frames[idx, : train.lengths[idx].max()], train.lengths[idx],
+                                          draw_augmentations(self.rng, len(idx), self.cfg))
                 y_samples = [[] for _ in self.net.stages[:-1]]
                 loss, grads, score = self.batch_gradients(frames, train.labels[idx], lengths, y_samples)
                 lr = lr_at(self.cfg, (self.epoch * nb + bi) / (self.cfg.epochs * nb))
