@@ -107,8 +107,9 @@ class FirstStageTraces:
     delays and input buckets (the "traced" credit, see the module doc). Call `advance`
     after every `net.step` (loss or not), `accumulate` where the loss counts.
 
-    Laid out (K, N_in, B, P): one second-stage input's traces are one contiguous block,
-    so the delay ring moves whole blocks."""
+    Laid out as K arrays (N_in, B, P): one second-stage input's traces are one contiguous
+    block, so the delay ring moves whole blocks. Every per-step array is allocated once:
+    fresh arrays of this size cost their page faults every step."""
 
     def __init__(self, net: Network, batch: int, dtype=np.float32):
         if len(net.stages) < 2:
@@ -119,41 +120,52 @@ class FirstStageTraces:
         self.fan_in = first.syn.fan_in
         self.n_par = self.fan_in + k + 1  # per channel: kernel, V, b
         self.n_in = second.n_in
-        self.e = np.zeros((k, self.n_in, batch, self.n_par), dtype)
+        c, sp = first.syn.channels, first.syn.spatial
+        block = (self.n_in, batch, self.n_par)
+        self.e = [np.zeros(block, dtype) for _ in range(k)]
+        self.scratch = np.empty(block, dtype)
+        self.jac = np.empty((c, sp, batch, self.n_par), dtype)  # this step's, before pooling
+        self.kernel = np.empty((c, sp * batch * self.fan_in), dtype)
         d = net.params.get("1.delays")
         self.delays = None if d is None else d.astype(np.intp)
         # Input i's Jacobian of step t is written to slot (t + d_i) % n and read at t + d_i,
         # before anything else can land there (d_i < n): plain stores, no clearing.
-        self.ring = None if d is None else np.zeros((int(d.max()) + 1, self.n_in, batch, self.n_par), dtype)
+        self.ring = None if d is None else np.zeros((int(d.max()) + 1, *block), dtype)
         self.cols = np.arange(self.n_in)
         self.t = 0
 
     def advance(self, state) -> None:
         """Take the first stage's local Jacobian of this step into the traces."""
         first, second = self.net.stages[0], self.net.stages[1]
-        syn, c, sp = first.syn, first.syn.channels, first.syn.spatial
+        syn, c, sp, f, k = first.syn, first.syn.channels, first.syn.spatial, self.fan_in, self.k
         u, z, v = state.u[0], state.z[0], state.v[0]
         b = u.shape[1]
-        patches = np.stack([syn.patches(u[k]) for k in range(self.k)])  # (K, B, S, F)
-        v_c = v.reshape(c, sp, self.k)[:, 0]  # per channel (C, K)
+        # 1. the recursion of buckets 1..K-1, reading last step's e[0] (a ring slot this
+        # step's stores may overwrite)
+        alpha = state.alpha[1]
+        for i in range(k - 1, 0, -1):
+            self.e[i] *= alpha[i]
+            np.multiply(self.e[i - 1], 1.0 - alpha[i], out=self.scratch)
+            self.e[i] += self.scratch
+        # 2. this step's Jacobian (C, S, B, P): kernel taps, bucket weights, bias
+        patches = syn.patches(u.reshape(k * b, -1)).reshape(k, b, sp, f)
+        patches = np.ascontiguousarray(patches.transpose(0, 2, 1, 3)).reshape(k, -1)  # (K, S B F)
+        v_c = v.reshape(c, sp, k)[:, 0]  # per channel (C, K)
+        np.matmul(v_c.astype(self.dtype, copy=False), patches, out=self.kernel)
         mask = (state.x[0] > 0).reshape(b, c, sp).transpose(1, 2, 0).astype(self.dtype)[..., None]
-        jac = np.empty((c, sp, b, self.n_par), self.dtype)  # (N_out, B, P)
-        kernel = np.matmul(patches.transpose(2, 1, 3, 0), v_c.T)  # (S, B, F, C)
-        np.multiply(kernel.transpose(3, 0, 1, 2), mask, out=jac[..., : self.fan_in])
-        np.multiply(z.reshape(self.k, b, c, sp).transpose(2, 3, 1, 0), mask, out=jac[..., self.fan_in: -1])
+        jac = self.jac
+        np.multiply(self.kernel.reshape(c, sp, b, f), mask, out=jac[..., :f])
+        np.multiply(z.reshape(k, b, c, sp).transpose(2, 3, 1, 0), mask, out=jac[..., f:-1])
         jac[..., -1:] = mask
-        jac = jac.reshape(c * sp, b * self.n_par)
+        flat = jac.reshape(c * sp, b * self.n_par)
         if second.pre:  # pooling acts on the neuron axis
-            jac = second.pre_forward(jac.T).T.reshape(self.n_in, b * self.n_par)
-        jac = jac.reshape(self.n_in, b, self.n_par)
+            flat = second.pre_forward(flat.T).T
+        jac = flat.reshape(self.n_in, b, self.n_par)
+        # 3. through the delays: bucket 0's trace is this step's slot of the ring
         if self.ring is not None:
             n = self.ring.shape[0]
             self.ring[(self.t + self.delays) % n, self.cols] = jac
             jac = self.ring[self.t % n]
-        alpha = state.alpha[1]
-        for k in range(self.k - 1, 0, -1):
-            self.e[k] *= alpha[k]
-            self.e[k] += (1.0 - alpha[k]) * self.e[k - 1]
         self.e[0] = jac
         self.t += 1
 
@@ -161,8 +173,10 @@ class FirstStageTraces:
         """Add the first stage's gradient given the second stage's delta (B, N_out)."""
         first, second = self.net.stages[0], self.net.stages[1]
         v, w = state.v[1], state.w[1]
-        g_u = np.stack([second.syn.transpose(w, delta * v[:, k]) for k in range(self.k)])  # (K, B, N)
-        g = np.einsum("kbn,knbp->np", g_u, self.e)  # (N, P)
+        g = np.zeros((self.n_in, self.n_par))
+        for k in range(self.k):  # per input n: its (1, B) credit times its (B, P) traces
+            g_u = second.syn.transpose(w, delta * v[:, k]).astype(self.dtype, copy=False)  # (B, N)
+            g += np.matmul(g_u.T[:, None, :], self.e[k])[:, 0]
         per_channel = g.reshape(first.syn.channels, -1, self.n_par).sum(axis=1)  # (C, P)
         grads["0.W"] += per_channel[:, : self.fan_in].reshape(first.syn.weight_shape)
         grads["0.V"] += per_channel[:, self.fan_in: -1]
