@@ -1,11 +1,15 @@
 # SPDX-License-Identifier: MIT
 """Training augmentation (pysg.train.trainer.augment): a stretch plays a gesture slower or
 faster with the events a sensor would give, thinning drops events binomially, and the
-draws are made so that any subset of a batch (a rank's share) sees the same samples."""
+draws are made so that any subset of a batch (a rank's share) sees the same samples; a
+mirrored gesture gets its mirror image's label."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from pysg.train.trainer import SampleDraw, TrainConfig, augment, draw_augmentations, stretch_sample
+from pysg.train.trainer import (SampleDraw, TrainConfig, augment, augment_labels, draw_augmentations,
+                                stretch_sample)
 
 
 def moving_dot(t_steps: int = 12, count: int = 1000) -> np.ndarray:
@@ -93,3 +97,51 @@ def test_a_share_of_the_batch_sees_the_same_samples():
     mine = [1, 3]
     part, part_len = augment(f[mine], lengths[mine], [draws[i] for i in mine], t_steps=whole.shape[1])
     assert np.array_equal(part, whole[mine]) and np.array_equal(part_len, whole_len[mine])
+
+
+def _turning(frames: np.ndarray) -> float:
+    """Signed area swept by the events' centroid (image coordinates, y down): > 0 for a
+    clockwise circle as seen on the image."""
+    ys, xs = [], []
+    for f in frames:
+        y, x = np.nonzero(f.sum(axis=0))
+        ys.append(y.mean())
+        xs.append(x.mean())
+    x, y = np.array(xs) - np.mean(xs), np.array(ys) - np.mean(ys)
+    return float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
+
+
+def test_a_mirrored_clockwise_circle_is_counter_clockwise_with_the_mirrored_label():
+    from pysg.datasets.gesture import GESTURE_CLASSES, mirror_labels
+
+    t_steps = 16
+    f = np.zeros((1, t_steps, 1, 16, 16), np.uint16)
+    for t in range(t_steps):  # top -> right -> bottom -> left: clockwise on the image (pysg.synth)
+        a = 2 * np.pi * t / t_steps
+        f[0, t, 0, int(round(8 - 5 * np.cos(a))), int(round(8 + 5 * np.sin(a)))] = 3
+    assert _turning(f[0]) > 0
+    mirror = mirror_labels(GESTURE_CLASSES)
+    cw = GESTURE_CLASSES.index("right_arm_clockwise")
+    out, _ = augment(f, np.array([t_steps]), [SampleDraw((0, 0), mirror=True)])
+    assert np.array_equal(out[0], f[0, ..., ::-1])
+    assert _turning(out[0]) < 0
+    label = augment_labels(np.array([cw]), [SampleDraw((0, 0), mirror=True)], mirror)
+    assert GESTURE_CLASSES[label[0]] == "left_arm_counter_clockwise"
+    assert [mirror[m] for m in mirror] == list(range(len(mirror)))  # a mirror of a mirror is the original
+    assert {GESTURE_CLASSES[i] for i in range(11) if mirror[i] == i} == {
+        "hand_clapping", "arm_roll", "air_drums", "air_guitar", "other"}
+
+
+def test_mirror_labels_refuses_unknown_classes():
+    from pysg.datasets.gesture import GESTURE_CLASSES, mirror_labels
+
+    assert mirror_labels(["cat", "dog"]) is None
+    assert mirror_labels(GESTURE_CLASSES[:2]) is None  # right_hand_wave without left_hand_wave
+    assert mirror_labels(GESTURE_CLASSES[:3]) == [0, 2, 1]
+
+
+def test_flips_are_drawn_last_and_only_when_asked():
+    base = draw_augmentations(np.random.default_rng(2), 6, TrainConfig(keep_min=0.5))
+    flipped = draw_augmentations(np.random.default_rng(2), 6, TrainConfig(keep_min=0.5, mirror=list(range(11))))
+    assert [replace(d, mirror=False) for d in flipped] == base  # the earlier draws unchanged
+    assert 0 < sum(d.mirror for d in flipped) < 6 and not any(d.mirror for d in base)

@@ -14,6 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from pysg.cli import main  # noqa: E402
+from pysg.datasets.gesture import GESTURE_CLASSES, mirror_labels  # noqa: E402
 from pysg.model import Conv2d, Dense, Flatten, Network, NetworkConfig, SumPool2d  # noqa: E402
 from pysg.recipes import default_network, load_split  # noqa: E402
 from pysg.train import torch_net as tn  # noqa: E402
@@ -148,7 +149,8 @@ def tiny(tmp_path_factory):
     return tiny_dataset_and_model(tmp_path_factory.mktemp("tiny"))
 
 
-CFG = dict(epochs=2, batch_size=4, dtype="float64", stretch_max=1.3, keep_min=0.7)  # 3 batches an epoch, the last of 3
+CFG = dict(epochs=2, batch_size=4, dtype="float64", stretch_max=1.3, keep_min=0.7,
+           mirror=mirror_labels(GESTURE_CLASSES))  # 3 batches an epoch, the last of 3; augmented
 
 
 def _calibrated(data):

@@ -30,7 +30,7 @@ from pysg.events import EventFileError
 from pysg.io.aedat31 import read_aedat31
 
 __all__ = [
-    "GESTURE_CLASSES", "LIGHTINGS", "LABEL_DTYPE", "LABELS_HEADER", "TRIALS_FILES",
+    "GESTURE_CLASSES", "MIRRORED_CLASSES", "mirror_labels", "LIGHTINGS", "LABEL_DTYPE", "LABELS_HEADER", "TRIALS_FILES",
     "read_labels_csv", "write_labels_csv", "parse_trial_name", "labels_name", "write_trials", "read_trials",
     "Sample", "GestureDataset",
 ]
@@ -49,6 +49,31 @@ GESTURE_CLASSES: tuple[str, ...] = (
     "air_guitar",
     "other",
 )
+#: What each class looks like in a left-right mirror image: the other arm, and a circle's
+#: sense reversed (clockwise in the image becomes counter-clockwise); the rest map to
+#: themselves (a mirrored air guitarist plays left-handed, a mirrored roll turns the other way).
+MIRRORED_CLASSES: dict[str, str] = {
+    "right_hand_wave": "left_hand_wave",
+    "left_hand_wave": "right_hand_wave",
+    "right_arm_clockwise": "left_arm_counter_clockwise",
+    "left_arm_counter_clockwise": "right_arm_clockwise",
+    "right_arm_counter_clockwise": "left_arm_clockwise",
+    "left_arm_clockwise": "right_arm_counter_clockwise",
+}
+
+
+def mirror_labels(classes) -> list[int] | None:
+    """The label of each class's mirror image, for a list of class names; None when a
+    class's mirror is unknown (a name outside GESTURE_CLASSES) or missing from the list."""
+    classes = list(classes)
+    if not set(classes) <= set(GESTURE_CLASSES):
+        return None
+    try:
+        return [classes.index(MIRRORED_CLASSES.get(c, c)) for c in classes]
+    except ValueError:
+        return None
+
+
 LIGHTINGS: tuple[str, ...] = ("fluorescent", "fluorescent_led", "lab", "led", "natural")
 
 LABEL_DTYPE = np.dtype([("cls", "<i4"), ("t_start", "<i8"), ("t_end", "<i8")])

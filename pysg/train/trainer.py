@@ -19,7 +19,7 @@ import io
 import json
 import math
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -109,6 +109,9 @@ class TrainConfig:
     # drawn uniformly from [keep_min, 1] (1.0: all)
     stretch_max: float = 1.0
     keep_min: float = 1.0
+    # half the samples flipped left-right, a flipped sample's label i becoming mirror[i]
+    # (pysg.datasets.gesture.mirror_labels); None: no flips
+    mirror: list[int] | None = None
     theta_quantile: float = 99.0
     theta_momentum: float = 0.5
     seed: int = 0
@@ -129,12 +132,13 @@ class SampleDraw:
     """One training sample's augmentation: a whole-pixel shift (dy, dx), zero-filled
     (robustness to where the person stands); a tempo factor (None: as recorded; s > 1
     plays the gesture s times slower); the fraction of its events kept (None: all); the
-    seed of the stretch's and the thinning's binomial draws."""
+    seed of the stretch's and the thinning's binomial draws; a left-right flip."""
 
     shift: tuple[int, int]
     stretch: float | None = None
     keep: float | None = None
     seed: int | None = None
+    mirror: bool = False  # flipped left-right, its label mapped by TrainConfig.mirror
 
     def length(self, steps: int) -> int:
         """The sample's length in steps after the stretch."""
@@ -146,17 +150,30 @@ def draw_augmentations(rng: np.random.Generator, n: int, cfg: "TrainConfig") -> 
     distributed run sees the same samples: each sample's shift in [-max_shift, max_shift]^2
     (nothing drawn when max_shift is 0); then, when stretch_max > 1 or keep_min < 1, each
     sample's tempo factor (log-uniform in [1 / stretch_max, stretch_max]), kept fraction
-    (uniform in [keep_min, 1]) and seed."""
+    (uniform in [keep_min, 1]) and seed; then, when `mirror` is set, whether each sample is
+    flipped (probability 1/2)."""
     m = cfg.max_shift
-    shifts = [tuple(int(v) for v in rng.integers(-m, m + 1, size=2)) if m > 0 else (0, 0) for _ in range(n)]
-    if cfg.stretch_max <= 1.0 and cfg.keep_min >= 1.0:
-        return [SampleDraw(s) for s in shifts]
-    log_s = math.log(max(cfg.stretch_max, 1.0))
-    stretches = np.exp(rng.uniform(-log_s, log_s, size=n))
-    keeps = rng.uniform(min(cfg.keep_min, 1.0), 1.0, size=n)
-    seeds = rng.integers(0, 2**63, size=n)
-    return [SampleDraw(s, float(st) if cfg.stretch_max > 1.0 else None, float(k) if cfg.keep_min < 1.0 else None,
-                       int(z)) for s, st, k, z in zip(shifts, stretches, keeps, seeds)]
+    draws = [SampleDraw(tuple(int(v) for v in rng.integers(-m, m + 1, size=2)) if m > 0 else (0, 0))
+             for _ in range(n)]
+    if cfg.stretch_max > 1.0 or cfg.keep_min < 1.0:
+        log_s = math.log(max(cfg.stretch_max, 1.0))
+        stretches = np.exp(rng.uniform(-log_s, log_s, size=n))
+        keeps = rng.uniform(min(cfg.keep_min, 1.0), 1.0, size=n)
+        seeds = rng.integers(0, 2**63, size=n)
+        draws = [replace(d, stretch=float(st) if cfg.stretch_max > 1.0 else None,
+                         keep=float(k) if cfg.keep_min < 1.0 else None, seed=int(z))
+                 for d, st, k, z in zip(draws, stretches, keeps, seeds)]
+    if cfg.mirror is not None:
+        draws = [replace(d, mirror=bool(f)) for d, f in zip(draws, rng.random(n) < 0.5)]
+    return draws
+
+
+def augment_labels(labels: np.ndarray, draws: Sequence[SampleDraw], mirror: Sequence[int] | None) -> np.ndarray:
+    """The labels of augmented samples: a mirrored sample's is its class's mirror image."""
+    if mirror is None or not any(d.mirror for d in draws):
+        return labels
+    flip = np.array([d.mirror for d in draws])
+    return np.where(flip, np.asarray(mirror)[labels], labels)
 
 
 def stretch_sample(frames: np.ndarray, steps: int, factor: float, rng: np.random.Generator) -> np.ndarray:
@@ -179,20 +196,23 @@ def stretch_sample(frames: np.ndarray, steps: int, factor: float, rng: np.random
 def augment(frames: np.ndarray, lengths: np.ndarray, draws: Sequence[SampleDraw],
             t_steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Apply draws to a batch of frames (B, T, C, H, W), one per sample: the stretch, the
-    shift, then the thinning, which keeps each event of a count with probability `keep`
+    flip, the shift, then the thinning, which keeps each event of a count with probability `keep`
     (the frames of a recording whose events were dropped at random, without re-binning).
     Returns the frames, padded to `t_steps` steps (default: the longest sample's), and
     the samples' lengths."""
     lengths = np.asarray(lengths)
     new_len = np.array([d.length(l) for d, l in zip(draws, lengths)], dtype=lengths.dtype)
     t_out = int(new_len.max()) if t_steps is None else int(t_steps)
-    if all(d.shift == (0, 0) and d.stretch is None and d.keep is None for d in draws) and t_out == frames.shape[1]:
+    if all(d.shift == (0, 0) and d.stretch is None and d.keep is None and not d.mirror for d in draws) \
+            and t_out == frames.shape[1]:
         return frames, lengths
     out = np.zeros((len(frames), t_out, *frames.shape[2:]), frames.dtype)
     h, w = frames.shape[-2:]
     for i, d in enumerate(draws):
         rng = np.random.default_rng(d.seed) if d.seed is not None else None
         src = frames[i] if d.stretch is None else stretch_sample(frames[i], int(lengths[i]), d.stretch, rng)
+        if d.mirror:
+            src = src[..., ::-1]
         n = min(len(src), t_out)
         dy, dx = d.shift
         out[i, :n, ..., max(0, dy):h - max(0, -dy), max(0, dx):w - max(0, -dx)] = \
@@ -322,16 +342,17 @@ class Trainer:
             total, correct = 0.0, 0
             for bi in range(nb):
                 idx = order[bi * self.cfg.batch_size:(bi + 1) * self.cfg.batch_size]
-                frames, lengths = augment(train.frames[idx, : train.lengths[idx].max()], train.lengths[idx],
-                                          draw_augmentations(self.rng, len(idx), self.cfg))
+                draws = draw_augmentations(self.rng, len(idx), self.cfg)
+                frames, lengths = augment(train.frames[idx, : train.lengths[idx].max()], train.lengths[idx], draws)
+                labels = augment_labels(train.labels[idx], draws, self.cfg.mirror)
                 y_samples = [[] for _ in self.net.stages[:-1]]
-                loss, grads, score = self.batch_gradients(frames, train.labels[idx], lengths, y_samples)
+                loss, grads, score = self.batch_gradients(frames, labels, lengths, y_samples)
                 lr = lr_at(self.cfg, (self.epoch * nb + bi) / (self.cfg.epochs * nb))
                 self.opt.step(self.net.params, grads, lr=lr)
                 adapt_thresholds(self.net, y_samples, quantile=self.cfg.theta_quantile,
                                  momentum=self.cfg.theta_momentum)
                 total += loss * len(idx)
-                correct += int(np.sum(score.argmax(1) == train.labels[idx]))
+                correct += int(np.sum(score.argmax(1) == labels))
                 if on_batch:
                     on_batch(len(idx), loss)
             self.end_epoch(total, correct, n, t0, val, checkpoint, on_epoch)
