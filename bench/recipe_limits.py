@@ -2,8 +2,9 @@
 """What limits the default recipe on the hard set: the learning rule, or the network?
 
 The default network (`pysg.recipes.default_network`: its delays and 40 ms steps) is trained
-on a folder's train split by up to three rules, everything else the same (TrainConfig's
-defaults, seed, calibration, random shifts, Adam, cosine schedule, threshold adaptation):
+on a folder's train split by up to three rules, everything else the same (`pysg train`'s
+configuration, `pysg.recipes.recipe_config`: seed, calibration, random shifts and mirrored
+gestures, Adam, cosine schedule, threshold adaptation):
 
 * ``online``: `pysg train`'s rule (pysg.train.gradients.online_step_grads, with --credit's
   credit to the layers below: TrainConfig's, "traced", unless said), spikes in the loop;
@@ -18,7 +19,7 @@ rule is not what holds the test accuracy back.
 
     OMP_NUM_THREADS=1 python -m bench.recipe_limits --data /tmp/hardrun/g_hard \\
         [--rules online online-analog bptt] [--arch default|two-conv] [--credit traced|all|bucket0]
-        [--epochs 60] [--seed 0] [--save-dir DIR] [--json out.json]
+        [--no-mirror] [--epochs 60] [--seed 0] [--save-dir DIR] [--json out.json]
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from pysg.model import Conv2d, Dense, Flatten, Network, NetworkConfig
-from pysg.recipes import default_network, load_split
+from pysg.recipes import default_network, load_split, recipe_config
 from pysg.train.gradients import CREDIT_MODES, bptt_gradients, loss_weights
 from pysg.train.trainer import THETA_SAMPLE_EVERY, TrainConfig, Trainer, calibrate, evaluate
 
@@ -80,19 +81,20 @@ class BpttTrainer(Trainer):
 
 
 def run_rule(rule: str, train, test, *, epochs: int, seed: int, arch: str = "default", save=None,
-             credit: str = TrainConfig.credit) -> dict:
+             credit: str = TrainConfig.credit, mirror: bool = True) -> dict:
     net = network(arch, seed)
     calibrate(net, train)
-    cfg = TrainConfig(seed=seed, epochs=epochs, spiking=rule == "online", credit=credit)
+    cfg = recipe_config(net, seed=seed, credit=credit, mirror=mirror, epochs=epochs)
+    cfg.spiking = rule == "online"
     trainer = (BpttTrainer if rule == "bptt" else Trainer)(net, cfg)
     t0 = time.perf_counter()
     trainer.fit(train)
     seconds = time.perf_counter() - t0
-    name = rule if rule == "bptt" else f"{rule}_{credit}"
+    name = (rule if rule == "bptt" else f"{rule}_{credit}") + ("" if mirror else "_no_mirror")
     if save:
         net.save(Path(save) / f"{arch}_{name}.npz")
     return {
-        "rule": rule if rule == "bptt" else f"{rule} ({credit})",
+        "rule": (rule if rule == "bptt" else f"{rule} ({credit})") + ("" if mirror else ", no mirror"),
         "arch": arch,
         "train_seconds": round(seconds, 1),
         "train_accuracy_spiking": evaluate(net, train)["accuracy"],
@@ -121,6 +123,7 @@ def main(argv=None) -> int:
                     help="default: pysg train's network; two-conv: a second convolution before the dense layer")
     ap.add_argument("--credit", choices=CREDIT_MODES, default=TrainConfig.credit,
                     help=f"the online rules' credit to the layers below (default: pysg train's, {TrainConfig.credit})")
+    ap.add_argument("--no-mirror", action="store_true", help="train without mirrored gestures (pysg train --no-mirror)")
     ap.add_argument("--save-dir", help="save each trained model here as ARCH_RULE[_CREDIT].npz")
     ap.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     ap.add_argument("--seed", type=int, default=0)
@@ -135,7 +138,7 @@ def main(argv=None) -> int:
               "train_gestures": len(train), "test_gestures": len(test), "rows": []}
     for rule in args.rules:
         report["rows"].append(run_rule(rule, train, test, epochs=args.epochs, seed=args.seed, arch=args.arch,
-                                       save=args.save_dir, credit=args.credit))
+                                       save=args.save_dir, credit=args.credit, mirror=not args.no_mirror))
         print(json.dumps(report["rows"][-1]), flush=True)
     print(table(report))
     if args.json:

@@ -171,3 +171,28 @@ def test_train_credit_is_the_checkpoints_and_changes_the_first_stage(tiny, tmp_p
                  "--credit", "traced"]) == 2
     err = capsys.readouterr().err
     assert "credit 'all'" in err and "'traced'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_train_mirrors_gestures_unless_told_not_to(tiny, tmp_path, capsys):
+    """The recipe flips half the gestures with their mirror image's label (the checkpoint
+    says which label each class becomes); --no-mirror trains without, to other weights; a
+    resume asking otherwise than its checkpoint is refused in one line."""
+    import zipfile
+
+    from pysg.model.network import Network
+
+    _, data, _ = tiny
+    models = {}
+    for flag in ([], ["--no-mirror"]):
+        out = tmp_path / f"m{len(flag)}.npz"
+        assert main(["--quiet", "train", str(data), "-o", str(out), "--epochs", "1", *flag]) == 0
+        with zipfile.ZipFile(str(out) + ".ckpt") as zf:
+            mirror = json.loads(zf.read("trainer.json"))["train_config"]["mirror"]
+        assert mirror == (None if flag else [0, 2, 1, 6, 5, 4, 3, 7, 8, 9, 10])
+        models[len(flag)] = Network.load(out)
+    assert not np.allclose(models[0].params["0.W"], models[1].params["0.W"])
+    capsys.readouterr()
+    assert main(["--quiet", "train", str(data), "-o", str(tmp_path / "m0.npz"), "--epochs", "2", "--resume",
+                 "--no-mirror"]) == 2
+    err = capsys.readouterr().err
+    assert "with mirrored gestures" in err and "asked without" in err and len(err.strip().splitlines()) == 1

@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"how the online rule credits the layers below (default: {TrainConfig.credit}: the "
                         f"convolution through forward traces of the dense layer's delays and buckets; all: the "
                         f"present step only, about 3x faster, 3.5 points less on the hard set; docs/MODEL.md)")
+    s.add_argument("--no-mirror", action="store_true",
+                   help="train without left-right mirrored gestures (by default half the samples are flipped, a "
+                        "right-arm gesture becoming the left arm's, a clockwise circle counter-clockwise: for data "
+                        "whose classes are not DVS128 Gesture's)")
     s.add_argument("--history", help="write the training curves (JSON) here (default: not written)")
     s.add_argument("--backend", choices=("numpy", "torch"), default="numpy",
                    help="numpy: the reference trainer; torch: the same rule on PyTorch, pip install \"pysg[torch]\" "
