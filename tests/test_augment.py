@@ -20,18 +20,22 @@ def moving_dot(t_steps: int = 12, count: int = 1000) -> np.ndarray:
     return f
 
 
-def test_slower_is_each_source_step_repeated_and_thinned():
+def test_slower_shares_each_source_steps_events_among_its_output_steps():
     f = moving_dot()
     out = stretch_sample(f, 12, 2.0, np.random.default_rng(0))
     assert out.shape == (24, 1, 4, 16)
-    # output step t shows source step floor(t / 2): the dot at column t // 2, half the events
-    cols = [int(np.flatnonzero(out[t, 0, 1])[0]) for t in range(24)]
-    assert cols == [t // 2 for t in range(24)]
-    assert np.count_nonzero(out) == 24
-    n = out.sum(axis=(1, 2, 3))
-    assert abs(n.mean() - 500) < 3 * np.sqrt(1000 * 0.25 / 24)  # binomial(1000, 1/2) per step
-    assert n.std() == pytest.approx(np.sqrt(1000 * 0.25), rel=0.4)
-    assert int(out.sum()) == pytest.approx(int(f.sum()), rel=0.01)  # the total is kept
+    # output steps 2u and 2u + 1 show source step u: the dot at column u, its 1,000 events split
+    for u in range(12):
+        pair = out[2 * u: 2 * u + 2]
+        assert np.count_nonzero(pair) == 2 and np.all(pair[:, 0, 1, u] > 0)
+        assert int(pair.sum()) == 1000
+    n = out[::2].sum(axis=(1, 2, 3))
+    assert abs(n.mean() - 500) < 3 * np.sqrt(250 / 12)  # binomial(1000, 1/2)
+    assert n.std() == pytest.approx(np.sqrt(250), rel=0.5)
+    three = stretch_sample(f, 12, 2.5, np.random.default_rng(1))  # source steps span 2 or 3 outputs
+    assert len(three) == 30 and int(three.sum()) == int(f.sum())
+    for u in range(12):
+        assert int(three[:, 0, 1, u].sum()) == 1000 and np.count_nonzero(three[:, 0, 1, u]) in (2, 3)
 
 
 def test_faster_adds_source_steps_exactly():

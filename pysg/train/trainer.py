@@ -178,18 +178,33 @@ def augment_labels(labels: np.ndarray, draws: Sequence[SampleDraw], mirror: Sequ
 
 def stretch_sample(frames: np.ndarray, steps: int, factor: float, rng: np.random.Generator) -> np.ndarray:
     """A sample's first `steps` frames (T, ...) played `factor` times slower, as the counts
-    a sensor would give (the events of a movement do not depend on its speed, so the total
-    is kept): slower, output step t takes source step floor(t / factor) thinned by
-    1 / factor (a binomial draw per count); faster, source step u is added into output
-    step floor(u x factor)."""
+    a sensor would give (the events of a movement do not depend on its speed, so each
+    source step's events are kept): slower, the m output steps that fall in source step u
+    share its counts at random (binomial splits, each event equally likely in each);
+    faster, source step u is added into output step floor(u x factor)."""
     n_out = max(1, int(round(steps * factor)))
     src = frames[:steps].astype(np.int64)
     if factor >= 1.0:
         u = np.minimum((np.arange(n_out) / factor).astype(np.int64), steps - 1)
-        out = rng.binomial(src[u], 1.0 / factor)
-    else:
+        first = np.flatnonzero(np.diff(u, prepend=-1))  # each source step's first output step
+        size = np.diff(np.append(first, n_out))  # and how many output steps it spans
+        left = src[u[first]]
         out = np.zeros((n_out, *frames.shape[1:]), np.int64)
-        np.add.at(out, np.minimum((np.arange(steps) * factor).astype(np.int64), n_out - 1), src)
+        for j in range(int(size.max())):
+            last = size == j + 1
+            out[first[last] + j] = left[last]  # the last of a source step's outputs: what is left
+            split = size > j + 1
+            part = left[split]
+            live = part > 0  # binomial draws only where there are events
+            share = (1.0 / (size[split] - j)).reshape(-1, *[1] * (part.ndim - 1))  # of what is left
+            part[live] = rng.binomial(part[live], np.broadcast_to(share, part.shape)[live])
+            out[first[split] + j] = part
+            left[split] -= part
+    else:  # the targets never decrease: one sum per run of source steps
+        to = np.minimum((np.arange(steps) * factor).astype(np.int64), n_out - 1)
+        first = np.flatnonzero(np.diff(to, prepend=-1))
+        out = np.zeros((n_out, *frames.shape[1:]), np.int64)
+        out[to[first]] = np.add.reduceat(src, first, axis=0)
     return np.minimum(out, np.iinfo(frames.dtype).max).astype(frames.dtype)
 
 
