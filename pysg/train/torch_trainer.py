@@ -4,8 +4,9 @@ PyTorch, on a CPU or a GPU, and data-parallel with DistributedDataParallel.
 
 The same run as numpy's, draw for draw: the sample order and the augmentations
 (`trainer.draw_augmentations`) come from the trainer's numpy Generator, the loss schedule,
-Adam, the cosine schedule and the threshold adaptation are ports of numpy's, and checkpoints are numpy's format
-(`Trainer.save_checkpoint`), so a run resumes on either backend.
+Adam, the cosine schedule and the threshold adaptation are ports of numpy's, and
+checkpoints are numpy's format (`Trainer.save_checkpoint`), so a run resumes on either
+backend.
 
 Data-parallel (`torchrun --nproc_per_node N -m pysg.train DATA ... --ddp`): every rank
 draws the same global batch (the same Generator), keeps the positions rank, rank+N, ...

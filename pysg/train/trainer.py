@@ -211,10 +211,10 @@ def stretch_sample(frames: np.ndarray, steps: int, factor: float, rng: np.random
 def augment(frames: np.ndarray, lengths: np.ndarray, draws: Sequence[SampleDraw],
             t_steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Apply draws to a batch of frames (B, T, C, H, W), one per sample: the stretch, the
-    flip, the shift, then the thinning, which keeps each event of a count with probability `keep`
-    (the frames of a recording whose events were dropped at random, without re-binning).
-    Returns the frames, padded to `t_steps` steps (default: the longest sample's), and
-    the samples' lengths."""
+    flip, the shift, then the thinning, which keeps each event of a count with probability
+    `keep` (the frames of a recording whose events were dropped at random, without
+    re-binning). Returns the frames, padded to `t_steps` steps (default: the longest
+    sample's), and the samples' lengths."""
     lengths = np.asarray(lengths)
     new_len = np.array([d.length(l) for d, l in zip(draws, lengths)], dtype=lengths.dtype)
     t_out = int(new_len.max()) if t_steps is None else int(t_steps)
