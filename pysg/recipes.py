@@ -77,8 +77,9 @@ def recipe_config(net: Network, *, seed: int, credit: str | None = None, mirror:
                   epochs: int | None = None) -> TrainConfig:
     """The recipe's TrainConfig for `net`: TrainConfig's defaults, with `credit` and `epochs`
     when given, and left-right mirrored copies of half the samples when `mirror` and the
-    network's classes have known mirror images (the 11 gestures: hard set, three seeds,
-    84.5 / 87.7 / 85.5 % against 85.5 / 81.4 / 83.6 % without; BENCHMARKS.md)."""
+    network's classes have known mirror images (the 11 gestures; hard set, six paired runs:
+    +1.4 points on average, worst run 84.5 % against 81.4 % without; BENCHMARKS.md
+    "Augmentation")."""
     cfg = TrainConfig(seed=seed) if credit is None else TrainConfig(seed=seed, credit=credit)
     if epochs is not None:
         cfg.epochs = epochs
