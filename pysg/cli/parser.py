@@ -47,8 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"convolution through forward traces of the dense layer's delays and buckets; all: the "
                         f"present step only, about 3x faster, 3.5 points less on the hard set; docs/MODEL.md)")
     s.add_argument("--no-mirror", action="store_true",
-                   help="train without left-right mirrored gestures (by default half the samples are flipped, a "
-                        "right-arm gesture becoming the left arm's, a clockwise circle counter-clockwise: for data "
+                   help="train without mirrored gestures (by default half the samples are flipped left to right, "
+                        "a right arm gesture becoming the left arm's and a clockwise circle anticlockwise; for data "
                         "whose classes are not DVS128 Gesture's)")
     s.add_argument("--history", help="write the training curves (JSON) here (default: not written)")
     s.add_argument("--backend", choices=("numpy", "torch"), default="numpy",
