@@ -90,11 +90,13 @@ def run_rule(rule: str, train, test, *, epochs: int, seed: int, arch: str = "def
     t0 = time.perf_counter()
     trainer.fit(train)
     seconds = time.perf_counter() - t0
-    name = (rule if rule == "bptt" else f"{rule}_{credit}") + ("" if mirror else "_no_mirror")
+    name, label = (rule, rule) if rule == "bptt" else (f"{rule}_{credit}", f"{rule} ({credit})")
+    if not mirror:
+        name, label = name + "_no_mirror", label + ", no mirror"
     if save:
         net.save(Path(save) / f"{arch}_{name}.npz")
     return {
-        "rule": (rule if rule == "bptt" else f"{rule} ({credit})") + ("" if mirror else ", no mirror"),
+        "rule": label,
         "arch": arch,
         "train_seconds": round(seconds, 1),
         "train_accuracy_spiking": evaluate(net, train)["accuracy"],

@@ -33,8 +33,8 @@ from ..model.network import Network
 from .gradients import CREDIT_MODES, traces_for
 from .torch_net import (FirstStageTraces, TorchAdam, TorchNet, adapt_thresholds, cross_entropy,
                         online_step_grads, torch, zero_grads)
-from .trainer import (THETA_SAMPLE_EVERY, SequenceData, Trainer, augment, augment_labels, draw_augmentations,
-                      lr_at)
+from .trainer import (THETA_SAMPLE_EVERY, SequenceData, Trainer, augment, augment_labels, augmented_lengths,
+                      draw_augmentations, lr_at)
 
 DEVICES = ("cpu", "cuda")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -313,13 +313,14 @@ class TorchTrainer(Trainer):
                 total, correct = 0.0, 0
                 for bi in range(nb):
                     idx = order[bi * cfg.batch_size:(bi + 1) * cfg.batch_size]
-                    glen = source.lengths[idx]
+                    recorded = source.lengths[idx]
                     draws = draw_augmentations(self.rng, len(idx), cfg)
+                    glen = augmented_lengths(recorded, draws)  # the global batch's, as every rank sees it
                     mine = ctx.positions(len(idx))
-                    glen_in, glen = glen, np.array([d.length(l) for d, l in zip(draws, glen)], dtype=glen.dtype)
-                    frames, _ = augment(source.frames(idx[mine], int(glen_in.max())), glen_in[mine],
-                                        [draws[i] for i in mine], t_steps=int(glen.max()))
-                    labels = augment_labels(source.labels[idx[mine]], [draws[i] for i in mine], cfg.mirror)
+                    my_draws = [draws[i] for i in mine]
+                    frames, _ = augment(source.frames(idx[mine], int(recorded.max())), recorded[mine], my_draws,
+                                        t_steps=int(glen.max()))
+                    labels = augment_labels(source.labels[idx[mine]], my_draws, cfg.mirror)
                     r = train_batch(tnet, frames, labels, glen[mine], cfg, global_lengths=glen)
                     loss = float(r.loss)
                     hits = int(torch.sum(r.score.argmax(1).cpu() == torch.as_tensor(labels)))

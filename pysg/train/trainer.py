@@ -144,6 +144,16 @@ class SampleDraw:
         """The sample's length in steps after the stretch."""
         return int(steps) if self.stretch is None else max(1, int(round(steps * self.stretch)))
 
+    @property
+    def changes_nothing(self) -> bool:
+        return self.shift == (0, 0) and self.stretch is None and self.keep is None and not self.mirror
+
+
+def augmented_lengths(lengths: np.ndarray, draws: Sequence[SampleDraw]) -> np.ndarray:
+    """The samples' lengths in steps after their draws (a stretch changes them)."""
+    lengths = np.asarray(lengths)
+    return np.array([d.length(n) for d, n in zip(draws, lengths)], dtype=lengths.dtype)
+
 
 def draw_augmentations(rng: np.random.Generator, n: int, cfg: "TrainConfig") -> list[SampleDraw]:
     """A batch's random draws in one fixed order, so that every backend and every rank of a
@@ -216,10 +226,9 @@ def augment(frames: np.ndarray, lengths: np.ndarray, draws: Sequence[SampleDraw]
     re-binning). Returns the frames, padded to `t_steps` steps (default: the longest
     sample's), and the samples' lengths."""
     lengths = np.asarray(lengths)
-    new_len = np.array([d.length(l) for d, l in zip(draws, lengths)], dtype=lengths.dtype)
+    new_len = augmented_lengths(lengths, draws)
     t_out = int(new_len.max()) if t_steps is None else int(t_steps)
-    if all(d.shift == (0, 0) and d.stretch is None and d.keep is None and not d.mirror for d in draws) \
-            and t_out == frames.shape[1]:
+    if all(d.changes_nothing for d in draws) and t_out == frames.shape[1]:
         return frames, lengths
     out = np.zeros((len(frames), t_out, *frames.shape[2:]), frames.dtype)
     h, w = frames.shape[-2:]
@@ -358,7 +367,8 @@ class Trainer:
             for bi in range(nb):
                 idx = order[bi * self.cfg.batch_size:(bi + 1) * self.cfg.batch_size]
                 draws = draw_augmentations(self.rng, len(idx), self.cfg)
-                frames, lengths = augment(train.frames[idx, : train.lengths[idx].max()], train.lengths[idx], draws)
+                lengths = train.lengths[idx]
+                frames, lengths = augment(train.frames[idx, : lengths.max()], lengths, draws)
                 labels = augment_labels(train.labels[idx], draws, self.cfg.mirror)
                 y_samples = [[] for _ in self.net.stages[:-1]]
                 loss, grads, score = self.batch_gradients(frames, labels, lengths, y_samples)
