@@ -84,6 +84,9 @@ def network_to_nir(net: Network):
     for name, v in p.items():
         if v.dtype.kind == "f" and not np.all(np.isfinite(v)):
             raise NirExportError(f"parameter {name} has non-finite values; retrain or fix the model")
+    if cfg.input_min_count > 1:  # a per-step count threshold: NIR's nodes are continuous in time
+        raise NirExportError(f"input_min_count {cfg.input_min_count}: NIR has no node that drops an input's "
+                             f"counts below a threshold per time step; train with --min-count 0 to export NIR")
     g = _Graph()
     in_shape = tuple(int(v) for v in cfg.input_shape)
     g.add("input", nir.Input(input_type={"input": np.array(in_shape)}))

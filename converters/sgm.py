@@ -183,7 +183,8 @@ def quantize(net: Network) -> SgmModel:
             kind=kind, is_output=st.is_output, in_shape=prev_shape, pool=pool, syn_shape=syn, out_shape=out,
             kernel=kernel, stride=stride, padding=padding, max_delay=max_delay, x_frac_bits=int(f_bits),
             weights=wq, bias=bq.astype(np.int32), vweights=vq, vshift=vshift, alpha=alpha, theta=tq,
-            delays=delays, spike_ring=delays is not None and spike_ring_allowed(l, pool)))
+            delays=delays, spike_ring=delays is not None and spike_ring_allowed(l, pool),
+            min_count=int(cfg.input_min_count) if l == 0 else 0))
         prev_shape = out
     return SgmModel(format_version=FORMAT_VERSION, dt_us=int(cfg.dt_us), n_buckets=k,
                     input_shape=tuple(cfg.input_shape), sensor_size=(sw, sh), downsample=cfg.downsample,

@@ -10,7 +10,7 @@ specification says so, so the C runtime must reproduce these numbers bit for bit
 Per step t (FORMAT.md, "Order of one time step"):
   A. every stage: taps k = K-1 .. 1:  z^k <- D(z^k, a_k, z^(k-1))   (previous step's z^(k-1))
                   bucket 0:            z^0 <- D(z^0, a_0, 0)
-  B. stage 0 input: counts per raw input -> sum pooling -> (delay ring) -> z^0 += Wq count
+  B. stage 0 input: counts per raw input (those below stage 0's min_count dropped) -> sum pooling -> (delay ring) -> z^0 += Wq count
   C. every stage in order: x = sat32(b + rshr(sum_k vq_k z^k, n)); hidden: spikes, encoder,
      scatter of the spikes into the next stage's z^0 (through its pooling / delays).
 with D(z, a, t) = round_half_up((a z + (32768 - a) t) / 2^15), moved one unit towards t
@@ -26,6 +26,7 @@ import numpy as np
 from .scoring import WARMUP
 from . import scoring as _scoring
 from .model.layers import Conv2d, Dense, SumPool2d
+from .model.network import input_counts
 from .sgm import KIND_DENSE, Q15_ONE, SgmModel, SgmStage
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -121,7 +122,7 @@ class IntRef:
     def step(self, counts: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
         """counts: (B, C*H*W) input event counts of this step. Returns (logits (B, n_classes)
         int64, spikes per hidden stage (B,), synops (B,))."""
-        counts = np.asarray(counts, np.int64)
+        counts = input_counts(np.asarray(counts, np.int64), self.model.stages[0].min_count)
         # A. bucket decays of every stage (taps from the top down, then bucket 0)
         for z, sr in zip(self.z, self.stages):
             for k in range(self.k - 1, 0, -1):

@@ -29,17 +29,31 @@ DEFAULT_DT_MS = 40.0
 # it sees each arm movement at four ages, which can tell clockwise from anticlockwise (hard set,
 # float: +2.8 and +0.5 points at two seeds; 0..120 ms was worse, 0..600 ms no better; docs/MODEL.md).
 DEFAULT_DELAYS_MS = (0.0, 120.0, 200.0, 320.0)
+# An input (a 4x4 block of sensor pixels, one polarity) is taken in a 40 ms step only when at least
+# 3 of its events arrive: the background activity's scattered events seldom do, a moving edge does.
+# Hard set: PENDING (BENCHMARKS.md, "The input gate").
+DEFAULT_INPUT_MIN_COUNT = 3
 
 
-def default_network(*, dt_us: int = int(DEFAULT_DT_MS * 1000), seed: int = 0, classes=GESTURE_CLASSES) -> Network:
+def default_min_count(dt_us: int) -> int:
+    """The recipe's input gate at another step: the same rate per input, rounded, at least 1
+    (1 keeps every event), as `Network.retarget_dt` scales it."""
+    return max(1, round(DEFAULT_INPUT_MIN_COUNT * dt_us / (DEFAULT_DT_MS * 1000)))
+
+
+def default_network(*, dt_us: int = int(DEFAULT_DT_MS * 1000), seed: int = 0, classes=GESTURE_CLASSES,
+                    input_min_count: int | None = None) -> Network:
     """The recommended gesture network: 128x128 DVS -> 2x32x32 (ON/OFF counts) ->
     16 convolutional SpikingGamma channels (4x4 patches at stride 4: a 16x8x8 map, each
     input event reaches exactly 16 neurons) -> 96 SpikingGamma neurons -> 11 outputs,
     K = 4 buckets, 40 ms steps; the 96 read the map through the axonal delays of
-    DEFAULT_DELAYS_MS (fixed, one per channel). About 101 k weights and 23.2 KiB of state
-    (the delays' spike ring 1.1 KiB of it): it fits the STM32 port (docs/PORTING.md). The
-    convolution's shared local weights are what lets it learn gestures under clutter and
-    camera shake (BENCHMARKS.md, "A SpikingGamma recipe for the hard set")."""
+    DEFAULT_DELAYS_MS (fixed, one per channel); an input's events of a step reach the
+    convolution only when there are `input_min_count` of them (None: the recipe's,
+    `default_min_count`; 0 keeps every event). About 101 k weights and 25.2 KiB of state
+    (the delays' spike ring 1.1 KiB of it, the input gate's counts 2 KiB): it fits the
+    STM32 port (docs/PORTING.md). The convolution's shared local weights are what lets it
+    learn gestures under clutter and camera shake (BENCHMARKS.md, "A SpikingGamma recipe
+    for the hard set")."""
     cfg = NetworkConfig(
         input_shape=(2, 32, 32),
         layers=[Conv2d(16, 4, stride=4), Flatten(), Dense(96), Dense(len(classes))],
@@ -49,6 +63,7 @@ def default_network(*, dt_us: int = int(DEFAULT_DT_MS * 1000), seed: int = 0, cl
         classes=list(classes),
         sensor_size=(128, 128),
         downsample=4,
+        input_min_count=default_min_count(dt_us) if input_min_count is None else input_min_count,
     )
     net = Network(cfg, rng=np.random.default_rng(seed))
     conv = net.stages[0].syn.out_shape  # (channels, 8, 8)
@@ -91,13 +106,15 @@ def recipe_config(net: Network, *, seed: int, credit: str | None = None, mirror:
 def start_trainer(out_path, *, dt_ms: float | None, seed: int, epochs: int | None, resume: bool,
                   new: Callable[[Network, TrainConfig], Trainer],
                   resumed: Callable[[Path, int | None], Trainer],
-                  credit: str | None = None, mirror: bool | None = None) -> tuple[Trainer, Path]:
+                  credit: str | None = None, mirror: bool | None = None,
+                  min_count: int | None = None) -> tuple[Trainer, Path]:
     """The recipe's trainer, for either backend: resumed from `<out_path>.ckpt` when asked
     and there (its dt and credit must be `dt_ms` and `credit` when they are asked for), else
     `new` on the default network and `recipe_config` (at `dt_ms`, the recipe's DEFAULT_DT_MS
     if None; with `credit`, TrainConfig's if None; mirrored gestures unless `mirror` is
-    False); returns it and the checkpoint path. A resumed run keeps its checkpoint's
-    credit and mirroring, and refuses others asked for."""
+    False; the input gate `min_count`, the recipe's if None); returns it and the checkpoint
+    path. A resumed run keeps its checkpoint's credit, mirroring and input gate, and
+    refuses others asked for."""
     if credit is not None and credit not in CREDIT_MODES:
         raise ValueError(f"credit must be one of {CREDIT_MODES}, got {credit!r}")
     out_path = Path(out_path)
@@ -112,21 +129,24 @@ def start_trainer(out_path, *, dt_ms: float | None, seed: int, epochs: int | Non
         if mirror is not None and (trainer.cfg.mirror is not None) != mirror:
             raise ValueError(f"{ckpt}: checkpoint trains {'with' if trainer.cfg.mirror else 'without'} mirrored "
                              f"gestures, asked {'with' if mirror else 'without'}")
+        if min_count is not None and trainer.net.config.input_min_count != min_count:
+            raise ValueError(f"{ckpt}: checkpoint's network takes inputs of at least "
+                             f"{trainer.net.config.input_min_count} events per step, asked for {min_count}")
         return trainer, ckpt
-    net = default_network(dt_us=dt_us, seed=seed)
+    net = default_network(dt_us=dt_us, seed=seed, input_min_count=min_count)
     return new(net, recipe_config(net, seed=seed, credit=credit, mirror=mirror is not False, epochs=epochs)), ckpt
 
 
 def train_folder(data_dir, out_path, *, epochs: int | None = None, dt_ms: float | None = None, seed: int = 0,
-                 resume: bool = False, credit: str | None = None, mirror: bool | None = None, on_batch=None,
-                 on_epoch=None, on_binned=None) -> Trainer:
+                 resume: bool = False, credit: str | None = None, mirror: bool | None = None,
+                 min_count: int | None = None, on_batch=None, on_epoch=None, on_binned=None) -> Trainer:
     """Train the default network with the default recipe on `data_dir`'s train split.
 
     A checkpoint `<out_path>.ckpt` is written after every epoch; with `resume=True`
     training continues from it. The final model is saved to `out_path`."""
     trainer, ckpt = start_trainer(out_path, dt_ms=dt_ms, seed=seed, epochs=epochs, resume=resume, new=Trainer,
                                   resumed=lambda path, epochs: Trainer.resume(path, epochs=epochs), credit=credit,
-                                  mirror=mirror)
+                                  mirror=mirror, min_count=min_count)
     net = trainer.net
     train = load_split(data_dir, "train", net)
     if on_binned:

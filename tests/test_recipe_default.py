@@ -57,14 +57,16 @@ def test_default_network_fits_the_stm32_port(default_sgm):
     model = load_sgm(data)
     # FORMAT.md section 4, K = 4: stage 0 conv 16 x 8 x 8 hidden, stage 1 96 hidden reading
     # the map through delays of 0, 3, 5, 8 steps (0, 120, 200, 320 ms at 40 ms; conv channel
-    # c gets the (c mod 4)-th) kept as a spike ring of 9 slots x 1,024 bits, stage 2 the 11 outputs
+    # c gets the (c mod 4)-th) kept as a spike ring of 9 slots x 1,024 bits, stage 2 the 11 outputs;
+    # stage 0's input gate of 3 events keeps a byte per raw input (2 x 32 x 32)
     k = 4
     assert model.dt_us == 40_000
+    assert model.stages[0].min_count == 3
     st = model.stages[1]
     assert st.spike_ring and st.max_delay == 8
     assert st.delays.tolist() == [[0, 3, 5, 8][c % 4] for c in range(16) for _ in range(64)]
-    by_hand = 4 * ((k * 1024 + 1024) + (k * 96 + 96 + 9 * 1024 // 32) + k * 11)
-    assert model.arena_bytes == by_hand == 23_728
+    by_hand = 4 * ((k * 1024 + 1024 + 2048 // 4) + (k * 96 + 96 + 9 * 1024 // 32) + k * 11)
+    assert model.arena_bytes == by_hand == 25_776
     port_arena = int(re.search(r"SG_APP_ARENA_SIZE=(\d+)u", (ROOT / "firmware" / "Makefile").read_text()).group(1))
     assert port_arena == 32 * 1024 and model.arena_bytes <= port_arena
     assert len(data) <= 0x20000 - 256

@@ -178,7 +178,7 @@ def test_bad_header_fields(files, name, value, field):
 @pytest.mark.parametrize("name,value,what", [
     ("kind", 7, "unknown layer kind"), ("flags", 0x10, "unknown flag"), ("weights_offset", 3, "aligned"),
     ("weights_offset", 1 << 30, "outside"), ("weights_size", 7, "expected"), ("pool", 0, "pool"),
-    ("bias_offset", 0, "outside"), ("reserved", 1, "reserved"), ("out_h", 2, "dense"),
+    ("bias_offset", 0, "outside"), ("min_count", 256, "> 255"), ("out_h", 2, "dense"),
     ("theta_offset", 64, "overlaps"), ("delays_size", 8, "expected"),
 ])
 def test_bad_layer_fields(files, name, value, what):

@@ -114,7 +114,8 @@ def cmd_train(args) -> int:
         args.quiet, on_epoch = True, None
     trainer = _train_backend(args)(args.data_dir, args.output, epochs=args.epochs, dt_ms=args.dt_ms,
                                    seed=args.seed, resume=args.resume, credit=args.credit,
-                                   mirror=False if args.no_mirror else None, on_binned=on_binned, on_epoch=on_epoch,
+                                   mirror=False if args.no_mirror else None, min_count=args.min_count,
+                                   on_binned=on_binned, on_epoch=on_epoch,
                                    on_batch=lambda n, loss: bar.update(n) if bar is not None else None)
     if bar is not None:
         bar.close()

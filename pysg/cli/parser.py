@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..recipes import DEFAULT_DT_MS
+from ..recipes import DEFAULT_DT_MS, DEFAULT_INPUT_MIN_COUNT
 from ..train.gradients import CREDIT_MODES
 from ..train.trainer import TrainConfig
 from .data import cmd_demo, cmd_eval, cmd_synth, cmd_train
@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train without mirrored gestures (by default half the samples are flipped left to right, "
                         "a right arm gesture becoming the left arm's and a clockwise circle anticlockwise; for data "
                         "whose classes are not DVS128 Gesture's)")
+    s.add_argument("--min-count", type=int, default=None, metavar="N",
+                   help=f"take an input's events of a step only when N or more arrive (default: the recipe's, "
+                        f"{DEFAULT_INPUT_MIN_COUNT} at {DEFAULT_DT_MS:g} ms steps, scaled with the step; 0 keeps "
+                        f"every event; docs/TRAINING.md)")
     s.add_argument("--history", help="write the training curves (JSON) here (default: not written)")
     s.add_argument("--backend", choices=("numpy", "torch"), default="numpy",
                    help="numpy: the reference trainer; torch: the same rule on PyTorch, pip install \"pysg[torch]\" "

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..sgm.sg import MIN_COUNT_MAX
 from .layers import SYNAPTIC, TRANSFORMS, layer_from_dict
 
 FORMAT_NAME = "pysg-float-model"
@@ -57,6 +58,11 @@ class NetworkConfig:
     classes: class names, one per output neuron.
     sensor_size: (width, height) of the event sensor the input was derived from.
     downsample: the sensor-to-input pixel factor.
+    input_min_count: an input's count of one step below this is dropped before the first
+        stage (0 or 1: every count kept; `input_counts`). On a noisy sensor most active
+        inputs of a step hold one or two background events, while an edge that moves
+        brings many: dropping the few keeps the signal and skips most of the first
+        stage's work.
     """
 
     input_shape: tuple[int, int, int]
@@ -68,6 +74,11 @@ class NetworkConfig:
     classes: list[str] = field(default_factory=list)
     sensor_size: tuple[int, int] = (128, 128)
     downsample: int = 4
+    input_min_count: int = 0
+
+    def __post_init__(self):
+        if not 0 <= int(self.input_min_count) <= MIN_COUNT_MAX:
+            raise ValueError(f"input_min_count {self.input_min_count} outside [0, {MIN_COUNT_MAX}]")
 
     def to_dict(self) -> dict:
         return {
@@ -80,6 +91,7 @@ class NetworkConfig:
             "classes": list(self.classes),
             "sensor_size": list(self.sensor_size),
             "downsample": self.downsample,
+            "input_min_count": self.input_min_count,
         }
 
     @classmethod
@@ -127,6 +139,16 @@ class Stage:
         if self.syn.spatial == 1:
             return g
         return g.reshape(self.syn.channels, self.syn.spatial, *g.shape[1:]).sum(axis=1)
+
+
+def input_counts(counts, min_count: int):
+    """The counts the first stage takes: an input's count of one step below `min_count`
+    becomes 0, any other is kept whole (min_count 0 or 1: unchanged). The one definition
+    of `NetworkConfig.input_min_count`: the float and integer networks call it, the C
+    runtime does the same per step (docs/FORMAT.md, "Input")."""
+    if min_count <= 1:
+        return counts
+    return np.where(counts >= min_count, counts, 0).astype(counts.dtype, copy=False)
 
 
 def compile_stages(input_shape: tuple[int, ...], layers: list) -> list[Stage]:
@@ -240,7 +262,7 @@ class Network:
     def step(self, state: "State", frame: np.ndarray, *, spiking: bool = True) -> np.ndarray:
         """Advance one step. frame: (B, C*H*W) input event counts of this step.
         Returns the logits (B, n_classes). Intermediate values stay in `state`."""
-        frame = frame.astype(state.dtype, copy=False)
+        frame = input_counts(frame, self.config.input_min_count).astype(state.dtype, copy=False)
         state.synops += (frame @ state.fanout[0]).astype(np.int64)
         drive = frame * state.input_gain
         for st in self.stages:
@@ -294,7 +316,9 @@ class Network:
         """The same network at another step. Time constants are kept, so every decay
         becomes alpha' = alpha^(dt'/dt). The input gain is rescaled so that bucket 0's
         response to a constant event rate (gain*r*dt/(1-alpha_0)) does not change;
-        delays are rounded to the new step."""
+        delays are rounded to the new step, and so is the input's minimum count (the
+        same rate per input, at least 1: an approximation, as a step's count is not a
+        rate)."""
         if dt_us <= 0:
             raise ValueError(f"dt_us must be positive, got {dt_us}")
         cfg = NetworkConfig.from_dict(self.config.to_dict())
@@ -302,6 +326,9 @@ class Network:
         cfg.dt_us = int(dt_us)
         new_a0 = math.exp(-(dt_us / 1000.0) / cfg.tau_ms[0][0])
         cfg.input_gain = self.config.input_gain * (1 - new_a0) / (1 - old_a0) * (self.config.dt_us / dt_us)
+        if cfg.input_min_count > 1:
+            cfg.input_min_count = min(MIN_COUNT_MAX,
+                                      max(1, round(cfg.input_min_count * dt_us / self.config.dt_us)))
         params = {k: v.copy() for k, v in self.params.items()}
         for k in params:
             if k.endswith(".delays"):

@@ -20,6 +20,9 @@ Q15_ONE = 32768
 THETA_MAX = 1 << 29
 VSHIFT_MAX = 62
 X_FRAC_BITS_RANGE = (-32, 32)
+# stage 0's input gate: an input's count of one step below min_count is dropped; the
+# runtime keeps the open step's count per input in a byte (FORMAT.md 3, "Input")
+MIN_COUNT_MAX = 255
 KIND_DENSE = 1
 KIND_CONV2D = 2
 KIND_NAMES = {KIND_DENSE: "dense", KIND_CONV2D: "conv2d"}
@@ -36,7 +39,7 @@ LAYER_FIELDS = (
     ("kind", 0, "H"), ("flags", 2, "H"), ("in_c", 4, "H"), ("in_h", 6, "H"), ("in_w", 8, "H"),
     ("pool", 10, "H"), ("syn_c", 12, "H"), ("syn_h", 14, "H"), ("syn_w", 16, "H"), ("out_c", 18, "H"),
     ("out_h", 20, "H"), ("out_w", 22, "H"), ("kernel", 24, "H"), ("stride", 26, "H"),
-    ("padding", 28, "H"), ("max_delay", 30, "H"), ("x_frac_bits", 32, "i"), ("reserved", 36, "I"),
+    ("padding", 28, "H"), ("max_delay", 30, "H"), ("x_frac_bits", 32, "i"), ("min_count", 36, "I"),
 ) + tuple(x for i, b in enumerate(BLOBS)
           for x in ((f"{b}_offset", BLOB_TABLE_OFFSET + 8 * i, "I"), (f"{b}_size", BLOB_TABLE_OFFSET + 8 * i + 4, "I")))
 
@@ -51,7 +54,8 @@ class SgmStage:
     Per output channel j: int8 weights (folded with the presynaptic amplitude), int32
     bias, int16 bucket weights vweights[j, k] with right shift vshift[j], int32 theta
     (hidden stages). alpha: Q15 bucket decays (K,). delays: uint8 per synaptic input;
-    spike_ring: the delay ring is one bit per input and slot (FLAG_SPIKE_RING)."""
+    spike_ring: the delay ring is one bit per input and slot (FLAG_SPIKE_RING).
+    min_count (stage 0 only): an input's count of one step below it is dropped (0, 1: none)."""
 
     kind: int
     is_output: bool
@@ -72,6 +76,13 @@ class SgmStage:
     theta: np.ndarray | None = None
     delays: np.ndarray | None = None
     spike_ring: bool = False
+    min_count: int = 0
+
+    @property
+    def gated(self) -> bool:
+        """Stage 0 drops small counts (min_count >= 2): the runtime counts each input's
+        events of the open step, so events and frames drop the same ones."""
+        return self.min_count >= 2
 
     @property
     def kind_name(self) -> str:
@@ -101,6 +112,8 @@ class SgmStage:
         words = n_buckets * self.n_out + (0 if self.is_output else self.n_out)
         if self.delays is not None:
             words += (self.max_delay + 1) * ring_words(self.n_in, self.spike_ring)
+        if self.gated:  # a byte per raw input: its count in the open step
+            words += -(-self.n_raw_in // 4)
         return 4 * words
 
     def n_parameters(self) -> int:
@@ -141,7 +154,8 @@ def spike_ring_allowed(stage_index: int, pool: int) -> bool:
 
 def arena_bytes_for(stages: list[SgmStage], n_buckets: int) -> int:
     """State bytes a runtime needs: sum over stages of 4 x (K*N_out + N_out if hidden
-    + (max_delay+1)*N_in if delays, (max_delay+1)*ceil(N_in/32) with the spike ring)."""
+    + (max_delay+1)*N_in if delays, (max_delay+1)*ceil(N_in/32) with the spike ring
+    + ceil(raw inputs / 4) if the stage drops small counts)."""
     return int(sum(st.arena_bytes(n_buckets) for st in stages))
 
 
@@ -229,8 +243,10 @@ def load_stages(buf: bytes, h: dict, labels: list[str], regions: list, arena_siz
             lerr("max_delay", f"max_delay {f['max_delay']} > 255")
         if not X_FRAC_BITS_RANGE[0] <= f["x_frac_bits"] <= X_FRAC_BITS_RANGE[1]:
             lerr("x_frac_bits", f"x_frac_bits {f['x_frac_bits']} outside {list(X_FRAC_BITS_RANGE)}")
-        if f["reserved"] != 0:
-            lerr("reserved", "reserved field must be 0")
+        if si > 0 and f["min_count"] != 0:
+            lerr("min_count", "min_count must be 0 after the first stage (it gates the model's input)")
+        if f["min_count"] > MIN_COUNT_MAX:
+            lerr("min_count", f"min_count {f['min_count']} > {MIN_COUNT_MAX}")
         syn = (f["syn_c"], f["syn_h"], f["syn_w"])
         out = (f["out_c"], f["out_h"], f["out_w"])
         arrays = {}
@@ -261,7 +277,8 @@ def load_stages(buf: bytes, h: dict, labels: list[str], regions: list, arena_siz
             syn_shape=syn, out_shape=out, kernel=f["kernel"], stride=f["stride"], padding=f["padding"],
             max_delay=f["max_delay"], x_frac_bits=f["x_frac_bits"], weights=arrays["weights"].reshape(wshape),
             bias=arrays["bias"], vweights=arrays["vweights"].reshape(c_out, k), vshift=arrays["vshift"],
-            alpha=arrays["alpha"], theta=arrays.get("theta"), delays=arrays.get("delays"), spike_ring=spike_ring))
+            alpha=arrays["alpha"], theta=arrays.get("theta"), delays=arrays.get("delays"), spike_ring=spike_ring,
+            min_count=f["min_count"]))
         prev_out = out
     last = stages[-1]
     if last.n_out != h["n_classes"]:
@@ -298,7 +315,7 @@ def encode(model: SgmModel) -> bytes:
              "syn_c": st.syn_shape[0], "syn_h": st.syn_shape[1], "syn_w": st.syn_shape[2],
              "out_c": st.out_shape[0], "out_h": st.out_shape[1], "out_w": st.out_shape[2],
              "kernel": st.kernel, "stride": st.stride, "padding": st.padding, "max_delay": st.max_delay,
-             "x_frac_bits": st.x_frac_bits, "reserved": 0}
+             "x_frac_bits": st.x_frac_bits, "min_count": st.min_count}
         entries.append((f, {k: None if v is None else np.asarray(v, BLOB_DTYPES[k]) for k, v in blobs.items()}))
     header = {"format_version": FORMAT_VERSION, "arena_bytes": arena_bytes_for(model.stages, model.n_buckets),
               "dt_us": model.dt_us, "n_buckets": model.n_buckets, "in_c": model.input_shape[0],
@@ -317,7 +334,7 @@ def inspect(model: SgmModel) -> dict:
             "kernel": st.kernel, "stride": st.stride, "padding": st.padding,
             "weights_shape": list(st.weights.shape), "parameters": st.n_parameters(),
             "weight_bytes": int(st.weights.nbytes), "delays": st.delays is not None, "max_delay": st.max_delay,
-            "spike_ring": st.spike_ring, "x_frac_bits": st.x_frac_bits, "alpha_q15": st.alpha.tolist(),
+            "spike_ring": st.spike_ring, "min_count": st.min_count, "x_frac_bits": st.x_frac_bits, "alpha_q15": st.alpha.tolist(),
             "arena_bytes": st.arena_bytes(model.n_buckets)})
     return {"format_version": model.format_version, "file_bytes": model.file_bytes,
             "arena_bytes": model.arena_bytes, "dt_us": model.dt_us, "n_buckets": model.n_buckets,
@@ -337,7 +354,8 @@ def summary(name: str, info: dict) -> str:
                      f"{' (output)' if l['output'] else ''}: {l['parameters']} parameters, "
                      f"weights {l['weight_bytes']} B, arena {l['arena_bytes']} B, alpha_q15 {l['alpha_q15']}"
                      f"{', delays <= ' + str(l['max_delay']) if l['delays'] else ''}"
-                     f"{' (spike ring)' if l['spike_ring'] else ''}")
+                     f"{' (spike ring)' if l['spike_ring'] else ''}"
+                     + (f", input counts below {l['min_count']} dropped" if l["min_count"] >= 2 else ""))
     lines.append("  labels: " + ", ".join(info["labels"]))
     return "\n".join(lines)
 
@@ -349,7 +367,8 @@ C_CONSTANTS = CConstants(
             ("SG_FMT_THETA_MAX", THETA_MAX, "largest threshold, accumulator units"),
             ("SG_FMT_VSHIFT_MAX", VSHIFT_MAX, "largest bucket-weight right shift"),
             ("SG_FMT_X_FRAC_BITS_MIN", X_FRAC_BITS_RANGE[0], "x_frac_bits range, inclusive"),
-            ("SG_FMT_X_FRAC_BITS_MAX", X_FRAC_BITS_RANGE[1], "")),
+            ("SG_FMT_X_FRAC_BITS_MAX", X_FRAC_BITS_RANGE[1], ""),
+            ("SG_FMT_MIN_COUNT_MAX", MIN_COUNT_MAX, "largest input min_count (a byte per input counts the open step)")),
     kinds=(("SG_KIND_DENSE", KIND_DENSE, "version 1 layer kinds"),
            ("SG_KIND_CONV2D", KIND_CONV2D, "")),
     flags=(("SG_FLAG_DELAYS", FLAG_DELAYS, "version 1: the layer has axonal delays"),

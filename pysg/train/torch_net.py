@@ -177,6 +177,7 @@ class TorchNet:
         self.params = {k: torch.tensor(v, device=self.device) for k, v in net.params.items()}
         self.n_buckets = net.config.n_buckets
         self.input_gain = net.config.input_gain
+        self.input_min_count = net.config.input_min_count
         self.alphas64 = [torch.as_tensor(net.alphas(st.index), device=self.device) for st in net.stages]
 
     @property
@@ -197,6 +198,8 @@ class TorchNet:
 
     def step(self, state: "TorchState", frame, *, spiking: bool = True):
         """`Network.step` with traces: frame (B, C*H*W) counts; returns the logits."""
+        if self.input_min_count > 1:  # pysg.model.network.input_counts
+            frame = torch.where(frame >= self.input_min_count, frame, torch.zeros_like(frame))
         drive = frame.to(state.dtype) * state.input_gain
         for ts in self.stages:
             l = ts.index

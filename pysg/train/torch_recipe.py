@@ -9,7 +9,8 @@ from .trainer import calibrate
 
 
 def train_folder_torch(data_dir, out_path, *, epochs: int | None = None, dt_ms: float | None = None, seed: int = 0,
-                       resume: bool = False, credit: str | None = None, mirror: bool | None = None, device: str = "cpu",
+                       resume: bool = False, credit: str | None = None, mirror: bool | None = None,
+                       min_count: int | None = None, device: str = "cpu",
                        ddp: bool = False,
                        threads: int | None = None, on_batch=None, on_epoch=None, on_binned=None) -> TorchTrainer:
     """Train the default network with the default recipe on `data_dir`'s train split.
@@ -30,7 +31,7 @@ def train_folder_torch(data_dir, out_path, *, epochs: int | None = None, dt_ms: 
             out_path, dt_ms=dt_ms, seed=seed, epochs=epochs, resume=resume,
             new=lambda net, cfg: TorchTrainer(net, cfg, device=device, ctx=ctx),
             resumed=lambda path, epochs: TorchTrainer.resume_on(path, epochs=epochs, device=device, ctx=ctx),
-            credit=credit, mirror=mirror)
+            credit=credit, mirror=mirror, min_count=min_count)
         net = trainer.net
         train = GestureSource(data_dir, "train", net) if ctx.active else load_split(data_dir, "train", net)
         if on_binned:

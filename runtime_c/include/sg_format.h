@@ -25,6 +25,7 @@
 #define SG_FMT_VSHIFT_MAX        62u /**< largest bucket-weight right shift */
 #define SG_FMT_X_FRAC_BITS_MIN   (-32) /**< x_frac_bits range, inclusive */
 #define SG_FMT_X_FRAC_BITS_MAX   32
+#define SG_FMT_MIN_COUNT_MAX     255u /**< largest input min_count (a byte per input counts the open step) */
 #define SG_FMT_COUNT_MAX         65535u /**< a cell's event count per step saturates here (version 2) */
 #define SG_FMT_LUT_MAX           65536u /**< entries of a count -> int8 table at most (version 2) */
 #define SG_SNN_ACT_MAX           255u /**< version 3: activations are uint8, input counts saturate here */
@@ -118,7 +119,7 @@
 #define SG_L1_PADDING            28u
 #define SG_L1_MAX_DELAY          30u
 #define SG_L1_X_FRAC_BITS        32u
-#define SG_L1_RESERVED           36u
+#define SG_L1_MIN_COUNT          36u
 #define SG_L1_WEIGHTS_OFFSET     40u
 #define SG_L1_WEIGHTS_SIZE       44u
 #define SG_L1_BIAS_OFFSET        48u

@@ -81,6 +81,7 @@ typedef struct sg_stage {
     uint16_t out_c, out_h, out_w;  /**< neurons: channels x rows x columns */
     uint16_t kernel, stride, padding;
     uint16_t max_delay;            /**< D: the delay ring has D + 1 slots */
+    uint16_t min_count;            /**< stage 0: an input's count of a step below it is dropped (<= 1: none) */
     uint32_t n_in;                 /**< syn_c syn_h syn_w */
     uint32_t n_out;                /**< out_c out_h out_w */
     const int8_t *weights;         /**< dense [out_c][n_in]; conv [out_c][syn_c][kernel][kernel] */
@@ -254,6 +255,9 @@ typedef struct sg_gamma_state {
     int32_t *z[SG_MAX_STAGES];    /**< [K][n_out] bucket states per stage */
     int32_t *enc[SG_MAX_STAGES];  /**< [n_out] encoder states per hidden stage */
     int32_t *ring[SG_MAX_STAGES]; /**< [(D+1)][n_in] delay rings (a bit per input: SG_FLAG_SPIKE_RING), or NULL */
+    uint8_t *counts;              /**< [stage 0's raw inputs] events of the open step, saturating at 255
+                                       (stage 0's min_count >= 2), or NULL */
+    uint32_t counted;             /**< events were counted into @c counts in the open step */
 } sg_gamma_state;
 
 /** Version 2 state: pointers into the arena (FORMAT.md §9) and the event ring's cursors. */

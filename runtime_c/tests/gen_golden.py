@@ -276,6 +276,25 @@ CASES = {
                                     n_buckets=4, dt_us=5000, classes=["a", "b", "c"], sensor_size=(34, 36),
                                     downsample=2),
                       {}, 7, 120, 80.0),
+    # stage 0's gate (input_min_count): the patch conv's frame walk, with two and more
+    # events per input and step on the moving bar
+    "gate_patch_k4": (NetworkConfig(input_shape=(2, 18, 17),
+                                    layers=[Conv2d(6, 4, 4, 0), Flatten(), Dense(5), Dense(3)],
+                                    n_buckets=4, dt_us=5000, classes=["a", "b", "c"], sensor_size=(34, 36),
+                                    downsample=2, input_min_count=3),
+                      {}, 8, 120, 200.0),
+    # the gate before pooling (a pooled window sums the counts that passed it) into a dense
+    # stage: sg_feed's pending table, the frame's pairs of rows
+    "gate_dense_pool": (NetworkConfig(input_shape=(2, 8, 8), layers=[SumPool2d(2), Flatten(), Dense(16), Dense(4)],
+                                      n_buckets=3, dt_us=1000, classes=list("abcd"), sensor_size=(16, 16),
+                                      downsample=2, input_min_count=2),
+                        {}, 9, 120, 60.0),
+    # the gate into stage 0's delay ring (a generic conv with padding, pooling of 3)
+    "gate_conv_ring": (NetworkConfig(input_shape=(1, 10, 10),
+                                     layers=[SumPool2d(3), Conv2d(3, 2, 1, 1), Flatten(), Dense(3)],
+                                     n_buckets=2, dt_us=3000, classes=list("xyz"), sensor_size=(20, 20),
+                                     downsample=2, input_min_count=2),
+                       {0: 3}, 10, 100, 50.0),
 }
 
 

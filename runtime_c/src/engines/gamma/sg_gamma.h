@@ -110,6 +110,12 @@ static inline uint32_t sg_gamma_ring_words(const sg_stage *st)
     return (st->flags & SG_FLAG_SPIKE_RING) != 0u ? (st->n_in + 31u) / 32u : st->n_in;
 }
 
+/* 32-bit words of stage 0's counts of the open step (min_count >= 2): a byte per raw input. */
+static inline uint64_t sg_gamma_count_words(const sg_stage *st)
+{
+    return ((uint64_t)st->in_c * st->in_h * st->in_w + 3u) / 4u;
+}
+
 /* An event (or @p count of them) at synaptic input i of stage l in the current step:
  * into the delay ring, or scattered into bucket 0 at once. Out of line: inlined into the
  * feed loop, its rarely taken delay-ring path costs that loop registers. */
@@ -132,6 +138,7 @@ static inline int sg_gamma_route(sg_runtime *rt, uint32_t l, uint32_t raw, uint3
 sg_status sg_gamma_check_header(sg_loader *L);
 sg_status sg_gamma_load(sg_loader *L, uint64_t *arena_bytes, uint64_t *n_out);
 size_t sg_gamma_layout(sg_runtime *rt);
+void sg_gamma_reset(sg_runtime *rt);
 void sg_gamma_open_step(sg_runtime *rt);
 void sg_gamma_close_step(sg_runtime *rt);
 size_t sg_gamma_feed(sg_runtime *rt, const sg_event *events, size_t e, size_t n, int64_t t_lo,

@@ -3,11 +3,38 @@
  * SpikingGamma input (docs/FORMAT.md §3 step 2): events of the open step (sg_feed's runs)
  * and frames of counts (sg_step) mapped onto stage 0 (downsampling, pooling, polarity
  * channels; events outside the grid dropped and counted), summed per synaptic input and
- * scattered, or put into stage 0's delay ring.
+ * scattered, or put into stage 0's delay ring. Stage 0's gate (min_count >= 2) drops an
+ * input's count of the step below min_count: frames test each count; events count into a
+ * byte per input and reach the stage when their input's count does (gate_add).
  */
 #include <string.h>
 
 #include "sg_gamma.h"
+
+/* The smallest count of a step stage 0 keeps (1: every count). */
+SG_INLINE uint32_t gate_of(const sg_stage *st)
+{
+    return st->min_count >= 2u ? st->min_count : 1u;
+}
+
+/* A frame's count v as stage 0 takes it: 0 below the gate g. */
+#define SG_GATED(v, g) ((v) >= (g) ? (v) : 0u)
+
+/* What n more events at raw input r of the open step add to the count stage 0 takes:
+ * with c counted before, kept(c + n) - kept(c), kept(v) = v if v >= g else 0. The byte
+ * saturates at 255 >= g, so a count that reached g is known to have. */
+static uint32_t gate_add(sg_runtime *rt, uint32_t r, uint32_t n, uint32_t g)
+{
+    uint8_t *cnt = rt->state.gamma.counts + r;
+    const uint32_t c = *cnt;
+    const uint32_t t = c + n;
+    *cnt = (uint8_t)(t > 255u ? 255u : t);
+    rt->state.gamma.counted = 1u;
+    if (c >= g) {
+        return n;
+    }
+    return t >= g ? t : 0u;
+}
 
 /* Stage-0 events of one run (the events of one sg_feed call inside one step), summed per
  * synaptic input in an open-addressing table on the stack and scattered once per input:
@@ -88,7 +115,9 @@ typedef struct feed_map {
     int64_t t_lo; /* first µs of the open step */
     uint64_t dt;  /* its length */
     uint32_t f;   /* downsample x pool: sensor pixel -> synaptic row/column */
-    uint16_t sensor_w, sensor_h, syn_h, syn_w;
+    uint32_t ds;  /* downsample: sensor pixel -> raw input row/column (the gate's counts) */
+    uint32_t gate; /* gate_of stage 0 */
+    uint16_t sensor_w, sensor_h, syn_h, syn_w, in_h, in_w;
     uint8_t two_ch; /* in_c = 2: the polarity is the channel */
     uint8_t pooled; /* counts go through the pending table (no delay ring) */
 } feed_map;
@@ -117,12 +146,30 @@ static size_t feed_run(sg_runtime *rt, const feed_map *cx, sg_pending *pd, const
             continue;
         }
         i = ((cx->two_ch ? (uint32_t)ev->p : 0u) * cx->syn_h + r) * cx->syn_w + q;
+        ++*in;
+        if (cx->gate > 1u) {
+            const uint32_t raw = ((cx->two_ch ? (uint32_t)ev->p : 0u) * cx->in_h +
+                                  (uint32_t)ev->y / cx->ds) * cx->in_w + (uint32_t)ev->x / cx->ds;
+            uint32_t kept = gate_add(rt, raw, 1u, cx->gate);
+            if (kept > 1u) { /* the input reached the gate: its earlier events too */
+                if (cx->pooled) {
+                    for (; kept != 0u; --kept) {
+                        pending_add(rt, pd, i);
+                    }
+                } else {
+                    sg_gamma_deliver(rt, 0, i, kept);
+                }
+                continue;
+            }
+            if (kept == 0u) {
+                continue;
+            }
+        }
         if (cx->pooled) {
             pending_add(rt, pd, i);
         } else {
             sg_gamma_deliver(rt, 0, i, 1u);
         }
-        ++*in;
     }
     return e;
 }
@@ -140,6 +187,10 @@ size_t sg_gamma_feed(sg_runtime *rt, const sg_event *events, size_t e, size_t n,
     cx.t_lo = t_lo;
     cx.dt = m->dt_us;
     cx.f = (uint32_t)m->downsample * st->pool;
+    cx.ds = m->downsample;
+    cx.gate = gate_of(st);
+    cx.in_h = st->in_h;
+    cx.in_w = st->in_w;
     cx.sensor_w = m->sensor_w;
     cx.sensor_h = m->sensor_h;
     cx.syn_h = st->syn_h;
@@ -211,6 +262,7 @@ static SG_NOINLINE uint32_t frame_plane(sg_runtime *rt, sg_pair *pr, const uint1
                                         uint32_t i)
 {
     const sg_stage *st = &rt->model->net.gamma.stages[0];
+    const uint32_t g = gate_of(st);
     const uint32_t pool = st->pool;
     const uint32_t in_h = st->in_h;
     const uint32_t in_w = st->in_w;
@@ -231,8 +283,16 @@ static SG_NOINLINE uint32_t frame_plane(sg_runtime *rt, sg_pair *pr, const uint1
                 memcpy(&a, px, sizeof a);
                 memcpy(&b, px + in_w, sizeof b);
                 if ((a | b) != 0u) {
-                    const uint32_t sum = (a & 0xFFFFu) + (a >> 16) + (b & 0xFFFFu) + (b >> 16);
-                    frame_add(rt, pr, i, sum);
+                    uint32_t sum = (a & 0xFFFFu) + (a >> 16) + (b & 0xFFFFu) + (b >> 16);
+                    if (g > 1u) { /* the gate: counts below g dropped, still accepted */
+                        const uint32_t kept = SG_GATED(a & 0xFFFFu, g) + SG_GATED(a >> 16, g) +
+                                              SG_GATED(b & 0xFFFFu, g) + SG_GATED(b >> 16, g);
+                        pr->in += sum - kept;
+                        sum = kept;
+                    }
+                    if (sum != 0u) {
+                        frame_add(rt, pr, i, sum);
+                    }
                 }
             }
             q = used_w;
@@ -244,7 +304,10 @@ static SG_NOINLINE uint32_t frame_plane(sg_runtime *rt, sg_pair *pr, const uint1
                 uint32_t dq;
                 for (dr = 0; dr < pool; ++dr, px += in_w) {
                     for (dq = 0; dq < pool; ++dq) {
-                        sum += px[dq];
+                        const uint32_t v = px[dq];
+                        const uint32_t kept = SG_GATED(v, g);
+                        pr->in += v - kept;
+                        sum += kept;
                     }
                 }
                 if (sum != 0u) {
@@ -272,10 +335,11 @@ static SG_NOINLINE uint32_t frame_plane(sg_runtime *rt, sg_pair *pr, const uint1
  * a patch can leave one alone, and their counts sum within uint32. */
 #define SG_PATCH_SLOTS 16u
 
-/* Holds input tap t of count v (if v != 0), flushing a full table. */
+/* Holds input tap t of count v (if v >= g, the gate; else counts it accepted), flushing a
+ * full table. */
 #define PATCH_TAKE(v, t)                                                                           \
     do {                                                                                           \
-        if ((v) != 0u) {                                                                           \
+        if ((v) >= g) {                                                                            \
             hp[0] = (t);                                                                           \
             hp[1] = (v);                                                                           \
             hp += 2;                                                                               \
@@ -283,6 +347,8 @@ static SG_NOINLINE uint32_t frame_plane(sg_runtime *rt, sg_pair *pr, const uint1
                 reached += sg_patch_scatter(st, held, SG_PATCH_SLOTS, zt);                         \
                 hp = held;                                                                         \
             }                                                                                      \
+        } else {                                                                                   \
+            rest += (v); /* below the gate (or 0): accepted, not scattered */                      \
         }                                                                                          \
     } while (0)
 
@@ -299,9 +365,10 @@ static SG_NOINLINE uint64_t frame_patches(sg_runtime *rt, const uint16_t *counts
     const uint32_t used_w = (uint32_t)st->out_w * k;
     const size_t plane = (size_t)st->in_h * in_w;
     const size_t span = (size_t)k * in_w; /* the rows of one patch */
+    const uint32_t g = gate_of(st);
     int32_t *zt = rt->state.gamma.z[0];
-    uint64_t reached = 0; /* events inside patches */
-    uint64_t rest = 0;    /* and outside */
+    uint64_t reached = 0; /* events scattered inside patches */
+    uint64_t rest = 0;    /* and outside, or below the gate */
     uint32_t held[2u * SG_PATCH_SLOTS];
     uint32_t *hp = held;
     uint32_t r;
@@ -373,23 +440,46 @@ void sg_gamma_add_counts(sg_runtime *rt, const uint16_t *counts)
     pr.in = 0;
     pr.dropped = 0;
     pr.direct = st->kind == SG_KIND_DENSE && rt->state.gamma.ring[0] == NULL;
-    if (pool == 1u && (st->flags & SG_FLAG_PATCH) != 0u && rt->state.gamma.ring[0] == NULL) {
+    if (rt->state.gamma.counted) {
+        /* events of this step were counted (sg_feed, then sg_step): the frame's counts
+         * add to theirs, input by input, through the gate's byte counts */
+        for (i = 0; i < n_raw; ++i) {
+            uint32_t kept;
+            if (counts[i] == 0u) {
+                continue;
+            }
+            if (pool > 1u && sg_pool_index(st, i) < 0) {
+                pr.dropped += counts[i];
+                continue;
+            }
+            pr.in += counts[i];
+            kept = gate_add(rt, i, counts[i], gate_of(st));
+            if (kept != 0u) {
+                (void)sg_gamma_route(rt, 0, i, kept);
+            }
+        }
+    } else if (pool == 1u && (st->flags & SG_FLAG_PATCH) != 0u && rt->state.gamma.ring[0] == NULL) {
         pr.in = frame_patches(rt, counts);
     } else if (pool == 1u) { /* raw input = synaptic input; skip zeros four at a time */
+        const uint32_t g = gate_of(st);
         const uint32_t n4 = n_raw & ~3u;
         for (i = 0; i < n4; i += 4u) {
             if ((counts[i] | counts[i + 1u] | counts[i + 2u] | counts[i + 3u]) != 0u) {
                 uint32_t b;
                 for (b = i; b < i + 4u; ++b) {
-                    if (counts[b] != 0u) {
+                    if (counts[b] >= g) {
                         frame_add(rt, &pr, b, counts[b]);
+                    } else {
+                        pr.in += counts[b]; /* below the gate: accepted, not scattered */
                     }
                 }
             }
         }
         for (; i < n_raw; ++i) {
-            if (counts[i] != 0u) {
+            if (counts[i] >= g) {
                 frame_add(rt, &pr, i, counts[i]);
+            } else {
+                pr.in += counts[i];
             }
         }
     } else if (pool <= 256u) {
@@ -399,12 +489,16 @@ void sg_gamma_add_counts(sg_runtime *rt, const uint16_t *counts)
             i = frame_plane(rt, &pr, counts + (size_t)c * plane, i);
         }
     } else {
+        const uint32_t g = gate_of(st);
         for (i = 0; i < n_raw; ++i) {
             if (counts[i] != 0u) {
-                if (sg_gamma_route(rt, 0, i, counts[i])) {
-                    pr.in += counts[i];
-                } else {
+                if (sg_pool_index(st, i) < 0) {
                     pr.dropped += counts[i];
+                } else {
+                    pr.in += counts[i];
+                    if (counts[i] >= g) {
+                        (void)sg_gamma_route(rt, 0, i, counts[i]);
+                    }
                 }
             }
         }

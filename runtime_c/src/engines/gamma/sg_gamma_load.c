@@ -263,8 +263,12 @@ static sg_status check_layer(sg_loader *L, uint32_t si, const uint16_t prev[3], 
     if (fbits < SG_FMT_X_FRAC_BITS_MIN || fbits > SG_FMT_X_FRAC_BITS_MAX) {
         return bad(L, base, SG_L1_X_FRAC_BITS, "layers[].x_frac_bits");
     }
-    if (sg_rd32(e + SG_L1_RESERVED) != 0u) {
-        return bad(L, base, SG_L1_RESERVED, "layers[].reserved");
+    {
+        const uint32_t min_count = sg_rd32(e + SG_L1_MIN_COUNT);
+        if ((si != 0u && min_count != 0u) || min_count > SG_FMT_MIN_COUNT_MAX) {
+            return bad(L, base, SG_L1_MIN_COUNT, "layers[].min_count");
+        }
+        st->min_count = (uint16_t)min_count;
     }
     rc = check_blobs(L, base, e, st, k, is_output, has_delays, off);
     if (rc != SG_OK) {
@@ -287,7 +291,8 @@ static sg_status check_layer(sg_loader *L, uint32_t si, const uint16_t prev[3], 
     /* FORMAT.md §4: K buckets per neuron, an encoder state per hidden neuron, the ring */
     *arena += 4u * ((uint64_t)k * ((uint64_t)st->out_c * st->out_h * st->out_w) +
                     (is_output ? 0u : (uint64_t)st->out_c * st->out_h * st->out_w) +
-                    (has_delays ? ((uint64_t)st->max_delay + 1u) * sg_gamma_ring_words(st) : 0u));
+                    (has_delays ? ((uint64_t)st->max_delay + 1u) * sg_gamma_ring_words(st) : 0u) +
+                    (st->min_count >= 2u ? sg_gamma_count_words(st) : 0u));
     /* typed views only when the file is 8-aligned (blobs then are naturally aligned);
      * sg_runtime_init refuses a model without them */
     if (((uintptr_t)L->d & (SG_FMT_ALIGN - 1u)) == 0u) {

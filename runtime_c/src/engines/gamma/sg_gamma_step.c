@@ -4,6 +4,8 @@
  * carving, phase 1 (decays) and phase 3 (delay-ring slot, x, logits, encoder, spikes into
  * the next stage). Phase 2, the input, is sg_gamma_input.c.
  */
+#include <string.h>
+
 #include "sg_gamma.h"
 
 size_t sg_gamma_layout(sg_runtime *rt)
@@ -17,6 +19,8 @@ size_t sg_gamma_layout(sg_runtime *rt)
         s->enc[l] = NULL;
         s->ring[l] = NULL;
     }
+    s->counts = NULL;
+    s->counted = 0;
     for (l = 0; l < m->n_stages; ++l) {
         const sg_stage *st = &m->net.gamma.stages[l];
         s->z[l] = (int32_t *)(void *)p;
@@ -28,6 +32,10 @@ size_t sg_gamma_layout(sg_runtime *rt)
         if ((st->flags & SG_FLAG_DELAYS) != 0u) {
             s->ring[l] = (int32_t *)(void *)p;
             p += (size_t)4u * ((size_t)st->max_delay + 1u) * sg_gamma_ring_words(st);
+        }
+        if (st->min_count >= 2u) { /* the loader allows it on stage 0 only */
+            s->counts = p;
+            p += (size_t)4u * (size_t)sg_gamma_count_words(st);
         }
     }
     return (size_t)(p - rt->arena);
@@ -61,11 +69,22 @@ void sg_gamma_deliver(sg_runtime *rt, uint32_t l, uint32_t i, uint32_t count)
     }
 }
 
-/* Phase 1: decays of every stage. */
+/* The runtime was reset (the arena, and so the counts, zeroed): no event counted. */
+void sg_gamma_reset(sg_runtime *rt)
+{
+    rt->state.gamma.counted = 0;
+}
+
+/* Phase 1: decays of every stage; the last step's input counts cleared. */
 void sg_gamma_open_step(sg_runtime *rt)
 {
     const sg_model *m = rt->model;
     uint32_t l;
+    if (rt->state.gamma.counted) {
+        const sg_stage *st = &m->net.gamma.stages[0];
+        memset(rt->state.gamma.counts, 0, (size_t)st->in_c * st->in_h * st->in_w);
+        rt->state.gamma.counted = 0;
+    }
     for (l = 0; l < m->n_stages; ++l) {
         sg_decay_stage(&m->net.gamma.stages[l], m->net.gamma.n_buckets, rt->state.gamma.z[l]);
     }
