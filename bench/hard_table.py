@@ -43,7 +43,7 @@ import numpy as np
 
 from pysg.converters.sgm import export_network
 from pysg.jobs import evaluate
-from pysg.model.network import Network
+from pysg.model.network import Network, input_counts
 from pysg.recipes import load_split
 from pysg.sgm import load_sgm
 
@@ -66,11 +66,12 @@ def activity(ev, dt_us: int) -> dict:
 
 def input_macs(net: Network, data) -> dict:
     """The input layer's work over binned samples (`pysg.recipes.load_split`, the binning
-    the engines use): events x fan-out (synops) and (pixel, step) cells holding an event x
-    fan-out (the multiply-accumulates the runtime executes: one count x weight per target,
-    however many events the cell holds)."""
+    the engines use), after the model's input gate (`input_counts`): events taken x fan-out
+    (synops) and (pixel, step) cells whose events are taken x fan-out (the
+    multiply-accumulates the runtime executes: one count x weight per target, however many
+    events the cell holds)."""
     fanout = net.init_state(1).fanout[0].astype(np.int64)
-    frames = data.frames.reshape(*data.frames.shape[:2], -1)
+    frames = input_counts(data.frames.reshape(*data.frames.shape[:2], -1), net.config.input_min_count)
     synops = int(np.einsum("ntp,p->", frames.astype(np.int64), fanout))
     macs = int(np.einsum("ntp,p->", (frames > 0).astype(np.int64), fanout))
     return {"input_synops": synops, "input_macs": macs}

@@ -10,7 +10,8 @@ specification says so, so the C runtime must reproduce these numbers bit for bit
 Per step t (FORMAT.md, "Order of one time step"):
   A. every stage: taps k = K-1 .. 1:  z^k <- D(z^k, a_k, z^(k-1))   (previous step's z^(k-1))
                   bucket 0:            z^0 <- D(z^0, a_0, 0)
-  B. stage 0 input: counts per raw input (those below stage 0's min_count dropped) -> sum pooling -> (delay ring) -> z^0 += Wq count
+  B. stage 0 input: counts per raw input (those below stage 0's min_count dropped) -> sum
+     pooling -> (delay ring) -> z^0 += Wq count
   C. every stage in order: x = sat32(b + rshr(sum_k vq_k z^k, n)); hidden: spikes, encoder,
      scatter of the spikes into the next stage's z^0 (through its pooling / delays).
 with D(z, a, t) = round_half_up((a z + (32768 - a) t) / 2^15), moved one unit towards t

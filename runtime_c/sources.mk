@@ -14,7 +14,7 @@ SG_CRC_SRCS := src/core/sg_status.c src/load/sg_crc32.c
 SG_DEVICE_SRCS := src/core/sg_status.c src/core/sg_engines.c src/core/sg_model.c \
                   src/core/sg_runtime.c src/core/sg_time.c \
                   src/load/sg_crc32.c src/load/sg_load.c src/load/sg_utf8.c \
-                  src/engines/gamma/sg_gamma_engine.c src/engines/gamma/sg_gamma_load.c src/engines/gamma/sg_gamma_kernels.c src/engines/gamma/sg_gamma_neuron.c src/engines/gamma/sg_gamma_step.c src/engines/gamma/sg_gamma_input.c \
+                  src/engines/gamma/sg_gamma_engine.c src/engines/gamma/sg_gamma_load.c src/engines/gamma/sg_gamma_kernels.c src/engines/gamma/sg_gamma_neuron.c src/engines/gamma/sg_gamma_step.c src/engines/gamma/sg_gamma_input.c src/engines/gamma/sg_gamma_frames.c \
                   src/engines/qnet/sg_qnet_engine.c src/engines/qnet/sg_qnet_load.c src/engines/qnet/sg_qnet_step.c src/engines/qnet/sg_qnet_input.c src/engines/qnet/sg_qkernels.c \
                   src/engines/snn/sg_snn_engine.c src/engines/snn/sg_snn_load.c src/engines/snn/sg_snn_fields.c src/engines/snn/sg_snn_step.c src/engines/snn/sg_snn_kernels.c
 # Host-only input handling: event-file decoders and preprocessing filters.

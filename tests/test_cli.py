@@ -173,6 +173,29 @@ def test_train_credit_is_the_checkpoints_and_changes_the_first_stage(tiny, tmp_p
     assert "credit 'all'" in err and "'traced'" in err and len(err.strip().splitlines()) == 1
 
 
+def test_train_gates_the_input_as_told(tiny, tmp_path, capsys):
+    """--min-count reaches the trained model (and its .sgm), the recipe's gate is 3 at 40 ms;
+    a resume asking another gate is refused in one line."""
+    from pysg.model.network import Network
+    from pysg.converters.sgm import export_network
+    from pysg.sgm import load_sgm
+
+    _, data, _ = tiny
+    gates = {}
+    for flag in ([], ["--min-count", "0"], ["--min-count", "5"]):
+        out = tmp_path / f"g{len(flag) and flag[1]}.npz"
+        assert main(["--quiet", "train", str(data), "-o", str(out), "--epochs", "1", *flag]) == 0
+        net = Network.load(out)
+        gates[tuple(flag)] = net.config.input_min_count
+        assert load_sgm(export_network(net)).stages[0].min_count == net.config.input_min_count
+    assert gates == {(): 3, ("--min-count", "0"): 0, ("--min-count", "5"): 5}
+    capsys.readouterr()
+    assert main(["--quiet", "train", str(data), "-o", str(tmp_path / "g5.npz"), "--epochs", "2", "--resume",
+                 "--min-count", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "at least 5 events per step, asked for 3" in err and len(err.strip().splitlines()) == 1
+
+
 def test_train_mirrors_gestures_unless_told_not_to(tiny, tmp_path, capsys):
     """The recipe flips half the gestures with their mirror image's label (the checkpoint
     says which label each class becomes); --no-mirror trains without, to other weights; a

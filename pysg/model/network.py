@@ -145,10 +145,18 @@ def input_counts(counts, min_count: int):
     """The counts the first stage takes: an input's count of one step below `min_count`
     becomes 0, any other is kept whole (min_count 0 or 1: unchanged). The one definition
     of `NetworkConfig.input_min_count`: the float and integer networks call it, the C
-    runtime does the same per step (docs/FORMAT.md, "Input")."""
+    runtime does the same per step (docs/FORMAT.md, "Input gate")."""
     if min_count <= 1:
         return counts
     return np.where(counts >= min_count, counts, 0).astype(counts.dtype, copy=False)
+
+
+def scaled_min_count(min_count: int, dt_us: int, to_dt_us: int) -> int:
+    """An input gate of `min_count` events per step of `dt_us` at a step of `to_dt_us`: the
+    same events per second, rounded, at least 1 (a gate of 0 or 1 stays as it is)."""
+    if min_count <= 1:
+        return min_count
+    return min(MIN_COUNT_MAX, max(1, round(min_count * to_dt_us / dt_us)))
 
 
 def compile_stages(input_shape: tuple[int, ...], layers: list) -> list[Stage]:
@@ -326,9 +334,7 @@ class Network:
         cfg.dt_us = int(dt_us)
         new_a0 = math.exp(-(dt_us / 1000.0) / cfg.tau_ms[0][0])
         cfg.input_gain = self.config.input_gain * (1 - new_a0) / (1 - old_a0) * (self.config.dt_us / dt_us)
-        if cfg.input_min_count > 1:
-            cfg.input_min_count = min(MIN_COUNT_MAX,
-                                      max(1, round(cfg.input_min_count * dt_us / self.config.dt_us)))
+        cfg.input_min_count = scaled_min_count(cfg.input_min_count, self.config.dt_us, dt_us)
         params = {k: v.copy() for k, v in self.params.items()}
         for k in params:
             if k.endswith(".delays"):

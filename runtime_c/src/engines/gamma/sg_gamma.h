@@ -116,6 +116,15 @@ static inline uint64_t sg_gamma_count_words(const sg_stage *st)
     return ((uint64_t)st->in_c * st->in_h * st->in_w + 3u) / 4u;
 }
 
+/* The smallest count of a step stage 0 keeps (1: every count). */
+static inline uint32_t sg_gate_of(const sg_stage *st)
+{
+    return st->min_count >= 2u ? st->min_count : 1u;
+}
+
+/* A frame's count v as stage 0 takes it: 0 below the gate g. */
+#define SG_GATED(v, g) ((v) >= (g) ? (v) : 0u)
+
 /* An event (or @p count of them) at synaptic input i of stage l in the current step:
  * into the delay ring, or scattered into bucket 0 at once. Out of line: inlined into the
  * feed loop, its rarely taken delay-ring path costs that loop registers. */
@@ -137,6 +146,13 @@ static inline int sg_gamma_route(sg_runtime *rt, uint32_t l, uint32_t raw, uint3
 
 sg_status sg_gamma_check_header(sg_loader *L);
 sg_status sg_gamma_load(sg_loader *L, uint64_t *arena_bytes, uint64_t *n_out);
+/**
+ * Stage 0's gate: what @p n more events at raw input @p r of the open step add to the
+ * count the stage takes (0 while the input's count stays below @p g), counted in the
+ * input's byte of the open step (FORMAT.md §3, "Input gate").
+ */
+uint32_t sg_gamma_gate_add(sg_runtime *rt, uint32_t r, uint32_t n, uint32_t g);
+
 size_t sg_gamma_layout(sg_runtime *rt);
 void sg_gamma_reset(sg_runtime *rt);
 void sg_gamma_open_step(sg_runtime *rt);
