@@ -186,3 +186,22 @@ def test_the_torch_twin_gates_as_numpy():
         got = tnet.step(st_t, torch.from_numpy(flat[t].astype(np.float64))).numpy()
         want = net.step(st_n, flat[t])
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
+
+
+def test_bench_input_gate_counts_what_a_recording_keeps(tmp_path):
+    """bench.input_gate on a 128x128 recording (no mapping) of one 40 ms step: input A (a
+    4x4 block, ON) gets 5 events, B 2, C 1 (OFF): a gate of 3 keeps 5 of 8 events and one
+    of three active cells; a gate of 0 keeps everything."""
+    from bench.input_gate import gate_report
+
+    xs = [1, 2, 3, 0, 1, 40, 41, 100]  # A: x // 4 = 0 (5 events), B: 10 (2), C: 25 (1)
+    ev = make_events(np.array(xs), np.array([2] * 5 + [9, 9] + [127]), np.arange(8) * 1000,
+                     np.array([1] * 7 + [0]))
+    path = tmp_path / "three.npy"
+    np.save(path, ev)
+    kw = dict(sensor=(128, 128), downsample=4, channels=2, dt_us=40_000)
+    r = gate_report(str(path), min_count=3, **kw)
+    assert (r["events"], r["active_cells"]) == (8, 3)
+    assert r["events_kept"] == 5 / 8 and r["cells_kept"] == 1 / 3 and r["cells_with_one_event"] == 1 / 3
+    r0 = gate_report(str(path), min_count=0, **kw)
+    assert r0["events_kept"] == 1.0 and r0["cells_kept"] == 1.0
