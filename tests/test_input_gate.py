@@ -4,7 +4,8 @@ an input's count of one step below the gate is dropped. Checked against the thre
 input fed to an ungated network (float and integer), the C runtime against the integer
 reference through raw events, frames and both in one step (runtime_c's golden cases do
 the same on host, ASan, aarch64 and the Cortex-M4), the file's field and arena, retiming,
-and the refusals (NIR, a gate on a later stage, a resume asking another gate)."""
+the refusals (NIR, a gate on a later stage), the torch twin and bench.input_gate;
+`pysg train --min-count` and its resume check are in tests/test_cli.py."""
 import struct
 
 import numpy as np
