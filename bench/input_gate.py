@@ -47,17 +47,13 @@ def main(argv=None) -> int:
     ap.add_argument("--dt-ms", type=float, default=None, help="the step (default: the model's or the recipe's)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    if args.model and args.model.endswith(".sgm"):
-        from pysg.sgm import load_sgm
+    if args.model:  # a float .npz (its config's gate) or a SpikingGamma .sgm (stage 0's)
+        from pysg.jobs import load_model
 
-        with open(args.model, "rb") as fh:
-            m = load_sgm(fh.read())
-        sensor, ds, ch, dt_us, gate = m.sensor_size, m.downsample, m.input_shape[0], m.dt_us, m.stages[0].min_count
-    elif args.model:
-        from pysg.model.network import Network
-
-        cfg = Network.load(args.model).config
-        sensor, ds, ch, dt_us, gate = cfg.sensor_size, cfg.downsample, cfg.input_shape[0], cfg.dt_us, cfg.input_min_count
+        lm = load_model(args.model)
+        info, obj = lm.info, lm.obj
+        gate = obj.config.input_min_count if hasattr(obj, "config") else getattr(obj.stages[0], "min_count", 0)
+        sensor, ds, ch, dt_us = info.sensor_size, info.downsample, info.input_shape[0], info.dt_us
     else:
         from pysg.recipes import default_network
 

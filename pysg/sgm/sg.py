@@ -21,7 +21,7 @@ THETA_MAX = 1 << 29
 VSHIFT_MAX = 62
 X_FRAC_BITS_RANGE = (-32, 32)
 # stage 0's input gate: an input's count of one step below min_count is dropped; the
-# runtime keeps the open step's count per input in a byte (FORMAT.md 3, "Input")
+# runtime keeps the open step's count per input in a byte (FORMAT.md 3, "Input gate")
 MIN_COUNT_MAX = 255
 KIND_DENSE = 1
 KIND_CONV2D = 2

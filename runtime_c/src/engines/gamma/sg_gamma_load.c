@@ -288,11 +288,12 @@ static sg_status check_layer(sg_loader *L, uint32_t si, const uint16_t prev[3], 
     if (rc != SG_OK) {
         return rc;
     }
-    /* FORMAT.md §4: K buckets per neuron, an encoder state per hidden neuron, the ring */
+    /* FORMAT.md §4: K buckets per neuron, an encoder state per hidden neuron, the ring, the
+     * input gate's counts */
     *arena += 4u * ((uint64_t)k * ((uint64_t)st->out_c * st->out_h * st->out_w) +
                     (is_output ? 0u : (uint64_t)st->out_c * st->out_h * st->out_w) +
                     (has_delays ? ((uint64_t)st->max_delay + 1u) * sg_gamma_ring_words(st) : 0u) +
-                    (st->min_count >= 2u ? sg_gamma_count_words(st) : 0u));
+                    (sg_gate_of(st) > 1u ? sg_gamma_count_words(st) : 0u));
     /* typed views only when the file is 8-aligned (blobs then are naturally aligned);
      * sg_runtime_init refuses a model without them */
     if (((uintptr_t)L->d & (SG_FMT_ALIGN - 1u)) == 0u) {

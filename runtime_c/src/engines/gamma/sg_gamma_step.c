@@ -2,7 +2,8 @@
 /*
  * SpikingGamma state and the phases of a step (docs/FORMAT.md §3, §4): the arena
  * carving, phase 1 (decays) and phase 3 (delay-ring slot, x, logits, encoder, spikes into
- * the next stage). Phase 2, the input, is sg_gamma_input.c.
+ * the next stage). Phase 2, the input, is sg_gamma_input.c (events) and sg_gamma_frames.c
+ * (frames).
  */
 #include <string.h>
 
@@ -33,7 +34,7 @@ size_t sg_gamma_layout(sg_runtime *rt)
             s->ring[l] = (int32_t *)(void *)p;
             p += (size_t)4u * ((size_t)st->max_delay + 1u) * sg_gamma_ring_words(st);
         }
-        if (st->min_count >= 2u) { /* the loader allows it on stage 0 only */
+        if (sg_gate_of(st) > 1u) { /* the loader allows a gate on stage 0 only */
             s->counts = p;
             p += (size_t)4u * (size_t)sg_gamma_count_words(st);
         }
